@@ -1,0 +1,58 @@
+"""The ``forgeline`` command: one Typer app assembled from one module per command group."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from forgeline.cli import executions, pipelines
+from forgeline.cli.run import run
+from forgeline.errors import ForgelineError
+
+app = typer.Typer(help="forgeline: ML pipelines that run locally in milliseconds per step.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app.command("run")(run)
+app.command("logs")(executions.logs)
+app.add_typer(executions.app, name="executions")
+app.add_typer(pipelines.app, name="pipelines")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors print one line (a traceback only with --debug)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    err = Console(stderr=True)
+    try:
+        result = app(args=args, prog_name="forgeline", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except ForgelineError as exc:
+        if debug:
+            traceback.print_exc()
+        err.print(Text.assemble(("error: ", "red"), str(exc)), highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the edge: anything unexpected still gets one line
+        if debug:
+            traceback.print_exc()
+        err.print(Text.assemble(("error: ", "red"), f"unexpected {type(exc).__name__}: {exc} "
+                                "(rerun with --debug for details)"), highlight=False)
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

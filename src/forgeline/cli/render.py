@@ -1,0 +1,58 @@
+"""Rich renderings shared by the CLI commands: step tables, times, statuses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.table import Table
+from rich.text import Text
+
+from forgeline.store.metadata.records import ExecutionRecord, StepRun
+
+STATUS_STYLE = {
+    "Succeeded": "green", "Failed": "red", "Stopped": "yellow", "Stopping": "yellow",
+    "Executing": "cyan", "Starting": "cyan", "Pending": "dim", "Skipped": "dim",
+}
+
+
+def status_text(status: str) -> Text:
+    """A status word in its colour."""
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def when(moment: datetime | None) -> str:
+    """A timestamp in local time, or '-'."""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    """Elapsed time between two moments ('-' when not started; running steps count up to now)."""
+    if start is None:
+        return "-"
+    seconds = ((end or datetime.now(start.tzinfo)) - start).total_seconds()
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def steps_table(steps: Sequence[StepRun], title: str | None = None) -> Table:
+    """One row per step: status, attempts, duration, cache and failure reason."""
+    table = Table(title=title, title_justify="left")
+    for column in ("step", "kind", "status", "attempts", "duration", "note"):
+        table.add_column(column)
+    for run in steps:
+        note = f"cache hit from {run.cache_source}" if run.cache_hit else (run.failure_reason or "")
+        table.add_row(Text(run.name), run.kind, status_text(run.status.value), str(run.attempts or ""),
+                      duration(run.started_at, run.ended_at), Text(note))
+    return table
+
+
+def executions_table(records: Sequence[ExecutionRecord]) -> Table:
+    """One row per execution, newest first."""
+    table = Table()
+    for column in ("id", "pipeline", "version", "status", "started", "duration", "failure reason"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        table.add_row(record.id, record.pipeline_name, str(record.pipeline_version),
+                      status_text(record.status.value), when(record.started_at),
+                      duration(record.started_at, record.ended_at), Text(record.failure_reason or ""))
+    return table

@@ -1,0 +1,89 @@
+"""PipelineExecution: a handle on a stored execution that any process can open, watch and stop."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from forgeline.config import Settings
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepAttempt, StepRun
+from forgeline.store.metadata.sql_store import SqlMetadataStore
+
+
+class PipelineExecution:
+    """One execution of a pipeline; every property reads the metadata store afresh."""
+
+    def __init__(self, execution_id: str, store: MetadataStore, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.id = store.get_execution(execution_id).id
+
+    @classmethod
+    def get(cls, execution_id: str, settings: Settings | None = None) -> PipelineExecution:
+        """Open an existing execution by id (or unique id prefix)."""
+        settings = settings or Settings.from_env()
+        return cls(execution_id, SqlMetadataStore(settings.database_url), settings)
+
+    def record(self) -> ExecutionRecord:
+        """The execution as currently stored."""
+        return self.store.get_execution(self.id)
+
+    @property
+    def status(self) -> ExecutionStatus:
+        """Executing, Stopping, Stopped, Failed or Succeeded."""
+        return self.record().status
+
+    @property
+    def failure_reason(self) -> str | None:
+        """Why the execution failed (the FailStep's message, or the failed steps' reasons)."""
+        return self.record().failure_reason
+
+    @property
+    def pipeline_name(self) -> str:
+        """Name of the pipeline this execution runs."""
+        return self.record().pipeline_name
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The resolved parameter values of this execution."""
+        return self.record().parameters
+
+    def wait(self, timeout: float | None = None, poll_interval: float = 0.2) -> ExecutionStatus:
+        """Block until the execution is Stopped, Failed or Succeeded; TimeoutError after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            status = self.status
+            if status.is_terminal:
+                return status
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"execution {self.id} still {status.value} after {timeout} s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, poll_interval)
+
+    def stop(self) -> ExecutionStatus:
+        """Ask the orchestrator to stop running jobs and start no new step (Executing → Stopping)."""
+        return self.store.request_stop(self.id).status
+
+    def list_steps(self) -> list[StepRun]:
+        """Every step of the execution with status, times, attempts, outputs and properties."""
+        return self.store.list_step_runs(self.id)
+
+    def list_attempts(self, step_name: str | None = None) -> list[StepAttempt]:
+        """Every recorded attempt, optionally of one step."""
+        return self.store.list_attempts(self.id, step_name)
+
+    def describe(self) -> dict[str, Any]:
+        """The execution and its steps as a plain dict."""
+        record = self.record()
+        return {
+            "id": record.id, "pipeline": record.pipeline_name, "pipeline_version": record.pipeline_version,
+            "status": record.status.value, "parameters": record.parameters,
+            "created_at": record.created_at, "started_at": record.started_at, "ended_at": record.ended_at,
+            "failure_reason": record.failure_reason,
+            "steps": [step.__dict__ for step in self.list_steps()],
+        }
+
+    def __repr__(self) -> str:
+        return f"PipelineExecution(id={self.id!r})"

@@ -1,0 +1,317 @@
+"""The orchestrator loop: ready steps to the executor, transitions to the metadata store, until done.
+
+Runs in its own process (``python -m forgeline.engine.orchestrator <execution-id>``) so an execution
+outlives the process that started it; all state it needs is read from the metadata store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from datetime import datetime, timezone
+from typing import Any
+
+from forgeline.config import Settings
+from forgeline.engine.jobspecs import JobContext, build_job_spec
+from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
+from forgeline.errors import ForgelineError
+from forgeline.executors.base import Executor, JobHandle
+from forgeline.executors.local import LocalExecutor
+from forgeline.jobs.spec import JobResult, JobStatus
+from forgeline.store.artifacts import ArtifactStore
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.records import ExecutionStatus, StepRun, StepStatus
+from forgeline.store.metadata.sql_store import SqlMetadataStore
+from forgeline.workflow.pipeline import Pipeline
+from forgeline.workflow.policies import RetryPolicy
+from forgeline.workflow.steps import ConditionStep, FailStep, JobStep, Step
+
+log = logging.getLogger("forgeline.orchestrator")
+
+STOP_POLL_SECONDS = 0.1
+HEARTBEAT_SECONDS = 5.0
+STOP_GRACE_SECONDS = 10.0
+BLOCKING = (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.STOPPED)
+
+
+def now() -> datetime:
+    """The current UTC time."""
+    return datetime.now(timezone.utc)
+
+
+def property_document(run: StepRun) -> dict[str, Any]:
+    """What expressions see of a finished step: its outputs, properties and metrics."""
+    return {"outputs": dict(run.outputs), "metrics": dict(run.metrics), **run.properties}
+
+
+class Orchestrator:
+    """Drives one execution to a terminal status."""
+
+    def __init__(self, execution_id: str, settings: Settings, store: MetadataStore,
+                 artifacts: ArtifactStore, executor: Executor | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.artifacts = artifacts
+        self.record = store.get_execution(execution_id)
+        self.id = self.record.id
+        version = store.get_pipeline_version(self.record.pipeline_name, self.record.pipeline_version)
+        self.pipeline = Pipeline.from_definition(version.definition)
+        self.graph = self.pipeline.graph
+        self.max_parallel = self.pipeline.parallelism_config.max_parallel_steps or os.cpu_count() or 1
+        self.executor = executor or LocalExecutor(artifacts, self.max_parallel)
+        self.status: dict[str, StepStatus] = {}
+        self.attempts: dict[str, int] = {}
+        self.running: dict[Future[JobResult], tuple[str, JobHandle, int]] = {}
+        self.delayed: list[tuple[float, str]] = []
+        self.resolution = ResolutionContext(
+            execution_id=self.id, pipeline_name=self.record.pipeline_name,
+            start_datetime=self.record.started_at or self.record.created_at,
+            parameters=self.record.parameters, load_return=self._load_return,
+        )
+        for run in store.list_step_runs(self.id):
+            status = run.status
+            if status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+                status = StepStatus.PENDING
+            self.status[run.name] = status
+            self.attempts[run.name] = run.attempts
+            if status == StepStatus.SUCCEEDED:
+                self.resolution.step_properties[run.name] = property_document(run)
+        self.stopping = False
+        self.fail_message: str | None = None
+        self._last_stop_poll = 0.0
+        self._last_heartbeat = 0.0
+
+    def _load_return(self, uri: str) -> Any:
+        return pickle.loads(self.artifacts.read_bytes(uri))
+
+    def run(self) -> ExecutionStatus:
+        """Run the loop to the end and record the execution's final status."""
+        self.store.update_execution(self.id, orchestrator_pid=os.getpid(), heartbeat_at=now())
+        try:
+            self._loop()
+            return self._finalize()
+        except Exception as exc:
+            log.exception("orchestrator failed")
+            self._stop_running()
+            reason = f"orchestrator error: {type(exc).__name__}: {exc}"
+            self.store.update_execution(self.id, status=ExecutionStatus.FAILED, failure_reason=reason,
+                                        ended_at=now())
+            return ExecutionStatus.FAILED
+        finally:
+            self.executor.shutdown()
+
+    def request_stop(self) -> None:
+        """Stop from inside the orchestrator process (SIGTERM handler)."""
+        self.stopping = True
+
+    def _loop(self) -> None:
+        while True:
+            self._poll_stop()
+            self._heartbeat()
+            if not self.stopping and self.fail_message is None:
+                self._skip_blocked()
+                started = self._start_ready()
+                if started:
+                    continue
+            if not self.running and (not self.delayed or self.stopping or self.fail_message is not None):
+                break
+            timeout = STOP_POLL_SECONDS
+            if self.delayed:
+                timeout = max(0.0, min(timeout, min(t for t, _ in self.delayed) - time.monotonic()))
+            if self.running:
+                done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self._finish(future)
+            else:
+                time.sleep(timeout)
+
+    def _ready(self) -> list[str]:
+        due = {name for t, name in self.delayed if t <= time.monotonic()}
+        ready = []
+        for name in self.graph.order:
+            if self.status[name] != StepStatus.PENDING or any(n == name for _, n in self.delayed) \
+                    and name not in due:
+                continue
+            if all(self.status.get(up) == StepStatus.SUCCEEDED for up in self.graph.upstream[name]):
+                ready.append(name)
+        return ready
+
+    def _start_ready(self) -> bool:
+        started = False
+        for name in self._ready():
+            step = self.pipeline.step(name)
+            if isinstance(step, JobStep) and len(self.running) >= self.max_parallel:
+                continue
+            self.delayed = [(t, n) for t, n in self.delayed if n != name]
+            started = True
+            if isinstance(step, ConditionStep):
+                self._run_condition(step)
+            elif isinstance(step, FailStep):
+                self._run_fail(step)
+                return True
+            else:
+                self._submit(step)
+        return started
+
+    def _skip_blocked(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for name in self.graph.order:
+                if self.status[name] != StepStatus.PENDING:
+                    continue
+                blocked = [up for up in sorted(self.graph.upstream[name]) if self.status.get(up) in BLOCKING]
+                if blocked:
+                    up = blocked[0]
+                    reason = f"upstream step {up!r} {self.status[up].value.lower()}"
+                    self._set(name, StepStatus.SKIPPED, failure_reason=reason)
+                    changed = True
+
+    def _set(self, name: str, status: StepStatus, **fields: Any) -> None:
+        self.status[name] = status
+        if status.is_terminal:
+            fields.setdefault("ended_at", now())
+        self.store.update_step_run(self.id, name, status=status, **fields)
+
+    def _run_condition(self, step: ConditionStep) -> None:
+        started = now()
+        try:
+            outcome = all(evaluate(c, self.resolution) for c in step.conditions)
+        except ForgelineError as exc:
+            self._set(step.name, StepStatus.FAILED, started_at=started,
+                      failure_reason=f"condition could not be evaluated: {exc}")
+            return
+        self.resolution.step_properties[step.name] = {"outcome": outcome}
+        self._set(step.name, StepStatus.SUCCEEDED, started_at=started, properties={"outcome": outcome})
+        not_chosen = step.else_steps if outcome else step.if_steps
+        for skipped in not_chosen:
+            if self.status[skipped.name] == StepStatus.PENDING:
+                branch = "else" if outcome else "if"
+                self._set(skipped.name, StepStatus.SKIPPED, started_at=None,
+                          failure_reason=f"not chosen: {step.name} took the {'if' if outcome else 'else'} "
+                                         f"branch, this step is on the {branch} branch")
+
+    def _run_fail(self, step: FailStep) -> None:
+        started = now()
+        try:
+            message = render(resolve(step.error_message, self.resolution))
+        except ForgelineError as exc:
+            message = f"FailStep {step.name!r} message could not be resolved: {exc}"
+        self.fail_message = message or f"FailStep {step.name!r} was reached"
+        self._set(step.name, StepStatus.FAILED, started_at=started, failure_reason=self.fail_message)
+
+    def _submit(self, step: Step) -> None:
+        first_attempt = self.attempts.get(step.name, 0) == 0
+        ctx = JobContext(self.id, self.attempts.get(step.name, 0) + 1, self.settings, self.artifacts,
+                         self.resolution, self.record.work_dir)
+        attempt = self.store.start_attempt(self.id, step.name, log_path=ctx.log_path(step.name)).attempt
+        self.attempts[step.name] = attempt
+        try:
+            spec = build_job_spec(step, ctx)
+        except ForgelineError as exc:
+            reason = f"inputs could not be resolved: {exc}"
+            self.store.finish_attempt(self.id, step.name, attempt, status=StepStatus.FAILED,
+                                      failure_kind="InfrastructureError", failure_reason=reason)
+            self._set(step.name, StepStatus.FAILED, started_at=now(), failure_reason=reason)
+            return
+        self.status[step.name] = StepStatus.EXECUTING
+        fields: dict[str, Any] = {"started_at": now()} if first_attempt else {}
+        self.store.update_step_run(self.id, step.name, status=StepStatus.EXECUTING, **fields)
+        handle = self.executor.submit(spec)
+        self.running[handle.future] = (step.name, handle, attempt)
+
+    def _finish(self, future: Future[JobResult]) -> None:
+        name, _, attempt = self.running.pop(future)
+        result = future.result()
+        step = self.pipeline.step(name)
+        if result.status == JobStatus.SUCCEEDED:
+            self.store.finish_attempt(self.id, name, attempt, status=StepStatus.SUCCEEDED)
+            self.resolution.step_properties[name] = {"outputs": dict(result.outputs), "metrics": {},
+                                                     **result.properties}
+            self._set(name, StepStatus.SUCCEEDED, outputs=dict(result.outputs), properties=result.properties,
+                      failure_reason=None)
+            return
+        status = StepStatus.STOPPED if result.status == JobStatus.STOPPED else StepStatus.FAILED
+        kind = result.failure_kind.value if result.failure_kind else None
+        self.store.finish_attempt(self.id, name, attempt, status=status, failure_kind=kind,
+                                  failure_reason=result.failure_reason)
+        policy = retry_policy_for(step, kind, attempt)
+        if status == StepStatus.FAILED and policy is not None and not self.stopping:
+            self.status[name] = StepStatus.PENDING
+            self.delayed.append((time.monotonic() + policy.delay_before(attempt + 1), name))
+            return
+        self._set(name, status, failure_reason=result.failure_reason)
+
+    def _poll_stop(self) -> None:
+        if time.monotonic() - self._last_stop_poll < STOP_POLL_SECONDS and not self.stopping:
+            return
+        self._last_stop_poll = time.monotonic()
+        if not self.stopping and self.store.get_execution(self.id).status == ExecutionStatus.STOPPING:
+            self.stopping = True
+        if self.stopping:
+            self._stop_running()
+
+    def _stop_running(self) -> None:
+        for name, handle, _ in list(self.running.values()):
+            if self.status.get(name) != StepStatus.STOPPING:
+                self.status[name] = StepStatus.STOPPING
+                self.store.update_step_run(self.id, name, status=StepStatus.STOPPING)
+                handle.stop(STOP_GRACE_SECONDS)
+
+    def _heartbeat(self) -> None:
+        if time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
+            self._last_heartbeat = time.monotonic()
+            self.store.update_execution(self.id, heartbeat_at=now())
+
+    def _finalize(self) -> ExecutionStatus:
+        for name in self.graph.order:
+            if self.status[name] == StepStatus.PENDING:
+                reason = ("execution stopped before this step started" if self.stopping
+                          else "execution failed before this step started")
+                self._set(name, StepStatus.SKIPPED, failure_reason=reason)
+        failed = [n for n in self.graph.order if self.status[n] == StepStatus.FAILED]
+        reason = None
+        if self.stopping:
+            status = ExecutionStatus.STOPPED
+        elif self.fail_message is not None:
+            status, reason = ExecutionStatus.FAILED, self.fail_message
+        elif failed:
+            runs = {r.name: r for r in self.store.list_step_runs(self.id)}
+            status = ExecutionStatus.FAILED
+            reason = "; ".join(f"step {n!r} failed: {runs[n].failure_reason}" for n in failed)
+        else:
+            status = ExecutionStatus.SUCCEEDED
+        self.store.update_execution(self.id, status=status, failure_reason=reason, ended_at=now())
+        return status
+
+
+def retry_policy_for(step: Step, failure_kind: str | None, attempt: int) -> RetryPolicy | None:
+    """The first retry policy of ``step`` that covers this failure and still allows another attempt."""
+    for policy in getattr(step, "retry_policies", []):
+        if failure_kind in policy.on and attempt < policy.max_attempts:
+            return policy  # type: ignore[no-any-return]
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the orchestrator process."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m forgeline.engine.orchestrator <execution-id>", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    store = SqlMetadataStore(settings.database_url)
+    orchestrator = Orchestrator(args[0], settings, store, ArtifactStore(settings.artifact_root))
+    signal.signal(signal.SIGTERM, lambda *_: orchestrator.request_stop())
+    status = orchestrator.run()
+    return 0 if status == ExecutionStatus.SUCCEEDED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

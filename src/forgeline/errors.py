@@ -1,0 +1,47 @@
+"""One exception hierarchy: every error a user can meet says what is wrong and where."""
+
+from __future__ import annotations
+
+
+class ForgelineError(Exception):
+    """Base of every error forgeline raises on purpose."""
+
+
+class PipelineDefinitionError(ForgelineError):
+    """The pipeline as written cannot run: duplicate names, cycles, dangling references, missing code."""
+
+
+class ParameterError(ForgelineError):
+    """A parameter override is unknown, of the wrong type, or outside its allowed values."""
+
+
+class ExpressionError(ForgelineError):
+    """An expression could not be resolved at run time (missing JSON path, step without that output)."""
+
+
+class NotFoundError(ForgelineError):
+    """A named thing (pipeline, execution, step, artifact) does not exist."""
+
+
+class PipelineNotFoundError(NotFoundError):
+    """No pipeline (or pipeline version) by that name."""
+
+
+class ExecutionNotFoundError(NotFoundError):
+    """No execution with that id."""
+
+
+class StepNotFoundError(NotFoundError):
+    """The execution has no step by that name."""
+
+
+class ArtifactNotFoundError(NotFoundError):
+    """No artifact at that URI or local path."""
+
+
+class StoreError(ForgelineError):
+    """The metadata or artifact store failed in a way the user must act on."""
+
+
+class JobError(ForgelineError):
+    """A job could not be prepared or collected (staging, upload, executor failure)."""

@@ -1,0 +1,1 @@
+"""Where a job runs: local processes or a Ray cluster, behind one Executor protocol."""

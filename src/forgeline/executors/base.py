@@ -1,0 +1,33 @@
+"""The Executor protocol: submit a JobSpec, get a handle to wait on or stop."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Protocol
+
+from forgeline.jobs.spec import JobResult, JobSpec
+
+
+class JobHandle(Protocol):
+    """A submitted job: a future of its result, and a way to stop it."""
+
+    @property
+    def future(self) -> Future[JobResult]:
+        """Completes with the JobResult (never raises: failures are results)."""
+        ...
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Ask the job to end (SIGTERM), then force it (SIGKILL) after the grace period; result is Stopped."""
+        ...
+
+
+class Executor(Protocol):
+    """Runs jobs somewhere and reports their results."""
+
+    def submit(self, spec: JobSpec) -> JobHandle:
+        """Start the job without waiting for it."""
+        ...
+
+    def shutdown(self) -> None:
+        """Release workers and threads; running jobs are stopped."""
+        ...

@@ -1,0 +1,67 @@
+"""WarmWorkerPool: function workers kept warm between calls, so a @step costs milliseconds, not a new interpreter."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from forgeline.jobs.function import FunctionWorker
+
+
+class WarmWorkerPool:
+    """Up to `size` warm workers: spawned on first need, reused when idle, replaced once they die or are stopped."""
+
+    def __init__(self, size: int, *, python: str = sys.executable) -> None:
+        if size < 1:
+            raise ValueError(f"a worker pool needs at least one worker, got size={size}")
+        self._python = python
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[FunctionWorker] = []
+        self._leased: set[FunctionWorker] = set()
+        self._closed = False
+
+    @contextmanager
+    def lease(self) -> Iterator[FunctionWorker]:
+        """Borrow a worker for one call, waiting for a free slot; it goes back to the pool if still reusable."""
+        with self._slots:
+            worker = self._take_idle() or FunctionWorker.spawn(self._python)
+            with self._lock:
+                self._leased.add(worker)
+            try:
+                yield worker
+            finally:
+                self._give_back(worker)
+
+    def shutdown(self) -> None:
+        """End every worker, idle or busy; the pool cannot be used afterwards."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            busy = list(self._leased)
+        for worker in idle:
+            worker.close()
+        for worker in busy:
+            worker.kill()
+
+    def _take_idle(self) -> FunctionWorker | None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the worker pool was shut down")
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.reusable:
+                    return worker
+                worker.kill()  # died while idle: reap it, a fresh one replaces it
+        return None
+
+    def _give_back(self, worker: FunctionWorker) -> None:
+        with self._lock:
+            self._leased.discard(worker)
+            keep = worker.reusable and not self._closed
+            if keep:
+                self._idle.append(worker)
+        if not keep:
+            worker.kill()

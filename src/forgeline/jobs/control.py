@@ -1,0 +1,114 @@
+"""JobControl: lets another thread stop a running job, or a deadline time it out, by signalling its process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from enum import Enum
+from typing import Any
+
+from forgeline.jobs.spec import FailureKind, JobResult, JobStatus
+
+
+class EndCause(str, Enum):
+    """Why forgeline itself ended a job's process."""
+
+    STOPPED = "Stopped"
+    TIMED_OUT = "TimedOut"
+
+
+def signal_process_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to a whole process group, ignoring a group that is already gone."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class JobControl:
+    """Ends the process (group) of one job on request: SIGTERM at once, SIGKILL after a grace period.
+
+    The runner `attach`es the process it spawned (it must lead its own session) and `release`s it when the
+    process is done; `stop` and the `expire_after` deadline may come from any thread, before or during the run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[Any] | None = None
+        self._cause: EndCause | None = None
+        self._grace_seconds = 10.0
+        self._terminating = False
+        self._released = False
+        self._deadline: threading.Timer | None = None
+        self.max_run_seconds: float | None = None
+
+    @property
+    def cause(self) -> EndCause | None:
+        """Why the job was ended by forgeline, or None while nobody asked."""
+        return self._cause
+
+    def attach(self, process: subprocess.Popen[Any]) -> None:
+        """Take charge of the running job's process; a stop that came earlier takes effect now."""
+        with self._lock:
+            self._process = process
+            self._terminating = False
+            if self._cause is not None:
+                self._terminate_locked()
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Ask the job to end (SIGTERM to its process group), forcing it with SIGKILL after `grace_seconds`."""
+        self._end(EndCause.STOPPED, grace_seconds)
+
+    def expire_after(self, seconds: float, grace_seconds: float) -> None:
+        """End the job as timed out if it is still running `seconds` from now."""
+        with self._lock:
+            self.max_run_seconds = seconds
+            self._deadline = threading.Timer(seconds, self._end, (EndCause.TIMED_OUT, grace_seconds))
+            self._deadline.daemon = True
+            self._deadline.start()
+
+    def release(self) -> EndCause | None:
+        """Forget the process (it has ended or answered); return why forgeline ended it, if it did."""
+        with self._lock:
+            self._released = True
+            self._process = None
+            if self._deadline is not None:
+                self._deadline.cancel()
+            return self._cause
+
+    def _end(self, cause: EndCause, grace_seconds: float) -> None:
+        with self._lock:
+            if self._released or self._cause is not None:
+                return
+            self._cause = cause
+            self._grace_seconds = grace_seconds
+            if self._process is not None:
+                self._terminate_locked()
+
+    def _terminate_locked(self) -> None:
+        assert self._process is not None
+        if self._terminating:
+            return
+        self._terminating = True
+        pgid = self._process.pid
+        signal_process_group(pgid, signal.SIGTERM)
+        # The SIGKILL stays bound to this group even after release: it also ends children that outlived it.
+        killer = threading.Timer(self._grace_seconds, signal_process_group, (pgid, signal.SIGKILL))
+        killer.daemon = True
+        killer.start()
+
+
+def ended_by_forgeline(cause: EndCause, what: str, max_run_seconds: float | None) -> JobResult:
+    """The result of a job that forgeline ended: Stopped on request, or Failed with Timeout past its deadline."""
+    if cause is EndCause.STOPPED:
+        return JobResult(status=JobStatus.STOPPED, failure_reason=f"{what} was stopped on request")
+    return JobResult(
+        status=JobStatus.FAILED,
+        failure_kind=FailureKind.TIMEOUT,
+        failure_reason=(
+            f"MaxRuntimeExceeded: job ran longer than {max_run_seconds:g} s and was stopped; "
+            "raise max_run_seconds if it needs more time"
+        ),
+    )

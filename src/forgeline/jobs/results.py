@@ -1,0 +1,66 @@
+"""Building the JobResult a job runner returns: infrastructure failures and the finish of a successful run."""
+
+from __future__ import annotations
+
+import signal
+from typing import TYPE_CHECKING, Any
+
+from forgeline.errors import JobError
+from forgeline.jobs.properties import read_property_files
+from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
+from forgeline.jobs.workspace import collect_outputs
+
+if TYPE_CHECKING:
+    from forgeline.store.artifacts import ArtifactStore
+
+
+def infrastructure_failure(exc: BaseException) -> JobResult:
+    """A job that forgeline could not prepare, start or collect; the exception becomes its reason."""
+    reason = str(exc) if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
+    return JobResult(
+        status=JobStatus.FAILED, failure_kind=FailureKind.INFRASTRUCTURE_ERROR, failure_reason=reason
+    )
+
+
+def interrupted(what: str, signal_number: int, exit_code: int | None = None) -> JobResult:
+    """A job killed by a signal forgeline did not send (OOM killer, a user's kill)."""
+    try:
+        name = signal.Signals(signal_number).name
+    except ValueError:
+        name = str(signal_number)
+    reason = f"{what} was killed by signal {name}"
+    if signal_number == signal.SIGKILL:
+        reason += ", which forgeline did not send (the machine may have run out of memory)"
+    return JobResult(
+        status=JobStatus.FAILED,
+        failure_kind=FailureKind.INTERRUPTED,
+        failure_reason=reason,
+        exit_code=exit_code,
+    )
+
+
+def complete_job(
+    spec: JobSpec,
+    artifacts: ArtifactStore,
+    exit_code: int | None = 0,
+    properties: dict[str, Any] | None = None,
+) -> JobResult:
+    """Finish a job that ran to success: parse its property files, then store its outputs."""
+    all_properties = dict(properties or {})
+    try:
+        if spec.property_files:
+            all_properties["PropertyFiles"] = read_property_files(spec)
+    except JobError as exc:
+        return JobResult(
+            status=JobStatus.FAILED,
+            failure_kind=FailureKind.JOB_FAILED,
+            failure_reason=str(exc),
+            exit_code=exit_code,
+        )
+    try:
+        outputs = collect_outputs(spec, artifacts)
+    except Exception as exc:  # noqa: BLE001 - any storage backend error
+        return infrastructure_failure(exc)
+    return JobResult(
+        status=JobStatus.SUCCEEDED, outputs=outputs, properties=all_properties, exit_code=exit_code
+    )

@@ -1,0 +1,96 @@
+"""JobSpec and JobResult: what the engine hands an executor, and what comes back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class FailureKind(StrEnum):
+    """Why a job attempt failed; retry policies match on these values."""
+
+    JOB_FAILED = "JobFailed"
+    INTERRUPTED = "Interrupted"
+    TIMEOUT = "Timeout"
+    INFRASTRUCTURE_ERROR = "InfrastructureError"
+
+
+class JobStatus(StrEnum):
+    """Outcome of one job attempt."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    STOPPED = "Stopped"
+
+
+@dataclass(frozen=True)
+class StagedInput:
+    """A file or folder (local path or artifact URI) staged at `destination`, relative to the job directory."""
+
+    source: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class CollectedOutput:
+    """A folder (or file) of the job directory stored at artifact URI `destination` after a zero exit."""
+
+    name: str
+    source: str
+    destination: str
+
+
+@dataclass(frozen=True)
+class PropertyFileSpec:
+    """A JSON file inside output `output_name`, parsed after the job so expressions can read it."""
+
+    name: str
+    output_name: str
+    path: str
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    """Where a @step function lives: a file path or an importable module, plus its qualified name."""
+
+    name: str
+    file: str | None = None
+    module: str | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything an executor needs to run one attempt of one step, with every expression already resolved."""
+
+    kind: str  # "processing" | "function"
+    job_id: str  # "<execution>/<step>/<attempt>", unique
+    job_dir: str  # fresh working directory for this attempt
+    log_path: str  # stdout and stderr of the job, as they stream
+    inputs: tuple[StagedInput, ...] = ()
+    outputs: tuple[CollectedOutput, ...] = ()
+    property_files: tuple[PropertyFileSpec, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    # processing: the script, run as `python <code> <arguments>` with cwd=job_dir
+    code: str | None = None  # absolute path of the script (inside source_dir when it is set)
+    source_dir: str | None = None  # absolute path of a folder copied into the job directory as code/
+    arguments: tuple[str, ...] = ()
+    # function: call function(*args, **kwargs) in a warm worker; store its return value at return_uri
+    function: FunctionRef | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    return_uri: str | None = None
+    working_dir: str | None = None  # the user's project folder (cwd of the launcher), for imports and paths
+    max_run_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What one job attempt produced."""
+
+    status: JobStatus
+    outputs: dict[str, str] = field(default_factory=dict)  # output name -> artifact URI
+    properties: dict[str, Any] = field(default_factory=dict)  # "PropertyFiles": {name: parsed JSON}, ...
+    failure_kind: FailureKind | None = None
+    failure_reason: str | None = None
+    exit_code: int | None = None

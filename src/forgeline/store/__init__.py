@@ -1,0 +1,1 @@
+"""Storage: the metadata store (SQL) and the artifact store (fsspec)."""

@@ -1,0 +1,115 @@
+"""Repository functions for executions, each run inside a caller's transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from forgeline.errors import ExecutionNotFoundError, PipelineNotFoundError, StoreError
+from forgeline.store.metadata.column_types import utc_now
+from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
+from forgeline.store.metadata.rows import to_execution
+from forgeline.store.metadata.tables import executions, pipeline_versions
+
+MIN_PREFIX_LENGTH = 4
+_SHOWN_MATCHES = 5
+
+
+def insert_execution(
+    connection: Connection,
+    *,
+    execution_id: str,
+    pipeline_name: str,
+    pipeline_version: int,
+    parameters: dict[str, Any],
+    work_dir: str,
+) -> None:
+    """Insert an Executing execution of a stored pipeline version, started now."""
+    found = connection.execute(
+        select(pipeline_versions.c.id).where(
+            pipeline_versions.c.pipeline_name == pipeline_name,
+            pipeline_versions.c.version == pipeline_version,
+        )
+    ).first()
+    if found is None:
+        raise PipelineNotFoundError(
+            f"no pipeline '{pipeline_name}' version {pipeline_version}; save it with save_pipeline_version first"
+        )
+    now = utc_now()
+    try:
+        connection.execute(
+            insert(executions).values(
+                id=execution_id,
+                pipeline_name=pipeline_name,
+                pipeline_version=pipeline_version,
+                status=ExecutionStatus.EXECUTING.value,
+                parameters=parameters,
+                work_dir=work_dir,
+                created_at=now,
+                started_at=now,
+            )
+        )
+    except IntegrityError as error:
+        raise StoreError(f"execution '{execution_id}' already exists; use a new id") from error
+
+
+def load_execution(connection: Connection, execution_id: str) -> ExecutionRecord:
+    """The execution with exactly this id; ExecutionNotFoundError otherwise."""
+    row = connection.execute(select(executions).where(executions.c.id == execution_id)).first()
+    if row is None:
+        raise ExecutionNotFoundError(f"no execution '{execution_id}'")
+    return to_execution(row)
+
+
+def resolve_execution(connection: Connection, id_or_prefix: str) -> ExecutionRecord:
+    """The execution with this id, else the only one whose id starts with it (4+ characters)."""
+    row = connection.execute(select(executions).where(executions.c.id == id_or_prefix)).first()
+    if row is not None:
+        return to_execution(row)
+    if len(id_or_prefix) < MIN_PREFIX_LENGTH:
+        raise ExecutionNotFoundError(
+            f"no execution '{id_or_prefix}' (a prefix needs at least {MIN_PREFIX_LENGTH} characters)"
+        )
+    # substr, not LIKE: LIKE is case-insensitive on SQLite and treats '_' and '%' as wildcards.
+    matches = connection.execute(
+        select(executions)
+        .where(func.substr(executions.c.id, 1, len(id_or_prefix)) == id_or_prefix)
+        .order_by(executions.c.id)
+    ).all()
+    if len(matches) == 1:
+        return to_execution(matches[0])
+    if not matches:
+        raise ExecutionNotFoundError(f"no execution '{id_or_prefix}'")
+    shown = ", ".join(match.id for match in matches[:_SHOWN_MATCHES])
+    more = ", ..." if len(matches) > _SHOWN_MATCHES else ""
+    raise ExecutionNotFoundError(
+        f"ambiguous prefix '{id_or_prefix}' matches {len(matches)} executions ({shown}{more}); "
+        "give more characters"
+    )
+
+
+def list_executions(connection: Connection, pipeline_name: str | None, limit: int) -> list[ExecutionRecord]:
+    """Up to limit executions, newest first, optionally of one pipeline."""
+    query = select(executions).order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit)
+    if pipeline_name is not None:
+        query = query.where(executions.c.pipeline_name == pipeline_name)
+    return [to_execution(row) for row in connection.execute(query)]
+
+
+def update_execution(connection: Connection, execution_id: str, values: dict[str, Any]) -> ExecutionRecord:
+    """Write already-validated column values and return the execution as it now is."""
+    if values:
+        connection.execute(update(executions).where(executions.c.id == execution_id).values(**values))
+    return load_execution(connection, execution_id)
+
+
+def request_stop(connection: Connection, execution_id: str) -> ExecutionRecord:
+    """Executing -> Stopping in one conditional UPDATE, so a concurrent finish is never overwritten."""
+    connection.execute(
+        update(executions)
+        .where(executions.c.id == execution_id, executions.c.status == ExecutionStatus.EXECUTING.value)
+        .values(status=ExecutionStatus.STOPPING.value)
+    )
+    return load_execution(connection, execution_id)

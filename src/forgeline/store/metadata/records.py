@@ -1,0 +1,115 @@
+"""Runtime records returned by the metadata store: plain frozen values, no database handles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ExecutionStatus(StrEnum):
+    """Lifecycle of a pipeline execution (SageMaker's vocabulary)."""
+
+    EXECUTING = "Executing"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+    SUCCEEDED = "Succeeded"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the execution can no longer change."""
+        return self in (ExecutionStatus.STOPPED, ExecutionStatus.FAILED, ExecutionStatus.SUCCEEDED)
+
+
+class StepStatus(StrEnum):
+    """Lifecycle of one step inside an execution (SageMaker's vocabulary, plus Skipped)."""
+
+    PENDING = "Pending"
+    STARTING = "Starting"
+    EXECUTING = "Executing"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+    SUCCEEDED = "Succeeded"
+    SKIPPED = "Skipped"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the step can no longer change in this round."""
+        return self in (StepStatus.STOPPED, StepStatus.FAILED, StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+
+
+@dataclass(frozen=True)
+class PipelineVersion:
+    """One stored version of a pipeline definition."""
+
+    pipeline_name: str
+    version: int
+    definition: dict[str, Any]
+    digest: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PipelineSummary:
+    """A pipeline with its newest version and how often it ran."""
+
+    name: str
+    latest_version: int
+    created_at: datetime
+    updated_at: datetime
+    execution_count: int
+
+
+@dataclass(frozen=True)
+class ExecutionRecord:
+    """A pipeline execution as stored."""
+
+    id: str
+    pipeline_name: str
+    pipeline_version: int
+    status: ExecutionStatus
+    parameters: dict[str, Any]
+    work_dir: str
+    created_at: datetime
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    failure_reason: str | None = None
+    orchestrator_pid: int | None = None
+    heartbeat_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One step of one execution: its status, timing, outputs and properties."""
+
+    execution_id: str
+    name: str
+    kind: str
+    status: StepStatus
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    attempts: int = 0
+    failure_reason: str | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+    cache_hit: bool = False
+    cache_source: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepAttempt:
+    """One attempt at running a step's job."""
+
+    execution_id: str
+    step_name: str
+    attempt: int
+    status: StepStatus
+    started_at: datetime
+    ended_at: datetime | None = None
+    failure_kind: str | None = None
+    failure_reason: str | None = None
+    log_path: str | None = None

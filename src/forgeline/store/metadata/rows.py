@@ -1,0 +1,145 @@
+"""Turn database rows into the frozen records the store returns, and field values into column values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Row
+
+from forgeline.store.metadata.records import (
+    ExecutionRecord,
+    ExecutionStatus,
+    PipelineVersion,
+    StepAttempt,
+    StepRun,
+    StepStatus,
+)
+
+EXECUTION_FIELDS = frozenset(
+    {"status", "started_at", "ended_at", "failure_reason", "orchestrator_pid", "heartbeat_at"}
+)
+STEP_RUN_FIELDS = frozenset(
+    {
+        "status",
+        "started_at",
+        "ended_at",
+        "attempts",
+        "failure_reason",
+        "outputs",
+        "properties",
+        "cache_hit",
+        "cache_source",
+        "metrics",
+    }
+)
+
+
+def execution_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """Column values for an execution update; ValueError names any field that cannot be updated."""
+    _reject_unknown(fields, EXECUTION_FIELDS, "execution")
+    _require_aware(fields)
+    values = dict(fields)
+    if "status" in values:
+        values["status"] = ExecutionStatus(values["status"]).value
+    return values
+
+
+def step_run_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """Column values for a step run update; ValueError names any field that cannot be updated."""
+    _reject_unknown(fields, STEP_RUN_FIELDS, "step run")
+    _require_aware(fields)
+    values = dict(fields)
+    if "status" in values:
+        values["status"] = StepStatus(values["status"]).value
+    for column in ("outputs", "properties", "metrics"):
+        if column in values and values[column] is None:
+            values[column] = {}
+    if "cache_hit" in values:
+        values["cache_hit"] = bool(values["cache_hit"])
+    return values
+
+
+def enum_value(value: str | Enum | None) -> str | None:
+    """The stored string of a str-or-enum value (str() of a str Enum would give 'Class.MEMBER')."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    return value
+
+
+def to_pipeline_version(row: Row[Any]) -> PipelineVersion:
+    """A pipeline_versions row as a PipelineVersion."""
+    return PipelineVersion(
+        pipeline_name=row.pipeline_name,
+        version=row.version,
+        definition=row.definition,
+        digest=row.digest,
+        created_at=row.created_at,
+    )
+
+
+def to_execution(row: Row[Any]) -> ExecutionRecord:
+    """An executions row as an ExecutionRecord."""
+    return ExecutionRecord(
+        id=row.id,
+        pipeline_name=row.pipeline_name,
+        pipeline_version=row.pipeline_version,
+        status=ExecutionStatus(row.status),
+        parameters=row.parameters,
+        work_dir=row.work_dir,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        failure_reason=row.failure_reason,
+        orchestrator_pid=row.orchestrator_pid,
+        heartbeat_at=row.heartbeat_at,
+    )
+
+
+def to_step_run(row: Row[Any]) -> StepRun:
+    """A step_runs row as a StepRun."""
+    return StepRun(
+        execution_id=row.execution_id,
+        name=row.name,
+        kind=row.kind,
+        status=StepStatus(row.status),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        attempts=row.attempts,
+        failure_reason=row.failure_reason,
+        outputs=row.outputs,
+        properties=row.properties,
+        cache_hit=bool(row.cache_hit),
+        cache_source=row.cache_source,
+        metrics=row.metrics,
+    )
+
+
+def to_step_attempt(row: Row[Any]) -> StepAttempt:
+    """A step_attempts row as a StepAttempt."""
+    return StepAttempt(
+        execution_id=row.execution_id,
+        step_name=row.step_name,
+        attempt=row.attempt,
+        status=StepStatus(row.status),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        failure_kind=row.failure_kind,
+        failure_reason=row.failure_reason,
+        log_path=row.log_path,
+    )
+
+
+def _require_aware(values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        if isinstance(value, datetime) and value.utcoffset() is None:
+            raise ValueError(f"{name}={value.isoformat()} is naive; pass a timezone-aware datetime")
+
+
+def _reject_unknown(fields: dict[str, Any], allowed: frozenset[str], what: str) -> None:
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise ValueError(
+            f"cannot update {what} field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )

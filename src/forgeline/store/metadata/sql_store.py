@@ -1,0 +1,181 @@
+"""SqlMetadataStore: the MetadataStore over SQLAlchemy (SQLite by default, PostgreSQL or any other URL)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from forgeline.errors import StoreError
+from forgeline.store.metadata import executions_repository, pipelines_repository, steps_repository
+from forgeline.store.metadata.connection import create_metadata_engine, read_only
+from forgeline.store.metadata.digest import compute_definition_digest
+from forgeline.store.metadata.migrate import ensure_schema
+from forgeline.store.metadata.records import (
+    ExecutionRecord,
+    PipelineSummary,
+    PipelineVersion,
+    StepAttempt,
+    StepRun,
+    StepStatus,
+)
+from forgeline.store.metadata.rows import execution_values, step_run_values
+
+_SAVE_ATTEMPTS = 5
+
+
+class SqlMetadataStore:
+    """MetadataStore on a SQL database; every public method is one short transaction."""
+
+    def __init__(self, database_url: str) -> None:
+        """Connect and make sure the schema is current (one cheap query when it already is)."""
+        self._engine = create_metadata_engine(database_url)
+        self._reader = read_only(self._engine)
+        ensure_schema(self._engine)
+
+    @property
+    def database_url(self) -> str:
+        """The database URL with any password hidden."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        """Close pooled connections (the store stays usable and reconnects on its next call)."""
+        self._engine.dispose()
+
+    def save_pipeline_version(self, name: str, definition: dict[str, Any]) -> PipelineVersion:
+        """Store the definition as the pipeline's next version, or return the newest if its digest is equal."""
+        digest = compute_definition_digest(definition)
+        # Exactly what the JSON column hands back later, so this record equals get_pipeline_version's.
+        stored = json.loads(json.dumps(definition))
+        for attempt in range(1, _SAVE_ATTEMPTS + 1):
+            try:
+                with self._engine.begin() as connection:
+                    return pipelines_repository.save_version(connection, name, stored, digest)
+            except IntegrityError as error:
+                # Another process inserted this version number first (SQLite serialises writers, so this is
+                # PostgreSQL's race); the next round sees its row.
+                if attempt == _SAVE_ATTEMPTS:
+                    raise StoreError(
+                        f"could not save a new version of pipeline '{name}': {error.orig}"
+                    ) from error
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    def get_pipeline_version(self, name: str, version: int | None = None) -> PipelineVersion:
+        """One version of a pipeline (None: the newest); PipelineNotFoundError when absent."""
+        with self._reader.begin() as connection:
+            return pipelines_repository.load_version(connection, name, version)
+
+    def list_pipeline_versions(self, name: str) -> list[PipelineVersion]:
+        """Every version of a pipeline, oldest first; PipelineNotFoundError when it has none."""
+        with self._reader.begin() as connection:
+            return pipelines_repository.list_versions(connection, name)
+
+    def list_pipelines(self) -> list[PipelineSummary]:
+        """Every pipeline with its newest version and execution count, by name."""
+        with self._reader.begin() as connection:
+            return pipelines_repository.list_summaries(connection)
+
+    def create_execution(
+        self,
+        *,
+        execution_id: str,
+        pipeline_name: str,
+        pipeline_version: int,
+        parameters: dict[str, Any],
+        work_dir: str,
+        steps: list[tuple[str, str]],
+    ) -> ExecutionRecord:
+        """Record a new Executing execution and one Pending StepRun per (name, kind), in order."""
+        names = [name for name, _ in steps]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate step names for execution '{execution_id}': {', '.join(duplicates)}")
+        with self._engine.begin() as connection:
+            executions_repository.insert_execution(
+                connection,
+                execution_id=execution_id,
+                pipeline_name=pipeline_name,
+                pipeline_version=pipeline_version,
+                parameters=parameters,
+                work_dir=work_dir,
+            )
+            steps_repository.append_step_runs(connection, execution_id, steps)
+            return executions_repository.load_execution(connection, execution_id)
+
+    def get_execution(self, execution_id: str) -> ExecutionRecord:
+        """The execution with this id or unique id prefix (4+ characters); ExecutionNotFoundError otherwise."""
+        with self._reader.begin() as connection:
+            return executions_repository.resolve_execution(connection, execution_id)
+
+    def list_executions(self, pipeline_name: str | None = None, limit: int = 50) -> list[ExecutionRecord]:
+        """Executions, newest first, optionally of one pipeline only."""
+        with self._reader.begin() as connection:
+            return executions_repository.list_executions(connection, pipeline_name, limit)
+
+    def update_execution(self, execution_id: str, **fields: Any) -> ExecutionRecord:
+        """Set some of status, started_at, ended_at, failure_reason, orchestrator_pid, heartbeat_at."""
+        values = execution_values(fields)
+        with self._engine.begin() as connection:
+            return executions_repository.update_execution(connection, execution_id, values)
+
+    def request_stop(self, execution_id: str) -> ExecutionRecord:
+        """Move an Executing execution to Stopping; any other execution comes back unchanged."""
+        with self._engine.begin() as connection:
+            return executions_repository.request_stop(connection, execution_id)
+
+    def list_step_runs(self, execution_id: str) -> list[StepRun]:
+        """The execution's step runs in the order they were added."""
+        with self._reader.begin() as connection:
+            return steps_repository.list_step_runs(connection, execution_id)
+
+    def get_step_run(self, execution_id: str, name: str) -> StepRun:
+        """One step run; StepNotFoundError when the execution has no such step."""
+        with self._reader.begin() as connection:
+            return steps_repository.load_step_run(connection, execution_id, name)
+
+    def update_step_run(self, execution_id: str, name: str, **fields: Any) -> StepRun:
+        """Set any StepRun fields except execution_id, name and kind."""
+        values = step_run_values(fields)
+        with self._engine.begin() as connection:
+            return steps_repository.update_step_run(connection, execution_id, name, values)
+
+    def add_step_runs(self, execution_id: str, steps: list[tuple[str, str]]) -> None:
+        """Append Pending step runs (e.g. ForEach iterations); names already present are ignored."""
+        with self._engine.begin() as connection:
+            executions_repository.load_execution(connection, execution_id)
+            steps_repository.append_step_runs(connection, execution_id, steps)
+
+    def start_attempt(self, execution_id: str, step_name: str, *, log_path: str | None) -> StepAttempt:
+        """Open the step's next attempt (Executing) and count it on the StepRun."""
+        with self._engine.begin() as connection:
+            return steps_repository.start_attempt(connection, execution_id, step_name, log_path)
+
+    def finish_attempt(
+        self,
+        execution_id: str,
+        step_name: str,
+        attempt: int,
+        *,
+        status: StepStatus,
+        failure_kind: str | None = None,
+        failure_reason: str | None = None,
+    ) -> StepAttempt:
+        """Close an attempt with its final status and, when it failed, why."""
+        with self._engine.begin() as connection:
+            return steps_repository.finish_attempt(
+                connection,
+                execution_id,
+                step_name,
+                attempt,
+                status=status,
+                failure_kind=failure_kind,
+                failure_reason=failure_reason,
+            )
+
+    def list_attempts(self, execution_id: str, step_name: str | None = None) -> list[StepAttempt]:
+        """Attempts of one step, or of the whole execution, in the order they started."""
+        with self._reader.begin() as connection:
+            return steps_repository.list_attempts(connection, execution_id, step_name)

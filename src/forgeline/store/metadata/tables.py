@@ -1,0 +1,113 @@
+"""The metadata schema as SQLAlchemy Core tables; migrations/versions must produce exactly this."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from forgeline.store.metadata.column_types import UtcDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata_obj = MetaData(naming_convention=NAMING_CONVENTION)
+
+pipelines = Table(
+    "pipelines",
+    metadata_obj,
+    Column("name", String(255), primary_key=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+pipeline_versions = Table(
+    "pipeline_versions",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("pipeline_name", String(255), ForeignKey("pipelines.name", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("definition", JSON, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("pipeline_name", "version"),
+)
+
+executions = Table(
+    "executions",
+    metadata_obj,
+    Column("id", String(64), primary_key=True),
+    Column("pipeline_name", String(255), nullable=False),
+    Column("pipeline_version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("work_dir", Text, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=True),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("orchestrator_pid", Integer, nullable=True),
+    Column("heartbeat_at", UtcDateTime(), nullable=True),
+    # An execution always runs a stored definition: resume and lineage read it back.
+    ForeignKeyConstraint(
+        ["pipeline_name", "pipeline_version"],
+        ["pipeline_versions.pipeline_name", "pipeline_versions.version"],
+    ),
+    Index(None, "pipeline_name", "created_at"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(64), ForeignKey("executions.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=True),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("failure_reason", Text, nullable=True),
+    Column("outputs", JSON, nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("cache_hit", Boolean, nullable=False),
+    Column("cache_source", Text, nullable=True),
+    Column("metrics", JSON, nullable=False),
+    UniqueConstraint("execution_id", "name"),
+)
+
+step_attempts = Table(
+    "step_attempts",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(64), nullable=False),
+    Column("step_name", String(255), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("ended_at", UtcDateTime(), nullable=True),
+    Column("failure_kind", String(64), nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("log_path", Text, nullable=True),
+    ForeignKeyConstraint(
+        ["execution_id", "step_name"],
+        ["step_runs.execution_id", "step_runs.name"],
+        ondelete="CASCADE",
+    ),
+    UniqueConstraint("execution_id", "step_name", "attempt"),
+)

@@ -1,0 +1,44 @@
+"""The pipeline DSL: the public vocabulary for defining pipelines (pure definitions, no I/O)."""
+
+from forgeline.workflow.conditions import (
+    Condition,
+    ConditionEquals,
+    ConditionGreaterThan,
+    ConditionGreaterThanOrEqualTo,
+    ConditionIn,
+    ConditionLessThan,
+    ConditionLessThanOrEqualTo,
+    ConditionNot,
+    ConditionOr,
+)
+from forgeline.workflow.expressions import ExecutionVariable, ExecutionVariables, Format, Join, JsonGet, Property
+from forgeline.workflow.parameters import (
+    Parameter,
+    ParameterBoolean,
+    ParameterFloat,
+    ParameterInteger,
+    ParameterString,
+)
+from forgeline.workflow.pipeline import Pipeline
+from forgeline.workflow.policies import CacheConfig, ParallelismConfiguration, RetryPolicy
+from forgeline.workflow.steps import (
+    ConditionStep,
+    DelayedReturn,
+    FailStep,
+    FunctionStep,
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingStep,
+    PropertyFile,
+    Step,
+    step,
+)
+
+__all__ = [
+    "CacheConfig", "Condition", "ConditionEquals", "ConditionGreaterThan", "ConditionGreaterThanOrEqualTo",
+    "ConditionIn", "ConditionLessThan", "ConditionLessThanOrEqualTo", "ConditionNot", "ConditionOr",
+    "ConditionStep", "DelayedReturn", "ExecutionVariable", "ExecutionVariables", "FailStep", "Format",
+    "FunctionStep", "Join", "JsonGet", "ParallelismConfiguration", "Parameter", "ParameterBoolean",
+    "ParameterFloat", "ParameterInteger", "ParameterString", "Pipeline", "ProcessingInput", "ProcessingOutput",
+    "ProcessingStep", "Property", "PropertyFile", "RetryPolicy", "Step", "step",
+]

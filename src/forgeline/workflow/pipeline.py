@@ -1,0 +1,217 @@
+"""Pipeline: collects steps and parameters, validates the DAG, and turns it into a definition document."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from forgeline.errors import PipelineDefinitionError
+from forgeline.workflow.expressions import JsonGet, Property, check_name, walk
+from forgeline.workflow.graph import StepGraph
+from forgeline.workflow.parameters import Parameter, ParameterReference, parameter_from_request
+from forgeline.workflow.policies import ParallelismConfiguration
+from forgeline.workflow.steps import FunctionStep, Step
+from forgeline.workflow.steps.condition import as_step
+
+if TYPE_CHECKING:
+    from forgeline.config import Settings
+
+FORMAT_VERSION = 1
+SAGEMAKER_SCHEMA_VERSION = "2020-12-01"
+
+
+class DefinitionDocument(str):
+    """The definition as JSON text (like SageMaker's), that also answers ``doc["Steps"]``-style lookups."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The parsed document."""
+        return json.loads(self)  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return self.as_dict()[key]
+        return str.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Top-level value, like ``dict.get``."""
+        return self.as_dict().get(key, default)
+
+
+class Pipeline:
+    """A named DAG of steps with typed parameters; build it in Python or from a definition document."""
+
+    def __init__(
+        self,
+        name: str,
+        parameters: Sequence[Parameter] | None = None,
+        steps: Sequence[Any] | None = None,
+        parallelism_config: ParallelismConfiguration | None = None,
+        description: str | None = None,
+        check_files: bool = True,
+    ) -> None:
+        self.name = check_name("pipeline", name)
+        self.parameters = list(parameters or [])
+        self.description = description
+        self.parallelism_config = parallelism_config or ParallelismConfiguration()
+        self.top_level = [as_step(s, name) for s in steps or []]
+        self.steps = collect_steps(self.top_level)
+        self.graph = StepGraph.build(self.steps)
+        validate(self, check_files=check_files)
+
+    def step(self, name: str) -> Step:
+        """The step called ``name``."""
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise PipelineDefinitionError(f"pipeline {self.name!r} has no step {name!r}")
+
+    def to_request(self) -> dict[str, Any]:
+        """The definition as a JSON-ready dict."""
+        listed = {id(s) for s in self.top_level}
+        nested = {id(n) for s in self.steps for n in s.nested_steps()}
+        top = [s for s in self.steps if id(s) in listed or id(s) not in nested]
+        doc: dict[str, Any] = {
+            "Version": SAGEMAKER_SCHEMA_VERSION,
+            "Metadata": {"Generator": "forgeline", "FormatVersion": FORMAT_VERSION},
+            "Name": self.name,
+            "Parameters": [p.to_request() for p in self.parameters],
+            "ParallelismConfiguration": self.parallelism_config.to_request(),
+            "Steps": [s.to_request() for s in top],
+        }
+        if self.description:
+            doc["Description"] = self.description
+        return doc
+
+    def definition(self) -> DefinitionDocument:
+        """The versioned JSON document that fully describes this pipeline."""
+        return DefinitionDocument(json.dumps(self.to_request(), indent=2, sort_keys=False))
+
+    @classmethod
+    def from_definition(cls, doc: str | Mapping[str, Any], check_files: bool = False) -> Pipeline:
+        """Rebuild a pipeline from a definition document (text or dict)."""
+        data = json.loads(doc) if isinstance(doc, str) else dict(doc)
+        version = data.get("Metadata", {}).get("FormatVersion", FORMAT_VERSION)
+        if version != FORMAT_VERSION:
+            raise PipelineDefinitionError(
+                f"definition format version {version} is not supported (this forgeline reads {FORMAT_VERSION})"
+            )
+        if "Name" not in data or "Steps" not in data:
+            raise PipelineDefinitionError("a pipeline definition needs 'Name' and 'Steps'")
+        return cls(
+            name=data["Name"],
+            parameters=[parameter_from_request(p) for p in data.get("Parameters", [])],
+            steps=[Step.from_request(s) for s in data["Steps"]],
+            parallelism_config=ParallelismConfiguration.from_request(data.get("ParallelismConfiguration", {})),
+            description=data.get("Description"),
+            check_files=check_files,
+        )
+
+    def start(
+        self,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Settings | None = None,
+    ) -> Any:
+        """Store this definition, start an execution in a background orchestrator, and return its handle."""
+        from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine does the work
+
+        return start_execution(self, parameters or {}, settings=settings)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pipeline) and self.to_request() == other.to_request()
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"Pipeline(name={self.name!r}, steps={[s.name for s in self.steps]!r})"
+
+
+def collect_steps(listed: Sequence[Step]) -> list[Step]:
+    """Listed steps, their branch steps, and @step calls they refer to, each once, in definition order."""
+    members: list[Step] = []
+    seen: set[int] = set()
+
+    def add(s: Step) -> None:
+        if id(s) in seen:
+            return
+        seen.add(id(s))
+        members.append(s)
+        for nested in s.nested_steps():
+            add(nested)
+
+    for s in listed:
+        add(s)
+    index = 0
+    while index < len(members):
+        for ref in members[index].referenced_step_objects():
+            if isinstance(ref, FunctionStep) and id(ref) not in seen:
+                add(ref)
+        index += 1
+    return members
+
+
+def validate(pipeline: Pipeline, check_files: bool) -> None:
+    """Refuse duplicates, dangling references, undeclared property files, cycles and missing code."""
+    names = [s.name for s in pipeline.steps]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise PipelineDefinitionError(
+            f"pipeline {pipeline.name!r} has more than one step named {', '.join(map(repr, duplicated))}; "
+            "step names must be unique (give a @step called twice a distinct name=)"
+        )
+    parameter_names = [p.name for p in pipeline.parameters]
+    duplicated = sorted({n for n in parameter_names if parameter_names.count(n) > 1})
+    if duplicated:
+        raise PipelineDefinitionError(f"pipeline {pipeline.name!r} declares parameter(s) {duplicated} twice")
+    by_name = {s.name: s for s in pipeline.steps}
+    for s in pipeline.steps:
+        for dep in s.depends_on:
+            if dep not in by_name:
+                raise PipelineDefinitionError(
+                    f"step {s.name!r} depends on step {dep!r}, which is not in pipeline {pipeline.name!r}"
+                )
+        for node in walk(list(s.children())):
+            check_reference(pipeline, s, node, by_name, set(parameter_names))
+    cycle = pipeline.graph.find_cycle()
+    if cycle:
+        raise PipelineDefinitionError(
+            f"pipeline {pipeline.name!r} has a dependency cycle: {' -> '.join(cycle)}"
+        )
+    if check_files:
+        for s in pipeline.steps:
+            for path in s.code_files():
+                if not Path(path).exists():
+                    raise PipelineDefinitionError(
+                        f"step {s.name!r}: code file {path!r} does not exist (relative to {os.getcwd()})"
+                    )
+
+
+def check_reference(pipeline: Pipeline, owner: Step, node: Any, by_name: Mapping[str, Step],
+                    parameter_names: set[str]) -> None:
+    """Refuse one expression that names a step, property file or parameter the pipeline lacks."""
+    if isinstance(node, (Parameter, ParameterReference)) and node.name not in parameter_names:
+        raise PipelineDefinitionError(
+            f"step {owner.name!r} uses parameter {node.name!r}, which is not in the parameters of "
+            f"pipeline {pipeline.name!r} ({', '.join(sorted(parameter_names)) or 'none'})"
+        )
+    if isinstance(node, (Property, JsonGet)):
+        target = by_name.get(node.step_name)
+        if target is None:
+            raise PipelineDefinitionError(
+                f"step {owner.name!r} refers to step {node.step_name!r}, which is not in pipeline "
+                f"{pipeline.name!r}; add it to the pipeline's steps"
+            )
+        if isinstance(node, JsonGet):
+            if node.property_file_name not in target.declared_property_files():
+                declared = ", ".join(sorted(target.declared_property_files())) or "none"
+                raise PipelineDefinitionError(
+                    f"step {owner.name!r} reads property file {node.property_file_name!r} of step "
+                    f"{target.name!r}, which does not declare it (declared: {declared})"
+                )
+        else:
+            problem = target.check_property_path(node.path)
+            if problem:
+                raise PipelineDefinitionError(f"step {owner.name!r}: {problem}")

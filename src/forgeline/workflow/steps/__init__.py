@@ -1,0 +1,12 @@
+"""One module per step kind; importing this package registers every kind for deserialisation."""
+
+from forgeline.workflow.steps.base import JobStep, Step
+from forgeline.workflow.steps.condition import ConditionStep
+from forgeline.workflow.steps.fail import FailStep
+from forgeline.workflow.steps.function import DelayedReturn, FunctionStep, StepFunction, step
+from forgeline.workflow.steps.processing import ProcessingInput, ProcessingOutput, ProcessingStep, PropertyFile
+
+__all__ = [
+    "ConditionStep", "DelayedReturn", "FailStep", "FunctionStep", "JobStep", "ProcessingInput",
+    "ProcessingOutput", "ProcessingStep", "PropertyFile", "Step", "StepFunction", "step",
+]
