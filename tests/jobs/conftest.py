@@ -70,14 +70,14 @@ class SingleWorker:
     def lease(self) -> Iterator[FunctionWorker]:
         if self.worker is None or not self.worker.reusable:
             if self.worker is not None:
-                self.worker.kill()
+                self.worker.dispose()
             self.worker = FunctionWorker.spawn()
             self.spawned += 1
         yield self.worker
 
     def close(self) -> None:
         if self.worker is not None:
-            self.worker.kill()
+            self.worker.dispose()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -29,15 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]
     err = Console(stderr=True)
     try:
-        result = app(args=args, prog_name="forgeline", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("aborted")
-        return 130
+        app(args=args, prog_name="forgeline", standalone_mode=True)
+    except SystemExit as exc:  # the CLI framework reports usage errors and exit codes this way
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ForgelineError as exc:
         if debug:
             traceback.print_exc()
@@ -51,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         err.print(Text.assemble(("error: ", "red"), f"unexpected {type(exc).__name__}: {exc} "
                                 "(rerun with --debug for details)"), highlight=False)
         return 1
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ def duration(start: datetime | None, end: datetime | None) -> str:
 def steps_table(steps: Sequence[StepRun], title: str | None = None) -> Table:
     """One row per step: status, attempts, duration, cache and failure reason."""
     table = Table(title=title, title_justify="left")
-    for column in ("step", "kind", "status", "attempts", "duration", "note"):
-        table.add_column(column)
+    for column in ("step", "kind", "status", "attempts", "duration"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note", overflow="fold", ratio=1)
     for run in steps:
         note = f"cache hit from {run.cache_source}" if run.cache_hit else (run.failure_reason or "")
         table.add_row(Text(run.name), run.kind, status_text(run.status.value), str(run.attempts or ""),
@@ -49,8 +50,9 @@ def steps_table(steps: Sequence[StepRun], title: str | None = None) -> Table:
 def executions_table(records: Sequence[ExecutionRecord]) -> Table:
     """One row per execution, newest first."""
     table = Table()
-    for column in ("id", "pipeline", "version", "status", "started", "duration", "failure reason"):
-        table.add_column(column, overflow="fold")
+    for column in ("id", "pipeline", "version", "status", "started", "duration"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("failure reason", overflow="fold", ratio=1)
     for record in records:
         table.add_row(record.id, record.pipeline_name, str(record.pipeline_version),
                       status_text(record.status.value), when(record.started_at),

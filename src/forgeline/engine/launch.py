@@ -12,12 +12,11 @@ from typing import Any
 from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
 from forgeline.errors import ForgelineError
+from forgeline.jobs.function import WORKER_ENV
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.workflow.parameters import resolve_parameter_values
 from forgeline.workflow.pipeline import Pipeline
-
-WORKER_ENV = "FORGELINE_WORKER"
 
 
 def new_execution_id() -> str:

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 from pathlib import Path
 
 from forgeline.errors import PipelineDefinitionError
+from forgeline.jobs.function_loading import file_module_name
 from forgeline.workflow.pipeline import Pipeline
-from forgeline.workflow.steps.function import SYNTHETIC_MODULE_PREFIX
-
-
-def module_name_for(path: Path) -> str:
-    """A stable module name for a file, so that every process that loads it agrees."""
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-    return f"{SYNTHETIC_MODULE_PREFIX}{path.stem}_{digest}"
 
 
 def load_pipeline(target: str, name: str | None = None) -> Pipeline:
@@ -24,7 +17,7 @@ def load_pipeline(target: str, name: str | None = None) -> Pipeline:
     path = Path(file_part)
     if not path.is_file():
         raise PipelineDefinitionError(f"pipeline file {file_part!r} does not exist")
-    module_name = module_name_for(path)
+    module_name = file_module_name(str(path))
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise PipelineDefinitionError(f"cannot import {file_part!r} as Python")

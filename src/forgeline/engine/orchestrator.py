@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from forgeline.config import Settings
@@ -22,6 +21,7 @@ from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolv
 from forgeline.errors import ForgelineError
 from forgeline.executors.base import Executor, JobHandle
 from forgeline.executors.local import LocalExecutor
+from forgeline.jobs.function_loading import FunctionLoader
 from forgeline.jobs.spec import JobResult, JobStatus
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
@@ -41,7 +41,7 @@ BLOCKING = (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.STOPPED)
 
 def now() -> datetime:
     """The current UTC time."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def property_document(run: StepRun) -> dict[str, Any]:
@@ -81,13 +81,15 @@ class Orchestrator:
             self.attempts[run.name] = run.attempts
             if status == StepStatus.SUCCEEDED:
                 self.resolution.step_properties[run.name] = property_document(run)
+        self.function_loader = FunctionLoader()
         self.stopping = False
         self.fail_message: str | None = None
         self._last_stop_poll = 0.0
         self._last_heartbeat = 0.0
 
     def _load_return(self, uri: str) -> Any:
-        return pickle.loads(self.artifacts.read_bytes(uri))
+        # the loader finds classes defined in user files, which plain pickle cannot import
+        return self.function_loader.loads(self.artifacts.read_bytes(uri))
 
     def run(self) -> ExecutionStatus:
         """Run the loop to the end and record the execution's final status."""
@@ -191,10 +193,8 @@ class Orchestrator:
         not_chosen = step.else_steps if outcome else step.if_steps
         for skipped in not_chosen:
             if self.status[skipped.name] == StepStatus.PENDING:
-                branch = "else" if outcome else "if"
                 self._set(skipped.name, StepStatus.SKIPPED, started_at=None,
-                          failure_reason=f"not chosen: {step.name} took the {'if' if outcome else 'else'} "
-                                         f"branch, this step is on the {branch} branch")
+                          failure_reason=f"not chosen: {step.name} evaluated to {str(outcome).lower()}")
 
     def _run_fail(self, step: FailStep) -> None:
         started = now()
@@ -271,11 +271,10 @@ class Orchestrator:
     def _finalize(self) -> ExecutionStatus:
         for name in self.graph.order:
             if self.status[name] == StepStatus.PENDING:
-                reason = ("execution stopped before this step started" if self.stopping
-                          else "execution failed before this step started")
-                self._set(name, StepStatus.SKIPPED, failure_reason=reason)
+                why = "stopped" if self.stopping else "failed"
+                self._set(name, StepStatus.SKIPPED, failure_reason=f"execution {why} before this step started")
         failed = [n for n in self.graph.order if self.status[n] == StepStatus.FAILED]
-        reason = None
+        reason: str | None = None
         if self.stopping:
             status = ExecutionStatus.STOPPED
         elif self.fail_message is not None:

@@ -6,7 +6,7 @@ import json
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import singledispatch
 from typing import Any
 
@@ -83,7 +83,7 @@ def _execution_variable(value: ExecutionVariable, ctx: ResolutionContext) -> Any
         return ctx.pipeline_name
     if value.name == "StartDateTime":
         return ctx.start_datetime.isoformat()
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 @resolve.register(Property)

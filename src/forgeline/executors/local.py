@@ -61,9 +61,7 @@ class LocalExecutor:
             future: Future[JobResult] = Future()
             kinds = ", ".join(sorted(self._runners))
             future.set_result(
-                infrastructure_failure(
-                    JobError(f"LocalExecutor cannot run '{spec.kind}' jobs (it runs: {kinds})")
-                )
+                infrastructure_failure(JobError(f"LocalExecutor cannot run '{spec.kind}' jobs (it runs: {kinds})"))
             )
             return LocalJobHandle(future, control)
         with self._lock:
@@ -83,7 +81,7 @@ class LocalExecutor:
     def _run(self, runner: JobRunner, spec: JobSpec, control: JobControl) -> JobResult:
         try:
             return runner(spec, control)
-        except Exception as exc:  # noqa: BLE001 - a bug must still end as a result, or the orchestrator waits forever
+        except Exception as exc:  # a bug must still end as a result, or the orchestrator waits forever
             return infrastructure_failure(exc)
         finally:
             with self._lock:

@@ -42,9 +42,9 @@ class WarmWorkerPool:
             idle, self._idle = self._idle, []
             busy = list(self._leased)
         for worker in idle:
-            worker.close()
+            worker.dispose()
         for worker in busy:
-            worker.kill()
+            worker.kill()  # its holder disposes of it when the call returns
 
     def _take_idle(self) -> FunctionWorker | None:
         with self._lock:
@@ -54,7 +54,7 @@ class WarmWorkerPool:
                 worker = self._idle.pop()
                 if worker.reusable:
                     return worker
-                worker.kill()  # died while idle: reap it, a fresh one replaces it
+                worker.dispose()  # died while idle: reap it, a fresh one replaces it
         return None
 
     def _give_back(self, worker: FunctionWorker) -> None:
@@ -64,4 +64,4 @@ class WarmWorkerPool:
             if keep:
                 self._idle.append(worker)
         if not keep:
-            worker.kill()
+            worker.dispose()

@@ -12,7 +12,7 @@ from typing import Any
 from forgeline.jobs.spec import FailureKind, JobResult, JobStatus
 
 
-class EndCause(str, Enum):
+class EndCause(Enum):
     """Why forgeline itself ended a job's process."""
 
     STOPPED = "Stopped"

@@ -21,6 +21,8 @@ from forgeline.jobs.workspace import prepare_workspace
 if TYPE_CHECKING:
     from forgeline.store.artifacts import ArtifactStore
 
+WORKER_ENV = "FORGELINE_WORKER"
+"""Set in every @step worker, so code can tell it runs inside one (and refuse to start pipelines there)."""
 WORKER_MODULE = "forgeline.jobs.function_worker"
 TIMEOUT_GRACE_SECONDS = 10.0
 """How long a function past its max_run_seconds gets between SIGTERM and SIGKILL of its worker."""
@@ -47,7 +49,7 @@ class FunctionWorker:
                 pass_fds=(request_read, reply_write),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+                env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1", WORKER_ENV: "1"},
                 start_new_session=True,
             )
         except BaseException:
@@ -84,29 +86,20 @@ class FunctionWorker:
             self.retire()
         return reply
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Let the worker exit by closing its request pipe; kill it if it does not within `timeout`."""
-        self._close_fds()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
     def kill(self) -> None:
-        """End the worker and anything it started at once (SIGKILL to its process group); idempotent."""
+        """End the worker and anything it started (SIGKILL to its process group); safe from any thread."""
         self.retire()
         if not self._killed:
             self._killed = True
             signal_process_group(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-        self._close_fds()
 
-    def _close_fds(self) -> None:
+    def dispose(self) -> None:
+        """Kill the worker, reap it and close its pipes; only by the thread that holds it."""
+        self.kill()
+        self.process.wait()
         for fd in (self._request_fd, self._reply_fd):
-            try:
+            if fd >= 0:
                 os.close(fd)
-            except OSError:
-                pass
         self._request_fd = self._reply_fd = -1
 
 
@@ -135,12 +128,12 @@ def run_function_job(
     try:
         prepare_workspace(spec, artifacts)
         request = _request(spec, artifacts)
-    except Exception as exc:  # noqa: BLE001 - whatever broke the staging is the reason of the failure
+    except Exception as exc:  # whatever broke the staging is the reason of the failure
         return infrastructure_failure(exc)
     try:
         with workers.lease() as worker:
             outcome = _call(spec, what, worker, control, request, timeout_grace_seconds)
-    except Exception as exc:  # noqa: BLE001 - no worker could be started
+    except Exception as exc:  # no worker could be started
         return infrastructure_failure(exc)
     if isinstance(outcome, JobResult):
         return outcome
@@ -183,9 +176,7 @@ def _request(spec: JobSpec, artifacts: ArtifactStore) -> dict[str, Any]:
     try:
         arguments = pickle.dumps((spec.args, spec.kwargs), protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as exc:
-        raise JobError(
-            f"the arguments of step function {spec.function.name} cannot be pickled: {exc}"
-        ) from exc
+        raise JobError(f"the arguments of step function {spec.function.name} cannot be pickled: {exc}") from exc
     return {
         "function": (spec.function.name, spec.function.file, spec.function.module),
         "arguments": arguments,
@@ -203,11 +194,14 @@ def _worker_died(worker: FunctionWorker, what: str) -> JobResult:
         exit_code = worker.process.wait(timeout=5)
     except subprocess.TimeoutExpired:  # it closed its pipe yet lives on: treat it as dead
         worker.kill()
-        exit_code = worker.process.returncode
+        exit_code = worker.process.wait()
     if exit_code < 0:
         return interrupted(f"the worker process running {what}", -exit_code)
     return JobResult(
         status=JobStatus.FAILED,
-        failure_kind=FailureKind.JOB_FAILED,
-        failure_reason=f"{what} ended its worker process with exit code {exit_code} (os._exit or a native crash?)",
+        failure_kind=FailureKind.INFRASTRUCTURE_ERROR,
+        failure_reason=(
+            f"the worker process running {what} exited with code {exit_code} before answering "
+            "(a failure to start shows on forgeline's stderr; or the function called os._exit)"
+        ),
     )

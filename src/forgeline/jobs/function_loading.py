@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-FILE_MODULE_PREFIX = "_forgeline_file_"
+from forgeline.workflow.steps.function import SYNTHETIC_MODULE_PREFIX as FILE_MODULE_PREFIX
 
 
 def file_module_name(path: str) -> str:
@@ -32,10 +32,19 @@ def file_of_module(name: str) -> str | None:
 
 
 class FunctionLoader:
-    """Loads @step functions by module or file, caching each file per modification time."""
+    """Loads @step functions by module or file, caching each file per modification time.
+
+    A warm worker outlives edits to the user's code: `forget_changed_modules` drops every user module (one
+    outside the Python installation) once any of their files changed, so the next call imports them afresh.
+    """
 
     def __init__(self) -> None:
         self._files: dict[str, tuple[int, ModuleType]] = {}
+        self._known_modules = set(sys.modules)
+        self._user_modules: dict[str, tuple[str, int]] = {}
+        self._installation = tuple(
+            os.path.join(prefix, "") for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+        )
 
     def load(self, name: str, *, file: str | None = None, module: str | None = None) -> Callable[..., Any]:
         """Return the plain function `name` (dotted for nested attributes), unwrapping a @step's `.func`."""
@@ -85,9 +94,40 @@ class FunctionLoader:
         self._files[path] = (mtime, module)
         return module
 
+    def note_new_modules(self) -> None:
+        """Remember the user modules imported since the last note, with the modification times of their files."""
+        new = sys.modules.keys() - self._known_modules
+        self._known_modules.update(new)
+        for name in new:
+            file = getattr(sys.modules.get(name), "__file__", None)
+            if not file or name.split(".", 1)[0] == "forgeline" or file.startswith(self._installation):
+                continue
+            mtime = _mtime(file)
+            if mtime is not None:
+                self._user_modules[name] = (file, mtime)
+
+    def forget_changed_modules(self) -> bool:
+        """Drop all user modules if the file of any of them changed; True when they were dropped."""
+        if all(_mtime(file) == mtime for file, mtime in self._user_modules.values()):
+            return False
+        for name in self._user_modules:
+            sys.modules.pop(name, None)
+        self._known_modules.difference_update(self._user_modules)
+        self._user_modules.clear()
+        self._files.clear()
+        importlib.invalidate_caches()
+        return True
+
     def loads(self, data: bytes) -> Any:
         """Unpickle a value, loading on demand the user files its classes and functions were defined in."""
         return _FileAwareUnpickler(io.BytesIO(data), self).load()
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 class _FileAwareUnpickler(pickle.Unpickler):

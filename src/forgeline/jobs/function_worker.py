@@ -50,7 +50,7 @@ class FunctionCallServer:
         try:
             with self._output_to(request["log_path"]), _call_context(request):
                 return self._call(request)
-        except Exception as exc:  # noqa: BLE001 - the job directory or log file is unusable
+        except Exception as exc:  # the job directory or log file is unusable
             return {
                 "ok": False,
                 "failure_kind": _INFRASTRUCTURE_ERROR,
@@ -59,15 +59,21 @@ class FunctionCallServer:
 
     def _call(self, request: dict[str, Any]) -> dict[str, Any]:
         name, file, module = request["function"]
+        self._loader.forget_changed_modules()
         try:
+            # user files load from the project folder (their top level may use project-relative paths);
+            # the call itself runs in the job directory
             args, kwargs = self._loader.loads(request["arguments"])
             func = self._loader.load(name, file=file, module=module)
+            os.chdir(request["job_dir"])
             value = func(*args, **kwargs)
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - any error of user code fails the step
+        except (Exception, SystemExit) as exc:  # any error of user code fails the step
             return _failure(_JOB_FAILED, exc)
+        finally:
+            self._loader.note_new_modules()
         try:
             data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # noqa: BLE001 - pickling runs user code (__reduce__) too
+        except Exception as exc:  # pickling runs user code (__reduce__) too
             reply = _failure(_JOB_FAILED, exc)
             reply["reason"] += f" (the return value of '{name}' must be picklable)"
             return reply
@@ -79,7 +85,7 @@ class FunctionCallServer:
         if return_uri is not None:
             try:
                 self._store(request["artifact_root"]).write_bytes(return_uri, data)
-            except Exception as exc:  # noqa: BLE001 - any storage backend error
+            except Exception as exc:  # any storage backend error
                 return _failure(_INFRASTRUCTURE_ERROR, exc)
             properties["ReturnUri"] = return_uri
         return {"ok": True, "properties": properties}
@@ -109,28 +115,23 @@ class FunctionCallServer:
 
 @contextmanager
 def _call_context(request: dict[str, Any]) -> Iterator[None]:
-    """Run in the job directory, with the project importable and the step's environment, then undo it all."""
+    """Run from the project folder, with the project importable and the step's environment, then undo it all."""
     cwd = os.getcwd()
-    added_paths = [
-        path
-        for path in dict.fromkeys([request["working_dir"], _folder_of(request["function"][1])])
-        if path and path not in sys.path
-    ]
-    saved_env = {key: os.environ.get(key) for key in request["env"]}
-    os.chdir(request["job_dir"])
-    sys.path[:0] = added_paths
+    saved_path = list(sys.path)
+    saved_env = dict(os.environ)
+    os.chdir(request["working_dir"] or request["job_dir"])
+    added = [request["working_dir"], _folder_of(request["function"][1])]
+    sys.path[:0] = [path for path in dict.fromkeys(added) if path and path not in sys.path]
     os.environ.update(request["env"])
     try:
         yield
     finally:
-        for key, old in saved_env.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-        for path in added_paths:
-            if path in sys.path:
-                sys.path.remove(path)
+        # Whatever the function changed (env vars, sys.path) must not leak into the next step on this worker.
+        if os.environ != saved_env:
+            for key in os.environ.keys() - saved_env.keys():
+                del os.environ[key]
+            os.environ.update(saved_env)
+        sys.path[:] = saved_path
         os.chdir(cwd)
 
 

@@ -14,6 +14,8 @@ LineCallback = Callable[[str, str], None]
 """Called with (stream, line) for every line, stream being "stdout" or "stderr"; e.g. a metric regex."""
 
 STDERR_TAIL_LINES = 20
+TAIL_LINE_CHARS = 1000
+"""Longer stderr lines are cut in the tail that failure messages quote (the log keeps them whole)."""
 
 
 class LogCapture:
@@ -28,35 +30,32 @@ class LogCapture:
         path = Path(log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Unbuffered: every line reaches the file (and readers of it) with its own write.
-        self._log = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by the last reader thread
+        self._log = open(path, "ab", buffering=0)  # closed by the last reader thread
         self._lock = threading.Lock()
         self._callbacks = tuple(callbacks)
+        self._broken_callbacks: set[LineCallback] = set()
         self._stderr_tail: deque[str] = deque(maxlen=tail_lines)
         self._threads: list[threading.Thread] = []
         self._open_streams = 0
 
-    @classmethod
-    def start(
-        cls,
-        process: subprocess.Popen[bytes],
-        log_path: str | os.PathLike[str],
-        callbacks: Iterable[LineCallback] = (),
-    ) -> LogCapture:
-        """Start capturing a process started with stdout=PIPE and stderr=PIPE."""
-        capture = cls(log_path, callbacks)
-        pipes = {"stdout": process.stdout, "stderr": process.stderr}
-        capture._open_streams = sum(pipe is not None for pipe in pipes.values())
-        for stream, pipe in pipes.items():
-            if pipe is None:
-                continue
+    def start(self, process: subprocess.Popen[bytes]) -> LogCapture:
+        """Start reading a process started with stdout=PIPE and stderr=PIPE; returns self."""
+        pipes = [(stream, pipe) for stream, pipe in (("stdout", process.stdout), ("stderr", process.stderr)) if pipe]
+        self._open_streams = len(pipes)
+        for stream, pipe in pipes:
             thread = threading.Thread(
-                target=capture._pump, args=(stream, pipe), name=f"forgeline-log-{stream}", daemon=True
+                target=self._pump, args=(stream, pipe), name=f"forgeline-log-{stream}", daemon=True
             )
-            capture._threads.append(thread)
+            self._threads.append(thread)
             thread.start()
-        if not capture._threads:
-            capture._log.close()
-        return capture
+        if not pipes:
+            self.close()
+        return self
+
+    def close(self) -> None:
+        """Close the log file of a capture that never started (the process could not be spawned)."""
+        if not self._threads:
+            self._log.close()
 
     @property
     def stderr_tail(self) -> list[str]:
@@ -88,22 +87,17 @@ class LogCapture:
         with self._lock:
             self._log.write(raw)
             if stream == "stderr":
-                self._stderr_tail.append(line)
+                self._stderr_tail.append(line[:TAIL_LINE_CHARS])
         for callback in self._callbacks:
             self._call(callback, stream, line)
 
     def _call(self, callback: LineCallback, stream: str, line: str) -> None:
+        if callback in self._broken_callbacks:
+            return
         try:
             callback(stream, line)
-        except Exception as exc:  # noqa: BLE001 - a broken callback must not stop the pipe from draining
+        except Exception as exc:  # a broken callback must not stop the pipe from draining
             with self._lock:
-                self._log.write(f"[forgeline] log line callback {callback!r} failed: {exc!r}\n".encode())
-
-
-def read_log_tail(log_path: str | os.PathLike[str], lines: int = STDERR_TAIL_LINES) -> list[str]:
-    """Return the last lines of a log file (empty if it does not exist); used when no pipe was captured."""
-    try:
-        data = Path(log_path).read_bytes()[-64 * 1024 :]
-    except FileNotFoundError:
-        return []
-    return data.decode("utf-8", "replace").splitlines()[-lines:]
+                self._broken_callbacks.add(callback)
+                note = f"[forgeline] log line callback {callback!r} failed and is skipped from now on: {exc!r}\n"
+                self._log.write(note.encode())

@@ -15,7 +15,7 @@ from forgeline.jobs.control import JobControl, ended_by_forgeline
 from forgeline.jobs.logs import LineCallback, LogCapture
 from forgeline.jobs.results import complete_job, infrastructure_failure, interrupted
 from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
-from forgeline.jobs.workspace import Workspace, prepare_workspace
+from forgeline.jobs.workspace import CODE_FOLDER, Workspace, prepare_workspace
 
 if TYPE_CHECKING:
     from forgeline.store.artifacts import ArtifactStore
@@ -41,10 +41,16 @@ def run_processing_job(
     if control.cause is not None:
         return ended_by_forgeline(control.cause, what, spec.max_run_seconds)
     try:
-        process = _spawn(spec, prepare_workspace(spec, artifacts), python)
-    except Exception as exc:  # noqa: BLE001 - whatever broke the staging or spawn is the reason
+        workspace = prepare_workspace(spec, artifacts)
+        capture = LogCapture(spec.log_path, line_callbacks)
+    except Exception as exc:  # whatever broke the staging is the reason
         return infrastructure_failure(exc)
-    capture = LogCapture.start(process, spec.log_path, line_callbacks)
+    try:
+        process = _spawn(spec, workspace, python)
+    except Exception as exc:
+        capture.close()
+        return infrastructure_failure(exc)
+    capture.start(process)
     control.attach(process)
     if spec.max_run_seconds is not None:
         control.expire_after(spec.max_run_seconds, timeout_grace_seconds)
@@ -71,6 +77,10 @@ def _spawn(spec: JobSpec, workspace: Workspace, python: str) -> subprocess.Popen
     if workspace.code is None:
         raise JobError(f"processing job {spec.job_id} has no code to run")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env}
+    if spec.source_dir is not None:
+        # Modules at the top of source_dir import as they did on the user's machine, wherever the script sits.
+        code_dir = str(workspace.job_dir / CODE_FOLDER)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_dir, env.get("PYTHONPATH")]))
     return subprocess.Popen(
         [python, str(workspace.code), *spec.arguments],
         cwd=workspace.job_dir,

@@ -17,9 +17,7 @@ if TYPE_CHECKING:
 def infrastructure_failure(exc: BaseException) -> JobResult:
     """A job that forgeline could not prepare, start or collect; the exception becomes its reason."""
     reason = str(exc) if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
-    return JobResult(
-        status=JobStatus.FAILED, failure_kind=FailureKind.INFRASTRUCTURE_ERROR, failure_reason=reason
-    )
+    return JobResult(status=JobStatus.FAILED, failure_kind=FailureKind.INFRASTRUCTURE_ERROR, failure_reason=reason)
 
 
 def interrupted(what: str, signal_number: int, exit_code: int | None = None) -> JobResult:
@@ -59,8 +57,6 @@ def complete_job(
         )
     try:
         outputs = collect_outputs(spec, artifacts)
-    except Exception as exc:  # noqa: BLE001 - any storage backend error
+    except Exception as exc:  # any storage backend error
         return infrastructure_failure(exc)
-    return JobResult(
-        status=JobStatus.SUCCEEDED, outputs=outputs, properties=all_properties, exit_code=exit_code
-    )
+    return JobResult(status=JobStatus.SUCCEEDED, outputs=outputs, properties=all_properties, exit_code=exit_code)

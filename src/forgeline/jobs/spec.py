@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -85,6 +86,17 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class MetricSample:
+    """One value of a metric parsed from a job's log line, in the order the job printed it."""
+
+    name: str
+    value: float
+    timestamp: datetime
+    seq: int
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
 class JobResult:
     """What one job attempt produced."""
 
@@ -94,3 +106,4 @@ class JobResult:
     failure_kind: FailureKind | None = None
     failure_reason: str | None = None
     exit_code: int | None = None
+    metrics: tuple[MetricSample, ...] = ()  # every sample, in order; the engine stores the series

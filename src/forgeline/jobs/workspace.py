@@ -44,9 +44,7 @@ def prepare_workspace(spec: JobSpec, artifacts: ArtifactStore) -> Workspace:
     return Workspace(job_dir=job_dir, code=code)
 
 
-def stage_input(
-    staged: StagedInput, job_dir: Path, artifacts: ArtifactStore, working_dir: str | None = None
-) -> Path:
+def stage_input(staged: StagedInput, job_dir: Path, artifacts: ArtifactStore, working_dir: str | None = None) -> Path:
     """Copy one input (local path or artifact URI, file or folder) to its destination; return where it is."""
     what = f"input '{staged.destination}'"
     destination = job_path(job_dir, staged.destination, what)

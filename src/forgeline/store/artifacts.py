@@ -94,16 +94,12 @@ class ArtifactStore:
         destination = Path(local_path)
         if source.fs is None:
             if not os.path.exists(source.path):
-                raise ArtifactNotFoundError(
-                    f"cannot fetch to {destination}: artifact does not exist: {uri_or_path}"
-                )
+                raise ArtifactNotFoundError(f"cannot fetch to {destination}: artifact does not exist: {uri_or_path}")
             local_files.copy_out(source.path, destination)
             return
         fs = source.fs
         if not fs.exists(source.path):
-            raise ArtifactNotFoundError(
-                f"cannot fetch to {destination}: artifact does not exist: {uri_or_path}"
-            )
+            raise ArtifactNotFoundError(f"cannot fetch to {destination}: artifact does not exist: {uri_or_path}")
         if not fs.isdir(source.path):
             destination.parent.mkdir(parents=True, exist_ok=True)
             fs.get_file(source.path, str(destination))
@@ -151,8 +147,12 @@ class ArtifactStore:
             local_files.write_into_place(data, location.path)
         elif _has_rename(location.fs):
             staging = local_files.temporary_sibling(location.path)
-            location.fs.pipe_file(staging, data)
-            location.fs.mv(staging, location.path)
+            try:
+                location.fs.pipe_file(staging, data)
+                location.fs.mv(staging, location.path)
+            except BaseException:
+                _remove_remote(location.fs, staging)
+                raise
         else:
             location.fs.pipe_file(location.path, data)
 
@@ -211,11 +211,14 @@ def _upload(source: Path, fs: Any, target: str) -> None:
     if not source.is_dir():
         fs.put_file(str(source), target)
         return
-    fs.makedirs(target, exist_ok=True)
+    # Object stores have no folders (and makedirs may cost a request or even create a bucket): skip them.
+    with_folders = _has_rename(fs)
+    if with_folders:
+        fs.makedirs(target, exist_ok=True)
     for folder, subfolders, names in os.walk(source):
         relative = os.path.relpath(folder, source)
         base = target if relative == "." else f"{target}/{relative.replace(os.sep, '/')}"
-        for subfolder in subfolders:
+        for subfolder in subfolders if with_folders else ():
             fs.makedirs(f"{base}/{subfolder}", exist_ok=True)
         for name in names:
             fs.put_file(os.path.join(folder, name), f"{base}/{name}")

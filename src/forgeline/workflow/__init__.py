@@ -11,7 +11,14 @@ from forgeline.workflow.conditions import (
     ConditionNot,
     ConditionOr,
 )
-from forgeline.workflow.expressions import ExecutionVariable, ExecutionVariables, Format, Join, JsonGet, Property
+from forgeline.workflow.expressions import (
+    ExecutionVariable,
+    ExecutionVariables,
+    Format,
+    Join,
+    JsonGet,
+    Property,
+)
 from forgeline.workflow.parameters import (
     Parameter,
     ParameterBoolean,

@@ -114,17 +114,17 @@ class Property(Expression):
     @property
     def step_name(self) -> str:
         """Name of the step this property belongs to."""
-        return self._step_name  # type: ignore[no-any-return,attr-defined]
+        return self.__dict__["_step_name"]  # type: ignore[no-any-return]
 
     @property
     def path(self) -> tuple[PathPart, ...]:
         """Attribute and key path inside the step's properties."""
-        return self._path  # type: ignore[no-any-return,attr-defined]
+        return self.__dict__["_path"]  # type: ignore[no-any-return]
 
     @property
     def step(self) -> Step | None:
         """The step object, when built in Python (None when parsed from a definition)."""
-        return self._step  # type: ignore[no-any-return,attr-defined]
+        return self.__dict__["_step"]  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Property:
         if name.startswith("_"):

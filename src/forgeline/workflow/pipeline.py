@@ -28,9 +28,10 @@ class DefinitionDocument(str):
 
     def as_dict(self) -> dict[str, Any]:
         """The parsed document."""
-        return json.loads(self)  # type: ignore[no-any-return]
+        parsed: dict[str, Any] = json.loads(self)
+        return parsed
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return self.as_dict()[key]
         return str.__getitem__(self, key)
@@ -115,7 +116,9 @@ class Pipeline:
         settings: Settings | None = None,
     ) -> Any:
         """Store this definition, start an execution in a background orchestrator, and return its handle."""
-        from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine does the work
+        from forgeline.engine.launch import (
+            start_execution,  # the DSL stays I/O free; the engine does the work
+        )
 
         return start_execution(self, parameters or {}, settings=settings)
 

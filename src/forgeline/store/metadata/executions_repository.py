@@ -25,6 +25,7 @@ def insert_execution(
     pipeline_version: int,
     parameters: dict[str, Any],
     work_dir: str,
+    parent_execution_id: str | None,
 ) -> None:
     """Insert an Executing execution of a stored pipeline version, started now."""
     found = connection.execute(
@@ -37,6 +38,7 @@ def insert_execution(
         raise PipelineNotFoundError(
             f"no pipeline '{pipeline_name}' version {pipeline_version}; save it with save_pipeline_version first"
         )
+    require_parent(connection, parent_execution_id)
     now = utc_now()
     try:
         connection.execute(
@@ -49,6 +51,7 @@ def insert_execution(
                 work_dir=work_dir,
                 created_at=now,
                 started_at=now,
+                parent_execution_id=parent_execution_id,
             )
         )
     except IntegrityError as error:
@@ -85,8 +88,7 @@ def resolve_execution(connection: Connection, id_or_prefix: str) -> ExecutionRec
     shown = ", ".join(match.id for match in matches[:_SHOWN_MATCHES])
     more = ", ..." if len(matches) > _SHOWN_MATCHES else ""
     raise ExecutionNotFoundError(
-        f"ambiguous prefix '{id_or_prefix}' matches {len(matches)} executions ({shown}{more}); "
-        "give more characters"
+        f"ambiguous prefix '{id_or_prefix}' matches {len(matches)} executions ({shown}{more}); give more characters"
     )
 
 
@@ -98,11 +100,24 @@ def list_executions(connection: Connection, pipeline_name: str | None, limit: in
     return [to_execution(row) for row in connection.execute(query)]
 
 
+def require_parent(connection: Connection, parent_execution_id: str | None) -> None:
+    """ExecutionNotFoundError unless the parent execution (when given) exists under exactly this id."""
+    if parent_execution_id is None:
+        return
+    if connection.execute(select(executions.c.id).where(executions.c.id == parent_execution_id)).first() is None:
+        raise ExecutionNotFoundError(
+            f"no parent execution '{parent_execution_id}'; pass the full id of an existing execution"
+        )
+
+
 def update_execution(connection: Connection, execution_id: str, values: dict[str, Any]) -> ExecutionRecord:
     """Write already-validated column values and return the execution as it now is."""
     if values:
         connection.execute(update(executions).where(executions.c.id == execution_id).values(**values))
-    return load_execution(connection, execution_id)
+    record = load_execution(connection, execution_id)
+    # Raising here rolls the caller's transaction, and so the update, back.
+    require_parent(connection, values.get("parent_execution_id"))
+    return record
 
 
 def request_stop(connection: Connection, execution_id: str) -> ExecutionRecord:

@@ -69,7 +69,7 @@ def ensure_schema(engine: Engine) -> None:
                 return
             if attempt == _UPGRADE_ATTEMPTS:
                 raise StoreError(
-                    f"could not migrate the metadata database {engine.url.render_as_string(hide_password=True)} to schema {HEAD_REVISION}: "
+                    f"could not migrate the metadata database {_display(engine)} to schema {HEAD_REVISION}: "
                     f"{error.orig}"
                 ) from error
             time.sleep(random.uniform(0.05, 0.2) * attempt)
@@ -83,19 +83,21 @@ def _upgrade_under_lock(engine: Engine) -> None:
     # each one re-reads the revision after the previous one committed.
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_MIGRATION_LOCK_KEY}
-            )
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_MIGRATION_LOCK_KEY})
         if inspect(connection).has_table("alembic_version") and _read_revision(connection) == HEAD_REVISION:
             return
         try:
             command.upgrade(alembic_config(connection=connection), "head")
         except CommandError as error:
             raise StoreError(
-                f"the metadata database {engine.url.render_as_string(hide_password=True)} has schema revision {_read_revision(connection)!r}, "
+                f"the metadata database {_display(engine)} has schema revision {_read_revision(connection)!r}, "
                 f"which this forgeline does not know (newest known: {HEAD_REVISION}); upgrade forgeline "
                 "or point FORGELINE_DATABASE_URL at another database"
             ) from error
+
+
+def _display(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _read_revision(connection: Connection) -> str | None:

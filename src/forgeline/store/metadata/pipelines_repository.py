@@ -13,9 +13,7 @@ from forgeline.store.metadata.rows import to_pipeline_version
 from forgeline.store.metadata.tables import executions, pipeline_versions, pipelines
 
 
-def save_version(
-    connection: Connection, name: str, definition: dict[str, Any], digest: str
-) -> PipelineVersion:
+def save_version(connection: Connection, name: str, definition: dict[str, Any], digest: str) -> PipelineVersion:
     """Insert the next version unless the newest one has this digest (then return that one)."""
     newest = connection.execute(
         select(pipeline_versions)
@@ -34,9 +32,7 @@ def save_version(
             pipeline_name=name, version=version, definition=definition, digest=digest, created_at=now
         )
     )
-    return PipelineVersion(
-        pipeline_name=name, version=version, definition=definition, digest=digest, created_at=now
-    )
+    return PipelineVersion(pipeline_name=name, version=version, definition=definition, digest=digest, created_at=now)
 
 
 def load_version(connection: Connection, name: str, version: int | None) -> PipelineVersion:
@@ -60,9 +56,7 @@ def load_version(connection: Connection, name: str, version: int | None) -> Pipe
 def list_versions(connection: Connection, name: str) -> list[PipelineVersion]:
     """Every version of the pipeline, oldest first; PipelineNotFoundError when there are none."""
     rows = connection.execute(
-        select(pipeline_versions)
-        .where(pipeline_versions.c.pipeline_name == name)
-        .order_by(pipeline_versions.c.version)
+        select(pipeline_versions).where(pipeline_versions.c.pipeline_name == name).order_by(pipeline_versions.c.version)
     ).all()
     if not rows:
         raise PipelineNotFoundError(f"no pipeline '{name}'; save or run it first")

@@ -79,6 +79,7 @@ class ExecutionRecord:
     failure_reason: str | None = None
     orchestrator_pid: int | None = None
     heartbeat_at: datetime | None = None
+    parent_execution_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,42 @@ class StepAttempt:
     failure_kind: str | None = None
     failure_reason: str | None = None
     log_path: str | None = None
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """The result of a succeeded step that later executions with the same cache key may reuse."""
+
+    cache_key: str
+    pipeline_name: str
+    step_name: str
+    step_kind: str
+    execution_id: str
+    components: dict[str, str]  # the named parts the key was computed from, to explain a miss
+    outputs: dict[str, str]
+    properties: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ContentIndexEntry:
+    """A file's stat signature and content digest, so an unchanged file need not be read again."""
+
+    path: str
+    size: int
+    version: str  # mtime in ns for local files; ETag, checksum or mtime for object stores
+    digest: str
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One value of a training metric, as parsed from an attempt's log."""
+
+    execution_id: str
+    step_name: str
+    attempt: int
+    name: str
+    value: float
+    timestamp: datetime
+    seq: int  # order within the attempt

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -9,8 +10,11 @@ from typing import Any
 from sqlalchemy import Row
 
 from forgeline.store.metadata.records import (
+    CacheEntry,
+    ContentIndexEntry,
     ExecutionRecord,
     ExecutionStatus,
+    MetricPoint,
     PipelineVersion,
     StepAttempt,
     StepRun,
@@ -18,7 +22,7 @@ from forgeline.store.metadata.records import (
 )
 
 EXECUTION_FIELDS = frozenset(
-    {"status", "started_at", "ended_at", "failure_reason", "orchestrator_pid", "heartbeat_at"}
+    {"status", "started_at", "ended_at", "failure_reason", "orchestrator_pid", "heartbeat_at", "parent_execution_id"}
 )
 STEP_RUN_FIELDS = frozenset(
     {
@@ -39,7 +43,7 @@ STEP_RUN_FIELDS = frozenset(
 def execution_values(fields: dict[str, Any]) -> dict[str, Any]:
     """Column values for an execution update; ValueError names any field that cannot be updated."""
     _reject_unknown(fields, EXECUTION_FIELDS, "execution")
-    _require_aware(fields)
+    _require_aware_fields(fields)
     values = dict(fields)
     if "status" in values:
         values["status"] = ExecutionStatus(values["status"]).value
@@ -49,7 +53,7 @@ def execution_values(fields: dict[str, Any]) -> dict[str, Any]:
 def step_run_values(fields: dict[str, Any]) -> dict[str, Any]:
     """Column values for a step run update; ValueError names any field that cannot be updated."""
     _reject_unknown(fields, STEP_RUN_FIELDS, "step run")
-    _require_aware(fields)
+    _require_aware_fields(fields)
     values = dict(fields)
     if "status" in values:
         values["status"] = StepStatus(values["status"]).value
@@ -94,6 +98,7 @@ def to_execution(row: Row[Any]) -> ExecutionRecord:
         failure_reason=row.failure_reason,
         orchestrator_pid=row.orchestrator_pid,
         heartbeat_at=row.heartbeat_at,
+        parent_execution_id=row.parent_execution_id,
     )
 
 
@@ -128,18 +133,87 @@ def to_step_attempt(row: Row[Any]) -> StepAttempt:
         failure_kind=row.failure_kind,
         failure_reason=row.failure_reason,
         log_path=row.log_path,
+        pid=row.pid,
     )
 
 
-def _require_aware(values: dict[str, Any]) -> None:
+def cache_entry_values(entry: CacheEntry) -> dict[str, Any]:
+    """Column values for a new cache_entries row; ValueError for a naive created_at."""
+    require_aware("created_at", entry.created_at)
+    return {
+        "cache_key": entry.cache_key,
+        "pipeline_name": entry.pipeline_name,
+        "step_name": entry.step_name,
+        "step_kind": entry.step_kind,
+        "execution_id": entry.execution_id,
+        "components": dict(entry.components),
+        "outputs": dict(entry.outputs),
+        "properties": dict(entry.properties),
+        "created_at": entry.created_at,
+    }
+
+
+def to_cache_entry(row: Row[Any]) -> CacheEntry:
+    """A cache_entries row as a CacheEntry."""
+    return CacheEntry(
+        cache_key=row.cache_key,
+        pipeline_name=row.pipeline_name,
+        step_name=row.step_name,
+        step_kind=row.step_kind,
+        execution_id=row.execution_id,
+        components=row.components,
+        outputs=row.outputs,
+        properties=row.properties,
+        created_at=row.created_at,
+    )
+
+
+def to_content_index_entry(row: Row[Any]) -> ContentIndexEntry:
+    """A content_index row as a ContentIndexEntry."""
+    return ContentIndexEntry(path=row.path, size=row.size, version=row.version, digest=row.digest)
+
+
+def metric_point_values(point: MetricPoint) -> dict[str, Any]:
+    """Column values for a new metric_points row (NaN stored as NULL); ValueError for a naive timestamp."""
+    require_aware("timestamp", point.timestamp)
+    value = float(point.value)
+    return {
+        "execution_id": point.execution_id,
+        "step_name": point.step_name,
+        "attempt": point.attempt,
+        "name": point.name,
+        "value": None if math.isnan(value) else value,
+        "timestamp": point.timestamp,
+        "seq": point.seq,
+    }
+
+
+def to_metric_point(row: Row[Any]) -> MetricPoint:
+    """A metric_points row as a MetricPoint (NULL read back as NaN)."""
+    return MetricPoint(
+        execution_id=row.execution_id,
+        step_name=row.step_name,
+        attempt=row.attempt,
+        name=row.name,
+        value=math.nan if row.value is None else float(row.value),
+        timestamp=row.timestamp,
+        seq=row.seq,
+    )
+
+
+def require_aware(name: str, value: datetime | None) -> None:
+    """ValueError naming the argument when a datetime is naive (the store only takes aware ones)."""
+    if value is not None and value.utcoffset() is None:
+        raise ValueError(f"{name}={value.isoformat()} is naive; pass a timezone-aware datetime")
+
+
+def _require_aware_fields(values: dict[str, Any]) -> None:
     for name, value in values.items():
-        if isinstance(value, datetime) and value.utcoffset() is None:
-            raise ValueError(f"{name}={value.isoformat()} is naive; pass a timezone-aware datetime")
+        if isinstance(value, datetime):
+            require_aware(name, value)
 
 
 def _reject_unknown(fields: dict[str, Any], allowed: frozenset[str], what: str) -> None:
     unknown = sorted(set(fields) - allowed)
     if unknown:
-        raise ValueError(
-            f"cannot update {what} field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
-        )
+        raise ValueError(f"cannot update {what} field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")

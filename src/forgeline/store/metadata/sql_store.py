@@ -57,9 +57,7 @@ class SqlMetadataStore:
                 # Another process inserted this version number first (SQLite serialises writers, so this is
                 # PostgreSQL's race); the next round sees its row.
                 if attempt == _SAVE_ATTEMPTS:
-                    raise StoreError(
-                        f"could not save a new version of pipeline '{name}': {error.orig}"
-                    ) from error
+                    raise StoreError(f"could not save a new version of pipeline '{name}': {error.orig}") from error
                 time.sleep(0.01 * attempt)
         raise AssertionError("unreachable")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, func, insert, select, update
 
 from forgeline.errors import StepNotFoundError
 from forgeline.store.metadata.column_types import utc_now
@@ -53,9 +53,7 @@ def load_step_run(connection: Connection, execution_id: str, name: str) -> StepR
         return to_step_run(row)
     load_execution(connection, execution_id)
     known = connection.execute(
-        select(step_runs.c.name)
-        .where(step_runs.c.execution_id == execution_id)
-        .order_by(step_runs.c.position)
+        select(step_runs.c.name).where(step_runs.c.execution_id == execution_id).order_by(step_runs.c.position)
     ).scalars()
     raise StepNotFoundError(
         f"execution '{execution_id}' has no step '{name}' (its steps: {', '.join(known) or 'none'})"
@@ -76,16 +74,12 @@ def update_step_run(connection: Connection, execution_id: str, name: str, values
     """Write already-validated column values and return the step run as it now is."""
     if values:
         connection.execute(
-            update(step_runs)
-            .where(step_runs.c.execution_id == execution_id, step_runs.c.name == name)
-            .values(**values)
+            update(step_runs).where(step_runs.c.execution_id == execution_id, step_runs.c.name == name).values(**values)
         )
     return load_step_run(connection, execution_id, name)
 
 
-def start_attempt(
-    connection: Connection, execution_id: str, step_name: str, log_path: str | None
-) -> StepAttempt:
+def start_attempt(connection: Connection, execution_id: str, step_name: str, log_path: str | None) -> StepAttempt:
     """Insert attempt max+1 as Executing and record the count on the step run."""
     load_step_run(connection, execution_id, step_name)
     previous = connection.execute(
@@ -131,25 +125,25 @@ def finish_attempt(
     failure_reason: str | None,
 ) -> StepAttempt:
     """Set an attempt's final status, end time and failure; StepNotFoundError for an unknown attempt."""
-    where = (
-        step_attempts.c.execution_id == execution_id,
-        step_attempts.c.step_name == step_name,
-        step_attempts.c.attempt == attempt,
+    where = _attempt_where(execution_id, step_name, attempt)
+    _update_attempt(
+        connection,
+        execution_id,
+        step_name,
+        attempt,
+        {
+            "status": StepStatus(status).value,
+            "ended_at": utc_now(),
+            "failure_kind": enum_value(failure_kind),
+            "failure_reason": failure_reason,
+        },
     )
-    result = connection.execute(
-        update(step_attempts)
-        .where(*where)
-        .values(
-            status=StepStatus(status).value,
-            ended_at=utc_now(),
-            failure_kind=enum_value(failure_kind),
-            failure_reason=failure_reason,
-        )
-    )
-    if result.rowcount == 0:
-        load_step_run(connection, execution_id, step_name)
-        raise StepNotFoundError(f"step '{step_name}' of execution '{execution_id}' has no attempt {attempt}")
     return to_step_attempt(connection.execute(select(step_attempts).where(*where)).one())
+
+
+def set_attempt_pid(connection: Connection, execution_id: str, step_name: str, attempt: int, pid: int | None) -> None:
+    """Record (or clear) the OS process id of an attempt's job; StepNotFoundError for an unknown attempt."""
+    _update_attempt(connection, execution_id, step_name, attempt, {"pid": pid})
 
 
 def list_attempts(connection: Connection, execution_id: str, step_name: str | None) -> list[StepAttempt]:
@@ -168,3 +162,22 @@ def list_attempts(connection: Connection, execution_id: str, step_name: str | No
         else:
             load_step_run(connection, execution_id, step_name)
     return [to_step_attempt(row) for row in rows]
+
+
+def _attempt_where(execution_id: str, step_name: str, attempt: int) -> tuple[ColumnElement[bool], ...]:
+    return (
+        step_attempts.c.execution_id == execution_id,
+        step_attempts.c.step_name == step_name,
+        step_attempts.c.attempt == attempt,
+    )
+
+
+def _update_attempt(
+    connection: Connection, execution_id: str, step_name: str, attempt: int, values: dict[str, Any]
+) -> None:
+    result = connection.execute(
+        update(step_attempts).where(*_attempt_where(execution_id, step_name, attempt)).values(**values)
+    )
+    if result.rowcount == 0:
+        load_step_run(connection, execution_id, step_name)
+        raise StepNotFoundError(f"step '{step_name}' of execution '{execution_id}' has no attempt {attempt}")

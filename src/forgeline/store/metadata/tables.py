@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
+    Float,
     ForeignKeyConstraint,
     Index,
     Integer,
@@ -62,6 +64,8 @@ executions = Table(
     Column("failure_reason", Text, nullable=True),
     Column("orchestrator_pid", Integer, nullable=True),
     Column("heartbeat_at", UtcDateTime(), nullable=True),
+    # No foreign key: a selective run only borrows the parent's outputs and must not pin or cascade with it.
+    Column("parent_execution_id", String(64), nullable=True),
     # An execution always runs a stored definition: resume and lineage read it back.
     ForeignKeyConstraint(
         ["pipeline_name", "pipeline_version"],
@@ -104,10 +108,61 @@ step_attempts = Table(
     Column("failure_kind", String(64), nullable=True),
     Column("failure_reason", Text, nullable=True),
     Column("log_path", Text, nullable=True),
+    Column("pid", Integer, nullable=True),
     ForeignKeyConstraint(
         ["execution_id", "step_name"],
         ["step_runs.execution_id", "step_runs.name"],
         ondelete="CASCADE",
     ),
     UniqueConstraint("execution_id", "step_name", "attempt"),
+)
+
+cache_entries = Table(
+    "cache_entries",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cache_key", String(64), nullable=False),
+    Column("pipeline_name", String(255), nullable=False),
+    Column("step_name", String(255), nullable=False),
+    Column("step_kind", String(64), nullable=False),
+    # No foreign key: an entry carries its own outputs and may outlive the execution that produced it.
+    Column("execution_id", String(64), nullable=False),
+    Column("components", JSON, nullable=False),
+    Column("outputs", JSON, nullable=False),
+    Column("properties", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index(None, "cache_key", "created_at"),
+    Index(None, "pipeline_name", "step_name", "created_at"),
+)
+
+content_index = Table(
+    "content_index",
+    metadata_obj,
+    # Keyed by sha256(path), not the path: an index on an unbounded Text column is not portable (MySQL).
+    Column("path_hash", String(64), primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("version", String(255), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+metric_points = Table(
+    "metric_points",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(64), nullable=False),
+    Column("step_name", String(255), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("name", String(255), nullable=False),
+    # NULL stands for NaN, which SQLite cannot store (a diverging loss is worth keeping).
+    Column("value", Float, nullable=True),
+    Column("timestamp", UtcDateTime(), nullable=False),
+    Column("seq", Integer, nullable=False),
+    ForeignKeyConstraint(
+        ["execution_id", "step_name"],
+        ["step_runs.execution_id", "step_runs.name"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "execution_id", "step_name", "name", "seq"),
 )

@@ -4,7 +4,12 @@ from forgeline.workflow.steps.base import JobStep, Step
 from forgeline.workflow.steps.condition import ConditionStep
 from forgeline.workflow.steps.fail import FailStep
 from forgeline.workflow.steps.function import DelayedReturn, FunctionStep, StepFunction, step
-from forgeline.workflow.steps.processing import ProcessingInput, ProcessingOutput, ProcessingStep, PropertyFile
+from forgeline.workflow.steps.processing import (
+    ProcessingInput,
+    ProcessingOutput,
+    ProcessingStep,
+    PropertyFile,
+)
 
 __all__ = [
     "ConditionStep", "DelayedReturn", "FailStep", "FunctionStep", "JobStep", "ProcessingInput",

@@ -15,7 +15,8 @@ from forgeline.workflow.expressions import Property, parse_value, serialize
 from forgeline.workflow.policies import CacheConfig, RetryPolicy
 from forgeline.workflow.steps.base import JobStep, StepRef, serialize_env
 
-SYNTHETIC_MODULE_PREFIX = "_forgeline_user_"
+SYNTHETIC_MODULE_PREFIX = "_forgeline_file_"
+"""Module names of user files loaded by path start with this; such modules are found again by their file."""
 
 
 class DelayedReturn(Property):

@@ -1,4 +1,7 @@
-"""Alembic environment: runs on a connection handed in by forgeline, or on a URL for `alembic revision`."""
+"""Alembic environment: runs on a connection handed in by forgeline, or on a URL for `alembic revision`.
+
+Alembic executes this file as a script (never imported by forgeline), hence the module-level call below.
+"""
 
 from __future__ import annotations
 

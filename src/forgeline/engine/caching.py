@@ -1,0 +1,137 @@
+"""Cache keys: what a step's result depends on (kind, resolved arguments, code, environment, input content)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import singledispatch
+from typing import Any
+
+from forgeline.engine.code_fingerprint import (
+    CodeFingerprint,
+    fingerprint_folder,
+    fingerprint_function,
+    fingerprint_script,
+)
+from forgeline.engine.fingerprint import Fingerprinter, combine
+from forgeline.jobs.spec import JobSpec
+from forgeline.workflow.expressions import walk
+from forgeline.workflow.parameters import Parameter, ParameterReference
+from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step
+
+VALUE_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """A step's cache key and the named components it was computed from (kept to explain misses)."""
+
+    digest: str
+    components: dict[str, str]
+
+
+def short(value: Any) -> str:
+    """A component value: readable when short, a digest when long."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=repr)
+    return text if len(text) <= VALUE_LIMIT else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def code_components(fingerprint: CodeFingerprint) -> dict[str, str]:
+    """Named components for every code file and installed package."""
+    parts = {f"code:{path}": digest for path, digest in fingerprint.files.items()}
+    parts.update({f"package:{name}": version for name, version in fingerprint.packages.items()})
+    return parts
+
+
+@singledispatch
+def kind_components(step: Step, spec: JobSpec, work_dir: str) -> dict[str, str]:
+    """Components specific to a step kind: its code and arguments."""
+    return {}
+
+
+@kind_components.register
+def _processing(step: ProcessingStep, spec: JobSpec, work_dir: str) -> dict[str, str]:
+    if spec.source_dir:
+        code = fingerprint_folder(spec.source_dir, [work_dir], work_dir)
+    else:
+        code = fingerprint_script(spec.code or "", [], work_dir)
+    return {
+        "arguments": short(list(spec.arguments)),
+        "entry point": os.path.relpath(spec.code or "", spec.source_dir or work_dir),
+        **code_components(code),
+    }
+
+
+@kind_components.register
+def _function(step: FunctionStep, spec: JobSpec, work_dir: str) -> dict[str, str]:
+    ref = spec.function
+    assert ref is not None
+    file = ref.file
+    if ref.module and not file:
+        import importlib.util
+
+        found = importlib.util.find_spec(ref.module)
+        file = found.origin if found else None
+    code = fingerprint_function(file, ref.name, [work_dir], work_dir) if file else CodeFingerprint()
+    try:
+        arguments = short(json.dumps([list(spec.args), spec.kwargs], sort_keys=True))
+    except (TypeError, ValueError):
+        arguments = "pickle:" + hashlib.sha256(pickle.dumps((spec.args, spec.kwargs))).hexdigest()
+    return {"function": f"{ref.module or ''}:{ref.name}", "arguments": arguments, **code_components(code)}
+
+
+def compute_cache_key(step: Step, spec: JobSpec, parameters: Mapping[str, Any], work_dir: str,
+                      fingerprinter: Fingerprinter) -> CacheKey:
+    """The cache key of one step as it is about to run; raises ArtifactNotFoundError for a missing input."""
+    components: dict[str, str] = {"kind": step.step_type, "python": sys.version.split()[0]}
+    components.update(kind_components(step, spec, work_dir))
+    for name in sorted({n.name for n in walk(list(step.children()))
+                        if isinstance(n, (Parameter, ParameterReference))}):
+        components[f"parameter:{name}"] = short(parameters.get(name))
+    for key, value in spec.env.items():
+        components[f"env:{key}"] = short(value)
+    for staged in spec.inputs:
+        source = staged.source if "://" in staged.source or os.path.isabs(staged.source) \
+            else os.path.join(work_dir, staged.source)
+        components[f"input:{staged.destination}"] = fingerprinter.fingerprint(source)
+    components["outputs"] = short([[o.name, o.source] for o in spec.outputs])
+    if spec.property_files:
+        components["property files"] = short([[p.name, p.output_name, p.path] for p in spec.property_files])
+    return CacheKey(digest=combine(components), components=components)
+
+
+def explain_miss(current: Mapping[str, str], previous: Mapping[str, str] | None) -> list[str]:
+    """Which parts of the key differ from the newest cached entry of the step, in words."""
+    if previous is None:
+        return ["no earlier cached result of this step"]
+    reasons = []
+    for name in sorted(set(current) | set(previous)):
+        before, after = previous.get(name), current.get(name)
+        if before == after:
+            continue
+        kind, _, detail = name.partition(":")
+        label = {"code": "code file", "input": "input", "parameter": "parameter", "env": "environment variable",
+                 "package": "package"}.get(kind, kind)
+        subject = f"{label} {detail!r}" if detail else label
+        if before is None:
+            reasons.append(f"{subject} is new")
+        elif after is None:
+            reasons.append(f"{subject} is gone")
+        elif kind in ("parameter", "env", "package") or name in ("arguments", "python", "entry point"):
+            reasons.append(f"{subject} changed: {before} -> {after}")
+        else:
+            reasons.append(f"{subject} changed")
+    return reasons or ["the key is unchanged but its cached outputs are gone"]
+
+
+def is_expired(created_at: datetime, expires_after_seconds: float | None) -> bool:
+    """Whether an entry created at ``created_at`` is older than the step's expire_after."""
+    if expires_after_seconds is None:
+        return False
+    return (datetime.now(timezone.utc) - created_at).total_seconds() > expires_after_seconds

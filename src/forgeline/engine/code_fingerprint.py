@@ -1,0 +1,247 @@
+"""Fingerprints of code: a script, a source folder or a @step function, plus the local modules they import.
+
+Imports are followed statically (``ast``): a module found in the project counts by content, an installed
+package by distribution name and version, the standard library not at all. No user code is executed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from forgeline.engine.fingerprint import combine, hash_bytes, hash_local_file
+
+
+@dataclass(frozen=True)
+class CodeFingerprint:
+    """What a step's code is made of: local files by digest and installed packages by version."""
+
+    files: dict[str, str] = field(default_factory=dict)
+    packages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """One digest for all of it."""
+        parts = {f"file:{k}": v for k, v in self.files.items()}
+        parts.update({f"package:{k}": v for k, v in self.packages.items()})
+        return combine(parts)
+
+
+@lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    return dict(importlib.metadata.packages_distributions())
+
+
+@lru_cache(maxsize=512)
+def package_version(top_level: str) -> str | None:
+    """``dist==version`` for an installed top-level module, or None when it is not installed."""
+    dists = _distributions().get(top_level)
+    if not dists:
+        return None
+    name = dists[0]
+    try:
+        return f"{name}=={importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@lru_cache(maxsize=1024)
+def _parse(path: str, mtime_ns: int) -> ast.Module:
+    with open(path, "rb") as handle:
+        return ast.parse(handle.read(), filename=path)
+
+
+def parse_file(path: str) -> ast.Module | None:
+    """The AST of a Python file (cached by modification time), or None when it does not parse."""
+    try:
+        return _parse(path, os.stat(path).st_mtime_ns)
+    except (SyntaxError, ValueError, OSError):
+        return None
+
+
+def imported_modules(tree: ast.AST, package_dir: str) -> list[tuple[str, int, str]]:
+    """``(module, level, base_dir)`` for every import; ``from a import b`` also yields ``a.b``."""
+    found: list[tuple[str, int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, 0, package_dir) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            found.append((base, node.level, package_dir))
+            found.extend((f"{base}.{a.name}" if base else a.name, node.level, package_dir) for a in node.names)
+    return found
+
+
+class CodeScanner:
+    """Follows imports from entry files through the project's roots, collecting the code closure."""
+
+    def __init__(self, roots: Sequence[str]) -> None:
+        self.roots = [os.path.abspath(r) for r in roots if r]
+        self.files: dict[str, str] = {}
+        self.packages: dict[str, str] = {}
+
+    def result(self, base: str) -> CodeFingerprint:
+        """The closure found so far, with file names relative to ``base`` where possible."""
+        files = {}
+        for path, digest in self.files.items():
+            rel = os.path.relpath(path, base)
+            files[path if rel.startswith("..") else rel] = digest
+        return CodeFingerprint(files=files, packages=dict(self.packages))
+
+    def add_file(self, path: str) -> None:
+        """Count a Python file and follow its imports."""
+        path = os.path.abspath(path)
+        if path in self.files or not os.path.isfile(path):
+            return
+        self.files[path] = hash_local_file(path)
+        tree = parse_file(path)
+        if tree is not None:
+            self.follow(imported_modules(tree, os.path.dirname(path)), os.path.dirname(path))
+
+    def follow(self, modules: Iterable[tuple[str, int, str]], own_dir: str) -> None:
+        """Resolve each import to project files or an installed package."""
+        for module, level, package_dir in modules:
+            if level:
+                base = Path(package_dir)
+                for _ in range(level - 1):
+                    base = base.parent
+                for path in self.module_files(module, [str(base)]):
+                    self.add_file(path)
+                continue
+            if not module:
+                continue
+            local = self.module_files(module, [own_dir, *self.roots])
+            if local:
+                for path in local:
+                    self.add_file(path)
+                continue
+            top = module.split(".")[0]
+            if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+                continue
+            version = package_version(top)
+            if version:
+                self.packages[top] = version
+
+    @staticmethod
+    def module_files(module: str, roots: Sequence[str]) -> list[str]:
+        """Project files that make up ``a.b.c`` (each package's ``__init__`` and the module), first root wins."""
+        parts = module.split(".") if module else []
+        for root in roots:
+            found: list[str] = []
+            current = Path(root)
+            for i, part in enumerate(parts):
+                package = current / part / "__init__.py"
+                single = current / f"{part}.py"
+                if package.is_file():
+                    found.append(str(package))
+                    current = current / part
+                elif single.is_file() and i == len(parts) - 1:
+                    found.append(str(single))
+                    break
+                elif (current / part).is_dir() and i < len(parts) - 1:
+                    current = current / part  # namespace package
+                else:
+                    break
+            if found:
+                return found
+        return []
+
+
+def fingerprint_script(script: str, roots: Sequence[str], base: str) -> CodeFingerprint:
+    """A script and the local modules it imports (searched next to it, then in ``roots``)."""
+    scanner = CodeScanner([os.path.dirname(os.path.abspath(script)), *roots])
+    scanner.add_file(script)
+    return scanner.result(base)
+
+
+def fingerprint_folder(folder: str, roots: Sequence[str], base: str) -> CodeFingerprint:
+    """Every file of a source folder, plus what its Python files import from outside it."""
+    scanner = CodeScanner([folder, *roots])
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git"))
+        for name in sorted(names):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = os.path.join(root, name)
+            if name.endswith(".py"):
+                scanner.add_file(path)
+            else:
+                scanner.files[os.path.abspath(path)] = hash_local_file(path)
+    return scanner.result(base)
+
+
+def fingerprint_function(file: str, name: str, roots: Sequence[str], base: str) -> CodeFingerprint:
+    """A module-level function's own source, the module-level names it uses, and the imports they need."""
+    scanner = CodeScanner([os.path.dirname(os.path.abspath(file)), *roots])
+    tree = parse_file(file)
+    if tree is None:
+        scanner.add_file(file)
+        return scanner.result(base)
+    with open(file, encoding="utf-8", errors="replace") as handle:
+        source = handle.read()
+    definitions: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        for defined in _defined_names(node):
+            definitions[defined] = node
+    pending, seen = [name], set()
+    pieces: dict[str, str] = {}
+    while pending:
+        current = pending.pop()
+        found = definitions.get(current)
+        if found is None or id(found) in seen:
+            continue
+        node = found
+        seen.add(id(node))
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            scanner.follow(imported_modules(node, os.path.dirname(os.path.abspath(file))),
+                           os.path.dirname(os.path.abspath(file)))
+            continue
+        body = node.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else [node]
+        segment = "\n".join(ast.get_source_segment(source, part) or "" for part in body)
+        pieces[f"source:{current}"] = hash_bytes(segment.encode())
+        pending.extend(sorted(free_names(node) - {current}))
+    fingerprint = scanner.result(base)
+    rel = os.path.relpath(os.path.abspath(file), base)
+    fingerprint.files.update({f"{rel}::{k}": v for k, v in pieces.items()})
+    return fingerprint
+
+
+def _defined_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(a.asname or a.name).split(".")[0] for a in node.names]
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return []
+
+
+def free_names(node: ast.stmt) -> set[str]:
+    """Names a definition reads that it does not bind itself (its parameters and locals are excluded)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        scope: list[ast.AST] = [*node.body, *node.args.defaults,
+                                *(d for d in node.args.kw_defaults if d is not None)]
+        args = node.args
+        bound = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+        bound |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    elif isinstance(node, ast.ClassDef):
+        scope, bound = [*node.body, *node.bases], set()
+    else:
+        scope, bound = [node], set()
+    read: set[str] = set()
+    for part in scope:
+        for n in ast.walk(part):
+            if not isinstance(n, ast.Name):
+                continue
+            if isinstance(n.ctx, ast.Store) and not isinstance(node, ast.Assign):
+                bound.add(n.id)
+            else:
+                read.add(n.id)
+    return read - bound

@@ -1,0 +1,147 @@
+"""Content fingerprints of data (files, folders, artifact URIs) with a stat-keyed index so unchanged data is not re-read."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import blake3
+import fsspec
+
+from forgeline.errors import ArtifactNotFoundError
+
+LARGE_FILE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What the content index remembers of one file: its stat signature and content digest."""
+
+    path: str
+    size: int
+    version: str  # mtime in ns for local files, ETag / checksum / mtime for object stores
+    digest: str
+
+
+class ContentIndex(Protocol):
+    """A persistent map from a file's (path, size, version) to its content digest."""
+
+    def lookup(self, paths: Iterable[str]) -> dict[str, IndexEntry]:
+        """Known entries for these paths."""
+        ...
+
+    def remember(self, entries: Iterable[IndexEntry]) -> None:
+        """Store (or replace) entries."""
+        ...
+
+
+class MemoryContentIndex:
+    """A ContentIndex that lives as long as the process (used when no store is at hand)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, IndexEntry] = {}
+
+    def lookup(self, paths: Iterable[str]) -> dict[str, IndexEntry]:
+        """Known entries for these paths."""
+        return {p: self.entries[p] for p in paths if p in self.entries}
+
+    def remember(self, entries: Iterable[IndexEntry]) -> None:
+        """Store (or replace) entries."""
+        for entry in entries:
+            self.entries[entry.path] = entry
+
+
+def hash_bytes(data: bytes) -> str:
+    """BLAKE3 hex digest of bytes."""
+    return blake3.blake3(data).hexdigest()
+
+
+def hash_local_file(path: str) -> str:
+    """BLAKE3 of a local file; large files are memory-mapped and hashed on every core."""
+    if os.path.getsize(path) >= LARGE_FILE_BYTES:
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        hasher.update_mmap(path)
+        return hasher.hexdigest()
+    with open(path, "rb") as handle:
+        return blake3.blake3(handle.read()).hexdigest()
+
+
+def combine(parts: Mapping[str, str]) -> str:
+    """One digest for named digests (a folder's files, a cache key's components), order-independent."""
+    hasher = blake3.blake3()
+    for name in sorted(parts):
+        hasher.update(name.encode() + b"\0" + parts[name].encode() + b"\n")
+    return hasher.hexdigest()
+
+
+class Fingerprinter:
+    """Fingerprints local paths and fsspec URLs, consulting and filling a ContentIndex."""
+
+    def __init__(self, index: ContentIndex | None = None) -> None:
+        self.index = index or MemoryContentIndex()
+
+    def fingerprint(self, location: str) -> str:
+        """Content digest of a file or folder; folders hash their relative paths and file digests."""
+        if "://" in location and not location.startswith("file://"):
+            return self._remote(location)
+        path = location.removeprefix("file://")
+        if os.path.isfile(path):
+            return self._local_files({"": path})[""]
+        if os.path.isdir(path):
+            files = {}
+            for root, _, names in os.walk(path):
+                for name in names:
+                    full = os.path.join(root, name)
+                    files[os.path.relpath(full, path).replace(os.sep, "/")] = full
+            return "dir:" + combine(self._local_files(files))
+        raise ArtifactNotFoundError(f"cannot fingerprint {location}: it does not exist")
+
+    def _local_files(self, files: Mapping[str, str]) -> dict[str, str]:
+        stats = {rel: os.stat(full) for rel, full in files.items()}
+        known = self.index.lookup(os.path.abspath(full) for full in files.values())
+        digests: dict[str, str] = {}
+        fresh: list[IndexEntry] = []
+        for rel, full in files.items():
+            key = os.path.abspath(full)
+            stat = stats[rel]
+            entry = known.get(key)
+            if entry and entry.size == stat.st_size and entry.version == str(stat.st_mtime_ns):
+                digests[rel] = entry.digest
+                continue
+            digest = hash_local_file(full)
+            digests[rel] = digest
+            fresh.append(IndexEntry(key, stat.st_size, str(stat.st_mtime_ns), digest))
+        if fresh:
+            self.index.remember(fresh)
+        return digests
+
+    def _remote(self, url: str) -> str:
+        fs, root = fsspec.core.url_to_fs(url)
+        if not fs.exists(root):
+            raise ArtifactNotFoundError(f"cannot fingerprint {url}: it does not exist")
+        infos: dict[str, Any] = (
+            {"": fs.info(root)} if fs.isfile(root)
+            else {p[len(root.rstrip("/")) + 1:]: i for p, i in fs.find(root, detail=True).items()}
+        )
+        keys = {rel: f"{fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]}://{info['name']}"
+                for rel, info in infos.items()}
+        known = self.index.lookup(keys.values())
+        digests: dict[str, str] = {}
+        fresh: list[IndexEntry] = []
+        for rel, info in infos.items():
+            version = str(info.get("ETag") or info.get("etag") or info.get("checksum") or info.get("mtime")
+                          or info.get("LastModified") or info.get("created") or "")
+            entry = known.get(keys[rel])
+            if version and entry and entry.size == info.get("size") and entry.version == version:
+                digests[rel] = entry.digest
+                continue
+            digest = hash_bytes(fs.cat_file(info["name"]))
+            digests[rel] = digest
+            if version:
+                fresh.append(IndexEntry(keys[rel], int(info.get("size") or 0), version, digest))
+        if fresh:
+            self.index.remember(fresh)
+        return digests[""] if list(digests) == [""] else "dir:" + combine(digests)

@@ -1,0 +1,1 @@
+"""Contract suites every backend implementation must pass."""

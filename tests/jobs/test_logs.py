@@ -1,0 +1,47 @@
+"""LogCapture copies both pipes of a process to its log file and to line callbacks, keeping a stderr tail."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from forgeline.jobs.logs import LogCapture
+
+
+def test_both_streams_reach_the_log_the_callbacks_and_the_stderr_tail(tmp_path):
+    script = (
+        "import sys\n"
+        "print('epoch=1 loss=0.5')\n"
+        "for i in range(25): print(f'warning {i}', file=sys.stderr)\n"
+        "sys.stdout.write('no newline at the end')\n"
+    )
+    process = subprocess.Popen([sys.executable, "-u", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: list[tuple[str, str]] = []
+    capture = LogCapture(tmp_path / "logs" / "job.log", [lambda s, line: seen.append((s, line))]).start(process)
+    process.wait()
+    assert capture.join(timeout=5)
+
+    log = (tmp_path / "logs" / "job.log").read_text()
+    assert "epoch=1 loss=0.5\n" in log
+    assert "warning 0\n" in log and "warning 24\n" in log
+    assert log.endswith("\n")
+    assert ("stdout", "epoch=1 loss=0.5") in seen
+    assert ("stdout", "no newline at the end") in seen
+    assert ("stderr", "warning 24") in seen
+    assert capture.stderr_tail == [f"warning {i}" for i in range(5, 25)]
+
+
+def test_a_failing_callback_does_not_stop_the_capture(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-c", "print('a'); print('b')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+    def broken(stream: str, line: str) -> None:
+        raise RuntimeError("bad regex")
+
+    capture = LogCapture(tmp_path / "job.log", [broken]).start(process)
+    process.wait()
+    assert capture.join(timeout=5)
+    log = (tmp_path / "job.log").read_text()
+    assert "a\n" in log and "b\n" in log
+    assert "bad regex" in log

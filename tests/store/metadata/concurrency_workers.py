@@ -1,0 +1,37 @@
+"""Process entry points for the concurrency tests (a plain module so spawned children import it cheaply)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from forgeline.store.metadata.records import StepStatus
+from forgeline.store.metadata.sql_store import SqlMetadataStore
+
+SHARED_DEFINITION: dict[str, Any] = {"steps": [{"name": f"step-{n}", "kind": "processing"} for n in range(5)]}
+STEP_COUNT = 5
+UPDATE_ROUNDS = 10
+
+
+def write_one_execution(database_url: str, index: int, barrier: Any) -> None:
+    """Open the store, save the shared definition, then record one execution and hammer its steps."""
+    barrier.wait(timeout=60)  # everyone creates the (new) database at once
+    store = SqlMetadataStore(database_url)
+    barrier.wait(timeout=60)  # everyone saves the same definition at once
+    version = store.save_pipeline_version("shared", SHARED_DEFINITION)
+    execution_id = f"exec-{index:02d}"
+    store.create_execution(
+        execution_id=execution_id,
+        pipeline_name="shared",
+        pipeline_version=version.version,
+        parameters={"index": index},
+        work_dir=f"/jobs/{execution_id}",
+        steps=[(f"step-{n}", "processing") for n in range(STEP_COUNT)],
+    )
+    for n in range(STEP_COUNT):
+        store.start_attempt(execution_id, f"step-{n}", log_path=None)
+    for round_number in range(UPDATE_ROUNDS):
+        for n in range(STEP_COUNT):
+            store.update_step_run(
+                execution_id, f"step-{n}", status=StepStatus.EXECUTING, properties={"round": round_number}
+            )
+    store.close()
