@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,9 +97,13 @@ class Cli:
         self.env = dict(env)
 
     def __call__(self, *args: str, cwd: Path | str = REPO_ROOT, timeout: float = 180,
-                 columns: int | None = 200, env: Mapping[str, str] | None = None) -> CliRun:
-        """Run the command to its end; ``columns`` is the terminal width rich sees (None: not set)."""
-        full_env = {**self.env, **(env or {})}
+                 columns: int | None = 200, env: Mapping[str, str] | None = None,
+                 unset: Sequence[str] = ()) -> CliRun:
+        """Run the command to its end with ``env`` added and ``unset`` removed from the environment.
+
+        ``columns`` is the terminal width rich sees (None: not set, as in a pipe).
+        """
+        full_env = {key: value for key, value in {**self.env, **(env or {})}.items() if key not in unset}
         full_env.pop("COLUMNS", None)
         full_env.pop("LINES", None)
         if columns is not None:

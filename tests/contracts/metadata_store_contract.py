@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from contracts.cache_and_metrics_contract import CacheAndMetricsContract
 from forgeline.errors import ExecutionNotFoundError, PipelineNotFoundError, StepNotFoundError, StoreError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionStatus, StepStatus
@@ -31,7 +32,7 @@ def _is_utc(value: datetime | None) -> bool:
     return value is not None and value.tzinfo is not None and value.utcoffset() == timedelta(0)
 
 
-class MetadataStoreContract:
+class MetadataStoreContract(CacheAndMetricsContract):
     """Shared tests; a backend's test module subclasses this and provides a fresh, empty `store`."""
 
     @pytest.fixture
@@ -223,6 +224,43 @@ class MetadataStoreContract:
             store.update_execution("exec-0001", status="Sleeping")
         assert store.get_execution("exec-0001").status is ExecutionStatus.EXECUTING
 
+    def test_parent_execution_is_recorded_set_and_cleared(self, store: MetadataStore) -> None:
+        self._execution(store, "exec-0001")
+        assert store.get_execution("exec-0001").parent_execution_id is None
+        version = store.get_pipeline_version("train").version
+        child = store.create_execution(
+            execution_id="exec-0002",
+            pipeline_name="train",
+            pipeline_version=version,
+            parameters={},
+            work_dir="/jobs/exec-0002",
+            steps=STEPS,
+            parent_execution_id="exec-0001",
+        )
+        assert child.parent_execution_id == "exec-0001"
+        assert store.get_execution("exec-0002") == child
+        self._execution(store, "exec-0003")
+        assert store.update_execution("exec-0003", parent_execution_id="exec-0002").parent_execution_id == "exec-0002"
+        assert store.update_execution("exec-0003", parent_execution_id=None).parent_execution_id is None
+
+    def test_parent_execution_must_exist(self, store: MetadataStore) -> None:
+        self._execution(store, "exec-0001")
+        with pytest.raises(ExecutionNotFoundError, match="no parent execution 'exec-0'"):
+            store.create_execution(
+                execution_id="exec-0002",
+                pipeline_name="train",
+                pipeline_version=1,
+                parameters={},
+                work_dir="/w",
+                steps=STEPS,
+                parent_execution_id="exec-0",  # a prefix is not enough
+            )
+        with pytest.raises(ExecutionNotFoundError):
+            store.get_execution("exec-0002")
+        with pytest.raises(ExecutionNotFoundError, match="no parent execution 'gone'"):
+            store.update_execution("exec-0001", parent_execution_id="gone", failure_reason="x")
+        assert store.get_execution("exec-0001").failure_reason is None
+
     def test_update_of_missing_execution_raises(self, store: MetadataStore) -> None:
         with pytest.raises(ExecutionNotFoundError, match="no execution 'nope'"):
             store.update_execution("nope", failure_reason="x")
@@ -347,3 +385,25 @@ class MetadataStoreContract:
         assert store.list_attempts("exec-0001", "evaluate") == []
         with pytest.raises(ExecutionNotFoundError):
             store.list_attempts("missing")
+
+    def test_attempt_pid_is_set_kept_and_cleared(self, store: MetadataStore) -> None:
+        self._execution(store)
+        assert store.start_attempt("exec-0001", "train", log_path=None).pid is None
+        store.start_attempt("exec-0001", "prepare", log_path=None)
+        store.set_attempt_pid("exec-0001", "train", 1, 31337)
+        [attempt] = store.list_attempts("exec-0001", "train")
+        assert attempt.pid == 31337
+        assert store.list_attempts("exec-0001", "prepare")[0].pid is None
+        finished = store.finish_attempt("exec-0001", "train", 1, status=StepStatus.SUCCEEDED)
+        assert finished.pid == 31337
+        store.set_attempt_pid("exec-0001", "train", 1, None)
+        assert store.list_attempts("exec-0001", "train")[0].pid is None
+
+    def test_set_pid_of_missing_attempt_raises(self, store: MetadataStore) -> None:
+        self._execution(store)
+        with pytest.raises(StepNotFoundError, match="no attempt 1"):
+            store.set_attempt_pid("exec-0001", "train", 1, 42)
+        with pytest.raises(StepNotFoundError):
+            store.set_attempt_pid("exec-0001", "nope", 1, 42)
+        with pytest.raises(ExecutionNotFoundError):
+            store.set_attempt_pid("missing", "train", 1, 42)

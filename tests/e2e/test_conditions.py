@@ -6,7 +6,7 @@ CONDITIONS_PIPELINE = """
     from forgeline.workflow import (
         ConditionEquals, ConditionGreaterThan, ConditionGreaterThanOrEqualTo, ConditionIn,
         ConditionLessThan, ConditionLessThanOrEqualTo, ConditionNot, ConditionOr, ConditionStep,
-        ParameterFloat, ParameterInteger, ParameterString, Pipeline, ProcessingStep,
+        ExecutionVariables, Format, Join, ParameterFloat, ParameterInteger, ParameterString, Pipeline, ProcessingStep,
     )
 
     count = ParameterInteger("Count", default_value=5)
@@ -37,6 +37,9 @@ CONDITIONS_PIPELINE = """
                                                   ConditionIn(value=mode, in_values=["serve"])])),
         gate("AllOf", ConditionEquals(left=mode, right="train"), ConditionGreaterThan(left=count, right=10)),
         gate("Literal", ConditionEquals(left=count, right=count)),
+        gate("Formatted", ConditionEquals(left=Format("{}-{}", mode, count), right="train-5")),
+        gate("Joined", ConditionIn(value=Join(on="/", values=[ExecutionVariables.PIPELINE_NAME, mode]),
+                                   in_values=["conditions/train", "conditions/tune"])),
     ]
     pipeline = Pipeline(name="conditions", parameters=[count, score, mode], steps=gates)
 """
@@ -44,7 +47,7 @@ CONDITIONS_PIPELINE = """
 CHOSEN_BY_DEFAULTS = {
     "Equals": True, "NotEquals": False, "GreaterThan": True, "GreaterThanEqual": False, "AtLeast": True,
     "LessThan": False, "AtMost": True, "In": True, "NotIn": False, "Not": True, "Or": True,
-    "OrNeither": False, "AllOf": False, "Literal": True,
+    "OrNeither": False, "AllOf": False, "Literal": True, "Formatted": True, "Joined": True,
 }
 
 
@@ -80,6 +83,7 @@ def test_a_parameter_override_flips_the_branch(project):
     assert statuses["NotEqualsYes"] == "Succeeded"
     assert statuses["OrNeitherYes"] == "Succeeded"
     assert statuses["InNo"] == "Succeeded"
+    assert statuses["FormattedNo"] == "Succeeded" and statuses["JoinedNo"] == "Succeeded"
 
 
 JSON_GATE_PIPELINE = """

@@ -80,6 +80,8 @@ def test_quickstart_succeeds_from_the_cli_and_can_be_inspected(cli, project, for
     assert described.returncode == 0, described
     text = described.stdout
     assert execution_id in text and "Succeeded" in text
+    assert re.search(r"started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", text), text  # times are shown
+    assert re.search(r"ended: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", text), text
     for name, value in [("TrainRatio", "0.7"), ("Seed", "7"), ("AccuracyThreshold", "0.9")]:
         assert re.search(rf"{name}\s*│\s*{re.escape(value)}\b", text), (name, text)
     for name in EXPECTED_STATUSES:

@@ -69,13 +69,18 @@ class JobControl:
             self._deadline.daemon = True
             self._deadline.start()
 
-    def release(self) -> EndCause | None:
-        """Forget the process (it has ended or answered); return why forgeline ended it, if it did."""
+    def release(self, final: bool = True) -> EndCause | None:
+        """Forget the process (it has ended or answered); return why forgeline ended it, if it did.
+
+        With ``final=False`` the job goes on with another process (a training job restarting after an
+        interruption): a stop that comes in between is kept and ends the next process as soon as it attaches.
+        """
         with self._lock:
-            self._released = True
+            self._released = final
             self._process = None
             if self._deadline is not None:
                 self._deadline.cancel()
+                self._deadline = None
             return self._cause
 
     def _end(self, cause: EndCause, grace_seconds: float) -> None:

@@ -61,10 +61,34 @@ class FunctionRef:
 
 
 @dataclass(frozen=True)
+class MetricDefinition:
+    """A metric read from a job's log lines: the first capture group of ``regex`` is its value."""
+
+    name: str
+    regex: str
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """What makes a job a training job (script mode): channels, hyperparameters, metrics, checkpoints."""
+
+    model_uri: str  # where model.tar.gz (the packed model dir) is stored after a zero exit
+    output_data_uri: str  # where the output data dir is stored after a zero exit
+    checkpoint_uri: str  # restored before the job starts, kept in sync while it runs (local path or URL)
+    channels: tuple[str, ...] = ()  # input names; each staged at input/data/<channel>
+    hyperparameters: dict[str, Any] = field(default_factory=dict)  # resolved values, passed as --name value
+    metric_definitions: tuple[MetricDefinition, ...] = ()
+    restart_on_interruption: bool = False  # use_spot_instances: restart from the last checkpoint when killed
+    max_wait_seconds: float | None = None  # no restart once this long has passed since the first start
+    instance_type: str | None = None  # recorded only; every job runs on this machine
+    instance_count: int = 1
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """Everything an executor needs to run one attempt of one step, with every expression already resolved."""
 
-    kind: str  # "processing" | "function"
+    kind: str  # "processing" | "training" | "function"
     job_id: str  # "<execution>/<step>/<attempt>", unique
     job_dir: str  # fresh working directory for this attempt
     log_path: str  # stdout and stderr of the job, as they stream
@@ -83,6 +107,12 @@ class JobSpec:
     return_uri: str | None = None
     working_dir: str | None = None  # the user's project folder (cwd of the launcher), for imports and paths
     max_run_seconds: float | None = None
+    # the interpreter of a script job: `python` as given, or a virtual environment built from `requirements`
+    # (absolute path) once under `envs_dir`; neither: forgeline's own interpreter
+    python: str | None = None
+    requirements: str | None = None
+    envs_dir: str | None = None
+    training: TrainingSpec | None = None
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, inspect
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, inspect, text
 
-from forgeline.store.metadata.migrate import HEAD_REVISION, alembic_config
+from forgeline.store.metadata.migrate import HEAD_REVISION, alembic_config, current_revision
+from forgeline.store.metadata.records import StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.store.metadata.tables import metadata_obj
 
@@ -54,4 +55,56 @@ def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     engine.dispose()
     command.upgrade(alembic_config(url=url), "head")
+    assert _differences(url, metadata_obj) == []
+
+
+def _columns(url: str, table: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_0001_keeps_the_runs_and_upgrading_again_restores_the_schema(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'forgeline.db'}"
+    store = SqlMetadataStore(url)
+    store.save_pipeline_version("train", {"steps": ["fit"]})
+    store.create_execution(
+        execution_id="exec-0001", pipeline_name="train", pipeline_version=1, parameters={}, work_dir="/w", steps=[]
+    )
+    store.create_execution(
+        execution_id="exec-0002",
+        pipeline_name="train",
+        pipeline_version=1,
+        parameters={},
+        work_dir="/w",
+        steps=[("fit", "training")],
+        parent_execution_id="exec-0001",
+    )
+    store.start_attempt("exec-0002", "fit", log_path="/logs/fit.log")
+    store.set_attempt_pid("exec-0002", "fit", 1, 4242)
+    store.close()
+
+    command.downgrade(alembic_config(url=url), "0001")
+    engine = create_engine(url)
+    tables = set(inspect(engine).get_table_names())
+    assert current_revision(engine) == "0001"
+    with engine.connect() as connection:
+        counts = [
+            connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            for table in ("executions", "step_runs", "step_attempts")
+        ]
+    engine.dispose()
+    assert not tables & {"cache_entries", "content_index", "metric_points"}
+    assert "pid" not in _columns(url, "step_attempts")
+    assert "parent_execution_id" not in _columns(url, "executions")
+    # Dropping columns must not recreate tables: with foreign keys on, that would cascade-delete step runs.
+    assert counts == [2, 1, 1]
+
+    reopened = SqlMetadataStore(url)  # migrates the 0001 database forward on open
+    assert reopened.get_execution("exec-0002").parent_execution_id is None
+    [attempt] = reopened.list_attempts("exec-0002", "fit")
+    assert (attempt.status, attempt.log_path, attempt.pid) == (StepStatus.EXECUTING, "/logs/fit.log", None)
+    reopened.close()
     assert _differences(url, metadata_obj) == []

@@ -5,14 +5,16 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from contracts.metadata_store_contract import MetadataStoreContract
 from forgeline.errors import StoreError
-from forgeline.store.metadata import migrate
+from forgeline.store.metadata import content_index_repository, migrate
 from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.records import ContentIndexEntry
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 
 
@@ -40,6 +42,7 @@ def test_creates_missing_folders_and_the_schema(tmp_path: Path) -> None:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone() == (migrate.HEAD_REVISION,)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert {"pipelines", "pipeline_versions", "executions", "step_runs", "step_attempts"} <= tables
+    assert {"cache_entries", "content_index", "metric_points"} <= tables
 
 
 def test_reopening_a_current_database_does_not_run_alembic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -78,3 +81,34 @@ def test_accepts_a_relative_sqlite_path(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.chdir(tmp_path)
     SqlMetadataStore("sqlite:///home/forgeline.db").close()
     assert (tmp_path / "home" / "forgeline.db").exists()
+
+
+def test_content_lookups_bind_at_most_one_batch_of_paths_per_query(tmp_path: Path) -> None:
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'forgeline.db'}")
+    paths = [f"/data/{index}" for index in range(1201)]
+    store.remember_content(ContentIndexEntry(path, 1, "v", "d") for path in paths)
+    bound: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "content_index" in statement:
+            bound.append(len(parameters))
+
+    event.listen(store._engine, "before_cursor_execute", count)  # noqa: SLF001 - observing the SQL itself
+    found = store.lookup_content(paths)
+    store.close()
+    assert len(found) == len(paths)
+    assert bound == [500, 500, 201]
+
+
+def test_content_index_upsert_falls_back_to_delete_and_insert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = SqlMetadataStore(f"sqlite:///{tmp_path / 'forgeline.db'}")
+    store.remember_content([ContentIndexEntry("/d/a", 1, "v1", "d1"), ContentIndexEntry("/d/b", 1, "v1", "d1")])
+    with store._engine.begin() as connection:  # noqa: SLF001 - driving the repository on a "foreign" dialect
+        monkeypatch.setattr(connection.dialect, "name", "otherdb")
+        content_index_repository.remember(connection, [ContentIndexEntry("/d/a", 2, "v2", "d2")] * 2)
+    monkeypatch.undo()
+    assert store.lookup_content(["/d/a", "/d/b"]) == {
+        "/d/a": ContentIndexEntry("/d/a", 2, "v2", "d2"),
+        "/d/b": ContentIndexEntry("/d/b", 1, "v1", "d1"),
+    }
+    store.close()

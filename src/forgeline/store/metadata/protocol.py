@@ -1,11 +1,16 @@
-"""MetadataStore: everything the engine and the edges record about pipelines, executions and steps."""
+"""MetadataStore: everything the engine and the edges record about pipelines, executions, steps and the cache."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 from forgeline.store.metadata.records import (
+    CacheEntry,
+    ContentIndexEntry,
     ExecutionRecord,
+    MetricPoint,
     PipelineSummary,
     PipelineVersion,
     StepAttempt,
@@ -15,7 +20,7 @@ from forgeline.store.metadata.records import (
 
 
 class MetadataStore(Protocol):
-    """Durable record of pipeline versions, executions, step runs and attempts; each call is one transaction."""
+    """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction."""
 
     def save_pipeline_version(self, name: str, definition: dict[str, Any]) -> PipelineVersion:
         """Store the definition as the pipeline's next version, or return the newest if its digest is equal."""
@@ -42,8 +47,12 @@ class MetadataStore(Protocol):
         parameters: dict[str, Any],
         work_dir: str,
         steps: list[tuple[str, str]],
+        parent_execution_id: str | None = None,
     ) -> ExecutionRecord:
-        """Record a new Executing execution and one Pending StepRun per (name, kind), in order."""
+        """Record a new Executing execution and one Pending StepRun per (name, kind), in order.
+
+        parent_execution_id names the execution a selective run takes outputs from; it must exist.
+        """
         ...
 
     def get_execution(self, execution_id: str) -> ExecutionRecord:
@@ -55,7 +64,11 @@ class MetadataStore(Protocol):
         ...
 
     def update_execution(self, execution_id: str, **fields: Any) -> ExecutionRecord:
-        """Set some of status, started_at, ended_at, failure_reason, orchestrator_pid, heartbeat_at."""
+        """Set some of the execution's fields; ValueError names any that cannot be set.
+
+        Settable: status, started_at, ended_at, failure_reason, orchestrator_pid, heartbeat_at and
+        parent_execution_id (an existing execution's full id, or None).
+        """
         ...
 
     def request_stop(self, execution_id: str) -> ExecutionRecord:
@@ -97,4 +110,44 @@ class MetadataStore(Protocol):
 
     def list_attempts(self, execution_id: str, step_name: str | None = None) -> list[StepAttempt]:
         """Attempts of one step, or of the whole execution, in the order they started."""
+        ...
+
+    def set_attempt_pid(self, execution_id: str, step_name: str, attempt: int, pid: int | None) -> None:
+        """Record (None: clear) the OS process id of an attempt's job, so a resumed orchestrator can end it."""
+        ...
+
+    def put_cache_entry(self, entry: CacheEntry) -> None:
+        """Add a reusable result of a succeeded step; older entries with the same key stay."""
+        ...
+
+    def find_cache_entries(
+        self, cache_key: str, *, not_before: datetime | None = None, limit: int = 5
+    ) -> list[CacheEntry]:
+        """Up to limit entries with this key, newest first, none created before not_before."""
+        ...
+
+    def latest_cache_entry(self, pipeline_name: str, step_name: str) -> CacheEntry | None:
+        """The newest entry of one pipeline step whatever its key (to explain a cache miss), or None."""
+        ...
+
+    def delete_cache_entries(self, *, pipeline_name: str | None = None, cache_key: str | None = None) -> int:
+        """Delete the entries matching every given filter (none given: all) and return how many went."""
+        ...
+
+    def lookup_content(self, paths: Iterable[str]) -> dict[str, ContentIndexEntry]:
+        """The content index's entries for those of these paths it knows, keyed by path."""
+        ...
+
+    def remember_content(self, entries: Iterable[ContentIndexEntry]) -> None:
+        """Insert or replace content index entries (for a path given twice, the last wins)."""
+        ...
+
+    def add_metric_points(self, points: Sequence[MetricPoint]) -> None:
+        """Append metric points of existing step runs; StepNotFoundError names a missing step."""
+        ...
+
+    def list_metric_points(
+        self, execution_id: str, step_name: str | None = None, name: str | None = None
+    ) -> list[MetricPoint]:
+        """An execution's metric points, optionally of one step and metric, ordered by step, attempt and seq."""
         ...

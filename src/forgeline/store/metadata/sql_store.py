@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from forgeline.errors import StoreError
-from forgeline.store.metadata import executions_repository, pipelines_repository, steps_repository
+from forgeline.store.metadata import (
+    cache_entries_repository,
+    content_index_repository,
+    executions_repository,
+    metric_points_repository,
+    pipelines_repository,
+    steps_repository,
+)
 from forgeline.store.metadata.connection import create_metadata_engine, read_only
 from forgeline.store.metadata.digest import compute_definition_digest
 from forgeline.store.metadata.migrate import ensure_schema
 from forgeline.store.metadata.records import (
+    CacheEntry,
+    ContentIndexEntry,
     ExecutionRecord,
+    MetricPoint,
     PipelineSummary,
     PipelineVersion,
     StepAttempt,
@@ -85,6 +97,7 @@ class SqlMetadataStore:
         parameters: dict[str, Any],
         work_dir: str,
         steps: list[tuple[str, str]],
+        parent_execution_id: str | None = None,
     ) -> ExecutionRecord:
         """Record a new Executing execution and one Pending StepRun per (name, kind), in order."""
         names = [name for name, _ in steps]
@@ -99,6 +112,7 @@ class SqlMetadataStore:
                 pipeline_version=pipeline_version,
                 parameters=parameters,
                 work_dir=work_dir,
+                parent_execution_id=parent_execution_id,
             )
             steps_repository.append_step_runs(connection, execution_id, steps)
             return executions_repository.load_execution(connection, execution_id)
@@ -114,7 +128,11 @@ class SqlMetadataStore:
             return executions_repository.list_executions(connection, pipeline_name, limit)
 
     def update_execution(self, execution_id: str, **fields: Any) -> ExecutionRecord:
-        """Set some of status, started_at, ended_at, failure_reason, orchestrator_pid, heartbeat_at."""
+        """Set some of the execution's fields; ValueError names any that cannot be set.
+
+        Settable: status, started_at, ended_at, failure_reason, orchestrator_pid, heartbeat_at and
+        parent_execution_id (an existing execution's full id, or None).
+        """
         values = execution_values(fields)
         with self._engine.begin() as connection:
             return executions_repository.update_execution(connection, execution_id, values)
@@ -177,3 +195,52 @@ class SqlMetadataStore:
         """Attempts of one step, or of the whole execution, in the order they started."""
         with self._reader.begin() as connection:
             return steps_repository.list_attempts(connection, execution_id, step_name)
+
+    def set_attempt_pid(self, execution_id: str, step_name: str, attempt: int, pid: int | None) -> None:
+        """Record (None: clear) the OS process id of an attempt's job, so a resumed orchestrator can end it."""
+        with self._engine.begin() as connection:
+            steps_repository.set_attempt_pid(connection, execution_id, step_name, attempt, pid)
+
+    def put_cache_entry(self, entry: CacheEntry) -> None:
+        """Add a reusable result of a succeeded step; older entries with the same key stay."""
+        with self._engine.begin() as connection:
+            cache_entries_repository.insert_cache_entry(connection, entry)
+
+    def find_cache_entries(
+        self, cache_key: str, *, not_before: datetime | None = None, limit: int = 5
+    ) -> list[CacheEntry]:
+        """Up to limit entries with this key, newest first, none created before not_before."""
+        with self._reader.begin() as connection:
+            return cache_entries_repository.find_cache_entries(connection, cache_key, not_before, limit)
+
+    def latest_cache_entry(self, pipeline_name: str, step_name: str) -> CacheEntry | None:
+        """The newest entry of one pipeline step whatever its key (to explain a cache miss), or None."""
+        with self._reader.begin() as connection:
+            return cache_entries_repository.latest_cache_entry(connection, pipeline_name, step_name)
+
+    def delete_cache_entries(self, *, pipeline_name: str | None = None, cache_key: str | None = None) -> int:
+        """Delete the entries matching every given filter (none given: all) and return how many went."""
+        with self._engine.begin() as connection:
+            return cache_entries_repository.delete_cache_entries(connection, pipeline_name, cache_key)
+
+    def lookup_content(self, paths: Iterable[str]) -> dict[str, ContentIndexEntry]:
+        """The content index's entries for those of these paths it knows, keyed by path."""
+        with self._reader.begin() as connection:
+            return content_index_repository.lookup(connection, paths)
+
+    def remember_content(self, entries: Iterable[ContentIndexEntry]) -> None:
+        """Insert or replace content index entries (for a path given twice, the last wins)."""
+        with self._engine.begin() as connection:
+            content_index_repository.remember(connection, entries)
+
+    def add_metric_points(self, points: Sequence[MetricPoint]) -> None:
+        """Append metric points of existing step runs; StepNotFoundError names a missing step."""
+        with self._engine.begin() as connection:
+            metric_points_repository.insert_metric_points(connection, points)
+
+    def list_metric_points(
+        self, execution_id: str, step_name: str | None = None, name: str | None = None
+    ) -> list[MetricPoint]:
+        """An execution's metric points, optionally of one step and metric, ordered by step, attempt and seq."""
+        with self._reader.begin() as connection:
+            return metric_points_repository.list_metric_points(connection, execution_id, step_name, name)
