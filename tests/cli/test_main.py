@@ -53,6 +53,15 @@ def test_run_shows_the_steps_and_ends_with_the_status(greeter, cli):
     assert re.search(rf"execution {record.id}\s+Succeeded", run.stdout), run
 
 
+def test_run_prints_the_final_status_on_a_line_of_its_own(greeter, cli):
+    """Logs of CI jobs (no terminal) must show where the table ends and the verdict begins."""
+    run = cli("run", "pipeline.py", cwd=greeter.root)
+
+    assert run.returncode == 0, run
+    [record] = greeter.store().list_executions()
+    assert re.search(rf"^execution {record.id}\s+Succeeded\s*$", run.stdout, flags=re.MULTILINE), run
+
+
 def test_run_exits_non_zero_when_the_execution_fails(greeter, cli):
     run = cli("run", "pipeline.py", "-p", "Mode=broken", cwd=greeter.root)
 

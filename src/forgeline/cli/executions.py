@@ -14,6 +14,8 @@ from rich.text import Text
 
 from forgeline.cli.context import CliContext
 from forgeline.cli.render import executions_table, status_text, steps_table, when
+from forgeline.cli.watch import finish
+from forgeline.engine.recovery import resume_execution, retry_execution
 from forgeline.errors import NotFoundError
 
 app = typer.Typer(help="Inspect and control executions.", no_args_is_help=True)
@@ -73,6 +75,26 @@ def stop(execution_id: Annotated[str, typer.Argument(help="Execution id or uniqu
     ctx = CliContext()
     record = ctx.store.request_stop(ctx.store.get_execution(execution_id).id)
     ctx.console.print(f"execution {record.id}: ", status_text(record.status.value))
+
+
+@app.command("retry")
+def retry(
+    execution_id: Annotated[str, typer.Argument(help="Execution id or unique prefix.")],
+    detach: Annotated[bool, typer.Option("--detach", help="Return without watching.")] = False,
+) -> None:
+    """Rerun only the failed, stopped and not-yet-run steps of a finished execution."""
+    ctx = CliContext()
+    finish(retry_execution(execution_id, ctx.settings), ctx, detach)
+
+
+@app.command("resume")
+def resume(
+    execution_id: Annotated[str, typer.Argument(help="Execution id or unique prefix.")],
+    detach: Annotated[bool, typer.Option("--detach", help="Return without watching.")] = False,
+) -> None:
+    """Continue an execution whose orchestrator died (steps that had succeeded are not re-run)."""
+    ctx = CliContext()
+    finish(resume_execution(execution_id, ctx.settings), ctx, detach)
 
 
 def logs(

@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.text import Text
 
 from forgeline.cli import executions, pipelines
-from forgeline.cli.run import run
+from forgeline.cli.run import plan, run
 from forgeline.errors import ForgelineError
 
 app = typer.Typer(help="forgeline: ML pipelines that run locally in milliseconds per step.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.command("run")(run)
+app.command("plan")(plan)
 app.command("logs")(executions.logs)
 app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")

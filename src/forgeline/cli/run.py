@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 import typer
-from rich.console import Group
-from rich.live import Live
+from rich.table import Table
 from rich.text import Text
 
 from forgeline.cli.context import CliContext
-from forgeline.cli.render import status_text, steps_table
-from forgeline.engine.execution import PipelineExecution
-from forgeline.engine.launch import start_execution
+from forgeline.cli.watch import finish
+from forgeline.engine.launch import plan_execution, start_execution
 from forgeline.engine.loader import load_pipeline
-from forgeline.errors import ParameterError
-from forgeline.store.metadata.records import ExecutionStatus
+from forgeline.errors import ForgelineError, ParameterError
+from forgeline.workflow.policies import SelectiveExecutionConfig
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -30,49 +27,40 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
-def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) -> ExecutionStatus:
-    """Show a live table of the execution's steps until it ends; Ctrl-C stops the execution."""
-
-    def view() -> Group:
-        record = execution.record()
-        header = Text.assemble(f"{record.pipeline_name} ", (record.id, "bold"), "  ",
-                               status_text(record.status.value))
-        return Group(header, steps_table(execution.list_steps()))
-
-    with Live(view(), console=ctx.console, refresh_per_second=8, transient=False) as live:
-        while True:
-            try:
-                status = execution.status
-                live.update(view())
-                if status.is_terminal:
-                    return status
-                time.sleep(interval)
-            except KeyboardInterrupt:
-                ctx.console.print(f"stopping execution {execution.id} (Ctrl-C again leaves it running)")
-                execution.stop()
-                try:
-                    return execution.wait()
-                except KeyboardInterrupt:
-                    return execution.status
-
-
 def run(
     pipeline_file: Annotated[str, typer.Argument(help="Pipeline file, optionally file.py:variable.")],
     parameter: Annotated[list[str] | None, typer.Option("-p", "--parameter", help="Name=Value override.")] = None,
     pipeline_name: Annotated[str | None, typer.Option("--pipeline", help="Pipeline name in the file.")] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Start and return without watching.")] = False,
+    only: Annotated[str | None, typer.Option("--only", help="Run only these steps (comma-separated).")] = None,
+    source: Annotated[str | None, typer.Option("--from", help="Execution that provides the other steps' outputs.")]
+    = None,
 ) -> None:
     """Start a pipeline and watch its steps; exit 0 when it succeeds."""
     ctx = CliContext()
+    selective = None
+    if only or source:
+        if not (only and source):
+            raise ForgelineError("--only and --from go together: --only Step1,Step2 --from <execution-id>")
+        selective = SelectiveExecutionConfig(source, [s.strip() for s in only.split(",") if s.strip()])
     pipeline = load_pipeline(pipeline_file, pipeline_name)
-    execution = start_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings)
-    if detach:
-        ctx.console.print(execution.id)
-        return
-    status = watch(execution, ctx)
-    record = execution.record()
-    if status != ExecutionStatus.SUCCEEDED:
-        ctx.console.print(Text.assemble(("execution ", ""), (record.id, "bold"), " ",
-                                        status_text(status.value), f": {record.failure_reason or ''}"))
-        raise typer.Exit(1)
-    ctx.console.print(Text.assemble("execution ", (record.id, "bold"), " ", status_text(status.value)))
+    execution = start_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings,
+                                selective=selective)
+    finish(execution, ctx, detach)
+
+
+def plan(
+    pipeline_file: Annotated[str, typer.Argument(help="Pipeline file, optionally file.py:variable.")],
+    parameter: Annotated[list[str] | None, typer.Option("-p", "--parameter", help="Name=Value override.")] = None,
+    pipeline_name: Annotated[str | None, typer.Option("--pipeline", help="Pipeline name in the file.")] = None,
+) -> None:
+    """Show, before running, which steps would be cache hits and why each miss misses."""
+    ctx = CliContext()
+    pipeline = load_pipeline(pipeline_file, pipeline_name)
+    table = Table("step", "kind", "plan", "why / cached from")
+    style = {"HIT": "green", "MISS": "yellow", "SKIP": "dim", "RUN": "cyan"}
+    for item in plan_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings):
+        why = f"from execution {item.cache_source}" if item.decision == "HIT" else "; ".join(item.reasons)
+        table.add_row(Text(item.name), item.kind, Text(item.decision, style=style.get(item.decision, "")),
+                      Text(why))
+    ctx.console.print(table)

@@ -9,7 +9,7 @@ import pickle
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import singledispatch
 from typing import Any
 
@@ -21,6 +21,9 @@ from forgeline.engine.code_fingerprint import (
 )
 from forgeline.engine.fingerprint import Fingerprinter, combine
 from forgeline.jobs.spec import JobSpec
+from forgeline.store.artifacts import ArtifactStore
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.records import CacheEntry
 from forgeline.workflow.expressions import walk
 from forgeline.workflow.parameters import Parameter, ParameterReference
 from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step
@@ -130,8 +133,29 @@ def explain_miss(current: Mapping[str, str], previous: Mapping[str, str] | None)
     return reasons or ["the key is unchanged but its cached outputs are gone"]
 
 
-def is_expired(created_at: datetime, expires_after_seconds: float | None) -> bool:
-    """Whether an entry created at ``created_at`` is older than the step's expire_after."""
-    if expires_after_seconds is None:
-        return False
-    return (datetime.now(timezone.utc) - created_at).total_seconds() > expires_after_seconds
+class StepCache:
+    """Finds a reusable earlier result for a key (its artifacts must still exist) and records new results."""
+
+    def __init__(self, store: MetadataStore, artifacts: ArtifactStore) -> None:
+        self.store = store
+        self.artifacts = artifacts
+
+    def lookup(self, key: CacheKey, expire_after: timedelta | None) -> CacheEntry | None:
+        """The newest valid entry for the key, or None (expired or deleted artifacts make a miss)."""
+        not_before = None if expire_after is None else datetime.now(timezone.utc) - expire_after
+        for entry in self.store.find_cache_entries(key.digest, not_before=not_before):
+            uris = [*entry.outputs.values()]
+            if "ReturnUri" in entry.properties:
+                uris.append(entry.properties["ReturnUri"])
+            if all(self.artifacts.exists(uri) for uri in uris):
+                return entry
+        return None
+
+    def record(self, key: CacheKey, pipeline_name: str, step: Step, execution_id: str,
+               outputs: Mapping[str, str], properties: Mapping[str, Any]) -> None:
+        """Remember a succeeded step's outputs and properties under its key."""
+        self.store.put_cache_entry(CacheEntry(
+            cache_key=key.digest, pipeline_name=pipeline_name, step_name=step.name, step_kind=step.step_type,
+            execution_id=execution_id, components=dict(key.components), outputs=dict(outputs),
+            properties=dict(properties), created_at=datetime.now(timezone.utc),
+        ))

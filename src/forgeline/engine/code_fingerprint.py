@@ -7,7 +7,6 @@ package by distribution name and version, the standard library not at all. No us
 from __future__ import annotations
 
 import ast
-import importlib.metadata
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -35,6 +34,8 @@ class CodeFingerprint:
 
 @lru_cache(maxsize=1)
 def _distributions() -> dict[str, list[str]]:
+    import importlib.metadata  # costly to import and to scan: only when a step's code imports a package
+
     return dict(importlib.metadata.packages_distributions())
 
 
@@ -45,6 +46,8 @@ def package_version(top_level: str) -> str | None:
     if not dists:
         return None
     name = dists[0]
+    import importlib.metadata
+
     try:
         return f"{name}=={importlib.metadata.version(name)}"
     except importlib.metadata.PackageNotFoundError:

@@ -4,36 +4,26 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import blake3
-import fsspec
 
 from forgeline.errors import ArtifactNotFoundError
+from forgeline.store.artifacts import url_to_fs
+from forgeline.store.metadata.records import ContentIndexEntry
 
 LARGE_FILE_BYTES = 8 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class IndexEntry:
-    """What the content index remembers of one file: its stat signature and content digest."""
-
-    path: str
-    size: int
-    version: str  # mtime in ns for local files, ETag / checksum / mtime for object stores
-    digest: str
-
-
 class ContentIndex(Protocol):
-    """A persistent map from a file's (path, size, version) to its content digest."""
+    """A persistent map from a file's (path, size, version) to its content digest (the metadata store is one)."""
 
-    def lookup(self, paths: Iterable[str]) -> dict[str, IndexEntry]:
+    def lookup_content(self, paths: Iterable[str]) -> dict[str, ContentIndexEntry]:
         """Known entries for these paths."""
         ...
 
-    def remember(self, entries: Iterable[IndexEntry]) -> None:
+    def remember_content(self, entries: Iterable[ContentIndexEntry]) -> None:
         """Store (or replace) entries."""
         ...
 
@@ -42,13 +32,13 @@ class MemoryContentIndex:
     """A ContentIndex that lives as long as the process (used when no store is at hand)."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, IndexEntry] = {}
+        self.entries: dict[str, ContentIndexEntry] = {}
 
-    def lookup(self, paths: Iterable[str]) -> dict[str, IndexEntry]:
+    def lookup_content(self, paths: Iterable[str]) -> dict[str, ContentIndexEntry]:
         """Known entries for these paths."""
         return {p: self.entries[p] for p in paths if p in self.entries}
 
-    def remember(self, entries: Iterable[IndexEntry]) -> None:
+    def remember_content(self, entries: Iterable[ContentIndexEntry]) -> None:
         """Store (or replace) entries."""
         for entry in entries:
             self.entries[entry.path] = entry
@@ -101,9 +91,9 @@ class Fingerprinter:
 
     def _local_files(self, files: Mapping[str, str]) -> dict[str, str]:
         stats = {rel: os.stat(full) for rel, full in files.items()}
-        known = self.index.lookup(os.path.abspath(full) for full in files.values())
+        known = self.index.lookup_content(os.path.abspath(full) for full in files.values())
         digests: dict[str, str] = {}
-        fresh: list[IndexEntry] = []
+        fresh: list[ContentIndexEntry] = []
         for rel, full in files.items():
             key = os.path.abspath(full)
             stat = stats[rel]
@@ -113,13 +103,13 @@ class Fingerprinter:
                 continue
             digest = hash_local_file(full)
             digests[rel] = digest
-            fresh.append(IndexEntry(key, stat.st_size, str(stat.st_mtime_ns), digest))
+            fresh.append(ContentIndexEntry(key, stat.st_size, str(stat.st_mtime_ns), digest))
         if fresh:
-            self.index.remember(fresh)
+            self.index.remember_content(fresh)
         return digests
 
     def _remote(self, url: str) -> str:
-        fs, root = fsspec.core.url_to_fs(url)
+        fs, root = url_to_fs(url)
         if not fs.exists(root):
             raise ArtifactNotFoundError(f"cannot fingerprint {url}: it does not exist")
         infos: dict[str, Any] = (
@@ -128,9 +118,9 @@ class Fingerprinter:
         )
         keys = {rel: f"{fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]}://{info['name']}"
                 for rel, info in infos.items()}
-        known = self.index.lookup(keys.values())
+        known = self.index.lookup_content(keys.values())
         digests: dict[str, str] = {}
-        fresh: list[IndexEntry] = []
+        fresh: list[ContentIndexEntry] = []
         for rel, info in infos.items():
             version = str(info.get("ETag") or info.get("etag") or info.get("checksum") or info.get("mtime")
                           or info.get("LastModified") or info.get("created") or "")
@@ -141,7 +131,7 @@ class Fingerprinter:
             digest = hash_bytes(fs.cat_file(info["name"]))
             digests[rel] = digest
             if version:
-                fresh.append(IndexEntry(keys[rel], int(info.get("size") or 0), version, digest))
+                fresh.append(ContentIndexEntry(keys[rel], int(info.get("size") or 0), version, digest))
         if fresh:
-            self.index.remember(fresh)
+            self.index.remember_content(fresh)
         return digests[""] if list(digests) == [""] else "dir:" + combine(digests)

@@ -12,20 +12,23 @@ import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from forgeline.config import Settings
+from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
+from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.jobspecs import JobContext, build_job_spec
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
 from forgeline.errors import ForgelineError
 from forgeline.executors.base import Executor, JobHandle
 from forgeline.executors.local import LocalExecutor
 from forgeline.jobs.function_loading import FunctionLoader
-from forgeline.jobs.spec import JobResult, JobStatus
+from forgeline.jobs.spec import JobResult, JobSpec, JobStatus
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import ExecutionStatus, StepRun, StepStatus
+from forgeline.store.metadata.records import ExecutionStatus, MetricPoint, StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.policies import RetryPolicy
@@ -37,6 +40,17 @@ STOP_POLL_SECONDS = 0.1
 HEARTBEAT_SECONDS = 5.0
 STOP_GRACE_SECONDS = 10.0
 BLOCKING = (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.STOPPED)
+
+
+@dataclass
+class RunningJob:
+    """A submitted job attempt the loop waits for."""
+
+    step: Step
+    handle: JobHandle
+    attempt: int
+    cache_key: CacheKey | None
+    pid_recorded: bool = False
 
 
 def now() -> datetime:
@@ -66,7 +80,7 @@ class Orchestrator:
         self.executor = executor or LocalExecutor(artifacts, self.max_parallel)
         self.status: dict[str, StepStatus] = {}
         self.attempts: dict[str, int] = {}
-        self.running: dict[Future[JobResult], tuple[str, JobHandle, int]] = {}
+        self.running: dict[Future[JobResult], RunningJob] = {}
         self.delayed: list[tuple[float, str]] = []
         self.resolution = ResolutionContext(
             execution_id=self.id, pipeline_name=self.record.pipeline_name,
@@ -82,6 +96,8 @@ class Orchestrator:
             if status == StepStatus.SUCCEEDED:
                 self.resolution.step_properties[run.name] = property_document(run)
         self.function_loader = FunctionLoader()
+        self.cache = StepCache(store, artifacts)
+        self.fingerprinter = Fingerprinter(store)
         self.stopping = False
         self.fail_message: str | None = None
         self._last_stop_poll = 0.0
@@ -127,6 +143,7 @@ class Orchestrator:
                 timeout = max(0.0, min(timeout, min(t for t, _ in self.delayed) - time.monotonic()))
             if self.running:
                 done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
+                self._record_pids()
                 for future in done:
                     self._finish(future)
             else:
@@ -209,43 +226,86 @@ class Orchestrator:
         first_attempt = self.attempts.get(step.name, 0) == 0
         ctx = JobContext(self.id, self.attempts.get(step.name, 0) + 1, self.settings, self.artifacts,
                          self.resolution, self.record.work_dir)
-        attempt = self.store.start_attempt(self.id, step.name, log_path=ctx.log_path(step.name)).attempt
-        self.attempts[step.name] = attempt
         try:
             spec = build_job_spec(step, ctx)
         except ForgelineError as exc:
-            reason = f"inputs could not be resolved: {exc}"
-            self.store.finish_attempt(self.id, step.name, attempt, status=StepStatus.FAILED,
-                                      failure_kind="InfrastructureError", failure_reason=reason)
-            self._set(step.name, StepStatus.FAILED, started_at=now(), failure_reason=reason)
+            self._set(step.name, StepStatus.FAILED, started_at=now(),
+                      failure_reason=f"inputs could not be resolved: {exc}")
             return
+        key = self._cache_key(step, spec)
+        if key is not None and self._reuse(step, key):
+            return
+        attempt = self.store.start_attempt(self.id, step.name, log_path=spec.log_path).attempt
+        self.attempts[step.name] = attempt
         self.status[step.name] = StepStatus.EXECUTING
         fields: dict[str, Any] = {"started_at": now()} if first_attempt else {}
         self.store.update_step_run(self.id, step.name, status=StepStatus.EXECUTING, **fields)
         handle = self.executor.submit(spec)
-        self.running[handle.future] = (step.name, handle, attempt)
+        self.running[handle.future] = RunningJob(step, handle, attempt, key)
+
+    def _cache_key(self, step: Step, spec: JobSpec) -> CacheKey | None:
+        config = getattr(step, "cache_config", None)
+        if config is None or not config.enable_caching:
+            return None
+        try:
+            return compute_cache_key(step, spec, self.record.parameters, self.record.work_dir, self.fingerprinter)
+        except ForgelineError as exc:  # e.g. a missing input: the job itself reports it clearly
+            log.info("no cache key for step %s: %s", step.name, exc)
+            return None
+
+    def _reuse(self, step: Step, key: CacheKey) -> bool:
+        config = getattr(step, "cache_config", None)
+        entry = self.cache.lookup(key, config.expires_after if config else None)
+        if entry is None:
+            return False
+        self.resolution.step_properties[step.name] = {"outputs": dict(entry.outputs), **entry.properties}
+        metrics = entry.properties.get("metrics", {})
+        self._set(step.name, StepStatus.SUCCEEDED, started_at=now(), outputs=dict(entry.outputs),
+                  properties=entry.properties, metrics=metrics, cache_hit=True, cache_source=entry.execution_id)
+        return True
 
     def _finish(self, future: Future[JobResult]) -> None:
-        name, _, attempt = self.running.pop(future)
+        job = self.running.pop(future)
+        name, attempt = job.step.name, job.attempt
         result = future.result()
-        step = self.pipeline.step(name)
+        metrics = self._record_metrics(name, result)
         if result.status == JobStatus.SUCCEEDED:
             self.store.finish_attempt(self.id, name, attempt, status=StepStatus.SUCCEEDED)
-            self.resolution.step_properties[name] = {"outputs": dict(result.outputs), "metrics": {},
-                                                     **result.properties}
-            self._set(name, StepStatus.SUCCEEDED, outputs=dict(result.outputs), properties=result.properties,
-                      failure_reason=None)
+            properties = {**result.properties, "metrics": metrics} if metrics else dict(result.properties)
+            self.resolution.step_properties[name] = {"outputs": dict(result.outputs), **properties}
+            self._set(name, StepStatus.SUCCEEDED, outputs=dict(result.outputs), properties=properties,
+                      metrics=metrics, failure_reason=None)
+            if job.cache_key is not None:
+                self.cache.record(job.cache_key, self.record.pipeline_name, job.step, self.id,
+                                  result.outputs, properties)
             return
         status = StepStatus.STOPPED if result.status == JobStatus.STOPPED else StepStatus.FAILED
         kind = result.failure_kind.value if result.failure_kind else None
         self.store.finish_attempt(self.id, name, attempt, status=status, failure_kind=kind,
                                   failure_reason=result.failure_reason)
-        policy = retry_policy_for(step, kind, attempt)
+        policy = retry_policy_for(job.step, kind, attempt)
         if status == StepStatus.FAILED and policy is not None and not self.stopping:
             self.status[name] = StepStatus.PENDING
             self.delayed.append((time.monotonic() + policy.delay_before(attempt + 1), name))
             return
-        self._set(name, status, failure_reason=result.failure_reason)
+        self._set(name, status, failure_reason=result.failure_reason, metrics=metrics)
+
+    def _record_metrics(self, step_name: str, result: JobResult) -> dict[str, float]:
+        """Store the metric series of a finished job; return each metric's final value."""
+        if not result.metrics:
+            return {}
+        self.store.add_metric_points([
+            MetricPoint(execution_id=self.id, step_name=step_name, attempt=s.attempt, name=s.name,
+                        value=s.value, timestamp=s.timestamp, seq=s.seq)
+            for s in result.metrics
+        ])
+        return {s.name: s.value for s in result.metrics}
+
+    def _record_pids(self) -> None:
+        for job in self.running.values():
+            if not job.pid_recorded and job.handle.pid is not None:
+                self.store.set_attempt_pid(self.id, job.step.name, job.attempt, job.handle.pid)
+                job.pid_recorded = True
 
     def _poll_stop(self) -> None:
         if time.monotonic() - self._last_stop_poll < STOP_POLL_SECONDS and not self.stopping:
@@ -257,11 +317,12 @@ class Orchestrator:
             self._stop_running()
 
     def _stop_running(self) -> None:
-        for name, handle, _ in list(self.running.values()):
+        for job in list(self.running.values()):
+            name = job.step.name
             if self.status.get(name) != StepStatus.STOPPING:
                 self.status[name] = StepStatus.STOPPING
                 self.store.update_step_run(self.id, name, status=StepStatus.STOPPING)
-                handle.stop(STOP_GRACE_SECONDS)
+                job.handle.stop(STOP_GRACE_SECONDS)
 
     def _heartbeat(self) -> None:
         if time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:

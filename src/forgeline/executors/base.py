@@ -20,6 +20,11 @@ class JobHandle(Protocol):
         """Ask the job to end (SIGTERM), then force it (SIGKILL) after the grace period; result is Stopped."""
         ...
 
+    @property
+    def pid(self) -> int | None:
+        """OS process id of the job while it runs on this machine (None elsewhere or not yet started)."""
+        ...
+
 
 class Executor(Protocol):
     """Runs jobs somewhere and reports their results."""

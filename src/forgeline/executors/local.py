@@ -35,6 +35,11 @@ class LocalJobHandle:
         """Ask the job to end (SIGTERM), then force it (SIGKILL) after the grace period; result is Stopped."""
         self.control.stop(grace_seconds)
 
+    @property
+    def pid(self) -> int | None:
+        """OS process id of the job while it runs."""
+        return self.control.pid
+
 
 class LocalExecutor:
     """Runs up to `max_parallel` jobs at once on this machine, each waited on by a thread of its own."""

@@ -45,6 +45,12 @@ class JobControl:
         self.max_run_seconds: float | None = None
 
     @property
+    def pid(self) -> int | None:
+        """OS process id of the attached process, while one is attached."""
+        process = self._process
+        return process.pid if process is not None else None
+
+    @property
     def cause(self) -> EndCause | None:
         """Why the job was ended by forgeline, or None while nobody asked."""
         return self._cause

@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from fsspec.core import url_to_fs
-from fsspec.implementations.local import LocalFileSystem
-
 from forgeline.errors import ArtifactNotFoundError
 from forgeline.store import local_files
 
@@ -37,10 +34,16 @@ class ArtifactStore:
 
     def __init__(self, root: str, **storage_options: Any) -> None:
         """Open the root; storage_options go to fsspec (e.g. endpoint_url for an S3-compatible server)."""
-        fs, root_path = url_to_fs(root, **storage_options)
         self._options = storage_options
-        if isinstance(fs, LocalFileSystem):
+        if is_local(root):
+            # the common case never imports fsspec: a job or worker stays cheap to start
             self._fs: Any = None
+            self._root = os.path.abspath(root.removeprefix("file://"))
+            self._root_path = self._root
+            return
+        fs, root_path = url_to_fs(root, **storage_options)
+        if _is_local_fs(fs):
+            self._fs = None
             self._root = os.path.abspath(str(root_path))
             self._root_path = self._root
         else:
@@ -193,13 +196,32 @@ class ArtifactStore:
     def _locate(self, uri: str) -> _Location:
         if self._fs is not None and (uri == self._root or uri.startswith(self._root + "/")):
             return _Location(uri=uri, path=self._root_path + uri[len(self._root) :], fs=self._fs)
-        if "://" not in uri:
-            return _Location(uri=uri, path=os.path.abspath(uri))
+        if is_local(uri):
+            return _Location(uri=uri, path=os.path.abspath(uri.removeprefix("file://")))
         same_scheme = self._fs is not None and uri.split("://", 1)[0] == self._root.split("://", 1)[0]
         fs, path = url_to_fs(uri, **(self._options if same_scheme else {}))
-        if isinstance(fs, LocalFileSystem):
+        if _is_local_fs(fs):
             return _Location(uri=uri, path=os.path.abspath(path))
         return _Location(uri=uri, path=str(path), fs=fs)
+
+
+def is_local(location: str) -> bool:
+    """Whether a location is a plain local path (or a file:// URL)."""
+    return "://" not in location or location.startswith("file://")
+
+
+def url_to_fs(url: str, **options: Any) -> tuple[Any, str]:
+    """fsspec's filesystem and path for a URL, importing fsspec only when a remote location is used."""
+    from fsspec.core import url_to_fs as resolve
+
+    fs, path = resolve(url, **options)
+    return fs, str(path)
+
+
+def _is_local_fs(fs: Any) -> bool:
+    from fsspec.implementations.local import LocalFileSystem
+
+    return isinstance(fs, LocalFileSystem)
 
 
 def _has_rename(fs: Any) -> bool:

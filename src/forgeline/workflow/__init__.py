@@ -27,7 +27,12 @@ from forgeline.workflow.parameters import (
     ParameterString,
 )
 from forgeline.workflow.pipeline import Pipeline
-from forgeline.workflow.policies import CacheConfig, ParallelismConfiguration, RetryPolicy
+from forgeline.workflow.policies import (
+    CacheConfig,
+    ParallelismConfiguration,
+    RetryPolicy,
+    SelectiveExecutionConfig,
+)
 from forgeline.workflow.steps import (
     ConditionStep,
     DelayedReturn,
@@ -38,6 +43,8 @@ from forgeline.workflow.steps import (
     ProcessingStep,
     PropertyFile,
     Step,
+    TrainingInput,
+    TrainingStep,
     step,
 )
 
@@ -47,5 +54,6 @@ __all__ = [
     "ConditionStep", "DelayedReturn", "ExecutionVariable", "ExecutionVariables", "FailStep", "Format",
     "FunctionStep", "Join", "JsonGet", "ParallelismConfiguration", "Parameter", "ParameterBoolean",
     "ParameterFloat", "ParameterInteger", "ParameterString", "Pipeline", "ProcessingInput", "ProcessingOutput",
-    "ProcessingStep", "Property", "PropertyFile", "RetryPolicy", "Step", "step",
+    "ProcessingStep", "Property", "PropertyFile", "RetryPolicy", "SelectiveExecutionConfig", "Step", "TrainingInput",
+    "TrainingStep", "step",
 ]

@@ -53,6 +53,20 @@ class StepGraph:
                     stack.append(child)
         return found
 
+    def topological_order(self) -> list[str]:
+        """Every step after all of its upstream steps, otherwise in definition order (the graph is acyclic)."""
+        placed: list[str] = []
+        done: set[str] = set()
+        remaining = list(self.order)
+        while remaining:
+            ready = [n for n in remaining if self.upstream[n] <= done]
+            if not ready:
+                raise ValueError("the step graph has a cycle")
+            placed.extend(ready)
+            done.update(ready)
+            remaining = [n for n in remaining if n not in done]
+        return placed
+
     def find_cycle(self) -> list[str] | None:
         """A cycle as a list of step names (first name repeated at the end), or None."""
         state: dict[str, int] = {}

@@ -116,3 +116,16 @@ class ParallelismConfiguration:
     def from_request(cls, request: Mapping[str, Any]) -> ParallelismConfiguration:
         """Inverse of :meth:`to_request`."""
         return cls(max_parallel_steps=request.get("MaxParallelExecutionSteps"))
+
+
+@dataclass(frozen=True)
+class SelectiveExecutionConfig:
+    """Run only ``selected_steps``, taking every step they need from ``source_execution_id``'s outputs."""
+
+    source_execution_id: str
+    selected_steps: Sequence[str]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "selected_steps", tuple(self.selected_steps))
+        if not self.selected_steps:
+            raise PipelineDefinitionError("SelectiveExecutionConfig needs at least one selected step")

@@ -10,8 +10,10 @@ from forgeline.workflow.steps.processing import (
     ProcessingStep,
     PropertyFile,
 )
+from forgeline.workflow.steps.training import TrainingInput, TrainingStep
 
 __all__ = [
     "ConditionStep", "DelayedReturn", "FailStep", "FunctionStep", "JobStep", "ProcessingInput",
-    "ProcessingOutput", "ProcessingStep", "PropertyFile", "Step", "StepFunction", "step",
+    "ProcessingOutput", "ProcessingStep", "PropertyFile", "Step", "StepFunction", "TrainingInput", "TrainingStep",
+    "step",
 ]

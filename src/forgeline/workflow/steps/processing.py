@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -12,6 +12,7 @@ from forgeline.errors import PipelineDefinitionError
 from forgeline.workflow.expressions import Expression, parse_value, serialize
 from forgeline.workflow.policies import CacheConfig, RetryPolicy
 from forgeline.workflow.steps.base import JobStep, StepRef, serialize_env
+from forgeline.workflow.steps.interpreter import Interpreter
 
 
 def check_relative(kind: str, step_name: str, path: str) -> str:
@@ -88,6 +89,8 @@ class ProcessingStep(JobStep):
         property_files: Sequence[PropertyFile] | None = None,
         env: Mapping[str, Any] | None = None,
         source_dir: str | None = None,
+        requirements: str | None = None,
+        python: str | None = None,
         depends_on: Sequence[StepRef] | None = None,
         display_name: str | None = None,
         description: str | None = None,
@@ -104,6 +107,7 @@ class ProcessingStep(JobStep):
         self.arguments_list = list(arguments or [])
         self.property_files = list(property_files or [])
         self.env = dict(env or {})
+        self.interpreter = Interpreter(requirements, python).check(name)
         self._check()
 
     def _check(self) -> None:
@@ -142,6 +146,7 @@ class ProcessingStep(JobStep):
             "Outputs": [o.to_request() for o in self.outputs],
             "Arguments": serialize(self.arguments_list),
             "Environment": serialize_env(self.env, self.name),
+            **self.interpreter.to_request(),
         }
 
     def extra_request(self) -> dict[str, Any]:
@@ -165,6 +170,7 @@ class ProcessingStep(JobStep):
             arguments=parse_value(args.get("Arguments", [])),
             env=parse_value(args.get("Environment", {})),
             property_files=[PropertyFile.from_request(p) for p in request.get("PropertyFiles", [])],
+            **asdict(Interpreter.from_request(args)),
             **cls.common_kwargs(request),
         )
 
@@ -188,7 +194,12 @@ class ProcessingStep(JobStep):
         return problem
 
     def code_files(self) -> list[str]:
-        """The script, inside ``source_dir`` when one is given."""
-        if self.source_dir:
-            return [self.source_dir, posixpath.join(self.source_dir, self.code)]
-        return [self.code]
+        """The script (inside ``source_dir`` when one is given) and the requirements file."""
+        return [*script_files(self.code, self.source_dir), *self.interpreter.files()]
+
+
+def script_files(code: str, source_dir: str | None) -> list[str]:
+    """The paths a script step needs: its source folder and the script inside it, or just the script."""
+    if source_dir:
+        return [source_dir, posixpath.join(source_dir, code)]
+    return [code]

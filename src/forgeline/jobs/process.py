@@ -1,0 +1,122 @@
+"""Script processes: spawn a Python script in its own session, stream its logs, and wait for it under JobControl.
+
+Shared by the job kinds that run a user's script (processing, training): they differ in what they stage and
+collect, not in how the process is started, watched, stopped and judged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from forgeline.jobs.control import EndCause, JobControl, ended_by_forgeline
+from forgeline.jobs.logs import LineCallback, LogCapture
+from forgeline.jobs.results import interrupted
+from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
+from forgeline.jobs.workspace import CODE_FOLDER
+
+TIMEOUT_GRACE_SECONDS = 10.0
+"""How long a job past its max_run_seconds gets between SIGTERM and SIGKILL."""
+
+LINGERING_PIPE_SECONDS = 2.0
+"""How long to keep reading logs after the script exited while a child it left behind holds its pipes."""
+
+
+@dataclass(frozen=True)
+class ScriptExit:
+    """How one script process ended: its exit code (negative: killed by that signal) and who ended it."""
+
+    exit_code: int
+    cause: EndCause | None  # set when forgeline ended it: a stop or the max-run deadline
+    stderr_tail: list[str]
+
+    @property
+    def interrupted_by_signal(self) -> int | None:
+        """The signal that killed the process when forgeline did not send it (preemption, OOM), else None."""
+        return -self.exit_code if self.cause is None and self.exit_code < 0 else None
+
+
+def script_environment(spec: JobSpec, job_dir: Path, contract: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a script: forgeline's own, the step's variables, then the job kind's contract."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env, **(contract or {})}
+    if spec.source_dir is not None:
+        # Modules at the top of source_dir import as they did on the user's machine, wherever the script sits.
+        code_dir = str(job_dir / CODE_FOLDER)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [code_dir, env.get("PYTHONPATH")]))
+    return env
+
+
+def run_script(
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_path: str,
+    control: JobControl,
+    line_callbacks: Iterable[LineCallback] = (),
+    max_run_seconds: float | None = None,
+    grace_seconds: float = TIMEOUT_GRACE_SECONDS,
+    final: bool = True,
+) -> ScriptExit:
+    """Run one script process to its end; raises only when it cannot be started.
+
+    ``final=False`` keeps ``control`` open for another process of the same job (see JobControl.release).
+    """
+    capture = LogCapture(log_path, line_callbacks)
+    try:
+        process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group, so stop and timeout reach its children too
+        )
+    except BaseException:
+        capture.close()
+        raise
+    capture.start(process)
+    control.attach(process)
+    if max_run_seconds is not None:
+        control.expire_after(max_run_seconds, grace_seconds)
+    try:
+        exit_code = process.wait()
+    finally:
+        cause = control.release(final)
+    capture.join(LINGERING_PIPE_SECONDS)
+    return ScriptExit(exit_code=exit_code, cause=cause, stderr_tail=capture.stderr_tail)
+
+
+def failed_script_result(ended: ScriptExit, what: str, spec: JobSpec) -> JobResult | None:
+    """The result of a script that did not succeed (stopped, timed out, killed, non-zero exit), or None."""
+    if ended.cause is not None:
+        return dataclasses.replace(ended_by_forgeline(ended.cause, what, spec.max_run_seconds),
+                                   exit_code=ended.exit_code)
+    if ended.exit_code < 0:
+        return interrupted(what, -ended.exit_code, ended.exit_code)
+    if ended.exit_code > 0:
+        return JobResult(
+            status=JobStatus.FAILED,
+            failure_kind=FailureKind.JOB_FAILED,
+            failure_reason=_exit_reason(what, ended.exit_code, ended.stderr_tail, spec.log_path),
+            exit_code=ended.exit_code,
+        )
+    return None
+
+
+def note_in_log(log_path: str, message: str) -> None:
+    """Append one ``[forgeline] ...`` line to a job's log, between the lines of its script."""
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"[forgeline] {message}\n".encode())
+
+
+def _exit_reason(what: str, exit_code: int, stderr_tail: list[str], log_path: str) -> str:
+    if not stderr_tail:
+        return f"{what} exited with code {exit_code} and wrote nothing to stderr; see its log {log_path}"
+    return f"{what} exited with code {exit_code}: " + "\n".join(stderr_tail)
