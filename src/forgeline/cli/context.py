@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property
 
 from rich.console import Console
@@ -15,7 +16,8 @@ class CliContext:
 
     def __init__(self) -> None:
         self.settings = Settings.from_env()
-        self.console = Console()
+        # wide enough for ids and reasons when the output goes to a file or a pipe
+        self.console = Console(width=None if sys.stdout.isatty() else 160)
 
     @cached_property
     def store(self) -> SqlMetadataStore:

@@ -54,11 +54,22 @@ def describe(
     console.print(f"started: {when(record.started_at)}   ended: {when(record.ended_at)}")
     if record.failure_reason:
         console.print(Text.assemble(("failure reason: ", "red"), record.failure_reason))
+    if record.parent_execution_id:
+        console.print(f"outputs of unselected steps taken from execution {record.parent_execution_id}")
     params = Table("parameter", "value", title="parameters", title_justify="left")
     for name, value in record.parameters.items():
         params.add_row(name, Text(repr(value)))
-    console.print(params)
+    console.print(params if params.row_count else "parameters: none")
     console.print(steps_table(steps, title="steps"))
+    attempts = ctx.store.list_attempts(record.id)
+    history = Table("step", "attempt", "status", "started", "ended", "failure", title="attempts",
+                    title_justify="left")
+    for attempt in attempts:
+        failure = f"{attempt.failure_kind}: {attempt.failure_reason}" if attempt.failure_kind else ""
+        history.add_row(Text(attempt.step_name), str(attempt.attempt), status_text(attempt.status.value),
+                        when(attempt.started_at), when(attempt.ended_at), Text(failure))
+    if history.row_count:
+        console.print(history)
     outputs = Table("step", "output", "uri", title="outputs", title_justify="left")
     for run in steps:
         for name, uri in run.outputs.items():

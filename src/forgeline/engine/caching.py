@@ -19,14 +19,14 @@ from forgeline.engine.code_fingerprint import (
     fingerprint_function,
     fingerprint_script,
 )
-from forgeline.engine.fingerprint import Fingerprinter, combine
+from forgeline.engine.fingerprint import Fingerprinter, combine, hash_local_file
 from forgeline.jobs.spec import JobSpec
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import CacheEntry
 from forgeline.workflow.expressions import walk
 from forgeline.workflow.parameters import Parameter, ParameterReference
-from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step
+from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step, TrainingStep
 
 VALUE_LIMIT = 200
 
@@ -58,16 +58,33 @@ def kind_components(step: Step, spec: JobSpec, work_dir: str) -> dict[str, str]:
     return {}
 
 
-@kind_components.register
-def _processing(step: ProcessingStep, spec: JobSpec, work_dir: str) -> dict[str, str]:
+def script_components(spec: JobSpec, work_dir: str) -> dict[str, str]:
+    """A script job's entry point, its code (the whole source_dir when it has one) and its interpreter."""
     if spec.source_dir:
         code = fingerprint_folder(spec.source_dir, [work_dir], work_dir)
     else:
         code = fingerprint_script(spec.code or "", [], work_dir)
+    parts = {"entry point": os.path.relpath(spec.code or "", spec.source_dir or work_dir), **code_components(code)}
+    if spec.requirements:
+        parts["requirements"] = hash_local_file(spec.requirements)
+    if spec.python:
+        parts["interpreter"] = spec.python
+    return parts
+
+
+@kind_components.register
+def _processing(step: ProcessingStep, spec: JobSpec, work_dir: str) -> dict[str, str]:
+    return {"arguments": short(list(spec.arguments)), **script_components(spec, work_dir)}
+
+
+@kind_components.register
+def _training(step: TrainingStep, spec: JobSpec, work_dir: str) -> dict[str, str]:
+    training = spec.training
+    assert training is not None
     return {
-        "arguments": short(list(spec.arguments)),
-        "entry point": os.path.relpath(spec.code or "", spec.source_dir or work_dir),
-        **code_components(code),
+        "hyperparameters": short(training.hyperparameters),
+        "metric definitions": short([[m.name, m.regex] for m in training.metric_definitions]),
+        **script_components(spec, work_dir),
     }
 
 
@@ -126,7 +143,8 @@ def explain_miss(current: Mapping[str, str], previous: Mapping[str, str] | None)
             reasons.append(f"{subject} is new")
         elif after is None:
             reasons.append(f"{subject} is gone")
-        elif kind in ("parameter", "env", "package") or name in ("arguments", "python", "entry point"):
+        elif kind in ("parameter", "env", "package") or name in ("arguments", "python", "entry point",
+                                                                   "hyperparameters", "interpreter"):
             reasons.append(f"{subject} changed: {before} -> {after}")
         else:
             reasons.append(f"{subject} changed")

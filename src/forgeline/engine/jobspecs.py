@@ -5,13 +5,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import singledispatch
+from typing import TypedDict
 
 from forgeline.config import Settings
 from forgeline.engine.resolve import ResolutionContext, render, resolve
 from forgeline.errors import PipelineDefinitionError
-from forgeline.jobs.spec import CollectedOutput, FunctionRef, JobSpec, PropertyFileSpec, StagedInput
+from forgeline.jobs.spec import (
+    CollectedOutput,
+    FunctionRef,
+    JobSpec,
+    MetricDefinition,
+    PropertyFileSpec,
+    StagedInput,
+    TrainingSpec,
+)
+from forgeline.jobs.training import channel_destination, training_outputs
 from forgeline.store.artifacts import ArtifactStore
-from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step
+from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step, TrainingStep
+from forgeline.workflow.steps.interpreter import Interpreter
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,10 @@ class JobContext:
         """A user path made absolute against the project folder the execution was started from."""
         return path if os.path.isabs(path) else os.path.join(self.work_dir, path)
 
+    def envs_dir(self) -> str:
+        """Where virtual environments built from requirements files are kept and reused."""
+        return str(self.settings.home / "envs")
+
 
 @singledispatch
 def build_job_spec(step: Step, ctx: JobContext) -> JobSpec:
@@ -53,10 +68,33 @@ def resolved_env(env: dict[str, object], ctx: JobContext) -> dict[str, str]:
     return {key: render(resolve(value, ctx.resolution)) for key, value in env.items()}
 
 
+def script_paths(code: str, source_dir: str | None, ctx: JobContext) -> tuple[str, str | None]:
+    """Absolute paths of a script step's script and of its source folder (None without one)."""
+    folder = ctx.local_path(source_dir) if source_dir else None
+    return (os.path.join(folder, code) if folder else ctx.local_path(code)), folder
+
+
+class InterpreterFields(TypedDict):
+    """The JobSpec fields that choose a script's Python."""
+
+    python: str | None
+    requirements: str | None
+    envs_dir: str | None
+
+
+def interpreter_fields(interpreter: Interpreter, ctx: JobContext) -> InterpreterFields:
+    """JobSpec fields choosing a script's Python: a requirements file (absolute) and a python path or command."""
+    python = interpreter.python
+    if python is not None and os.sep in python:
+        python = ctx.local_path(python)
+    requirements = ctx.local_path(interpreter.requirements) if interpreter.requirements else None
+    return InterpreterFields(python=python, requirements=requirements,
+                             envs_dir=ctx.envs_dir() if requirements else None)
+
+
 @build_job_spec.register
 def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
-    source_dir = ctx.local_path(step.source_dir) if step.source_dir else None
-    code = os.path.join(source_dir, step.code) if source_dir else ctx.local_path(step.code)
+    code, source_dir = script_paths(step.code, step.source_dir, ctx)
     return JobSpec(
         kind="processing",
         job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
@@ -79,6 +117,44 @@ def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
         source_dir=source_dir,
         arguments=tuple(render(resolve(a, ctx.resolution)) for a in step.arguments_list),
         working_dir=ctx.work_dir,
+        **interpreter_fields(step.interpreter, ctx),
+    )
+
+
+@build_job_spec.register
+def _training(step: TrainingStep, ctx: JobContext) -> JobSpec:
+    code, source_dir = script_paths(step.entry_point, step.source_dir, ctx)
+    checkpoint = render(resolve(step.checkpoint_uri, ctx.resolution)) if step.checkpoint_uri is not None else ""
+    if not checkpoint:
+        checkpoint = ctx.output_uri(step.name, "checkpoints")  # a fresh folder per execution
+    elif "://" not in checkpoint:
+        checkpoint = ctx.local_path(checkpoint)
+    instance_type = resolve(step.instance_type, ctx.resolution)
+    return JobSpec(
+        kind="training",
+        job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
+        job_dir=ctx.job_dir(step.name),
+        log_path=ctx.log_path(step.name),
+        inputs=tuple(StagedInput(source=render(resolve(channel.s3_data, ctx.resolution)),
+                                 destination=channel_destination(name)) for name, channel in step.inputs.items()),
+        outputs=training_outputs(model_uri=ctx.output_uri(step.name, "model.tar.gz"),
+                                 output_data_uri=ctx.output_uri(step.name, "output_data")),
+        env=resolved_env(step.environment, ctx),
+        code=code,
+        source_dir=source_dir,
+        working_dir=ctx.work_dir,
+        max_run_seconds=step.max_run,
+        **interpreter_fields(step.interpreter, ctx),
+        training=TrainingSpec(
+            checkpoint_uri=checkpoint,
+            channels=tuple(step.inputs),
+            hyperparameters={name: resolve(value, ctx.resolution) for name, value in step.hyperparameters.items()},
+            metric_definitions=tuple(MetricDefinition(d["Name"], d["Regex"]) for d in step.metric_definitions),
+            restart_on_interruption=step.use_spot_instances,
+            max_wait_seconds=step.max_wait,
+            instance_type=None if instance_type is None else render(instance_type),
+            instance_count=int(resolve(step.instance_count, ctx.resolution)),
+        ),
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from forgeline.config import Settings
 from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
 from forgeline.engine.fingerprint import Fingerprinter
+from forgeline.engine.inline import InlineContext, is_inline, run_inline
 from forgeline.engine.jobspecs import JobContext, build_job_spec
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
 from forgeline.errors import ForgelineError
@@ -173,6 +174,8 @@ class Orchestrator:
             elif isinstance(step, FailStep):
                 self._run_fail(step)
                 return True
+            elif is_inline(step):
+                self._run_inline(step)
             else:
                 self._submit(step)
         return started
@@ -221,6 +224,19 @@ class Orchestrator:
             message = f"FailStep {step.name!r} message could not be resolved: {exc}"
         self.fail_message = message or f"FailStep {step.name!r} was reached"
         self._set(step.name, StepStatus.FAILED, started_at=started, failure_reason=self.fail_message)
+
+    def _run_inline(self, step: Step) -> None:
+        started = now()
+        ctx = InlineContext(self.store.get_execution(self.id), self.store, self.artifacts, self.resolution,
+                            self.settings)
+        try:
+            result = run_inline(step, ctx)
+        except ForgelineError as exc:
+            self._set(step.name, StepStatus.FAILED, started_at=started, failure_reason=str(exc))
+            return
+        self.resolution.step_properties[step.name] = {"outputs": dict(result.outputs), **result.properties}
+        self._set(step.name, StepStatus.SUCCEEDED, started_at=started, outputs=dict(result.outputs),
+                  properties=result.properties)
 
     def _submit(self, step: Step) -> None:
         first_attempt = self.attempts.get(step.name, 0) == 0

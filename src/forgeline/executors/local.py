@@ -1,4 +1,4 @@
-"""LocalExecutor: runs jobs as local processes, processing scripts freshly spawned and @step calls on warm workers."""
+"""LocalExecutor: runs jobs as local processes; scripts (processing, training) freshly spawned, @step calls warm."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from forgeline.jobs.function import run_function_job
 from forgeline.jobs.processing import run_processing_job
 from forgeline.jobs.results import infrastructure_failure
 from forgeline.jobs.spec import JobResult, JobSpec
+from forgeline.jobs.training import run_training_job
 
 if TYPE_CHECKING:
     from forgeline.store.artifacts import ArtifactStore
@@ -53,6 +54,7 @@ class LocalExecutor:
         self._workers = WarmWorkerPool(max_parallel, python=python)
         self._runners: dict[str, JobRunner] = {
             "processing": self._run_processing,
+            "training": self._run_training,
             "function": self._run_function,
         }
         self._lock = threading.Lock()
@@ -94,6 +96,9 @@ class LocalExecutor:
 
     def _run_processing(self, spec: JobSpec, control: JobControl) -> JobResult:
         return run_processing_job(spec, self._artifacts, control, python=self._python)
+
+    def _run_training(self, spec: JobSpec, control: JobControl) -> JobResult:
+        return run_training_job(spec, self._artifacts, control, python=self._python)
 
     def _run_function(self, spec: JobSpec, control: JobControl) -> JobResult:
         return run_function_job(spec, self._artifacts, self._workers, control)

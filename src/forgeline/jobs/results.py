@@ -20,13 +20,17 @@ def infrastructure_failure(exc: BaseException) -> JobResult:
     return JobResult(status=JobStatus.FAILED, failure_kind=FailureKind.INFRASTRUCTURE_ERROR, failure_reason=reason)
 
 
+def signal_name(signal_number: int) -> str:
+    """``SIGKILL`` for 9; the number itself for a signal Python does not know."""
+    try:
+        return signal.Signals(signal_number).name
+    except ValueError:
+        return str(signal_number)
+
+
 def interrupted(what: str, signal_number: int, exit_code: int | None = None) -> JobResult:
     """A job killed by a signal forgeline did not send (OOM killer, a user's kill)."""
-    try:
-        name = signal.Signals(signal_number).name
-    except ValueError:
-        name = str(signal_number)
-    reason = f"{what} was killed by signal {name}"
+    reason = f"{what} was killed by signal {signal_name(signal_number)}"
     if signal_number == signal.SIGKILL:
         reason += ", which forgeline did not send (the machine may have run out of memory)"
     return JobResult(

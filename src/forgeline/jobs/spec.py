@@ -70,10 +70,8 @@ class MetricDefinition:
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """What makes a job a training job (script mode): channels, hyperparameters, metrics, checkpoints."""
+    """What makes a job a training job (script mode); its outputs are "model" (model.tar.gz) and "output_data"."""
 
-    model_uri: str  # where model.tar.gz (the packed model dir) is stored after a zero exit
-    output_data_uri: str  # where the output data dir is stored after a zero exit
     checkpoint_uri: str  # restored before the job starts, kept in sync while it runs (local path or URL)
     channels: tuple[str, ...] = ()  # input names; each staged at input/data/<channel>
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # resolved values, passed as --name value

@@ -1,4 +1,4 @@
-"""TrainingStep: run a training script in script mode (SageMaker's contract) with metrics, checkpoints and spot restarts."""
+"""TrainingStep: a training script in script mode (SageMaker's contract) with metrics, checkpoints, spot restarts."""
 
 from __future__ import annotations
 
