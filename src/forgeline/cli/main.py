@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         app(args=args, prog_name="forgeline", standalone_mode=True)
     except SystemExit as exc:  # the CLI framework reports usage errors and exit codes this way

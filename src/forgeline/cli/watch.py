@@ -24,21 +24,31 @@ def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) 
                                status_text(record.status.value))
         return Group(header, steps_table(execution.list_steps()))
 
+    if not ctx.console.is_terminal:  # logs and pipes get the final table once, not a redraw per tick
+        try:
+            execution.wait()
+        except KeyboardInterrupt:
+            execution.stop()
+        status = execution.wait()
+        ctx.console.print(view())
+        return status
     with Live(view(), console=ctx.console, refresh_per_second=8, transient=False) as live:
         while True:
             try:
                 status = execution.status
                 live.update(view())
                 if status.is_terminal:
-                    return status
+                    break
                 time.sleep(interval)
             except KeyboardInterrupt:
                 ctx.console.print(f"stopping execution {execution.id} (Ctrl-C again leaves it running)")
                 execution.stop()
                 try:
-                    return execution.wait()
+                    status = execution.wait()
                 except KeyboardInterrupt:
-                    return execution.status
+                    status = execution.status
+                break
+    return status
 
 
 def finish(execution: PipelineExecution, ctx: CliContext, detach: bool) -> None:

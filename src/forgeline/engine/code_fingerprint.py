@@ -205,8 +205,9 @@ def fingerprint_function(file: str, name: str, roots: Sequence[str], base: str) 
             scanner.follow(imported_modules(node, os.path.dirname(os.path.abspath(file))),
                            os.path.dirname(os.path.abspath(file)))
             continue
-        body = node.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else [node]
-        segment = "\n".join(ast.get_source_segment(source, part) or "" for part in body)
+        # the whole definition from `def`/`class` on: signature and defaults change results as much as the
+        # body does (decorators are not part of it: the @step options live in the step's definition)
+        segment = ast.get_source_segment(source, node) or ""
         pieces[f"source:{current}"] = hash_bytes(segment.encode())
         pending.extend(sorted(free_names(node) - {current}))
     fingerprint = scanner.result(base)

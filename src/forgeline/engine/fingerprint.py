@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,6 +15,9 @@ from forgeline.store.artifacts import url_to_fs
 from forgeline.store.metadata.records import ContentIndexEntry
 
 LARGE_FILE_BYTES = 8 * 1024 * 1024
+RACY_NS = 2 * 10**9
+"""A file modified this recently may change again within its mtime tick (coarse clocks, 2 s on FAT) while
+keeping its size: its digest is used but not remembered, as git does with racily clean index entries."""
 
 
 class ContentIndex(Protocol):
@@ -90,6 +94,7 @@ class Fingerprinter:
         raise ArtifactNotFoundError(f"cannot fingerprint {location}: it does not exist")
 
     def _local_files(self, files: Mapping[str, str]) -> dict[str, str]:
+        started_ns = time.time_ns()
         stats = {rel: os.stat(full) for rel, full in files.items()}
         known = self.index.lookup_content(os.path.abspath(full) for full in files.values())
         digests: dict[str, str] = {}
@@ -103,7 +108,8 @@ class Fingerprinter:
                 continue
             digest = hash_local_file(full)
             digests[rel] = digest
-            fresh.append(ContentIndexEntry(key, stat.st_size, str(stat.st_mtime_ns), digest))
+            if started_ns - stat.st_mtime_ns >= RACY_NS:
+                fresh.append(ContentIndexEntry(key, stat.st_size, str(stat.st_mtime_ns), digest))
         if fresh:
             self.index.remember_content(fresh)
         return digests

@@ -19,6 +19,7 @@ from typing import Any
 from forgeline.config import Settings
 from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
 from forgeline.engine.fingerprint import Fingerprinter
+from forgeline.engine.foreach import LoopState, expand, fan_in, resolve_items
 from forgeline.engine.inline import InlineContext, is_inline, run_inline
 from forgeline.engine.jobspecs import JobContext, build_job_spec
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
@@ -33,7 +34,8 @@ from forgeline.store.metadata.records import ExecutionStatus, MetricPoint, StepR
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.policies import RetryPolicy
-from forgeline.workflow.steps import ConditionStep, FailStep, JobStep, Step
+from forgeline.workflow.graph import StepGraph
+from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, JobStep, Step
 
 log = logging.getLogger("forgeline.orchestrator")
 
@@ -77,6 +79,8 @@ class Orchestrator:
         version = store.get_pipeline_version(self.record.pipeline_name, self.record.pipeline_version)
         self.pipeline = Pipeline.from_definition(version.definition)
         self.graph = self.pipeline.graph
+        self.steps: dict[str, Step] = {s.name: s for s in self.pipeline.steps}
+        self.loops: dict[str, LoopState] = {}
         self.max_parallel = self.pipeline.parallelism_config.max_parallel_steps or os.cpu_count() or 1
         self.executor = executor or LocalExecutor(artifacts, self.max_parallel)
         self.status: dict[str, StepStatus] = {}
@@ -88,7 +92,12 @@ class Orchestrator:
             start_datetime=self.record.started_at or self.record.created_at,
             parameters=self.record.parameters, load_return=self._load_return,
         )
-        for run in store.list_step_runs(self.id):
+        runs = store.list_step_runs(self.id)
+        for run in runs:
+            step = self.steps.get(run.name)
+            if isinstance(step, ForEach) and "items" in run.properties:
+                self._add_iterations(step, run.properties["items"])
+        for run in runs:
             status = run.status
             if status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
                 status = StepStatus.PENDING
@@ -134,6 +143,7 @@ class Orchestrator:
             self._heartbeat()
             if not self.stopping and self.fail_message is None:
                 self._skip_blocked()
+                self._complete_loops()
                 started = self._start_ready()
                 if started:
                     continue
@@ -157,20 +167,24 @@ class Orchestrator:
             if self.status[name] != StepStatus.PENDING or any(n == name for _, n in self.delayed) \
                     and name not in due:
                 continue
-            if all(self.status.get(up) == StepStatus.SUCCEEDED for up in self.graph.upstream[name]):
+            if all(self.status.get(up) == StepStatus.SUCCEEDED for up in self.graph.upstream[name]) \
+                    and self._within_loop_cap(name):
                 ready.append(name)
         return ready
 
     def _start_ready(self) -> bool:
         started = False
         for name in self._ready():
-            step = self.pipeline.step(name)
-            if isinstance(step, JobStep) and len(self.running) >= self.max_parallel:
+            step = self.steps[name]
+            if isinstance(step, JobStep) and len(self.running) >= self.max_parallel \
+                    or not self._within_loop_cap(name):  # earlier starts in this round may have used the slot
                 continue
             self.delayed = [(t, n) for t, n in self.delayed if n != name]
             started = True
             if isinstance(step, ConditionStep):
                 self._run_condition(step)
+            elif isinstance(step, ForEach):
+                self._start_loop(step)
             elif isinstance(step, FailStep):
                 self._run_fail(step)
                 return True
@@ -224,6 +238,53 @@ class Orchestrator:
             message = f"FailStep {step.name!r} message could not be resolved: {exc}"
         self.fail_message = message or f"FailStep {step.name!r} was reached"
         self._set(step.name, StepStatus.FAILED, started_at=started, failure_reason=self.fail_message)
+
+    def _start_loop(self, loop: ForEach) -> None:
+        run = self.store.get_step_run(self.id, loop.name)
+        try:
+            items = run.properties.get("items") or resolve_items(loop, self.resolution)
+        except ForgelineError as exc:
+            self._set(loop.name, StepStatus.FAILED, started_at=now(), failure_reason=str(exc))
+            return
+        if not items:
+            self._set(loop.name, StepStatus.SUCCEEDED, started_at=now(),
+                      properties={"items": [], "outputs": {name: [] for name in loop.outputs}})
+            return
+        self._add_iterations(loop, items)
+        self.status[loop.name] = StepStatus.EXECUTING
+        self.store.update_step_run(self.id, loop.name, status=StepStatus.EXECUTING, started_at=now(),
+                                   properties={"items": items})
+
+    def _add_iterations(self, loop: ForEach, items: list[Any]) -> None:
+        """Add each item's copy of the body to the graph (and to the store, where it is new)."""
+        state = LoopState(loop, expand(loop, items))
+        self.loops[loop.name] = state
+        new_steps = [s for iteration in state.iterations for s in iteration.steps]
+        for s in new_steps:
+            self.steps[s.name] = s
+            self.status.setdefault(s.name, StepStatus.PENDING)
+        self.store.add_step_runs(self.id, [(s.name, s.step_type) for s in new_steps])
+        self.graph = StepGraph.build(list(self.steps.values()))
+
+    def _within_loop_cap(self, name: str) -> bool:
+        for state in self.loops.values():
+            iteration = state.iteration_of(name)
+            if iteration is not None:
+                return state.may_start(iteration, self.status)
+        return True
+
+    def _complete_loops(self) -> None:
+        for name, state in self.loops.items():
+            if self.status[name] != StepStatus.EXECUTING or not state.finished(self.status):
+                continue
+            failed = state.failures(self.status)
+            if failed:
+                self._set(name, StepStatus.FAILED, failure_reason="; ".join(failed))
+                continue
+            outputs = fan_in(state.loop, state.iterations, self.resolution)
+            properties = {"items": [i.item for i in state.iterations], "outputs": outputs}
+            self.resolution.step_properties[name] = properties
+            self._set(name, StepStatus.SUCCEEDED, properties=properties)
 
     def _run_inline(self, step: Step) -> None:
         started = now()
@@ -346,6 +407,12 @@ class Orchestrator:
             self.store.update_execution(self.id, heartbeat_at=now())
 
     def _finalize(self) -> ExecutionStatus:
+        for name in self.loops:
+            if self.status[name] == StepStatus.EXECUTING:
+                self._complete_loops()
+            if self.status[name] == StepStatus.EXECUTING:
+                status = StepStatus.STOPPED if self.stopping else StepStatus.FAILED
+                self._set(name, status, failure_reason="the execution ended before every item finished")
         for name in self.graph.order:
             if self.status[name] == StepStatus.PENDING:
                 why = "stopped" if self.stopping else "failed"

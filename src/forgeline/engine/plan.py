@@ -48,7 +48,9 @@ def plan_pipeline(pipeline: Pipeline, overrides: Mapping[str, Any], store: Metad
         step = pipeline.step(name)
         upstream = pipeline.graph.upstream[name]
         skipped = [u for u in sorted(upstream) if decisions[u].decision == "SKIP"]
-        pending = [u for u in sorted(upstream) if decisions[u].decision in ("MISS", "RUN")]
+        # a condition evaluated now is known now: the steps of the branch it takes need not wait for it
+        pending = [u for u in sorted(upstream) if decisions[u].decision in ("MISS", "RUN")
+                   and u not in resolution.step_properties]
         if skipped:
             decisions[name] = StepPlan(name, step.step_type, "SKIP", [f"upstream step {skipped[0]!r} is skipped"])
         elif isinstance(step, ConditionStep):
@@ -72,6 +74,7 @@ def plan_condition(step: ConditionStep, resolution: ResolutionContext, pending: 
         outcome = all(evaluate(c, resolution) for c in step.conditions)
     except ForgelineError as exc:
         return {step.name: StepPlan(step.name, step.step_type, "RUN", [f"cannot evaluate yet: {exc}"])}
+    resolution.step_properties[step.name] = {"outcome": outcome}
     result = {step.name: StepPlan(step.name, step.step_type, "RUN", [f"evaluates to {str(outcome).lower()}"])}
     for other in step.else_steps if outcome else step.if_steps:
         result[other.name] = StepPlan(other.name, other.step_type, "SKIP",

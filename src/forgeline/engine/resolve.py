@@ -30,6 +30,10 @@ from forgeline.workflow.expressions import (
 from forgeline.workflow.parameters import Parameter, ParameterReference
 
 
+class StepNotRunError(ExpressionError):
+    """An expression refers to a step that did not run (yet, or at all: skipped)."""
+
+
 @dataclass
 class ResolutionContext:
     """What expressions can see: parameters, execution variables, and finished steps' properties."""
@@ -44,7 +48,7 @@ class ResolutionContext:
     def properties_of(self, step_name: str) -> dict[str, Any]:
         """The property document of a finished step."""
         if step_name not in self.step_properties:
-            raise ExpressionError(f"step {step_name!r} has not produced its properties yet")
+            raise StepNotRunError(f"step {step_name!r} has not produced its properties yet")
         return self.step_properties[step_name]
 
 

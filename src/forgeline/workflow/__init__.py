@@ -37,6 +37,8 @@ from forgeline.workflow.steps import (
     ConditionStep,
     DelayedReturn,
     FailStep,
+    ForEach,
+    ForEachItem,
     FunctionStep,
     ProcessingInput,
     ProcessingOutput,
@@ -49,6 +51,7 @@ from forgeline.workflow.steps import (
 )
 
 __all__ = [
+    "ForEach", "ForEachItem",
     "CacheConfig", "Condition", "ConditionEquals", "ConditionGreaterThan", "ConditionGreaterThanOrEqualTo",
     "ConditionIn", "ConditionLessThan", "ConditionLessThanOrEqualTo", "ConditionNot", "ConditionOr",
     "ConditionStep", "DelayedReturn", "ExecutionVariable", "ExecutionVariables", "FailStep", "Format",

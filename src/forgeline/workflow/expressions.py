@@ -341,6 +341,10 @@ def _parse_get(ref: str, parameter_reference: Any) -> Expression:
         if rest not in ExecutionVariables.NAMES:
             raise PipelineDefinitionError(f"unknown execution variable {rest!r}")
         return ExecutionVariable(rest)
+    if head == "ForEach":
+        from forgeline.workflow.steps.foreach import parse_item_reference
+
+        return parse_item_reference(ref)
     if head == "Steps":
         match = re.match(r"([A-Za-z0-9_\-]+)", rest)
         if not match:

@@ -32,7 +32,7 @@ class StepGraph:
         upstream: dict[str, set[str]] = {s.name: set() for s in steps}
         branch_of: dict[str, tuple[str, bool]] = {}
         for s in steps:
-            upstream[s.name] |= referenced_step_names(s) | set(s.depends_on)
+            upstream[s.name] |= (referenced_step_names(s) - s.local_step_names()) | set(s.depends_on)
             for nested in s.nested_steps():
                 branch_of[nested.name] = (s.name, any(nested is x for x in getattr(s, "if_steps", [])))
                 upstream.setdefault(nested.name, set()).add(s.name)

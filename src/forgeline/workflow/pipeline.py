@@ -15,6 +15,7 @@ from forgeline.workflow.parameters import Parameter, ParameterReference, paramet
 from forgeline.workflow.policies import ParallelismConfiguration, SelectiveExecutionConfig
 from forgeline.workflow.steps import FunctionStep, Step
 from forgeline.workflow.steps.condition import as_step
+from forgeline.workflow.steps.foreach import ForEach, ForEachItem
 
 if TYPE_CHECKING:
     from forgeline.config import Settings
@@ -149,8 +150,9 @@ def collect_steps(listed: Sequence[Step]) -> list[Step]:
         add(s)
     index = 0
     while index < len(members):
+        local = members[index].local_step_names()
         for ref in members[index].referenced_step_objects():
-            if isinstance(ref, FunctionStep) and id(ref) not in seen:
+            if isinstance(ref, FunctionStep) and id(ref) not in seen and ref.name not in local:
                 add(ref)
         index += 1
     return members
@@ -158,7 +160,8 @@ def collect_steps(listed: Sequence[Step]) -> list[Step]:
 
 def validate(pipeline: Pipeline, check_files: bool) -> None:
     """Refuse duplicates, dangling references, undeclared property files, cycles and missing code."""
-    names = [s.name for s in pipeline.steps]
+    bodies = {s.name: s.all_body_steps() for s in pipeline.steps if isinstance(s, ForEach)}
+    names = [s.name for s in pipeline.steps] + [b.name for body in bodies.values() for b in body]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise PipelineDefinitionError(
@@ -171,13 +174,26 @@ def validate(pipeline: Pipeline, check_files: bool) -> None:
         raise PipelineDefinitionError(f"pipeline {pipeline.name!r} declares parameter(s) {duplicated} twice")
     by_name = {s.name: s for s in pipeline.steps}
     for s in pipeline.steps:
-        for dep in s.depends_on:
-            if dep not in by_name:
-                raise PipelineDefinitionError(
-                    f"step {s.name!r} depends on step {dep!r}, which is not in pipeline {pipeline.name!r}"
-                )
+        body = bodies.get(s.name, [])
+        scope = {**by_name, **{b.name: b for b in body}}
+        for member in [s, *body]:
+            for dep in member.depends_on:
+                if dep not in scope:
+                    raise PipelineDefinitionError(
+                        f"step {member.name!r} depends on step {dep!r}, which is not in pipeline {pipeline.name!r}"
+                    )
         for node in walk(list(s.children())):
-            check_reference(pipeline, s, node, by_name, set(parameter_names))
+            if isinstance(node, ForEachItem) and s.name not in bodies:
+                raise PipelineDefinitionError(
+                    f"step {s.name!r} uses ForEachItem() outside of a ForEach body"
+                )
+            check_reference(pipeline, s, node, scope, set(parameter_names))
+        if body:
+            inner = StepGraph.build(body).find_cycle()
+            if inner:
+                raise PipelineDefinitionError(
+                    f"ForEach {s.name!r} has a dependency cycle in its body: {' -> '.join(inner)}"
+                )
     cycle = pipeline.graph.find_cycle()
     if cycle:
         raise PipelineDefinitionError(

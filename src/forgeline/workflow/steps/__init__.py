@@ -3,6 +3,7 @@
 from forgeline.workflow.steps.base import JobStep, Step
 from forgeline.workflow.steps.condition import ConditionStep
 from forgeline.workflow.steps.fail import FailStep
+from forgeline.workflow.steps.foreach import ForEach, ForEachItem
 from forgeline.workflow.steps.function import DelayedReturn, FunctionStep, StepFunction, step
 from forgeline.workflow.steps.processing import (
     ProcessingInput,
@@ -13,6 +14,7 @@ from forgeline.workflow.steps.processing import (
 from forgeline.workflow.steps.training import TrainingInput, TrainingStep
 
 __all__ = [
+    "ForEach", "ForEachItem",
     "ConditionStep", "DelayedReturn", "FailStep", "FunctionStep", "JobStep", "ProcessingInput",
     "ProcessingOutput", "ProcessingStep", "PropertyFile", "Step", "StepFunction", "TrainingInput", "TrainingStep",
     "step",

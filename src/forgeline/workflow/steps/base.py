@@ -90,6 +90,10 @@ class Step:
         """Steps owned by this one (a ConditionStep's branches)."""
         return []
 
+    def local_step_names(self) -> set[str]:
+        """Names of steps that exist only inside this one (a ForEach body); references to them stay inside."""
+        return set()
+
     def referenced_step_objects(self) -> list[Step]:
         """Step objects this step points at (used to pull in @step calls that are not listed)."""
         found: list[Step] = []

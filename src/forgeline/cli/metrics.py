@@ -1,0 +1,63 @@
+"""``forgeline metrics``: the metric series of an execution's training steps, finished or still running."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from forgeline.cli.context import CliContext
+from forgeline.cli.render import when
+from forgeline.jobs.metrics import metric_series_path, read_metric_series
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.records import MetricPoint, StepRun
+
+
+def step_metric_points(store: MetadataStore, execution_id: str, run: StepRun) -> list[MetricPoint]:
+    """A step's points: those stored when its attempts ended, plus, while it runs, those its log has so far."""
+    points = store.list_metric_points(execution_id, run.name)
+    if run.status.is_terminal:
+        return points
+    attempts = [a for a in store.list_attempts(execution_id, run.name) if a.log_path and a.ended_at is None]
+    for attempt in attempts[-1:]:
+        points.extend(
+            MetricPoint(execution_id=execution_id, step_name=run.name, attempt=s.attempt, name=s.name,
+                        value=s.value, timestamp=s.timestamp, seq=s.seq)
+            for s in read_metric_series(metric_series_path(attempt.log_path or ""))
+        )
+    return points
+
+
+def metrics(
+    execution_id: Annotated[str, typer.Argument(help="Execution id or unique prefix.")],
+    step: Annotated[str | None, typer.Argument(help="Only this step.")] = None,
+    metric: Annotated[str | None, typer.Option("--metric", "-m", help="Only this metric.")] = None,
+    last: Annotated[bool, typer.Option("--last", help="Only the latest value of each metric.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Print the metric values parsed from training logs, in the order they were printed."""
+    ctx = CliContext()
+    record = ctx.store.get_execution(execution_id)
+    runs = [ctx.store.get_step_run(record.id, step)] if step else ctx.store.list_step_runs(record.id)
+    points = [p for run in runs for p in step_metric_points(ctx.store, record.id, run)
+              if metric is None or p.name == metric]
+    if last:
+        points = list({(p.step_name, p.name): p for p in points}.values())
+    if as_json:
+        for p in points:
+            sys.stdout.write(json.dumps({"step": p.step_name, "attempt": p.attempt, "seq": p.seq, "name": p.name,
+                                         "value": p.value, "timestamp": p.timestamp.isoformat()}) + "\n")
+        return
+    if not points:
+        where = f"step {step!r} of execution {record.id}" if step else f"execution {record.id}"
+        ctx.console.print(f"no metrics recorded for {where}" + (f" named {metric!r}" if metric else ""))
+        return
+    table = Table("step", "attempt", "seq", "metric", "value", "time")
+    for p in points:
+        table.add_row(Text(p.step_name), str(p.attempt), str(p.seq), Text(p.name), f"{p.value:.6g}",
+                      when(p.timestamp))
+    ctx.console.print(table)
