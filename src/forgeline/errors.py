@@ -45,3 +45,11 @@ class StoreError(ForgelineError):
 
 class JobError(ForgelineError):
     """A job could not be prepared or collected (staging, upload, executor failure)."""
+
+
+class ModelPackageNotFoundError(NotFoundError):
+    """No model package group by that name, or no such version (or no Approved one) in it."""
+
+
+class ModelRegistryError(ForgelineError):
+    """A model cannot be registered, moved to a status or loaded as asked (missing data or code, bad input)."""

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import re
+import struct
+import subprocess
+import sys
+import termios
 
 import pytest
 
@@ -137,12 +144,38 @@ def test_executions_list_newest_first_and_by_pipeline(greeter, cli):
     assert newest.id not in other.stdout and oldest.id not in other.stdout
 
 
-def test_execution_ids_in_the_list_stay_whole_on_an_80_column_terminal(finished_id, greeter, cli):
-    """An id you cannot copy in one piece is no use: the list must not fold it across lines."""
-    listed = cli("executions", "list", cwd=greeter.root, columns=80)
+def run_in_terminal(args: list[str], cwd, columns: int) -> tuple[int, str]:
+    """Run the CLI attached to a real pseudo-terminal of ``columns`` columns; return its exit code and output."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen([sys.executable, "-m", "forgeline.cli.main", *args], cwd=cwd,
+                               env={**env, "TERM": "xterm"}, stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal closed: the process has exited
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    code = process.wait(timeout=60)
+    return code, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
 
-    assert listed.returncode == 0, listed
-    assert finished_id in listed.stdout, listed
+
+def test_the_execution_list_stays_readable_on_an_80_column_terminal(finished_id, greeter, cli):
+    """Ids must stay whole to be copied, and statuses whole to be read, in a standard 80-column terminal."""
+    assert cli("run", "pipeline.py", "-p", "Mode=broken", cwd=greeter.root).returncode == 1
+
+    code, output = run_in_terminal(["executions", "list"], greeter.root, columns=80)
+
+    assert code == 0, output
+    for record in greeter.store().list_executions():
+        assert re.search(rf"{record.id}\b", output), output
+    assert re.search(r"\bSucceeded\b", output) and re.search(r"\bFailed\b", output), output
 
 
 @pytest.mark.parametrize(("args", "fragments"), [

@@ -26,7 +26,6 @@ from forgeline.workflow import (
     CacheConfig,
     ParameterFloat,
     ParameterString,
-    Pipeline,
     ProcessingInput,
     ProcessingOutput,
     ProcessingStep,

@@ -224,3 +224,18 @@ def test_a_class_a_function_uses_counts(tmp_path):
     before = tree.function("steps.py", "describe").digest
     tree.edit("steps.py", "sides = 4", "sides = 5")
     assert tree.function("steps.py", "describe").digest != before
+
+
+def test_a_module_imported_inside_the_function_body_counts(tmp_path):
+    tree = make_tree(tmp_path)
+    tree.write("lazy.py", """
+        def train(n):
+            import helpers  # heavy or optional imports often live inside a @step function
+            from lib.text import shout
+
+            return shout(str(helpers.double(n)))
+    """)
+    before = tree.function("lazy.py", "train")
+    assert {"helpers.py", "lib/text.py", "lib/util.py"} <= set(before.files)
+    tree.edit("helpers.py", "2 * x", "3 * x")
+    assert tree.function("lazy.py", "train").digest != before.digest

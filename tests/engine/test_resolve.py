@@ -1,6 +1,6 @@
 """Resolution of expressions and conditions against an execution's state."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,7 +25,7 @@ from forgeline.workflow.expressions import Property
 @pytest.fixture
 def ctx() -> ResolutionContext:
     return ResolutionContext(
-        execution_id="abc123", pipeline_name="demo", start_datetime=datetime(2026, 1, 2, tzinfo=timezone.utc),
+        execution_id="abc123", pipeline_name="demo", start_datetime=datetime(2026, 1, 2, tzinfo=UTC),
         parameters={"Threshold": 0.9},
         step_properties={
             "Evaluate": {"outputs": {"evaluation": "/a/evaluation"},

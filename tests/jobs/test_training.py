@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -142,15 +143,15 @@ def test_metrics_are_parsed_from_stdout_and_stderr_in_the_order_they_were_printe
     code = write(project / "train.py", """
         import sys, time
         for epoch in range(1, 4):
-            print(f"epoch {epoch} training_ap {epoch / 10}", flush=True)
+            print(f"epoch {epoch} training_ap 0.{epoch}", flush=True)
             time.sleep(0.05)
-            print(f"testing_ap {epoch / 10 + 0.01} (from stderr)", file=sys.stderr, flush=True)
+            print(f"testing_ap 0.{epoch}1 (from stderr)", file=sys.stderr, flush=True)
             time.sleep(0.05)
         print("training_ap not-a-number", flush=True)
         """)
     spec = training_spec(tmp_path, code, metric_definitions=(
-        MetricDefinition("training_ap", r"training_ap ([0-9\\.]+)"),
-        MetricDefinition("testing_ap", r"testing_ap ([0-9\\.]+)"),
+        MetricDefinition("training_ap", r"training_ap ([0-9.]+)"),
+        MetricDefinition("testing_ap", r"testing_ap ([0-9.]+)"),
     ))
     result = run(spec, artifacts)
 
@@ -175,16 +176,18 @@ def test_metric_samples_can_be_read_while_the_job_runs(tmp_path, project, artifa
         while not Path({str(release)!r}).exists():
             time.sleep(0.02)
         """)
-    spec = training_spec(tmp_path, code, metric_definitions=(MetricDefinition("loss", r"loss (\\S+)"),))
+    spec = training_spec(tmp_path, code, metric_definitions=(MetricDefinition("loss", r"loss (\S+)"),))
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(run, spec, artifacts)
-        deadline = time.monotonic() + 20
-        while not read_metric_series(metric_series_path(spec.log_path)):
-            assert time.monotonic() < deadline and not future.done(), "no sample appeared while the job ran"
-            time.sleep(0.02)
-        [sample] = read_metric_series(metric_series_path(spec.log_path))
-        assert (sample.name, sample.value, sample.attempt) == ("loss", 0.75, 1)
-        release.touch()
+        try:
+            deadline = time.monotonic() + 20
+            while not read_metric_series(metric_series_path(spec.log_path)):
+                assert time.monotonic() < deadline and not future.done(), "no sample appeared while the job ran"
+                time.sleep(0.02)
+            [sample] = read_metric_series(metric_series_path(spec.log_path))
+            assert (sample.name, sample.value, sample.attempt) == ("loss", 0.75, 1)
+        finally:
+            release.touch()
         assert future.result(timeout=20).status is JobStatus.SUCCEEDED
 
 
@@ -330,7 +333,8 @@ def test_a_spot_job_stopped_and_killed_at_once_is_stopped_not_restarted(tmp_path
         future = pool.submit(run, spec, artifacts, control)
         pid = int(wait_for_text(pid_file))
         control.stop(grace_seconds=1.0)  # ends the first start...
-        os.kill(pid, signal.SIGKILL)  # ...which an outside kill may beat: either way the job is Stopped
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # ...which an outside kill may beat: either way the job is Stopped
         result = future.result(timeout=20)
 
     assert result.status is JobStatus.STOPPED

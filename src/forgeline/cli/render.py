@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -48,13 +49,18 @@ def steps_table(steps: Sequence[StepRun], title: str | None = None) -> Table:
 
 
 def executions_table(records: Sequence[ExecutionRecord]) -> Table:
-    """One row per execution, newest first."""
-    table = Table()
-    for column in ("id", "pipeline", "version", "status", "started", "duration"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("failure reason", overflow="fold", ratio=1)
+    """One row per execution, newest first; ids and statuses never wrap, reasons fold."""
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("id", no_wrap=True, min_width=12)
+    table.add_column("pipeline", overflow="fold")
+    table.add_column("v", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True, min_width=9)
+    table.add_column("started", no_wrap=True)
+    table.add_column("took", no_wrap=True, justify="right")
+    table.add_column("failure reason", overflow="fold", min_width=14, ratio=1)
     for record in records:
-        table.add_row(record.id, record.pipeline_name, str(record.pipeline_version),
-                      status_text(record.status.value), when(record.started_at),
+        started = record.started_at.astimezone().strftime("%m-%d %H:%M:%S") if record.started_at else "-"
+        table.add_row(record.id, Text(record.pipeline_name), str(record.pipeline_version),
+                      status_text(record.status.value), started,
                       duration(record.started_at, record.ended_at), Text(record.failure_reason or ""))
     return table

@@ -9,7 +9,7 @@ import pickle
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import singledispatch
 from typing import Any
 
@@ -160,7 +160,7 @@ class StepCache:
 
     def lookup(self, key: CacheKey, expire_after: timedelta | None) -> CacheEntry | None:
         """The newest valid entry for the key, or None (expired or deleted artifacts make a miss)."""
-        not_before = None if expire_after is None else datetime.now(timezone.utc) - expire_after
+        not_before = None if expire_after is None else datetime.now(UTC) - expire_after
         for entry in self.store.find_cache_entries(key.digest, not_before=not_before):
             uris = [*entry.outputs.values()]
             if "ReturnUri" in entry.properties:
@@ -175,5 +175,5 @@ class StepCache:
         self.store.put_cache_entry(CacheEntry(
             cache_key=key.digest, pipeline_name=pipeline_name, step_name=step.name, step_kind=step.step_type,
             execution_id=execution_id, components=dict(key.components), outputs=dict(outputs),
-            properties=dict(properties), created_at=datetime.now(timezone.utc),
+            properties=dict(properties), created_at=datetime.now(UTC),
         ))

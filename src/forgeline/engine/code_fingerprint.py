@@ -210,6 +210,9 @@ def fingerprint_function(file: str, name: str, roots: Sequence[str], base: str) 
         segment = ast.get_source_segment(source, node) or ""
         pieces[f"source:{current}"] = hash_bytes(segment.encode())
         pending.extend(sorted(free_names(node) - {current}))
+        # imports inside the definition (a function body's lazy imports) bring code just as module-level ones
+        here = os.path.dirname(os.path.abspath(file))
+        scanner.follow(imported_modules(node, here), here)
     fingerprint = scanner.result(base)
     rel = os.path.relpath(os.path.abspath(file), base)
     fingerprint.files.update({f"{rel}::{k}": v for k, v in pieces.items()})

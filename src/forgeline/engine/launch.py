@@ -11,9 +11,9 @@ from typing import Any
 
 from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
+from forgeline.engine.plan import StepPlan, plan_pipeline
 from forgeline.errors import ForgelineError
 from forgeline.jobs.function import WORKER_ENV
-from forgeline.engine.plan import StepPlan, plan_pipeline
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import StepRun, StepStatus

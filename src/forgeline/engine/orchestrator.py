@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from forgeline.config import Settings
+from forgeline.engine import registration  # noqa: F401 - registers RegisterModel's inline runner
 from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
 from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.foreach import LoopState, expand, fan_in, resolve_items
@@ -32,9 +33,9 @@ from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionStatus, MetricPoint, StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
+from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.policies import RetryPolicy
-from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, JobStep, Step
 
 log = logging.getLogger("forgeline.orchestrator")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from forgeline.config import Settings
@@ -13,6 +13,7 @@ from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.jobspecs import JobContext, build_job_spec
 from forgeline.engine.resolve import ResolutionContext, evaluate
 from forgeline.errors import ForgelineError
+from forgeline.jobs.function_loading import FunctionLoader
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.workflow.parameters import resolve_parameter_values
@@ -38,7 +39,9 @@ def plan_pipeline(pipeline: Pipeline, overrides: Mapping[str, Any], store: Metad
                   artifacts: ArtifactStore, settings: Settings, work_dir: str) -> list[StepPlan]:
     """Compute every cache key that can be known without running anything, and explain each miss."""
     parameters = resolve_parameter_values(pipeline.parameters, overrides)
-    resolution = ResolutionContext(PLAN_EXECUTION_ID, pipeline.name, datetime.now(timezone.utc), parameters)
+    loader = FunctionLoader()  # a cached @step's return value that is not JSON is read back as a run reads it
+    resolution = ResolutionContext(PLAN_EXECUTION_ID, pipeline.name, datetime.now(UTC), parameters,
+                                   load_return=lambda uri: loader.loads(artifacts.read_bytes(uri)))
     cache = StepCache(store, artifacts)
     fingerprinter = Fingerprinter(store)
     decisions: dict[str, StepPlan] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
@@ -76,7 +76,7 @@ def resume_execution(execution_id: str, settings: Settings | None = None) -> Pip
     if record.status.is_terminal:
         raise ForgelineError(f"execution {record.id} already ended ({record.status.value}); "
                              "use `forgeline executions retry` to rerun its failed steps")
-    heartbeat_age = (datetime.now(timezone.utc) - (record.heartbeat_at or record.created_at)).total_seconds()
+    heartbeat_age = (datetime.now(UTC) - (record.heartbeat_at or record.created_at)).total_seconds()
     if process_alive(record.orchestrator_pid) and heartbeat_age < ORCHESTRATOR_TIMEOUT_SECONDS:
         raise ForgelineError(f"execution {record.id} is still run by its orchestrator (pid "
                              f"{record.orchestrator_pid}); nothing to resume")

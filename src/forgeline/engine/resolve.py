@@ -11,6 +11,7 @@ from functools import singledispatch
 from typing import Any
 
 from forgeline.errors import ExpressionError
+from forgeline.store.metadata.records import ModelPackageRecord
 from forgeline.workflow.conditions import (
     Condition,
     ConditionComparison,
@@ -27,6 +28,7 @@ from forgeline.workflow.expressions import (
     parse_json_path,
     render_path,
 )
+from forgeline.workflow.models import LatestApprovedModelPackage
 from forgeline.workflow.parameters import Parameter, ParameterReference
 
 
@@ -44,6 +46,8 @@ class ResolutionContext:
     parameters: Mapping[str, Any]
     step_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
     load_return: Callable[[str], Any] = lambda uri: None
+    # The registry's lookup of a group's newest Approved package (None: ModelPackage expressions cannot resolve).
+    find_latest_approved: Callable[[str], ModelPackageRecord] | None = None
 
     def properties_of(self, step_name: str) -> dict[str, Any]:
         """The property document of a finished step."""
@@ -122,6 +126,23 @@ def _join(value: Join, ctx: ResolutionContext) -> str:
 @resolve.register(Format)
 def _format(value: Format, ctx: ResolutionContext) -> str:
     return value.template.format(*(render(resolve(v, ctx)) for v in value.values))
+
+
+def model_package_of(value: LatestApprovedModelPackage, ctx: ResolutionContext) -> ModelPackageRecord:
+    """The package a ``ModelPackage.latest_approved(...)`` expression points at right now."""
+    group = render(resolve(value.group, ctx))
+    if ctx.find_latest_approved is None:
+        raise ExpressionError(
+            f"ModelPackage.latest_approved({group!r}) needs the model registry, which is not available where "
+            "this expression is resolved (no registry lookup was given to the resolution context)"
+        )
+    return ctx.find_latest_approved(group)
+
+
+@resolve.register(LatestApprovedModelPackage)
+def _latest_approved(value: LatestApprovedModelPackage, ctx: ResolutionContext) -> Any:
+    package = model_package_of(value, ctx)
+    return {"ModelData": package.model_data, "Version": package.version, "Arn": package.arn}[value.property_name]
 
 
 def walk_path(document: Any, path: list[Any], where: str) -> Any:

@@ -19,6 +19,7 @@ from forgeline.workflow.expressions import (
     JsonGet,
     Property,
 )
+from forgeline.workflow.models import ModelApprovalStatus, ModelPackage
 from forgeline.workflow.parameters import (
     Parameter,
     ParameterBoolean,
@@ -40,10 +41,13 @@ from forgeline.workflow.steps import (
     ForEach,
     ForEachItem,
     FunctionStep,
+    Model,
+    ModelMetrics,
     ProcessingInput,
     ProcessingOutput,
     ProcessingStep,
     PropertyFile,
+    RegisterModel,
     Step,
     TrainingInput,
     TrainingStep,
@@ -60,3 +64,4 @@ __all__ = [
     "ProcessingStep", "Property", "PropertyFile", "RetryPolicy", "SelectiveExecutionConfig", "Step", "TrainingInput",
     "TrainingStep", "step",
 ]
+__all__ += ["Model", "ModelApprovalStatus", "ModelMetrics", "ModelPackage", "RegisterModel"]

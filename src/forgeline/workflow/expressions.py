@@ -330,6 +330,10 @@ def parse_value(value: Any) -> Any:
         if not match:
             raise PipelineDefinitionError(f"cannot parse JsonGet property file reference {ref!r}")
         return JsonGet(step=match.group(1), property_file=match.group(2), json_path=body["Path"])
+    if len(value) == 1 and "Std:LatestApprovedModelPackage" in value:
+        from forgeline.workflow.models import LatestApprovedModelPackage
+
+        return LatestApprovedModelPackage.from_expr(value["Std:LatestApprovedModelPackage"])
     return {k: parse_value(v) for k, v in value.items()}
 
 

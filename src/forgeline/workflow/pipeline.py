@@ -12,7 +12,7 @@ from forgeline.errors import PipelineDefinitionError
 from forgeline.workflow.expressions import JsonGet, Property, check_name, walk
 from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.parameters import Parameter, ParameterReference, parameter_from_request
-from forgeline.workflow.policies import ParallelismConfiguration, SelectiveExecutionConfig
+from forgeline.workflow.policies import ParallelismConfiguration
 from forgeline.workflow.steps import FunctionStep, Step
 from forgeline.workflow.steps.condition import as_step
 from forgeline.workflow.steps.foreach import ForEach, ForEachItem

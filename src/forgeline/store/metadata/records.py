@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from forgeline.workflow.models import ModelApprovalStatus
+
 
 class ExecutionStatus(StrEnum):
     """Lifecycle of a pipeline execution (SageMaker's vocabulary)."""
@@ -153,3 +155,74 @@ class MetricPoint:
     value: float
     timestamp: datetime
     seq: int  # order within the attempt
+
+
+@dataclass(frozen=True)
+class ModelPackageDraft:
+    """A model package about to be registered; the store gives it the group's next version number."""
+
+    group: str
+    approval_status: ModelApprovalStatus
+    model_data: str  # URI or absolute path of model.tar.gz, a folder or a file
+    code_uri: str | None = None  # the inference code folder, copied into the artifact store
+    entry_point: str | None = None  # relative to code_uri
+    content_types: list[str] = field(default_factory=list)
+    response_types: list[str] = field(default_factory=list)
+    metrics: Any = None  # the parsed JSON report
+    description: str | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)  # execution, step, parameters, data and fingerprints
+
+
+@dataclass(frozen=True)
+class ModelPackageRecord:
+    """One registered version of a model package group."""
+
+    group: str
+    version: int
+    approval_status: ModelApprovalStatus
+    model_data: str
+    created_at: datetime
+    updated_at: datetime
+    code_uri: str | None = None
+    entry_point: str | None = None
+    content_types: list[str] = field(default_factory=list)
+    response_types: list[str] = field(default_factory=list)
+    metrics: Any = None
+    description: str | None = None
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def arn(self) -> str:
+        """The package's identifier: ``<group>/<version>``."""
+        return f"{self.group}/{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelPackageGroupSummary:
+    """A model package group with its version count, newest version and newest Approved version."""
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+    version_count: int
+    latest_version: int
+    latest_approved_version: int | None
+
+
+@dataclass(frozen=True)
+class ModelPackageEvent:
+    """One approval-status transition of a package (from_status None: the package was registered)."""
+
+    seq: int  # increases with every event of the store
+    group: str
+    version: int
+    from_status: ModelApprovalStatus | None
+    to_status: ModelApprovalStatus
+    actor: str
+    created_at: datetime
+    note: str | None = None
+
+    @property
+    def arn(self) -> str:
+        """The package's identifier: ``<group>/<version>``."""
+        return f"{self.group}/{self.version}"

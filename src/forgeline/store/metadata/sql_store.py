@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from forgeline.store.metadata import (
     content_index_repository,
     executions_repository,
     metric_points_repository,
+    model_packages_repository,
     pipelines_repository,
     steps_repository,
 )
@@ -27,6 +29,10 @@ from forgeline.store.metadata.records import (
     ContentIndexEntry,
     ExecutionRecord,
     MetricPoint,
+    ModelPackageDraft,
+    ModelPackageEvent,
+    ModelPackageGroupSummary,
+    ModelPackageRecord,
     PipelineSummary,
     PipelineVersion,
     StepAttempt,
@@ -34,6 +40,7 @@ from forgeline.store.metadata.records import (
     StepStatus,
 )
 from forgeline.store.metadata.rows import execution_values, step_run_values
+from forgeline.workflow.models import ModelApprovalStatus
 
 _SAVE_ATTEMPTS = 5
 
@@ -244,3 +251,60 @@ class SqlMetadataStore:
         """An execution's metric points, optionally of one step and metric, ordered by step, attempt and seq."""
         with self._reader.begin() as connection:
             return metric_points_repository.list_metric_points(connection, execution_id, step_name, name)
+
+    def create_model_package(self, draft: ModelPackageDraft, *, actor: str) -> ModelPackageRecord:
+        """Store the draft as its group's next version, creating the group if needed; record its first event."""
+        stored = replace(draft, metrics=json.loads(json.dumps(draft.metrics)),
+                         lineage=json.loads(json.dumps(draft.lineage)))
+        for attempt in range(1, _SAVE_ATTEMPTS + 1):
+            try:
+                # SQLite: BEGIN IMMEDIATE makes registrations queue up, so each reads the newest version first.
+                with self._engine.begin() as connection:
+                    return model_packages_repository.insert_package(connection, stored, actor)
+            except IntegrityError as error:
+                # Another process took this version number (or created the group) first: the next round sees it.
+                if attempt == _SAVE_ATTEMPTS:
+                    raise StoreError(
+                        f"could not register a new version of model package group '{draft.group}': {error.orig}"
+                    ) from error
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    def get_model_package(self, group: str, version: int) -> ModelPackageRecord:
+        """One package; ModelPackageNotFoundError names an unknown group or version."""
+        with self._reader.begin() as connection:
+            return model_packages_repository.load_package(connection, group, version)
+
+    def list_model_packages(self, group: str, status: ModelApprovalStatus | None = None) -> list[ModelPackageRecord]:
+        """The group's packages, newest first, optionally with one status only."""
+        with self._reader.begin() as connection:
+            return model_packages_repository.list_packages(connection, group, status)
+
+    def list_model_package_groups(self) -> list[ModelPackageGroupSummary]:
+        """Every group with its counts and newest (Approved) versions, by name."""
+        with self._reader.begin() as connection:
+            return model_packages_repository.list_groups(connection)
+
+    def latest_approved_model_package(self, group: str) -> ModelPackageRecord:
+        """The group's Approved package with the highest version; ModelPackageNotFoundError when none is."""
+        with self._reader.begin() as connection:
+            return model_packages_repository.latest_approved(connection, group)
+
+    def update_model_package_status(
+        self, group: str, version: int, status: ModelApprovalStatus | str, *, actor: str, note: str | None = None
+    ) -> ModelPackageEvent:
+        """Move a package to ``status`` and return the recorded transition."""
+        with self._engine.begin() as connection:
+            return model_packages_repository.update_status(connection, group, version, status, actor, note)
+
+    def list_model_package_events(
+        self,
+        group: str | None = None,
+        *,
+        version: int | None = None,
+        to_status: ModelApprovalStatus | None = None,
+        limit: int | None = None,
+    ) -> list[ModelPackageEvent]:
+        """Status transitions matching every given filter, oldest first (the newest ``limit`` when given)."""
+        with self._reader.begin() as connection:
+            return model_packages_repository.list_events(connection, group, version, to_status, limit)

@@ -166,3 +166,53 @@ metric_points = Table(
     ),
     Index(None, "execution_id", "step_name", "name", "seq"),
 )
+
+model_package_groups = Table(
+    "model_package_groups",
+    metadata_obj,
+    Column("name", String(255), primary_key=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+model_packages = Table(
+    "model_packages",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_name", String(255), ForeignKey("model_package_groups.name", ondelete="CASCADE"), nullable=False),
+    # Numbered per group; the unique constraint turns a lost race for a number into a retry, never a duplicate.
+    Column("version", Integer, nullable=False),
+    Column("approval_status", String(32), nullable=False),
+    Column("model_data", Text, nullable=False),
+    Column("code_uri", Text, nullable=True),
+    Column("entry_point", Text, nullable=True),
+    Column("content_types", JSON, nullable=False),
+    Column("response_types", JSON, nullable=False),
+    Column("metrics", JSON, nullable=True),
+    Column("description", Text, nullable=True),
+    Column("lineage", JSON, nullable=False),
+    # No foreign key: a package outlives the execution that registered it (lineage keeps the id).
+    Column("execution_id", String(64), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("group_name", "version"),
+    Index(None, "execution_id"),
+)
+
+model_package_events = Table(
+    "model_package_events",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_name", String(255), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("from_status", String(32), nullable=True),
+    Column("to_status", String(32), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    ForeignKeyConstraint(
+        ["group_name", "version"],
+        ["model_packages.group_name", "model_packages.version"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "group_name", "version"),
+)

@@ -5,6 +5,7 @@ from forgeline.workflow.steps.condition import ConditionStep
 from forgeline.workflow.steps.fail import FailStep
 from forgeline.workflow.steps.foreach import ForEach, ForEachItem
 from forgeline.workflow.steps.function import DelayedReturn, FunctionStep, StepFunction, step
+from forgeline.workflow.steps.model import Model, ModelMetrics, RegisterModel
 from forgeline.workflow.steps.processing import (
     ProcessingInput,
     ProcessingOutput,
@@ -19,3 +20,4 @@ __all__ = [
     "ProcessingOutput", "ProcessingStep", "PropertyFile", "Step", "StepFunction", "TrainingInput", "TrainingStep",
     "step",
 ]
+__all__ += ["Model", "ModelMetrics", "RegisterModel"]

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from forgeline.errors import PipelineDefinitionError
-from forgeline.workflow.expressions import Expression, PathPart, parse_path, parse_value, render_path, serialize
+from forgeline.workflow.expressions import Expression, PathPart, parse_path, parse_value, serialize
 from forgeline.workflow.steps.base import Step, StepRef
 from forgeline.workflow.steps.condition import as_step
 

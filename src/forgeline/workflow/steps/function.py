@@ -6,6 +6,7 @@ import functools
 import inspect
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,10 @@ def function_reference(func: Callable[..., Any]) -> dict[str, Any]:
         except ValueError:
             file = str(path)
     module = func.__module__
-    importable = module != "__main__" and not module.startswith(SYNTHETIC_MODULE_PREFIX)
+    loaded = sys.modules.get(module)
+    # a module counts as importable only if it was imported by name (not __main__, runpy or a file load)
+    importable = (module != "__main__" and not module.startswith(SYNTHETIC_MODULE_PREFIX) and loaded is not None
+                  and getattr(loaded, "__spec__", None) is not None and loaded.__spec__.name == module)
     return {"Name": qualname, "Module": module if importable else None, "File": file}
 
 

@@ -1,0 +1,95 @@
+"""Model package vocabulary: approval statuses and ``ModelPackage.latest_approved(group)``, resolved at run time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from typing import Any
+
+from forgeline.errors import ForgelineError, PipelineDefinitionError
+from forgeline.workflow.expressions import Expression, check_name, parse_value, serialize
+
+LATEST_APPROVED_FUNCTION = "Std:LatestApprovedModelPackage"
+
+
+class ModelApprovalStatus(StrEnum):
+    """Where a model package stands in the approval workflow (SageMaker's vocabulary)."""
+
+    PENDING_MANUAL_APPROVAL = "PendingManualApproval"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+
+
+def parse_approval_status(value: Any, error: type[ForgelineError] = PipelineDefinitionError) -> ModelApprovalStatus:
+    """The status named by ``value``; ``error`` lists the valid ones otherwise."""
+    try:
+        return ModelApprovalStatus(value)
+    except ValueError:
+        valid = ", ".join(status.value for status in ModelApprovalStatus)
+        raise error(f"invalid model approval status {value!r}: use one of {valid}") from None
+
+
+def check_group_name(name: str) -> str:
+    """Refuse model package group names that could not name an artifact folder or a CLI argument."""
+    return check_name("model package group", name)
+
+
+class LatestApprovedModelPackage(Expression):
+    """The newest Approved package of a group, looked up when a step that uses it runs."""
+
+    PROPERTIES = ("ModelData", "Version", "Arn")
+
+    def __init__(self, group: str | Expression, property_name: str = "ModelData") -> None:
+        if isinstance(group, str):
+            check_group_name(group)
+        elif not isinstance(group, Expression):
+            raise PipelineDefinitionError(f"a model package group must be a name or an expression, got {group!r}")
+        if property_name not in self.PROPERTIES:
+            raise PipelineDefinitionError(
+                f"a model package has no property {property_name!r}; it has: {', '.join(self.PROPERTIES)}"
+            )
+        self.group = group
+        self.property_name = property_name
+
+    @property
+    def model_data(self) -> LatestApprovedModelPackage:
+        """The URI of the package's model artifacts (also what the package itself resolves to)."""
+        return LatestApprovedModelPackage(self.group, "ModelData")
+
+    @property
+    def version(self) -> LatestApprovedModelPackage:
+        """The package's version number in its group."""
+        return LatestApprovedModelPackage(self.group, "Version")
+
+    @property
+    def arn(self) -> LatestApprovedModelPackage:
+        """The package's identifier, ``<group>/<version>``."""
+        return LatestApprovedModelPackage(self.group, "Arn")
+
+    @property
+    def expr(self) -> dict[str, Any]:
+        """``{"Std:LatestApprovedModelPackage": {"Group": ..., "Property": ...}}`` (Property omitted for ModelData)."""
+        body: dict[str, Any] = {"Group": serialize(self.group)}
+        if self.property_name != "ModelData":
+            body["Property"] = self.property_name
+        return {LATEST_APPROVED_FUNCTION: body}
+
+    @classmethod
+    def from_expr(cls, body: Mapping[str, Any]) -> LatestApprovedModelPackage:
+        """Inverse of :attr:`expr`, given the function's body."""
+        if "Group" not in body:
+            raise PipelineDefinitionError(f"{LATEST_APPROVED_FUNCTION} needs a 'Group', got {dict(body)!r}")
+        return cls(parse_value(body["Group"]), body.get("Property", "ModelData"))
+
+    def children(self) -> Iterable[Any]:
+        """The group (a parameter, when it is one)."""
+        return [self.group]
+
+
+class ModelPackage:
+    """Entry point for expressions over registered model packages."""
+
+    @staticmethod
+    def latest_approved(group: str | Expression) -> LatestApprovedModelPackage:
+        """The newest Approved version of ``group``; resolves to its model data URI unless a property is taken."""
+        return LatestApprovedModelPackage(group)
