@@ -6,12 +6,19 @@ metadata lives in a real SQLite database under the test's own FORGELINE_HOME.
 
 from __future__ import annotations
 
+import logging
 import os
+import pwd
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -227,3 +234,166 @@ def wait_for_end_fixture() -> Any:
 def wait_until_fixture() -> Any:
     """``wait_until(predicate, timeout, what=...)``: poll until truthy or fail the test."""
     return wait_until
+
+
+# -- real storage backends: a throwaway PostgreSQL server and an in-process S3 server (moto) --------------------
+
+POSTGRES_START_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class _PostgresServer:
+    """A running throwaway PostgreSQL server: its binaries, data folder, port and how to run its tools."""
+
+    bin_dir: Path
+    data_dir: Path
+    port: int
+    as_postgres_user: bool
+
+    def run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL tool as the server's owner (via su when we are root, directly otherwise)."""
+        command = [str(self.bin_dir / tool), *args]
+        if self.as_postgres_user:
+            command = ["su", "postgres", "-c", shlex.join(command)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=check,
+                              stdin=subprocess.DEVNULL)
+
+    def url(self, database: str) -> str:
+        """The SQLAlchemy URL of one database of this server."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+
+def _postgres_bin_dir() -> Path | None:
+    """The newest PostgreSQL server binaries: Debian's /usr/lib/postgresql/<v>/bin, else initdb on PATH."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"),
+                      key=lambda p: [int(n) if n.isdigit() else 0 for n in p.parent.name.split(".")])
+    for bin_dir in reversed(versions):
+        if (bin_dir / "initdb").is_file() and (bin_dir / "pg_ctl").is_file():
+            return bin_dir
+    initdb = shutil.which("initdb")
+    if initdb and shutil.which("pg_ctl"):
+        return Path(initdb).resolve().parent
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _failure(what: str, process: subprocess.CalledProcessError) -> str:
+    return f"{what} failed (exit {process.returncode}): {(process.stderr or '').strip() or process.stdout}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[_PostgresServer]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (a free port), trust auth, fsync off; stopped at the end.
+
+    Started as in shared/RECIPES.md: initdb into a fresh temporary folder owned by the postgres user (we run
+    the tools through ``su postgres`` when we are root, since PostgreSQL refuses to run as root), pg_ctl with
+    ``-h 127.0.0.1 -p PORT -k DATA -F``, then createdb forgeline. Skips when PostgreSQL is not installed.
+    """
+    bin_dir = _postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's 'postgresql' package "
+                    "(`make test` does so when it runs as root with apt-get)")
+    as_postgres_user = os.geteuid() == 0
+    if as_postgres_user:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root but there is no 'postgres' user to run PostgreSQL as")
+    # Not under pytest's tmp folder: as root that one is private (0700) and the postgres user could not enter it.
+    data_dir = Path(tempfile.mkdtemp(prefix="forgeline-postgres-"))
+    if as_postgres_user:
+        os.chown(data_dir, owner.pw_uid, owner.pw_gid)
+    server = _PostgresServer(bin_dir, data_dir, 0, as_postgres_user)
+    try:
+        try:
+            server.run("initdb", "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                       "--locale=C.UTF-8", "--no-sync")
+        except subprocess.CalledProcessError as error:
+            pytest.fail(_failure("initdb", error))
+        for attempt in range(1, POSTGRES_START_ATTEMPTS + 1):
+            server = _PostgresServer(bin_dir, data_dir, _free_port(), as_postgres_user)
+            started = server.run("pg_ctl", "-D", str(data_dir), "-l", str(data_dir / "server.log"), "-w",
+                                 "-o", f"-h 127.0.0.1 -p {server.port} -k {data_dir} -F", "start", check=False)
+            if started.returncode == 0:
+                break
+            if attempt == POSTGRES_START_ATTEMPTS:  # the port may have been taken in between: try another
+                log = (data_dir / "server.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"pg_ctl start failed (exit {started.returncode}): {started.stderr}\n{log}")
+        try:
+            server.run("createdb", "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", "forgeline")
+            yield server
+        finally:
+            server.run("pg_ctl", "-D", str(data_dir), "-m", "fast", "-w", "stop", check=False)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: _PostgresServer) -> str:
+    """``postgresql+psycopg://postgres@127.0.0.1:<port>/forgeline``: the session's throwaway server."""
+    return postgres_server.url("forgeline")
+
+
+@pytest.fixture
+def postgres_database_url(postgres_server: _PostgresServer) -> Iterator[str]:
+    """A new, empty database in the session's PostgreSQL server for this test only; dropped afterwards."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    admin = f"host=127.0.0.1 port={postgres_server.port} user=postgres dbname=postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_server.url(name)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        # FORCE: an orchestrator or a pooled connection the test left behind must not keep it alive.
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """``http://127.0.0.1:<port>`` of moto's S3 server, run in this process; AWS test credentials are set.
+
+    Buckets live as long as the session: a test makes its own (see ``s3_bucket``).
+    """
+    pytest.importorskip("s3fs", reason="s3fs is not installed (pip install -e '.[dev]')")
+    server_module = pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[dev]')")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in S3_ENV.items():
+            patch.setenv(key, value)
+        # A machine-wide profile or proxy must not redirect the test client away from loopback.
+        patch.setenv("AWS_CONFIG_FILE", os.devnull)
+        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        patch.delenv("AWS_PROFILE", raising=False)
+        patch.delenv("AWS_SESSION_TOKEN", raising=False)
+        patch.setenv("NO_PROXY", ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1"])))
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not one line per request
+        server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket on the moto server for this test only (its name)."""
+    import boto3
+
+    name = f"forgeline-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name

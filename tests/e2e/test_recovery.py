@@ -109,6 +109,8 @@ def test_resume_after_the_orchestrator_was_killed_reruns_only_what_was_running(p
     wait_until(lambda: project.pid_file.exists() and steps_of(execution)["Side"].status.value == "Succeeded",
                timeout=30, what="Slow to hang and Side to finish")
     orphan = int(project.pid_file.read_text())
+    # the orchestrator records a job's pid once it sees the job started (within one turn of its loop)
+    wait_until(lambda: execution.list_attempts("Slow")[0].pid == orphan, timeout=10, what="Slow's pid recorded")
     before = steps_of(execution)
     assert before["Slow"].status.value == "Executing"
     assert before["Slow"].outputs == {}  # its half-written folder is nobody's output
@@ -196,7 +198,7 @@ def test_stop_ends_running_jobs_and_starts_no_new_step(project, cli, wait_until,
     asked = time.monotonic()
 
     assert stopping.returncode == 0, stopping
-    assert "Stopping" in stopping.stdout or "Stopped" in stopping.stdout, stopping
+    assert f"execution {execution.id}: Stopping" in stopping.stdout, stopping  # Stopping, then Stopped
     assert execution.wait(timeout=30).value == "Stopped"
     took = time.monotonic() - asked
     assert note.read_text() == "got SIGTERM"
@@ -299,7 +301,8 @@ def test_selective_execution_needs_the_outputs_it_reuses(project, cli):
 
     assert refused.returncode == 1
     message = refused.stderr.replace("\n", " ")
-    assert "'Train'" in message and "select it too" in message and failed_id in message, refused
+    assert "step 'Prepare', which is Failed in execution " + failed_id in message, refused
+    assert "select it too" in message, refused
     assert len(project.store().list_executions()) == executions_before  # nothing was started
 
     unknown = cli("run", "pipeline.py", "--only", "Tran", "--from", failed_id, cwd=project.root)

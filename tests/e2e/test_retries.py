@@ -269,3 +269,18 @@ def test_retry_of_a_stopped_execution_reruns_the_stopped_steps(project, cli, wai
     steps = {s.name: s for s in execution.list_steps()}
     assert all(s.status.value == "Succeeded" for s in steps.values())
     assert [a.status.value for a in execution.list_attempts("Second")] == ["Stopped", "Succeeded"]
+
+
+def test_retry_policies_still_apply_when_a_failed_execution_is_retried(project, cli):
+    # round 1: attempts 1 and 2 fail (max_attempts=2); round 2 (`executions retry`): attempt 3 fails and the
+    # step's policy grants it one more attempt, which succeeds
+    flaky_project(project, failures=3, policies="RetryPolicy(max_attempts=2, interval_seconds=0)")
+    failed = project.run()
+    assert failed.status == "Failed"
+
+    retried = cli("executions", "retry", failed.execution.id, cwd=project.root)
+
+    assert retried.returncode == 0, retried
+    attempts = failed.execution.list_attempts("Flaky")
+    assert [(a.attempt, a.status.value) for a in attempts] == [
+        (1, "Failed"), (2, "Failed"), (3, "Failed"), (4, "Succeeded")]

@@ -144,9 +144,9 @@ def test_metrics_are_parsed_from_stdout_and_stderr_in_the_order_they_were_printe
         import sys, time
         for epoch in range(1, 4):
             print(f"epoch {epoch} training_ap 0.{epoch}", flush=True)
-            time.sleep(0.05)
+            time.sleep(0.1)  # lines of two pipes keep their order when they are apart in time
             print(f"testing_ap 0.{epoch}1 (from stderr)", file=sys.stderr, flush=True)
-            time.sleep(0.05)
+            time.sleep(0.1)
         print("training_ap not-a-number", flush=True)
         """)
     spec = training_spec(tmp_path, code, metric_definitions=(

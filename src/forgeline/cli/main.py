@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from forgeline.cli import executions, pipelines
+from forgeline.cli import executions, models, pipelines
 from forgeline.cli.run import plan, run
 from forgeline.errors import ForgelineError
 
@@ -20,6 +20,7 @@ app.command("plan")(plan)
 app.command("logs")(executions.logs)
 app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")
+app.add_typer(models.app, name="models")
 
 
 def main(argv: list[str] | None = None) -> int:

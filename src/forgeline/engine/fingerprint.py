@@ -1,4 +1,4 @@
-"""Content fingerprints of data (files, folders, artifact URIs) with a stat-keyed index so unchanged data is not re-read."""
+"""Content fingerprints of data (files, folders, artifact URIs); a stat-keyed index spares re-reading unchanged data."""
 
 from __future__ import annotations
 

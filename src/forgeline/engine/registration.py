@@ -58,9 +58,8 @@ def _register_model(step: RegisterModel, ctx: InlineContext) -> InlineResult:
             copy_code(registration.code, draft.code_uri, ctx.artifacts)
         package = ctx.store.create_model_package(draft, actor=current_user())
     except BaseException:
-        if draft.code_uri is not None:
-            ctx.artifacts.delete(draft.code_uri.rsplit("/", 1)[0] if "://" in draft.code_uri
-                                 else os.path.dirname(draft.code_uri))
+        if registration.folder is not None:
+            ctx.artifacts.delete(registration.folder)
         raise
     return InlineResult(properties=package_properties(package))
 
@@ -75,10 +74,11 @@ class InferenceCode:
 
 @dataclass(frozen=True)
 class Registration:
-    """A checked package ready to store, and the code to copy first."""
+    """A checked package ready to store, the code to copy first, and the package's own artifact folder."""
 
     draft: ModelPackageDraft
     code: InferenceCode | None
+    folder: str | None  # holds the copied code; removed again when the package cannot be stored
 
 
 def prepare_registration(step: RegisterModel, ctx: InlineContext) -> Registration:
@@ -98,16 +98,17 @@ def prepare_registration(step: RegisterModel, ctx: InlineContext) -> Registratio
     lineage = trace_lineage(step, pipeline, ancestors, model_data, ctx)
     if metrics_source is not None:
         lineage["metrics_source"] = metrics_source
-    code_uri = None
-    if code is not None:
-        code_uri = ctx.artifacts.uri(PACKAGES_FOLDER, group, secrets.token_hex(6), "code")
+    # Named by a random token: the version number is only known once the store has given it out.
+    token = secrets.token_hex(6)
+    folder = None if code is None else ctx.artifacts.uri(PACKAGES_FOLDER, group, token)
+    code_uri = None if code is None else ctx.artifacts.uri(PACKAGES_FOLDER, group, token, "code")
     draft = ModelPackageDraft(
         group=group, approval_status=status, model_data=model_data, code_uri=code_uri,
         entry_point=None if code is None else code.entry_point, content_types=list(step.content_types),
         response_types=list(step.response_types), metrics=metrics,
         description=None if description is None else render(resolve(description, res)), lineage=lineage,
     )
-    return Registration(draft, code)
+    return Registration(draft, code, folder)
 
 
 def locate(location: str, work_dir: str) -> str:
@@ -231,6 +232,7 @@ class _Fingerprints:
         self.known: dict[str, str | None] = {}
 
     def of(self, location: str) -> str | None:
+        """The fingerprint of a file, folder or URI, or None when it cannot be read."""
         if location not in self.known:
             try:
                 self.known[location] = self.fingerprinter.fingerprint(location)

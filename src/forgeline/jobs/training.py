@@ -234,7 +234,8 @@ class _TrainingRun:
             (self.job_dir / folder).mkdir(parents=True)
         restored = self.sync.restore()
         if restored:
-            note_in_log(self.spec.log_path, f"restored {restored} checkpoint file(s) from {self.training.checkpoint_uri}")
+            note_in_log(self.spec.log_path,
+                        f"restored {restored} checkpoint file(s) from {self.training.checkpoint_uri}")
 
     def _record_interruption(self, reason: str) -> None:
         self.interruptions.append({"at": datetime.now(UTC).isoformat(), "reason": reason})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def flatten_metrics(report: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -48,6 +48,6 @@ def compare_metrics(group: str, a: int, metrics_a: Any, b: int, metrics_b: Any) 
     rows = []
     for name in names:
         value_a, value_b = flat_a.get(name), flat_b.get(name)
-        difference = value_b - value_a if _is_number(value_a) and _is_number(value_b) else None
+        difference = float(value_b - value_a) if _is_number(value_a) and _is_number(value_b) else None
         rows.append(MetricDifference(name, value_a, value_b, difference))
     return MetricsComparison(group, a, b, rows)

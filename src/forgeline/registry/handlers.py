@@ -28,7 +28,7 @@ def default_model_fn(model_dir: str) -> Any:
             continue
         if path.suffix == ".joblib":
             try:
-                import joblib  # type: ignore[import-not-found]
+                import joblib
             except ImportError:
                 raise ModelRegistryError(f"{path} needs joblib to load: pip install joblib") from None
             return joblib.load(path)

@@ -82,11 +82,15 @@ class Registry:
         return compare_metrics(group, a, first.metrics, b, second.metrics)
 
     def events(self, group: str | None = None, *, version: int | None = None,
-               to_status: ModelApprovalStatus | str | None = None,
+               to_status: ModelApprovalStatus | str | None = None, after: int | None = None,
                limit: int | None = None) -> builtins.list[ModelPackageEvent]:
-        """Status transitions, oldest first; ``to_status="Approved"`` gives only the moves that approved a package."""
+        """Status transitions, oldest first; ``to_status="Approved"`` gives only the moves that approved a package.
+
+        A subscriber polls with ``after=<seq of the last event it handled>`` to see each transition once.
+        """
         status = None if to_status is None else parse_approval_status(to_status, ModelRegistryError)
-        return self.store.list_model_package_events(group, version=version, to_status=status, limit=limit)
+        return self.store.list_model_package_events(group, version=version, to_status=status, after=after,
+                                                    limit=limit)
 
     def latest_approved(self, group: str) -> ModelPackageRecord:
         """The group's Approved package with the highest version (rejecting it falls back to the one before)."""

@@ -112,8 +112,8 @@ class ArtifactStore:
         for path, info in sorted(fs.find(source.path, withdirs=True, detail=True).items()):
             if not path.startswith(prefix):
                 continue
-            local = destination.joinpath(*path[len(prefix) :].split("/"))
-            if info["type"] == "directory":
+            local = destination.joinpath(*path[len(prefix) :].rstrip("/").split("/"))
+            if info["type"] == "directory" or _is_folder_marker(path):
                 local.mkdir(parents=True, exist_ok=True)
             else:
                 local.parent.mkdir(parents=True, exist_ok=True)
@@ -190,7 +190,7 @@ class ArtifactStore:
         return sorted(
             base_uri + path[len(base_path) :]
             for path in location.fs.find(location.path)
-            if path == base_path or path.startswith(base_path + "/")
+            if (path == base_path or path.startswith(base_path + "/")) and not _is_folder_marker(path)
         )
 
     def _locate(self, uri: str) -> _Location:
@@ -242,8 +242,17 @@ def _upload(source: Path, fs: Any, target: str) -> None:
         base = target if relative == "." else f"{target}/{relative.replace(os.sep, '/')}"
         for subfolder in subfolders if with_folders else ():
             fs.makedirs(f"{base}/{subfolder}", exist_ok=True)
+        if not with_folders and not subfolders and not names:
+            # An object store keeps no empty folders: a zero-byte "<folder>/" key (what S3 consoles create for a
+            # folder) makes an empty output exist, and get() turns it back into an empty folder.
+            fs.pipe_file(f"{base}/", b"")
         for name in names:
             fs.put_file(os.path.join(folder, name), f"{base}/{name}")
+
+
+def _is_folder_marker(path: str) -> bool:
+    """Whether an object store key is a folder marker ("<folder>/", zero bytes) rather than a file."""
+    return path.endswith("/")
 
 
 def _remove_remote(fs: Any, path: str) -> None:

@@ -35,3 +35,20 @@ def write_one_execution(database_url: str, index: int, barrier: Any) -> None:
                 execution_id, f"step-{n}", status=StepStatus.EXECUTING, properties={"round": round_number}
             )
     store.close()
+
+
+PACKAGES_PER_PROCESS = 3
+
+
+def register_packages(database_url: str, index: int, barrier: Any) -> None:
+    """Register a few packages into one shared group, all processes at once."""
+    from forgeline.store.metadata.records import ModelPackageDraft
+    from forgeline.workflow.models import ModelApprovalStatus
+
+    store = SqlMetadataStore(database_url)
+    barrier.wait(timeout=60)
+    for n in range(PACKAGES_PER_PROCESS):
+        draft = ModelPackageDraft(group="shared", approval_status=ModelApprovalStatus.PENDING_MANUAL_APPROVAL,
+                                  model_data=f"/models/{index}-{n}", lineage={"execution_id": f"exec-{index:02d}"})
+        store.create_model_package(draft, actor=f"worker-{index}")
+    store.close()

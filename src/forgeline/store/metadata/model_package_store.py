@@ -57,7 +57,11 @@ class ModelPackageStore(Protocol):
         *,
         version: int | None = None,
         to_status: ModelApprovalStatus | None = None,
+        after: int | None = None,
         limit: int | None = None,
     ) -> list[ModelPackageEvent]:
-        """Status transitions matching every given filter, oldest first (the newest ``limit`` when given)."""
+        """Status transitions matching every given filter, oldest first (the newest ``limit`` when given).
+
+        ``after`` keeps only events whose seq is greater: a subscriber polls with the last seq it has seen.
+        """
         ...

@@ -24,10 +24,13 @@ def insert_package(connection: Connection, draft: ModelPackageDraft, actor: str)
     """Add the draft as its group's next version (creating the group) and record its first event."""
     status = parse_approval_status(draft.approval_status, ModelRegistryError)
     now = utc_now()
+    # FOR UPDATE: on PostgreSQL registrations into one group queue up on its row, so each reads the newest
+    # version only after the previous one committed (SQLite's BEGIN IMMEDIATE already serialises writers).
     group_exists = connection.execute(
-        select(model_package_groups.c.name).where(model_package_groups.c.name == draft.group)
+        select(model_package_groups.c.name).where(model_package_groups.c.name == draft.group).with_for_update()
     ).first()
     if group_exists is None:
+        # A concurrent first registration makes this raise IntegrityError; the caller's next round sees the group.
         connection.execute(insert(model_package_groups).values(name=draft.group, created_at=now))
     newest = connection.execute(
         select(func.max(model_packages.c.version)).where(model_packages.c.group_name == draft.group)
@@ -147,10 +150,12 @@ def update_status(
 
 def list_events(
     connection: Connection, group: str | None, version: int | None, to_status: ModelApprovalStatus | None,
-    limit: int | None,
+    after: int | None, limit: int | None,
 ) -> list[ModelPackageEvent]:
     """Status transitions, oldest first (the newest ``limit`` of them when a limit is given)."""
     query = select(model_package_events)
+    if after is not None:
+        query = query.where(model_package_events.c.id > after)
     if group is not None:
         _require_group(connection, group)
         query = query.where(model_package_events.c.group_name == group)

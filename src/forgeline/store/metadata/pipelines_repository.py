@@ -15,6 +15,13 @@ from forgeline.store.metadata.tables import executions, pipeline_versions, pipel
 
 def save_version(connection: Connection, name: str, definition: dict[str, Any], digest: str) -> PipelineVersion:
     """Insert the next version unless the newest one has this digest (then return that one)."""
+    now = utc_now()
+    # FOR UPDATE: on PostgreSQL saves of one pipeline queue up on its row, so each reads the newest version
+    # only after the previous one committed (SQLite's BEGIN IMMEDIATE already serialises writers).
+    pipeline = select(pipelines.c.name).where(pipelines.c.name == name).with_for_update()
+    if connection.execute(pipeline).first() is None:
+        # A concurrent first save makes this raise IntegrityError; the caller's next round sees the pipeline.
+        connection.execute(insert(pipelines).values(name=name, created_at=now))
     newest = connection.execute(
         select(pipeline_versions)
         .where(pipeline_versions.c.pipeline_name == name)
@@ -23,9 +30,6 @@ def save_version(connection: Connection, name: str, definition: dict[str, Any], 
     ).first()
     if newest is not None and newest.digest == digest:
         return to_pipeline_version(newest)
-    now = utc_now()
-    if connection.execute(select(pipelines.c.name).where(pipelines.c.name == name)).first() is None:
-        connection.execute(insert(pipelines).values(name=name, created_at=now))
     version = 1 if newest is None else newest.version + 1
     connection.execute(
         insert(pipeline_versions).values(

@@ -303,8 +303,9 @@ class SqlMetadataStore:
         *,
         version: int | None = None,
         to_status: ModelApprovalStatus | None = None,
+        after: int | None = None,
         limit: int | None = None,
     ) -> list[ModelPackageEvent]:
         """Status transitions matching every given filter, oldest first (the newest ``limit`` when given)."""
         with self._reader.begin() as connection:
-            return model_packages_repository.list_events(connection, group, version, to_status, limit)
+            return model_packages_repository.list_events(connection, group, version, to_status, after, limit)
