@@ -6,6 +6,7 @@ metadata lives in a real SQLite database under the test's own FORGELINE_HOME.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -342,16 +343,42 @@ def postgres_url(postgres_server: _PostgresServer) -> str:
 @pytest.fixture
 def postgres_database_url(postgres_server: _PostgresServer) -> Iterator[str]:
     """A new, empty database in the session's PostgreSQL server for this test only; dropped afterwards."""
+    with _scratch_database(postgres_server, template=None) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _postgres_schema_template(postgres_server: _PostgresServer) -> str:
+    """A database holding forgeline's schema at head and no data, to copy (CREATE DATABASE ... TEMPLATE)."""
+    from forgeline.store.metadata.sql_store import SqlMetadataStore
+
+    name = "forgeline_schema_template"
+    postgres_server.run("createdb", "-h", "127.0.0.1", "-p", str(postgres_server.port), "-U", "postgres", name)
+    SqlMetadataStore(postgres_server.url(name)).close()  # a template must have no open connections
+    return name
+
+
+@pytest.fixture
+def postgres_migrated_database_url(postgres_server: _PostgresServer, _postgres_schema_template: str) -> Iterator[str]:
+    """Like ``postgres_database_url`` but already at forgeline's schema head (a copy: no migration per test)."""
+    with _scratch_database(postgres_server, template=_postgres_schema_template) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _scratch_database(server: _PostgresServer, template: str | None) -> Iterator[str]:
     import psycopg
 
     name = f"test_{uuid.uuid4().hex[:16]}"
-    admin = f"host=127.0.0.1 port={postgres_server.port} user=postgres dbname=postgres"
+    admin = f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres"
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_server.url(name)
-    with psycopg.connect(admin, autocommit=True) as connection:
-        # FORCE: an orchestrator or a pooled connection the test left behind must not keep it alive.
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    try:
+        yield server.url(name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            # FORCE: an orchestrator or a pooled connection the test left behind must not keep it alive.
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 S3_ENV = {

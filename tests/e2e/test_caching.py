@@ -188,7 +188,11 @@ def test_a_second_run_is_all_cache_hits_in_well_under_a_second(etl, cli):
         assert run.attempts == 0 and second.list_attempts(name) == [], name
         assert (run.ended_at - run.started_at).total_seconds() < 0.05, name  # milliseconds
     record = second.record()
-    assert (record.ended_at - record.created_at).total_seconds() < 1.0
+    started = min(steps[name].started_at for name in JOB_STEPS)
+    assert (record.ended_at - started).total_seconds() < 0.25  # every check, hit and the gate: milliseconds
+    # the whole execution is mostly the orchestrator process starting (see benchmarks/bench_caching.py);
+    # generous here so a loaded test machine does not fail it
+    assert (record.ended_at - record.created_at).total_seconds() < 2.0
     assert f"cache hit from {first_id}" in second_run.stdout
 
     first = {run.name: run for run in PipelineExecution.get(first_id).list_steps()}

@@ -198,7 +198,7 @@ def test_stop_ends_running_jobs_and_starts_no_new_step(project, cli, wait_until,
     asked = time.monotonic()
 
     assert stopping.returncode == 0, stopping
-    assert f"execution {execution.id}: Stopping" in stopping.stdout, stopping  # Stopping, then Stopped
+    assert re.search(rf"execution {execution.id}:\s+Stopping", stopping.stdout), stopping  # then Stopped
     assert execution.wait(timeout=30).value == "Stopped"
     took = time.monotonic() - asked
     assert note.read_text() == "got SIGTERM"

@@ -167,8 +167,6 @@ def test_missing_model_data_fails_the_step_and_registers_nothing(project):
     assert not (project.root.parent / "forgeline-home" / "artifacts" / "model-packages").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="the orchestrator does not yet pass its store's latest_approved_model_package "
-                                       "to ResolutionContext(find_latest_approved=...)")
 def test_latest_approved_is_resolved_when_a_step_runs(tiny_project):
     assert tiny_project.run().status == "Succeeded"
     registry().approve("tiny", 1)

@@ -164,3 +164,39 @@ def test_stopping_an_execution_stops_its_training_job(project, monkeypatch, wait
     assert finished.steps["Train"].status.value == "Stopped"
     assert finished.steps["Train"].properties.get("interruptions") in (None, [])
     wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=15, what="the training process to end")
+
+
+CACHED_PIPELINE = """
+    from forgeline.workflow import CacheConfig, ParameterFloat, Pipeline, TrainingStep
+
+    lr = ParameterFloat("LearningRate", default_value=0.1)
+    train = TrainingStep(name="Train", entry_point="train.py", source_dir="code",
+                         hyperparameters={"lr": lr},
+                         metric_definitions=[{"Name": "loss", "Regex": r"loss ([0-9.]+)"}],
+                         cache_config=CacheConfig(enable_caching=True))
+    pipeline = Pipeline(name="cached-training", parameters=[lr], steps=[train])
+"""
+
+
+def test_a_cached_training_step_reruns_when_its_source_dir_or_hyperparameters_change(project):
+    project.write("code/train.py", """
+        import sys
+        print("loss", 1 / float(sys.argv[2]))
+    """)
+    project.write("code/labels.txt", "cat dog")
+    project.write("pipeline.py", CACHED_PIPELINE)
+
+    def train_step(parameters=None):
+        finished = project.run(parameters=parameters)
+        assert finished.status == "Succeeded", finished.failure_reason
+        return finished.steps["Train"]
+
+    first = train_step()
+    assert not first.cache_hit and first.metrics == {"loss": 10.0}
+    again = train_step()
+    assert again.cache_hit and again.metrics == {"loss": 10.0}  # final metric values come with the cache hit
+    assert again.properties["model_artifacts"] == first.properties["model_artifacts"]
+    project.write("code/labels.txt", "cat dog bird")  # not the entry point: the whole source_dir counts
+    assert not train_step().cache_hit
+    changed = train_step({"LearningRate": 0.5})
+    assert not changed.cache_hit and changed.metrics == {"loss": 2.0}

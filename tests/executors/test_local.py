@@ -105,10 +105,10 @@ def test_a_queued_job_stopped_before_it_starts_never_runs(project, specs, artifa
 
 
 def test_an_unknown_job_kind_fails_without_raising(tmp_path, executor):
-    spec = JobSpec(kind="transform", job_id="e/s/1", job_dir=str(tmp_path / "j"), log_path=str(tmp_path / "l"))
+    spec = JobSpec(kind="telepathy", job_id="e/s/1", job_dir=str(tmp_path / "j"), log_path=str(tmp_path / "l"))
     result = executor.submit(spec).future.result(timeout=1)
     assert result.failure_kind is FailureKind.INFRASTRUCTURE_ERROR
-    assert result.failure_reason == "LocalExecutor cannot run 'transform' jobs (it runs: function, processing, training)"
+    assert result.failure_reason == "LocalExecutor cannot run 'telepathy' jobs (it runs: function, processing, training)"
 
 
 def test_shutdown_stops_running_jobs(project, specs, artifacts):

@@ -13,7 +13,7 @@ import pytest
 
 from forgeline.errors import ModelRegistryError
 from forgeline.registry import ModelSource, load_model
-from forgeline.registry.handlers import default_output_fn
+from forgeline.inference.handlers import default_output_fn
 from forgeline.store.artifacts import ArtifactStore
 
 ROWS = [[1, 2], [3, 4]]

@@ -7,7 +7,6 @@ standard AWS environment (``AWS_ENDPOINT_URL``), which is all a user of ``FORGEL
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +17,13 @@ from forgeline.store.artifacts import ArtifactStore
 FOLDER_FILES = ["a.txt", "sub/b.bin", "sub/deeper/c.json"]
 
 
-@pytest.fixture(params=["storage-options", "environment"])
-def store(request: pytest.FixtureRequest, s3_endpoint: str, s3_bucket: str,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[ArtifactStore]:
-    """A store on ``s3://<fresh bucket>/prefix``, its endpoint given as a storage option or by the environment."""
-    root = f"s3://{s3_bucket}/prefix"
-    if request.param == "storage-options":
-        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-        # skip_instance_cache: a fresh client, so no listing cached by another test can answer for this one
-        yield ArtifactStore(root, client_kwargs={"endpoint_url": s3_endpoint}, skip_instance_cache=True)
-    else:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-        yield ArtifactStore(root, skip_instance_cache=True)
+@pytest.fixture
+def store(s3_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> ArtifactStore:
+    """A store on ``s3://<fresh bucket>/prefix``, its endpoint given as a storage option."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    # skip_instance_cache: a fresh client, so no listing cached by another test can answer for this one
+    return ArtifactStore(f"s3://{s3_bucket}/prefix", client_kwargs={"endpoint_url": s3_endpoint},
+                         skip_instance_cache=True)
 
 
 @pytest.fixture
@@ -151,19 +145,30 @@ def test_get_fetches_an_s3_url_outside_the_root_with_the_roots_settings(
 
 
 def test_what_another_process_writes_is_seen_by_a_long_lived_store(
-    store: ArtifactStore, s3_endpoint: str, s3_bucket: str
+    store: ArtifactStore, folder: Path, s3_endpoint: str, s3_bucket: str
 ) -> None:
-    """An orchestrator keeps one store for hours while jobs (other processes) write outputs under its root."""
+    """An orchestrator, a warm worker or a notebook keeps one store while other processes write under its root.
+
+    s3fs caches folder listings per process; the store must never answer from one taken before another
+    process wrote.
+    """
     import boto3
 
-    assert store.list(store.root) == []  # s3fs now holds a listing of the (empty) prefix
-    assert not store.exists(store.uri("exec-1"))
     client = boto3.client("s3", endpoint_url=s3_endpoint)
+    store.put(folder, store.uri("exec-1", "Prepare", "train"))
+    assert store.is_dir(store.uri("exec-1", "Prepare", "train"))
+    assert len(store.list(store.root)) == len(FOLDER_FILES)  # s3fs now holds listings of every folder
+    assert not store.exists(store.uri("exec-1", "Fit"))
+    client.put_object(Bucket=s3_bucket, Key="prefix/exec-1/Prepare/train/sub/late.txt", Body=b"late")
     client.put_object(Bucket=s3_bucket, Key="prefix/exec-1/Fit/model/model.joblib", Body=b"model")
-    assert store.exists(store.uri("exec-1", "Fit", "model"))
-    assert store.is_dir(store.uri("exec-1", "Fit", "model"))
-    assert store.list(store.root) == [store.uri("exec-1", "Fit", "model", "model.joblib")]
+    assert store.exists(store.uri("exec-1", "Prepare", "train", "sub", "late.txt"))
+    assert not store.is_dir(store.uri("exec-1", "Prepare", "train", "sub", "late.txt"))
+    assert store.exists(store.uri("exec-1", "Fit")) and store.is_dir(store.uri("exec-1", "Fit", "model"))
+    assert store.list(store.uri("exec-1", "Fit")) == [store.uri("exec-1", "Fit", "model", "model.joblib")]
     assert store.read_bytes(store.uri("exec-1", "Fit", "model", "model.joblib")) == b"model"
+    client.delete_object(Bucket=s3_bucket, Key="prefix/exec-1/Fit/model/model.joblib")
+    assert not store.exists(store.uri("exec-1", "Fit", "model", "model.joblib"))
+    assert not store.exists(store.uri("exec-1", "Fit"))
 
 
 def test_an_empty_folder_is_stored_and_fetched_empty(store: ArtifactStore, tmp_path: Path) -> None:
@@ -203,3 +208,22 @@ def test_a_folder_made_in_an_s3_console_is_fetched_as_a_folder(
     store.get(uri, tmp_path / "input")
     assert (tmp_path / "input" / "train.csv").read_bytes() == b"a,b\n"
     assert (tmp_path / "input" / "extra").is_dir()
+
+
+def test_the_endpoint_can_come_from_the_environment_alone(
+    s3_endpoint: str, s3_bucket: str, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What FORGELINE_ARTIFACT_ROOT=s3://... users have: no storage options, AWS_ENDPOINT_URL (botocore's)."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    store = ArtifactStore(f"s3://{s3_bucket}/prefix", skip_instance_cache=True)
+    uri = store.uri("exec-1", "Prepare", "train")
+    store.put(folder, uri)
+    assert _keys(s3_endpoint, s3_bucket) == [f"prefix/exec-1/Prepare/train/{name}" for name in FOLDER_FILES]
+    assert store.exists(uri) and store.is_dir(uri)
+    assert store.list(uri) == [f"{uri}/{name}" for name in FOLDER_FILES]
+    store.get(uri, tmp_path / "back")
+    assert (tmp_path / "back" / "sub" / "deeper" / "c.json").read_text() == "{}"
+    store.write_bytes(store.uri("report.json"), b"{}")
+    assert store.read_bytes(store.uri("report.json")) == b"{}"
+    with pytest.raises(ArtifactNotFoundError, match="does not exist"):
+        store.read_bytes(store.uri("missing.json"))

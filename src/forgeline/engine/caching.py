@@ -27,6 +27,7 @@ from forgeline.store.metadata.records import CacheEntry
 from forgeline.workflow.expressions import walk
 from forgeline.workflow.parameters import Parameter, ParameterReference
 from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step, TrainingStep
+from forgeline.workflow.steps.transform import TransformStep
 
 VALUE_LIMIT = 200
 
@@ -72,8 +73,9 @@ def script_components(spec: JobSpec, work_dir: str) -> dict[str, str]:
     return parts
 
 
-@kind_components.register
-def _processing(step: ProcessingStep, spec: JobSpec, work_dir: str) -> dict[str, str]:
+@kind_components.register(ProcessingStep)
+@kind_components.register(TransformStep)  # a batch transform is a processing job running forgeline's own script
+def _processing(step: Step, spec: JobSpec, work_dir: str) -> dict[str, str]:
     return {"arguments": short(list(spec.arguments)), **script_components(spec, work_dir)}
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import singledispatch
-from typing import TypedDict
+from pathlib import Path
+from typing import Any, TypedDict
 
 from forgeline.config import Settings
-from forgeline.engine.resolve import ResolutionContext, render, resolve
-from forgeline.errors import PipelineDefinitionError
+from forgeline.engine.resolve import ResolutionContext, model_package_of, render, resolve
+from forgeline.errors import ExpressionError, PipelineDefinitionError
+from forgeline.jobs.entrypoints import batch_transform
 from forgeline.jobs.spec import (
     CollectedOutput,
     FunctionRef,
@@ -21,8 +23,12 @@ from forgeline.jobs.spec import (
 )
 from forgeline.jobs.training import channel_destination, training_outputs
 from forgeline.store.artifacts import ArtifactStore
+from forgeline.store.metadata.records import ModelPackageRecord
+from forgeline.workflow.models import LatestApprovedModelPackage
 from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step, TrainingStep
 from forgeline.workflow.steps.interpreter import Interpreter
+from forgeline.workflow.steps.model import Model
+from forgeline.workflow.steps.transform import TransformStep
 
 
 @dataclass(frozen=True)
@@ -174,3 +180,75 @@ def _function(step: FunctionStep, ctx: JobContext) -> JobSpec:
         return_uri=ctx.artifacts.uri("executions", ctx.execution_id, step.name, "return.pkl"),
         working_dir=ctx.work_dir,
     )
+
+
+BATCH_TRANSFORM_SCRIPT = str(Path(batch_transform.__file__).resolve())
+
+
+def transform_model(step: TransformStep, ctx: JobContext) -> tuple[StagedModel, dict[str, Any]]:
+    """Where the step's model and inference code are, and the properties that say which model it was."""
+    model = step.model
+    if isinstance(model, Model):
+        data = render(resolve(model.model_data, ctx.resolution))
+        code = ctx.local_path(model.source_dir) if model.source_dir else (
+            os.path.dirname(ctx.local_path(model.entry_point)) if model.entry_point else None)
+        entry = os.path.basename(model.entry_point) if model.entry_point and not model.source_dir \
+            else model.entry_point
+        return StagedModel(data, code, entry), {"model_data": data}
+    if isinstance(model, LatestApprovedModelPackage):
+        package = model_package_of(model, ctx.resolution)
+    else:
+        package = find_package(render(resolve(model, ctx.resolution)), ctx.resolution)
+    properties = {"model_data": package.model_data, "model_package_arn": package.arn}
+    return StagedModel(package.model_data, package.code_uri, package.entry_point), properties
+
+
+@build_job_spec.register
+def _transform(step: TransformStep, ctx: JobContext) -> JobSpec:
+    model, properties = transform_model(step, ctx)
+    data = render(resolve(step.inputs.data, ctx.resolution))
+    output_uri = (ctx.output_uri(step.name, "output") if step.output_path is None
+                  else render(resolve(step.output_path, ctx.resolution)))
+    arguments = ["--input", "input/data", "--output", "output", "--model", "model",
+                 "--content-type", step.inputs.content_type, "--split-type", step.inputs.split_type,
+                 "--strategy", step.strategy, "--max-payload-mb", str(step.max_payload_mb),
+                 "--assemble-with", step.assemble_with, "--join-source", step.join_source,
+                 "--workers", str(step.instance_count)]
+    inputs = [StagedInput(data, "input/data"), StagedInput(model.data, "model")]
+    if model.code:
+        inputs.append(StagedInput(model.code, "code"))
+        arguments += ["--code", "code", "--entry-point", model.entry_point or ""]
+    if step.accept:
+        arguments += ["--accept", step.accept]
+    return JobSpec(
+        kind="processing",
+        job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
+        job_dir=ctx.job_dir(step.name),
+        log_path=ctx.log_path(step.name),
+        inputs=tuple(inputs),
+        outputs=(CollectedOutput(name="output", source="output", destination=output_uri),),
+        env=resolved_env(step.env, ctx),
+        code=BATCH_TRANSFORM_SCRIPT,
+        arguments=tuple(arguments),
+        working_dir=ctx.work_dir,
+        static_properties={**properties, "output_uri": output_uri},
+    )
+
+
+@dataclass(frozen=True)
+class StagedModel:
+    """A model's artifacts, the folder of its inference code and the entry point in it."""
+
+    data: str
+    code: str | None
+    entry_point: str | None
+
+
+def find_package(arn: str, ctx: ResolutionContext) -> ModelPackageRecord:
+    """A registered package by ``<group>/<version>``."""
+    group, _, version = arn.rpartition("/")
+    if not group or not version.isdigit():
+        raise ExpressionError(f"{arn!r} is not a model package id like 'group/3'")
+    if ctx.find_model_package is None:
+        raise ExpressionError(f"model package {arn!r} cannot be looked up here (no registry available)")
+    return ctx.find_model_package(group, int(version))

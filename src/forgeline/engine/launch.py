@@ -114,7 +114,8 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
     return PipelineExecution(execution_id, store, settings)
 
 
-def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None) -> list[StepPlan]:
+def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any],
+                   settings: Settings | None = None) -> list[StepPlan]:
     """What a run with these parameters would reuse and what it would run (nothing is started)."""
     settings = settings or Settings.from_env()
     store = SqlMetadataStore(settings.database_url)

@@ -51,6 +51,7 @@ class RunningJob:
     """A submitted job attempt the loop waits for."""
 
     step: Step
+    spec: JobSpec
     handle: JobHandle
     attempt: int
     cache_key: CacheKey | None
@@ -92,6 +93,8 @@ class Orchestrator:
             execution_id=self.id, pipeline_name=self.record.pipeline_name,
             start_datetime=self.record.started_at or self.record.created_at,
             parameters=self.record.parameters, load_return=self._load_return,
+            find_latest_approved=store.latest_approved_model_package,
+            find_model_package=store.get_model_package,
         )
         runs = store.list_step_runs(self.id)
         for run in runs:
@@ -319,7 +322,7 @@ class Orchestrator:
         fields: dict[str, Any] = {"started_at": now()} if first_attempt else {}
         self.store.update_step_run(self.id, step.name, status=StepStatus.EXECUTING, **fields)
         handle = self.executor.submit(spec)
-        self.running[handle.future] = RunningJob(step, handle, attempt, key)
+        self.running[handle.future] = RunningJob(step, spec, handle, attempt, key)
 
     def _cache_key(self, step: Step, spec: JobSpec) -> CacheKey | None:
         config = getattr(step, "cache_config", None)
@@ -349,7 +352,9 @@ class Orchestrator:
         metrics = self._record_metrics(name, result)
         if result.status == JobStatus.SUCCEEDED:
             self.store.finish_attempt(self.id, name, attempt, status=StepStatus.SUCCEEDED)
-            properties = {**result.properties, "metrics": metrics} if metrics else dict(result.properties)
+            properties = {**job.spec.static_properties, **result.properties}
+            if metrics:
+                properties["metrics"] = metrics
             self.resolution.step_properties[name] = {"outputs": dict(result.outputs), **properties}
             self._set(name, StepStatus.SUCCEEDED, outputs=dict(result.outputs), properties=properties,
                       metrics=metrics, failure_reason=None)
@@ -412,8 +417,8 @@ class Orchestrator:
             if self.status[name] == StepStatus.EXECUTING:
                 self._complete_loops()
             if self.status[name] == StepStatus.EXECUTING:
-                status = StepStatus.STOPPED if self.stopping else StepStatus.FAILED
-                self._set(name, status, failure_reason="the execution ended before every item finished")
+                ended = StepStatus.STOPPED if self.stopping else StepStatus.FAILED
+                self._set(name, ended, failure_reason="the execution ended before every item finished")
         for name in self.graph.order:
             if self.status[name] == StepStatus.PENDING:
                 why = "stopped" if self.stopping else "failed"

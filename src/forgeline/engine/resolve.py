@@ -48,6 +48,7 @@ class ResolutionContext:
     load_return: Callable[[str], Any] = lambda uri: None
     # The registry's lookup of a group's newest Approved package (None: ModelPackage expressions cannot resolve).
     find_latest_approved: Callable[[str], ModelPackageRecord] | None = None
+    find_model_package: Callable[[str, int], ModelPackageRecord] | None = None
 
     def properties_of(self, step_name: str) -> dict[str, Any]:
         """The property document of a finished step."""

@@ -105,6 +105,7 @@ class JobSpec:
     return_uri: str | None = None
     working_dir: str | None = None  # the user's project folder (cwd of the launcher), for imports and paths
     max_run_seconds: float | None = None
+    static_properties: dict[str, Any] = field(default_factory=dict)  # known before the run; merged into its result
     # the interpreter of a script job: `python` as given, or a virtual environment built from `requirements`
     # (absolute path) once under `envs_dir`; neither: forgeline's own interpreter
     python: str | None = None

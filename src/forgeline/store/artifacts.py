@@ -195,14 +195,25 @@ class ArtifactStore:
 
     def _locate(self, uri: str) -> _Location:
         if self._fs is not None and (uri == self._root or uri.startswith(self._root + "/")):
-            return _Location(uri=uri, path=self._root_path + uri[len(self._root) :], fs=self._fs)
+            return _fresh(_Location(uri=uri, path=self._root_path + uri[len(self._root) :], fs=self._fs))
         if is_local(uri):
             return _Location(uri=uri, path=os.path.abspath(uri.removeprefix("file://")))
         same_scheme = self._fs is not None and uri.split("://", 1)[0] == self._root.split("://", 1)[0]
         fs, path = url_to_fs(uri, **(self._options if same_scheme else {}))
         if _is_local_fs(fs):
             return _Location(uri=uri, path=os.path.abspath(path))
-        return _Location(uri=uri, path=str(path), fs=fs)
+        return _fresh(_Location(uri=uri, path=str(path), fs=fs))
+
+
+def _fresh(location: _Location) -> _Location:
+    """The location, with its filesystem's listing cache dropped.
+
+    fsspec filesystems (s3fs, gcsfs, ...) cache folder listings per process and share one instance per set of
+    options; other processes (jobs, workers, the CLI) write under the same root, so an earlier listing would
+    make exists/is_dir deny files written since.
+    """
+    location.fs.invalidate_cache()
+    return location
 
 
 def is_local(location: str) -> bool:

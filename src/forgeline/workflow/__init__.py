@@ -51,10 +51,13 @@ from forgeline.workflow.steps import (
     Step,
     TrainingInput,
     TrainingStep,
+    TransformInput,
+    TransformStep,
     step,
 )
 
 __all__ = [
+    "TransformInput", "TransformStep",
     "ForEach", "ForEachItem",
     "CacheConfig", "Condition", "ConditionEquals", "ConditionGreaterThan", "ConditionGreaterThanOrEqualTo",
     "ConditionIn", "ConditionLessThan", "ConditionLessThanOrEqualTo", "ConditionNot", "ConditionOr",

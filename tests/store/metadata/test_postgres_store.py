@@ -29,12 +29,12 @@ FORK = multiprocessing.get_context("fork")
 
 
 class TestPostgresMetadataStore(MetadataStoreContract):
-    """The shared contract, on a fresh PostgreSQL database per test."""
+    """The shared contract, on a fresh PostgreSQL database per test (a copy of a migrated empty one)."""
 
     @pytest.fixture
-    def store(self, postgres_database_url: str) -> Iterator[MetadataStore]:
+    def store(self, postgres_migrated_database_url: str) -> Iterator[MetadataStore]:
         """A fresh PostgreSQL-backed store."""
-        sql_store = SqlMetadataStore(postgres_database_url)
+        sql_store = SqlMetadataStore(postgres_migrated_database_url)
         yield sql_store
         sql_store.close()
 

@@ -13,8 +13,10 @@ from forgeline.workflow.steps.processing import (
     PropertyFile,
 )
 from forgeline.workflow.steps.training import TrainingInput, TrainingStep
+from forgeline.workflow.steps.transform import TransformInput, TransformStep
 
 __all__ = [
+    "TransformInput", "TransformStep",
     "ForEach", "ForEachItem",
     "ConditionStep", "DelayedReturn", "FailStep", "FunctionStep", "JobStep", "ProcessingInput",
     "ProcessingOutput", "ProcessingStep", "PropertyFile", "Step", "StepFunction", "TrainingInput", "TrainingStep",

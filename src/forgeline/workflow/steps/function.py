@@ -96,8 +96,9 @@ def function_reference(func: Callable[..., Any]) -> dict[str, Any]:
     module = func.__module__
     loaded = sys.modules.get(module)
     # a module counts as importable only if it was imported by name (not __main__, runpy or a file load)
-    importable = (module != "__main__" and not module.startswith(SYNTHETIC_MODULE_PREFIX) and loaded is not None
-                  and getattr(loaded, "__spec__", None) is not None and loaded.__spec__.name == module)
+    spec = getattr(loaded, "__spec__", None)
+    importable = (module != "__main__" and not module.startswith(SYNTHETIC_MODULE_PREFIX)
+                  and spec is not None and spec.name == module)
     return {"Name": qualname, "Module": module if importable else None, "File": file}
 
 

@@ -2,7 +2,7 @@
 
 The entry point may define ``model_fn(model_dir)``, ``input_fn(body, content_type)``, ``predict_fn(data, model)``
 and ``output_fn(prediction, accept)`` (or ``transform_fn(model, body, content_type, accept)`` for all of the last
-three); whatever it leaves out gets the defaults in :mod:`forgeline.registry.handlers`. Registry.load, batch
+three); whatever it leaves out gets the defaults in :mod:`forgeline.inference.handlers`. Registry.load, batch
 transform and real-time serving all load models through :func:`load_model`.
 """
 
@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from forgeline.errors import ArtifactNotFoundError, ModelRegistryError
-from forgeline.registry import handlers
+from forgeline.inference import handlers
 from forgeline.store.artifacts import ArtifactStore, is_local
 from forgeline.store.metadata.records import ModelPackageRecord
 
