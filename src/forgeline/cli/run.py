@@ -45,7 +45,7 @@ def run(
         selective = SelectiveExecutionConfig(source, [s.strip() for s in only.split(",") if s.strip()])
     pipeline = load_pipeline(pipeline_file, pipeline_name)
     execution = start_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings,
-                                selective=selective)
+                                selective=selective, fork=True)
     finish(execution, ctx, detach)
 
 

@@ -49,7 +49,7 @@ class PipelineExecution:
         """The resolved parameter values of this execution."""
         return self.record().parameters
 
-    def wait(self, timeout: float | None = None, poll_interval: float = 0.2) -> ExecutionStatus:
+    def wait(self, timeout: float | None = None, poll_interval: float = 0.1) -> ExecutionStatus:
         """Block until the execution is Stopped, Failed or Succeeded; TimeoutError after ``timeout`` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005

@@ -6,6 +6,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -98,8 +99,53 @@ def spawn_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> 
         )
 
 
+def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> bool:
+    """Run the orchestrator in a detached grandchild of this process, which has everything imported already.
+
+    Saves an interpreter start and its imports (a few hundred ms). Only safe from a single-threaded process
+    (the CLI); returns False, forking nothing, when other threads run.
+    """
+    if threading.active_count() > 1 or not hasattr(os, "fork"):
+        return False
+    log_dir = settings.logs_dir / execution_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child:
+        os.waitpid(child, 0)  # the intermediate child exits at once; the grandchild belongs to init
+        return True
+    code = 1
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        os.chdir(work_dir)
+        log_fd = os.open(log_dir / "orchestrator.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        null_fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null_fd, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.environ.update(settings.to_env())
+        from forgeline.engine.orchestrator import main
+
+        code = main([execution_id])
+    except BaseException:  # noqa: BLE001 - the grandchild must never return into the caller's code
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fork: bool) -> None:
+    """Hand the execution to a detached orchestrator: forked when asked and safe, else a fresh process."""
+    if not (fork and fork_orchestrator(execution_id, settings, work_dir)):
+        spawn_orchestrator(execution_id, settings, work_dir)
+
+
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
-                    selective: SelectiveExecutionConfig | None = None) -> PipelineExecution:
+                    selective: SelectiveExecutionConfig | None = None, fork: bool = False) -> PipelineExecution:
     """Start ``pipeline`` with parameter ``overrides`` and return at once with the execution's handle."""
     if os.environ.get(WORKER_ENV):
         raise ForgelineError(
@@ -110,7 +156,7 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
     store = SqlMetadataStore(settings.database_url)
     work_dir = os.getcwd()
     execution_id = create_execution(pipeline, overrides, store, work_dir, selective)
-    spawn_orchestrator(execution_id, settings, work_dir)
+    launch_orchestrator(execution_id, settings, work_dir, fork)
     return PipelineExecution(execution_id, store, settings)
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
-from forgeline.engine.launch import spawn_orchestrator
+from forgeline.engine.launch import launch_orchestrator
 from forgeline.errors import ForgelineError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionStatus, StepRun, StepStatus
@@ -47,7 +47,7 @@ def not_chosen(run: StepRun, graph: StepGraph, runs: dict[str, StepRun]) -> bool
     return bool(condition.properties.get("outcome")) != owner[1]
 
 
-def retry_execution(execution_id: str, settings: Settings | None = None) -> PipelineExecution:
+def retry_execution(execution_id: str, settings: Settings | None = None, fork: bool = False) -> PipelineExecution:
     """Rerun the failed, stopped and not-run steps of a finished execution, keeping what succeeded."""
     settings = settings or Settings.from_env()
     store = SqlMetadataStore(settings.database_url)
@@ -64,11 +64,12 @@ def retry_execution(execution_id: str, settings: Settings | None = None) -> Pipe
             continue
         store.update_step_run(record.id, run.name, status=StepStatus.PENDING, failure_reason=None, ended_at=None)
     store.update_execution(record.id, status=ExecutionStatus.EXECUTING, failure_reason=None, ended_at=None)
-    spawn_orchestrator(record.id, settings, record.work_dir)
+    launch_orchestrator(record.id, settings, record.work_dir, fork)
     return PipelineExecution(record.id, store, settings)
 
 
-def resume_execution(execution_id: str, settings: Settings | None = None) -> PipelineExecution:
+def resume_execution(execution_id: str, settings: Settings | None = None,
+                     fork: bool = False) -> PipelineExecution:
     """Take over an execution whose orchestrator died: end its orphaned jobs and rerun the steps they ran."""
     settings = settings or Settings.from_env()
     store = SqlMetadataStore(settings.database_url)
@@ -81,7 +82,7 @@ def resume_execution(execution_id: str, settings: Settings | None = None) -> Pip
         raise ForgelineError(f"execution {record.id} is still run by its orchestrator (pid "
                              f"{record.orchestrator_pid}); nothing to resume")
     interrupt_orphans(store, record.id)
-    spawn_orchestrator(record.id, settings, record.work_dir)
+    launch_orchestrator(record.id, settings, record.work_dir, fork)
     return PipelineExecution(record.id, store, settings)
 
 
