@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from forgeline.cli import executions, models, pipelines
+from forgeline.cli import executions, metrics, models, pipelines
 from forgeline.cli.run import plan, run
 from forgeline.errors import ForgelineError
 
@@ -18,6 +18,7 @@ app = typer.Typer(help="forgeline: ML pipelines that run locally in milliseconds
 app.command("run")(run)
 app.command("plan")(plan)
 app.command("logs")(executions.logs)
+app.command("metrics")(metrics.metrics)
 app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(models.app, name="models")

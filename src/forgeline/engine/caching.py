@@ -122,7 +122,10 @@ def compute_cache_key(step: Step, spec: JobSpec, parameters: Mapping[str, Any], 
         source = staged.source if "://" in staged.source or os.path.isabs(staged.source) \
             else os.path.join(work_dir, staged.source)
         components[f"input:{staged.destination}"] = fingerprinter.fingerprint(source)
-    components["outputs"] = short([[o.name, o.source] for o in spec.outputs])
+    # a destination the user chose is part of the result; the default one (per execution) is not
+    chosen = {o.output_name for o in getattr(step, "outputs", []) if getattr(o, "destination", None) is not None}
+    components["outputs"] = short([[o.name, o.source, o.destination if o.name in chosen else None]
+                                   for o in spec.outputs])
     if spec.property_files:
         components["property files"] = short([[p.name, p.output_name, p.path] for p in spec.property_files])
     return CacheKey(digest=combine(components), components=components)

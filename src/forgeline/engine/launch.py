@@ -102,8 +102,9 @@ def spawn_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> 
 def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> bool:
     """Run the orchestrator in a detached grandchild of this process, which has everything imported already.
 
-    Saves an interpreter start and its imports (a few hundred ms). Only safe from a single-threaded process
-    (the CLI); returns False, forking nothing, when other threads run.
+    Saves an interpreter start and its imports (a few hundred ms). Only safe from a single-threaded process;
+    returns False, forking nothing, when other threads run (a notebook kernel, a web server): the caller then
+    spawns a fresh interpreter instead.
     """
     if threading.active_count() > 1 or not hasattr(os, "fork"):
         return False
@@ -145,7 +146,7 @@ def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fo
 
 
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
-                    selective: SelectiveExecutionConfig | None = None, fork: bool = False) -> PipelineExecution:
+                    selective: SelectiveExecutionConfig | None = None, fork: bool = True) -> PipelineExecution:
     """Start ``pipeline`` with parameter ``overrides`` and return at once with the execution's handle."""
     if os.environ.get(WORKER_ENV):
         raise ForgelineError(

@@ -10,7 +10,9 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,7 +57,6 @@ class RunningJob:
     handle: JobHandle
     attempt: int
     cache_key: CacheKey | None
-    pid_recorded: bool = False
 
 
 def now() -> datetime:
@@ -87,6 +88,7 @@ class Orchestrator:
         self.executor = executor or LocalExecutor(artifacts, self.max_parallel)
         self.status: dict[str, StepStatus] = {}
         self.attempts: dict[str, int] = {}
+        self.round_base: dict[str, int] = {}
         self.running: dict[Future[JobResult], RunningJob] = {}
         self.delayed: list[tuple[float, str]] = []
         self.resolution = ResolutionContext(
@@ -107,15 +109,17 @@ class Orchestrator:
                 status = StepStatus.PENDING
             self.status[run.name] = status
             self.attempts[run.name] = run.attempts
+            self.round_base[run.name] = run.attempts  # retry policies count attempts of this round only
             if status == StepStatus.SUCCEEDED:
                 self.resolution.step_properties[run.name] = property_document(run)
+            elif run.status in (StepStatus.EXECUTING, StepStatus.STOPPING):
+                self.round_base[run.name] = run.attempts - 1  # the interrupted attempt is not this round's fault
         self.function_loader = FunctionLoader()
         self.cache = StepCache(store, artifacts)
         self.fingerprinter = Fingerprinter(store)
         self.stopping = False
         self.fail_message: str | None = None
         self._last_stop_poll = 0.0
-        self._last_heartbeat = 0.0
 
     def _load_return(self, uri: str) -> Any:
         # the loader finds classes defined in user files, which plain pickle cannot import
@@ -124,6 +128,8 @@ class Orchestrator:
     def run(self) -> ExecutionStatus:
         """Run the loop to the end and record the execution's final status."""
         self.store.update_execution(self.id, orchestrator_pid=os.getpid(), heartbeat_at=now())
+        done = threading.Event()
+        threading.Thread(target=self._beat, args=(done,), name="forgeline-heartbeat", daemon=True).start()
         try:
             self._loop()
             return self._finalize()
@@ -135,6 +141,7 @@ class Orchestrator:
                                         ended_at=now())
             return ExecutionStatus.FAILED
         finally:
+            done.set()
             self.executor.shutdown()
 
     def request_stop(self) -> None:
@@ -144,7 +151,6 @@ class Orchestrator:
     def _loop(self) -> None:
         while True:
             self._poll_stop()
-            self._heartbeat()
             if not self.stopping and self.fail_message is None:
                 self._skip_blocked()
                 self._complete_loops()
@@ -158,7 +164,6 @@ class Orchestrator:
                 timeout = max(0.0, min(timeout, min(t for t, _ in self.delayed) - time.monotonic()))
             if self.running:
                 done, _ = wait(list(self.running), timeout=timeout, return_when=FIRST_COMPLETED)
-                self._record_pids()
                 for future in done:
                     self._finish(future)
             else:
@@ -321,7 +326,7 @@ class Orchestrator:
         self.status[step.name] = StepStatus.EXECUTING
         fields: dict[str, Any] = {"started_at": now()} if first_attempt else {}
         self.store.update_step_run(self.id, step.name, status=StepStatus.EXECUTING, **fields)
-        handle = self.executor.submit(spec)
+        handle = self.executor.submit(spec, on_start=self._pid_recorder(step.name, attempt))
         self.running[handle.future] = RunningJob(step, spec, handle, attempt, key)
 
     def _cache_key(self, step: Step, spec: JobSpec) -> CacheKey | None:
@@ -349,7 +354,7 @@ class Orchestrator:
         job = self.running.pop(future)
         name, attempt = job.step.name, job.attempt
         result = future.result()
-        metrics = self._record_metrics(name, result)
+        metrics = self._record_metrics(name, attempt, result)
         if result.status == JobStatus.SUCCEEDED:
             self.store.finish_attempt(self.id, name, attempt, status=StepStatus.SUCCEEDED)
             properties = {**job.spec.static_properties, **result.properties}
@@ -366,29 +371,32 @@ class Orchestrator:
         kind = result.failure_kind.value if result.failure_kind else None
         self.store.finish_attempt(self.id, name, attempt, status=status, failure_kind=kind,
                                   failure_reason=result.failure_reason)
-        policy = retry_policy_for(job.step, kind, attempt)
+        policy = retry_policy_for(job.step, kind, attempt - self.round_base.get(name, 0))
         if status == StepStatus.FAILED and policy is not None and not self.stopping:
             self.status[name] = StepStatus.PENDING
             self.delayed.append((time.monotonic() + policy.delay_before(attempt + 1), name))
             return
         self._set(name, status, failure_reason=result.failure_reason, metrics=metrics)
 
-    def _record_metrics(self, step_name: str, result: JobResult) -> dict[str, float]:
+    def _record_metrics(self, step_name: str, attempt: int, result: JobResult) -> dict[str, float]:
         """Store the metric series of a finished job; return each metric's final value."""
         if not result.metrics:
             return {}
         self.store.add_metric_points([
-            MetricPoint(execution_id=self.id, step_name=step_name, attempt=s.attempt, name=s.name,
+            MetricPoint(execution_id=self.id, step_name=step_name, attempt=attempt, name=s.name,
                         value=s.value, timestamp=s.timestamp, seq=s.seq)
             for s in result.metrics
         ])
         return {s.name: s.value for s in result.metrics}
 
-    def _record_pids(self) -> None:
-        for job in self.running.values():
-            if not job.pid_recorded and job.handle.pid is not None:
-                self.store.set_attempt_pid(self.id, job.step.name, job.attempt, job.handle.pid)
-                job.pid_recorded = True
+    def _pid_recorder(self, step_name: str, attempt: int) -> Callable[[int], None]:
+        """Record a job's process id as soon as it starts, so a resumed orchestrator can end orphans."""
+        def record(pid: int) -> None:
+            try:
+                self.store.set_attempt_pid(self.id, step_name, attempt, pid)
+            except Exception:  # noqa: BLE001 - a pid is a convenience; never fail the job over it
+                log.warning("could not record pid %s of %s attempt %s", pid, step_name, attempt)
+        return record
 
     def _poll_stop(self) -> None:
         if time.monotonic() - self._last_stop_poll < STOP_POLL_SECONDS and not self.stopping:
@@ -407,10 +415,13 @@ class Orchestrator:
                 self.store.update_step_run(self.id, name, status=StepStatus.STOPPING)
                 job.handle.stop(STOP_GRACE_SECONDS)
 
-    def _heartbeat(self) -> None:
-        if time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
-            self._last_heartbeat = time.monotonic()
-            self.store.update_execution(self.id, heartbeat_at=now())
+    def _beat(self, done: threading.Event) -> None:
+        """Heartbeats from a thread of their own, so a long cache check never makes the loop look dead."""
+        while not done.wait(HEARTBEAT_SECONDS):
+            try:
+                self.store.update_execution(self.id, heartbeat_at=now())
+            except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
+                log.warning("heartbeat failed", exc_info=True)
 
     def _finalize(self) -> ExecutionStatus:
         for name in self.loops:
@@ -453,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m forgeline.engine.orchestrator <execution-id>", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: a forked orchestrator must not write into handlers its parent process configured
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     settings = Settings.from_env()
     store = SqlMetadataStore(settings.database_url)
     orchestrator = Orchestrator(args[0], settings, store, ArtifactStore(settings.artifact_root))

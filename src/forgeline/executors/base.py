@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Protocol
 
@@ -29,8 +30,8 @@ class JobHandle(Protocol):
 class Executor(Protocol):
     """Runs jobs somewhere and reports their results."""
 
-    def submit(self, spec: JobSpec) -> JobHandle:
-        """Start the job without waiting for it."""
+    def submit(self, spec: JobSpec, on_start: Callable[[int], None] | None = None) -> JobHandle:
+        """Start the job without waiting for it; ``on_start`` gets each OS process id the job starts."""
         ...
 
     def shutdown(self) -> None:

@@ -60,9 +60,9 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._active: set[JobControl] = set()
 
-    def submit(self, spec: JobSpec) -> LocalJobHandle:
+    def submit(self, spec: JobSpec, on_start: Callable[[int], None] | None = None) -> LocalJobHandle:
         """Start the job without waiting for it; its future always completes with a JobResult."""
-        control = JobControl()
+        control = JobControl(on_attach=on_start)
         runner = self._runners.get(spec.kind)
         if runner is None:
             future: Future[JobResult] = Future()

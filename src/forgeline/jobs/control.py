@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -34,7 +35,8 @@ class JobControl:
     process is done; `stop` and the `expire_after` deadline may come from any thread, before or during the run.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_attach: Callable[[int], None] | None = None) -> None:
+        self._on_attach = on_attach
         self._lock = threading.Lock()
         self._process: subprocess.Popen[Any] | None = None
         self._cause: EndCause | None = None
@@ -62,6 +64,8 @@ class JobControl:
             self._terminating = False
             if self._cause is not None:
                 self._terminate_locked()
+        if self._on_attach is not None:
+            self._on_attach(process.pid)
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Ask the job to end (SIGTERM to its process group), forcing it with SIGKILL after `grace_seconds`."""

@@ -12,7 +12,7 @@ from forgeline.errors import PipelineDefinitionError
 from forgeline.workflow.expressions import JsonGet, Property, check_name, walk
 from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.parameters import Parameter, ParameterReference, parameter_from_request
-from forgeline.workflow.policies import ParallelismConfiguration
+from forgeline.workflow.policies import ParallelismConfiguration, SelectiveExecutionConfig
 from forgeline.workflow.steps import FunctionStep, Step
 from forgeline.workflow.steps.condition import as_step
 from forgeline.workflow.steps.foreach import ForEach, ForEachItem
@@ -115,13 +115,18 @@ class Pipeline:
         self,
         parameters: Mapping[str, Any] | None = None,
         settings: Settings | None = None,
+        selective_execution_config: SelectiveExecutionConfig | None = None,
     ) -> Any:
         """Store this definition, start an execution in a background orchestrator, and return its handle."""
-        from forgeline.engine.launch import (
-            start_execution,  # the DSL stays I/O free; the engine does the work
-        )
+        from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine does the work
 
-        return start_execution(self, parameters or {}, settings=settings)
+        return start_execution(self, parameters or {}, settings=settings, selective=selective_execution_config)
+
+    def plan(self, parameters: Mapping[str, Any] | None = None, settings: Settings | None = None) -> Any:
+        """Per step, whether a run with these parameters would reuse a cached result (HIT) or run (MISS), and why."""
+        from forgeline.engine.launch import plan_execution
+
+        return plan_execution(self, parameters or {}, settings=settings)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Pipeline) and self.to_request() == other.to_request()
