@@ -106,7 +106,7 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> b
     returns False, forking nothing, when other threads run (a notebook kernel, a web server): the caller then
     spawns a fresh interpreter instead.
     """
-    if threading.active_count() > 1 or not hasattr(os, "fork"):
+    if threading.active_count() > 1 or not hasattr(os, "fork") or not database_files_closed(settings):
         return False
     log_dir = settings.logs_dir / execution_id
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +139,22 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> b
         os._exit(code)
 
 
+def database_files_closed(settings: Settings) -> bool:
+    """Whether this process holds no open file of the SQLite metadata database (other databases: never safe).
+
+    SQLite's per-process lock bookkeeping is copied by fork; a parent that later closes its connections
+    would then delete the WAL files under the child's feet. Forking is only safe with none open.
+    """
+    if not settings.database_url.startswith("sqlite:///"):
+        return False
+    database = os.path.realpath(settings.database_url.removeprefix("sqlite:///"))
+    try:
+        targets = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return False
+    return not any(target.startswith(database) for target in targets)
+
+
 def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fork: bool) -> None:
     """Hand the execution to a detached orchestrator: forked when asked and safe, else a fresh process."""
     if not (fork and fork_orchestrator(execution_id, settings, work_dir)):
@@ -157,6 +173,7 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
     store = SqlMetadataStore(settings.database_url)
     work_dir = os.getcwd()
     execution_id = create_execution(pipeline, overrides, store, work_dir, selective)
+    store.close()  # no database file may be open across a fork; the handle reconnects on its next read
     launch_orchestrator(execution_id, settings, work_dir, fork)
     return PipelineExecution(execution_id, store, settings)
 

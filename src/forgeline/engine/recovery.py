@@ -64,6 +64,7 @@ def retry_execution(execution_id: str, settings: Settings | None = None, fork: b
             continue
         store.update_step_run(record.id, run.name, status=StepStatus.PENDING, failure_reason=None, ended_at=None)
     store.update_execution(record.id, status=ExecutionStatus.EXECUTING, failure_reason=None, ended_at=None)
+    store.close()
     launch_orchestrator(record.id, settings, record.work_dir, fork)
     return PipelineExecution(record.id, store, settings)
 
@@ -82,6 +83,7 @@ def resume_execution(execution_id: str, settings: Settings | None = None,
         raise ForgelineError(f"execution {record.id} is still run by its orchestrator (pid "
                              f"{record.orchestrator_pid}); nothing to resume")
     interrupt_orphans(store, record.id)
+    store.close()
     launch_orchestrator(record.id, settings, record.work_dir, fork)
     return PipelineExecution(record.id, store, settings)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ from forgeline.errors import ModelRegistryError
 
 JSON = "application/json"
 CSV = "text/csv"
+JSON_LINES = "application/jsonlines"
+JSON_LINES_ALIASES = frozenset({JSON_LINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"})
 MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle")
 
 
@@ -42,20 +46,18 @@ def default_model_fn(model_dir: str) -> Any:
 
 
 def default_input_fn(body: Any, content_type: str) -> Any:
-    """JSON → lists and dicts; CSV → rows of floats (a numpy array when numpy is installed)."""
+    """JSON → lists and dicts; JSON lines → a list of documents; CSV → rows of floats (a 2-D numpy array)."""
     if not isinstance(body, (bytes, bytearray, str)):
         return body  # already decoded by a Python caller
-    text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
     kind = media_type(content_type)
-    if kind == JSON:
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelRegistryError(f"the request body is not valid JSON: {exc}") from None
     if kind == CSV:
-        return _csv_rows(text)
+        return csv_rows(body)
+    if kind == JSON:
+        return _json_document(body)
+    if kind in JSON_LINES_ALIASES:
+        return _json_lines(body)
     raise ModelRegistryError(
-        f"unsupported content type {content_type!r}: the default input_fn reads {JSON} and {CSV}; "
+        f"unsupported content type {content_type!r}: the default input_fn reads {JSON}, {JSON_LINES} and {CSV}; "
         "define input_fn(body, content_type) in the entry point"
     )
 
@@ -72,33 +74,94 @@ def default_predict_fn(data: Any, model: Any) -> Any:
 
 
 def default_output_fn(prediction: Any, accept: str) -> str:
-    """JSON (numpy arrays and scalars become lists and numbers) or CSV lines, as ``accept`` asks."""
+    """JSON (numpy arrays and scalars become lists and numbers), JSON lines or CSV lines, as ``accept`` asks."""
     kind = media_type(accept)
     if kind == JSON:
         return json.dumps(prediction, default=_plain)
     if kind == CSV:
+        return csv_lines(prediction)
+    if kind in JSON_LINES_ALIASES:
         rows = _plain(prediction) if hasattr(prediction, "tolist") else prediction
         if not isinstance(rows, (list, tuple)):
             rows = [rows]
-        return "".join(
-            (",".join(str(v) for v in row) if isinstance(row, (list, tuple)) else str(row)) + "\n" for row in rows
-        )
+        return "".join(json.dumps(row, default=_plain) + "\n" for row in rows)
     raise ModelRegistryError(
-        f"unsupported accept type {accept!r}: the default output_fn writes {JSON} and {CSV}; "
+        f"unsupported accept type {accept!r}: the default output_fn writes {JSON}, {JSON_LINES} and {CSV}; "
         "define output_fn(prediction, accept) in the entry point"
     )
 
 
-def _csv_rows(text: str) -> Any:
-    try:
-        rows = [[float(value) for value in line.split(",")] for line in text.splitlines() if line.strip()]
-    except ValueError as exc:
-        raise ModelRegistryError(f"the CSV body holds a value that is not a number: {exc}") from None
+def csv_rows(body: bytes | bytearray | str) -> Any:
+    """A CSV body of numbers as a 2-D float64 numpy array (one row per non-blank line); lists without numpy.
+
+    numpy's C reader (``loadtxt``, numpy ≥ 1.23) parses about ten times faster than ``float()`` per value, which
+    makes it the hot path of a batch transform over CSV.
+    """
     try:
         import numpy
     except ImportError:
-        return rows
-    return numpy.array(rows)
+        return _python_csv_rows(body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body)
+    if not body or body.isspace():  # not strip(): that copies the whole body
+        return numpy.array([])
+    stream = io.StringIO(body) if isinstance(body, str) else io.BytesIO(body)
+    try:
+        return numpy.loadtxt(stream, delimiter=",", dtype=numpy.float64, ndmin=2, comments=None, encoding="utf-8")
+    except ValueError as exc:
+        problem = ("rows of different lengths" if "number of columns" in str(exc)
+                   else "a value that is not a number")
+        raise ModelRegistryError(f"the CSV body holds {problem}: {exc}") from None
+
+
+def csv_lines(prediction: Any) -> str:
+    """One CSV line per prediction (per row of a 2-D prediction), each ending with a newline.
+
+    numpy arrays of one or two dimensions are formatted through one ``str`` per value and a single join, with no
+    Python loop per row; anything else goes through the row-by-row path.
+    """
+    numpy = sys.modules.get("numpy")  # without numpy loaded, the prediction cannot be an array
+    if numpy is not None and isinstance(prediction, numpy.ndarray) and prediction.ndim in (1, 2) and prediction.size:
+        values = list(map(str, prediction.ravel().tolist()))
+        if prediction.ndim == 1 or prediction.shape[1] == 1:
+            return "\n".join(values) + "\n"
+        rows, columns = prediction.shape
+        parts: list[str] = [""] * (2 * len(values))
+        parts[0::2] = values
+        parts[1::2] = ([","] * (columns - 1) + ["\n"]) * rows
+        return "".join(parts)
+    rows = _plain(prediction) if hasattr(prediction, "tolist") else prediction
+    if not isinstance(rows, (list, tuple)):
+        rows = [rows]
+    return "".join(
+        (",".join(str(v) for v in row) if isinstance(row, (list, tuple)) else str(row)) + "\n" for row in rows
+    )
+
+
+def _json_document(body: bytes | bytearray | str) -> Any:
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # several documents, one a line: a batch of JSON records
+            return _json_lines(body)
+        raise ModelRegistryError(f"the request body is not valid JSON: {exc}") from None
+
+
+def _json_lines(body: bytes | bytearray | str) -> list[Any]:
+    text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+    documents = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                documents.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ModelRegistryError(f"line {number} of the request body is not valid JSON: {exc}") from None
+    return documents
+
+
+def _python_csv_rows(text: str) -> list[list[float]]:
+    try:
+        return [[float(value) for value in line.split(",")] for line in text.splitlines() if line.strip()]
+    except ValueError as exc:
+        raise ModelRegistryError(f"the CSV body holds a value that is not a number: {exc}") from None
 
 
 def _plain(value: Any) -> Any:

@@ -13,8 +13,8 @@ from forgeline.config import Settings
 from forgeline.engine.registration import current_user
 from forgeline.engine.resolve import ResolutionContext, model_package_of
 from forgeline.errors import ModelRegistryError
-from forgeline.registry.comparison import MetricsComparison, compare_metrics
 from forgeline.inference.loader import Predictor, load_model
+from forgeline.registry.comparison import MetricsComparison, compare_metrics
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.model_package_store import ModelPackageStore
 from forgeline.store.metadata.records import (

@@ -9,8 +9,13 @@ import time
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from forgeline.inference.loader import ModelSource, load_model
-from forgeline.jobs.transform import RecordError, TransformSettings, transform_folder
+from forgeline.errors import ForgelineError
+from forgeline.inference.loader import ModelSource, load_model, materialize_model
+from forgeline.jobs.transform import ModelLoadError, RecordError, TransformSettings, transform_folder
+from forgeline.store.artifacts import ArtifactStore
+
+UNPACKED_MODEL = "model-unpacked"
+"""Folder of the job directory where a model archive is unpacked once, before the workers start."""
 
 
 def staged_model(folder: Path) -> Path:
@@ -19,6 +24,12 @@ def staged_model(folder: Path) -> Path:
     if len(entries) == 1 and entries[0].is_file() and entries[0].name.endswith((".tar.gz", ".tgz", ".tar")):
         return entries[0].resolve()
     return folder.resolve()
+
+
+def unpacked_model(folder: Path) -> Path:
+    """The model as a folder, an archive unpacked here once so that the workers do not each unpack it."""
+    cache = Path(UNPACKED_MODEL).resolve()
+    return materialize_model(str(staged_model(folder)), cache, ArtifactStore(str(cache)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         max_payload_mb=args.max_payload_mb, accept=args.accept or args.content_type,
         assemble_with=args.assemble_with, join_source=args.join_source, workers=args.workers,
     )
-    source = ModelSource(model_data=str(staged_model(Path(args.model))),
-                         code_dir=str(Path(args.code).resolve()) if args.code else None,
+    try:
+        model_dir = unpacked_model(Path(args.model))
+    except ForgelineError as exc:
+        print(f"the model could not be loaded: {exc}", file=sys.stderr)
+        return 1
+    source = ModelSource(model_data=str(model_dir), code_dir=str(Path(args.code).resolve()) if args.code else None,
                          entry_point=args.entry_point)
     started = time.perf_counter()
     try:
@@ -53,13 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     except RecordError as exc:
         print(f"a record was rejected: {exc}", file=sys.stderr)
         return 1
-    except BrokenProcessPool:  # a worker could not load the model: load it here to say why
-        try:
-            load_model(source)
-        except Exception as exc:  # noqa: BLE001 - reported as the job's failure
-            print(f"the model could not be loaded: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 1
-        print("a transform worker died (out of memory, or killed)", file=sys.stderr)
+    except ModelLoadError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except BrokenProcessPool:
+        print("a transform worker died (out of memory, or killed by a signal)", file=sys.stderr)
         return 1
     total = sum(counts.values())
     seconds = time.perf_counter() - started
