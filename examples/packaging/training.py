@@ -44,8 +44,7 @@ group = Join(on="-", values=["packaging", package_type])  # one model package gr
 unload = ProcessingStep(
     name="Unload", code="unload.py", source_dir=CODE,
     arguments=["--warehouse", warehouse, "--package-type", package_type, "--weeks", weeks],
-    outputs=[ProcessingOutput(output_name="dataset", source="output/dataset"),
-             ProcessingOutput(output_name="profile", source="output/profile")],
+    outputs=[ProcessingOutput(output_name="dataset", source="output/dataset")],
 )
 split = ProcessingStep(
     name="Split", code="split.py", source_dir=CODE,

@@ -3,7 +3,7 @@
 from forgeline.workflow import (
     Pipeline, ParameterString, ParameterFloat, ParameterInteger,
     ProcessingStep, ProcessingInput, ProcessingOutput, PropertyFile, JsonGet, Join,
-    TrainingStep, TrainingInput,
+    TrainingStep, TrainingInput, RegisterModel, Model, ModelMetrics,
     ConditionStep, ConditionGreaterThanOrEqualTo, FailStep, ExecutionVariables, CacheConfig, step,
 )
 
@@ -54,15 +54,27 @@ evaluate = ProcessingStep(
 
 
 @step(name="Summarize-Model")
-def summarize(accuracy: float, testing_ap: float, model_uri: str, run_id: str) -> dict:
-    return {"accuracy": accuracy, "testing_ap": testing_ap, "model": model_uri, "run": run_id}
+def summarize(accuracy: float, testing_ap: float, model_package: str, run_id: str) -> dict:
+    return {"accuracy": accuracy, "testing_ap": testing_ap, "model_package": model_package, "run": run_id}
 
+
+register = RegisterModel(
+    name="Register-CV-Model",
+    model=Model(model_data=train.properties.model_artifacts,
+                entry_point="inference.py", source_dir="examples/vision/code"),
+    model_package_group_name="digits-cnn",
+    approval_status="PendingManualApproval",      # a person approves it: forgeline models approve digits-cnn <v>
+    content_types=["application/json"], response_types=["application/json"],
+    model_metrics=ModelMetrics(evaluation),
+    description=Join(on=" ", values=["trained by", ExecutionVariables.EXECUTION_ID]),
+)
 
 accuracy = JsonGet(step=evaluate, property_file=evaluation, json_path="metrics.accuracy.value")
 gate = ConditionStep(
     name="Accuracy-Gate",
     conditions=[ConditionGreaterThanOrEqualTo(left=accuracy, right=threshold)],
-    if_steps=[summarize(accuracy, train.properties.metrics["testing_ap"], train.properties.model_artifacts,
+    if_steps=[register,
+              summarize(accuracy, train.properties.metrics["testing_ap"], register.properties.model_package_arn,
                         ExecutionVariables.EXECUTION_ID)],
     else_steps=[FailStep(name="Model-Too-Inaccurate",
                          error_message=Join(on=" ", values=["test accuracy", accuracy,

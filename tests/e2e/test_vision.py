@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from forgeline.engine.execution import PipelineExecution
+from forgeline.errors import ForgelineError
 from forgeline.store.artifacts import ArtifactStore
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +40,7 @@ def test_the_vision_pipeline_trains_a_cnn_then_a_stricter_rerun_fails_from_the_c
     steps = {s.name: s for s in execution.list_steps()}
     assert {name: s.status.value for name, s in steps.items()} == {
         "Prepare-Digits": "Succeeded", TRAIN: "Succeeded", EVALUATE: "Succeeded", "Accuracy-Gate": "Succeeded",
-        "Summarize-Model": "Succeeded", "Model-Too-Inaccurate": "Skipped"}
+        "Register-CV-Model": "Succeeded", "Summarize-Model": "Succeeded", "Model-Too-Inaccurate": "Skipped"}
     train = steps[TRAIN]
     assert set(train.metrics) == {"training_ap", "testing_ap"} and train.metrics["testing_ap"] > 0.5
     assert train.properties["instance_type"] == "ml.c5.xlarge" and train.properties["instance_count"] == 3
@@ -53,7 +56,25 @@ def test_the_vision_pipeline_trains_a_cnn_then_a_stricter_rerun_fails_from_the_c
     assert accuracy > 0.5
     summary = steps["Summarize-Model"].properties["Return"]
     assert summary == {"accuracy": accuracy, "testing_ap": train.metrics["testing_ap"],
-                       "model": train.properties["model_artifacts"], "run": record.id}
+                       "model_package": "digits-cnn/1", "run": record.id}
+
+    # The gate passed, so the model is registered, waiting for a person's approval; it serves predictions.
+    from forgeline.registry import Registry
+
+    registry = Registry()
+    package = registry.describe("digits-cnn", 1)
+    assert package.package.approval_status == "PendingManualApproval"
+    assert package.package.model_data == train.properties["model_artifacts"]
+    with pytest.raises(ForgelineError):
+        registry.latest_approved("digits-cnn")
+    registry.approve("digits-cnn", 1, note="checked the confusion matrix")
+    assert registry.latest_approved("digits-cnn").version == 1
+    with np.load(io.BytesIO(artifacts.read_bytes(steps["Prepare-Digits"].outputs["test"] + "/test.npz"))) as test:
+        images, labels = test["images"][:32], test["labels"][:32]
+    answer = json.loads(registry.load("digits-cnn", 1).predict(json.dumps({"images": (images * 16).tolist()}),
+                                                              "application/json"))
+    right = sum(int(a == b) for a, b in zip(answer["digits"], labels.tolist()))
+    assert len(answer["digits"]) == 32 and right >= 16
 
     # Only the threshold changes: data, model and evaluation come from the cache, and the gate fails.
     stricter = wait_for_end(vision.start(parameters={"NumEpoch": 2, "InstanceCount": 3,

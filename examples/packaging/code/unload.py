@@ -1,7 +1,7 @@
 """Unload one package type's feedback labels, joined with the products' features, from the warehouse to a file.
 
 Writes ``output/dataset/labelled.csv`` (RAW_COLUMNS, ``week`` and ``shipped_ok``, with a header) for the last
-``--weeks`` weeks of feedback, and ``output/profile/profile.json`` (rows, weeks, share shipped fine).
+``--weeks`` weeks of feedback, and prints what it unloaded (rows, weeks, share shipped fine).
 """
 
 from __future__ import annotations
@@ -52,8 +52,6 @@ def main() -> None:
             writer.writerow([*values, week, int(bool(ok))])
     profile = {"package_type": args.package_type, "weeks": [first, last], "rows": len(rows),
                "ok_rate": round(sum(bool(r[-1]) for r in rows) / max(len(rows), 1), 4)}
-    Path("output/profile").mkdir(parents=True, exist_ok=True)
-    Path("output/profile/profile.json").write_text(json.dumps(profile, indent=2) + "\n")
     print(json.dumps(profile))
 
 

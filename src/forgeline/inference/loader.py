@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from functools import singledispatch
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forgeline.errors import ArtifactNotFoundError, ModelRegistryError
 from forgeline.inference import handlers
 from forgeline.store.artifacts import ArtifactStore, is_local
-from forgeline.store.metadata.records import ModelPackageRecord
+
+if TYPE_CHECKING:
+    from forgeline.store.metadata.records import ModelPackageRecord
 
 MODULE_PREFIX = "forgeline_inference_"
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -46,6 +48,13 @@ class ModelSource:
 @singledispatch
 def model_source(package: Any) -> ModelSource:
     """What to load for a package record or a ModelSource."""
+    # The record type is registered on first use, not at import: importing it pulls in the metadata records and
+    # the whole DSL, which every batch transform worker would pay for at start-up without ever needing it.
+    from forgeline.store.metadata.records import ModelPackageRecord
+
+    if isinstance(package, ModelPackageRecord):
+        model_source.register(ModelPackageRecord, _registered)
+        return _registered(package)
     raise ModelRegistryError(f"cannot load a model from {package!r}: pass a model package or a ModelSource")
 
 
@@ -54,7 +63,6 @@ def _given(package: ModelSource) -> ModelSource:
     return package
 
 
-@model_source.register
 def _registered(package: ModelPackageRecord) -> ModelSource:
     return ModelSource(package.model_data, package.code_uri, package.entry_point, tuple(package.response_types))
 

@@ -201,15 +201,29 @@ def transform_chunk(chunk: Chunk, settings: TransformSettings) -> ChunkResult:
         output = respond(_predictor, data, settings)
     except Exception as exc:  # noqa: BLE001 - the model rejected something: find which record
         return ChunkResult(b"", records, locate_failure(_predictor, data[:-1].split(b"\n"), settings, exc))
-    lines = output.rstrip(b"\n")
-    answered = lines.count(b"\n") + 1 if lines else 0
+    lines, answered = line_block(output)
     if answered != records:
         return ChunkResult(b"", records, count_failure(records, answered))
     if settings.assemble_with == "None":
         return ChunkResult(output, records)
     if settings.join_source == "Input":
-        return ChunkResult(join_lines(data[:-1].split(b"\n"), lines.split(b"\n"), settings.content_type), records)
-    return ChunkResult(lines + b"\n", records)
+        return ChunkResult(join_lines(data[:-1].split(b"\n"), lines[:-1].split(b"\n"), settings.content_type),
+                           records)
+    return ChunkResult(lines, records)
+
+
+def line_block(output: bytes) -> tuple[bytes, int]:
+    """A response as lines that each end with a newline (blank lines at its end dropped), and their number.
+
+    A response that already ends with exactly one newline is returned as is: no copy of a large output.
+    """
+    end = len(output)
+    while end and output[end - 1] == 0x0A:  # usually one step: the final newline
+        end -= 1
+    if end == 0:
+        return b"", 0
+    block = output if end == len(output) - 1 else output[:end] + b"\n"
+    return block, block.count(b"\n")
 
 
 def _transform_records(predictor: Predictor, records: list[bytes], settings: TransformSettings) -> ChunkResult:

@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModelLoadError as exc:
         print(exc, file=sys.stderr)
         return 1
+    except FileNotFoundError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except BrokenProcessPool:
         print("a transform worker died (out of memory, or killed by a signal)", file=sys.stderr)
         return 1
