@@ -235,16 +235,13 @@ def _transform_records(predictor: Predictor, records: list[bytes], settings: Tra
         except Exception as exc:  # noqa: BLE001 - reported with its line
             return ChunkResult(b"", len(records), Failure(index, index, describe(exc)))
         if settings.assemble_with == "Line":
-            output = output.rstrip(b"\n")
-            if b"\n" in output or not output:
-                answered = output.count(b"\n") + 1 if output else 0
+            output, answered = line_block(output)
+            if answered != 1:
                 return ChunkResult(b"", len(records), Failure(index, index, count_failure(1, answered).message))
         outputs.append(output)
-    if settings.assemble_with == "None":
-        return ChunkResult(b"".join(outputs), len(records))
     if settings.join_source == "Input":
-        return ChunkResult(join_lines(records, outputs, settings.content_type), len(records))
-    return ChunkResult(b"\n".join(outputs) + b"\n", len(records))
+        return ChunkResult(join_lines(records, [o[:-1] for o in outputs], settings.content_type), len(records))
+    return ChunkResult(b"".join(outputs), len(records))
 
 
 def _transform_document(predictor: Predictor, data: bytes, settings: TransformSettings) -> ChunkResult:
