@@ -136,8 +136,7 @@ register = RegisterModel(
     name="Register", model=model, model_package_group_name=group,
     approval_status=decision["status"],  # Approved, or Rejected (the approved model before it stays current)
     content_types=["text/csv"], response_types=["text/csv"],
-    # The report by its URI: ModelMetrics(evaluation), the PropertyFile, is not found inside a ForEach body yet.
-    model_metrics=ModelMetrics(Join(on="/", values=[evaluate.properties.outputs["evaluation"], "evaluation.json"])),
+    model_metrics=ModelMetrics(evaluation),
     description=decision["summary"],
 )
 per_type = ForEach(

@@ -111,6 +111,12 @@ def test_two_weeks_one_approved_one_rejected_decide_which_model_writes_the_predi
     package = registry().describe("packaging-mailer", 2).package
     assert package.approval_status == "Approved" and package.description.startswith("approved: replaces")
     assert package.metrics["data"]["weeks"] == [2, 2] and package.metrics["metrics"]["roc_auc"]["value"] > 0.8
+    # Lineage follows this package type's own iteration of the loop, down to the data it was trained on.
+    lineage_steps = {s["name"] for s in package.lineage["steps"]}
+    assert {"Package-mailer-Train", "Package-mailer-Split"} <= lineage_steps
+    assert not any(name.startswith("Package-box-") for name in lineage_steps)
+    train_inputs = next(s for s in package.lineage["steps"] if s["name"] == "Package-mailer-Train")["inputs"]
+    assert train_inputs and all(i["fingerprint"] for i in train_inputs)  # the split it was trained on, by content
 
     # Daily inference for week 2's new products (twice: the second run replaces rows, it does not add any).
     daily = {"Mode": "daily", "PackageType": "mailer", "Since": week2["week_starts"], "PredictionDate": "2025-01-20",

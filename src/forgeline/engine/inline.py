@@ -6,6 +6,7 @@ and an :class:`InlineContext`. Control steps (Condition, Fail) are handled by th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import singledispatch
 from typing import Any
@@ -15,14 +16,34 @@ from forgeline.engine.resolve import ResolutionContext
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord
+from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.steps import Step
 
 
 @dataclass(frozen=True)
+class RunningPipeline:
+    """The pipeline as the orchestrator runs it: ForEach bodies expanded into their iterations."""
+
+    name: str
+    steps_by_name: Mapping[str, Step]
+    graph: StepGraph
+
+    @property
+    def steps(self) -> list[Step]:
+        """Every step, iterations included."""
+        return list(self.steps_by_name.values())
+
+    def step(self, name: str) -> Step:
+        """The step called ``name``."""
+        return self.steps_by_name[name]
+
+
+@dataclass(frozen=True)
 class InlineContext:
-    """What an inline step may use: the execution, the stores, resolved state and settings."""
+    """What an inline step may use: the execution, the running pipeline, the stores, resolved state, settings."""
 
     execution: ExecutionRecord
+    pipeline: RunningPipeline
     store: MetadataStore
     artifacts: ArtifactStore
     resolution: ResolutionContext

@@ -23,7 +23,7 @@ from forgeline.engine import registration  # noqa: F401 - registers RegisterMode
 from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
 from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.foreach import LoopState, expand, fan_in, resolve_items
-from forgeline.engine.inline import InlineContext, is_inline, run_inline
+from forgeline.engine.inline import InlineContext, RunningPipeline, is_inline, run_inline
 from forgeline.engine.jobspecs import JobContext, build_job_spec
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
 from forgeline.errors import ForgelineError
@@ -297,8 +297,9 @@ class Orchestrator:
 
     def _run_inline(self, step: Step) -> None:
         started = now()
-        ctx = InlineContext(self.store.get_execution(self.id), self.store, self.artifacts, self.resolution,
-                            self.settings)
+        running = RunningPipeline(self.pipeline.name, dict(self.steps), self.graph)
+        ctx = InlineContext(self.store.get_execution(self.id), running, self.store, self.artifacts,
+                            self.resolution, self.settings)
         try:
             result = run_inline(step, ctx)
         except ForgelineError as exc:

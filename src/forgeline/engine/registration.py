@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from forgeline.engine.fingerprint import Fingerprinter
-from forgeline.engine.inline import InlineContext, InlineResult, run_inline
+from forgeline.engine.inline import InlineContext, InlineResult, RunningPipeline, run_inline
 from forgeline.engine.resolve import render, resolve
 from forgeline.errors import ArtifactNotFoundError, ForgelineError, ModelRegistryError
 from forgeline.store.artifacts import ArtifactStore
@@ -27,7 +27,6 @@ from forgeline.store.metadata.records import ModelPackageDraft, ModelPackageReco
 from forgeline.workflow.expressions import JsonGet, Property, walk
 from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.models import check_group_name, parse_approval_status
-from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.steps import Model, ProcessingStep, PropertyFile, RegisterModel, Step, TrainingStep
 
 PACKAGES_FOLDER = "model-packages"
@@ -91,8 +90,7 @@ def prepare_registration(step: RegisterModel, ctx: InlineContext) -> Registratio
         raise ModelRegistryError(f"step {step.name!r}: model_data {model_data} does not exist")
     code = inference_code(step.model, work_dir, step.name)
     description = step.model_package_description
-    version = ctx.store.get_pipeline_version(ctx.execution.pipeline_name, ctx.execution.pipeline_version)
-    pipeline = Pipeline.from_definition(version.definition)
+    pipeline = ctx.pipeline  # the running view: inside a ForEach, this iteration's renamed steps
     ancestors = upstream_of(pipeline.graph, step.name)
     metrics, metrics_source = read_metrics(step, pipeline, ancestors, ctx)
     lineage = trace_lineage(step, pipeline, ancestors, model_data, ctx)
@@ -166,7 +164,7 @@ def upstream_of(graph: StepGraph, name: str) -> set[str]:
     return found
 
 
-def read_metrics(step: RegisterModel, pipeline: Pipeline, ancestors: set[str],
+def read_metrics(step: RegisterModel, pipeline: RunningPipeline, ancestors: set[str],
                  ctx: InlineContext) -> tuple[Any, dict[str, Any] | None]:
     """The parsed metrics report and where it came from (None, None without model_metrics)."""
     if step.model_metrics is None:
@@ -183,8 +181,8 @@ def read_metrics(step: RegisterModel, pipeline: Pipeline, ancestors: set[str],
         raise ModelRegistryError(f"step {step.name!r}: metrics report {uri} is not readable JSON: {exc}") from None
 
 
-def metrics_from_property_file(step: RegisterModel, source: PropertyFile, pipeline: Pipeline, ancestors: set[str],
-                               ctx: InlineContext) -> tuple[Any, dict[str, Any]]:
+def metrics_from_property_file(step: RegisterModel, source: PropertyFile, pipeline: RunningPipeline,
+                               ancestors: set[str], ctx: InlineContext) -> tuple[Any, dict[str, Any]]:
     """The property file as parsed by the upstream step that declares it."""
     declaring = [s.name for s in pipeline.steps if source.name in s.declared_property_files()]
     owners = [name for name in declaring if name in ancestors]
@@ -241,7 +239,7 @@ class _Fingerprints:
         return self.known[location]
 
 
-def trace_lineage(step: RegisterModel, pipeline: Pipeline, ancestors: set[str], model_data: str,
+def trace_lineage(step: RegisterModel, pipeline: RunningPipeline, ancestors: set[str], model_data: str,
                   ctx: InlineContext) -> dict[str, Any]:
     """Execution, parameters, and every upstream step's data inputs and outputs with content fingerprints."""
     execution, work_dir = ctx.execution, ctx.execution.work_dir

@@ -28,7 +28,7 @@ MB = 1024 * 1024
 IN_FLIGHT_PER_WORKER = 3
 """Chunks queued per worker: enough that none waits for the next one, few enough to bound memory."""
 CHUNKS_PER_WORKER = 16
-"""Chunks below max_payload_mb aim at this many per worker, so the last ones leave no worker idle for long."""
+"""Chunks are sized for this many per worker (max_payload_mb permitting), so the last ones idle no worker long."""
 MIN_CHUNK_BYTES = 256 * 1024
 """Chunks are not made smaller than this to spread work: below it the per-request cost starts to show."""
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
