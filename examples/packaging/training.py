@@ -9,7 +9,7 @@ from forgeline.workflow import (
     Pipeline, ParameterString, ParameterFloat, ParameterInteger,
     ProcessingStep, ProcessingInput, ProcessingOutput, PropertyFile, JsonGet, Join,
     TrainingStep, TrainingInput, TransformStep, TransformInput,
-    Model, ModelMetrics, RegisterModel, ForEach, ForEachItem, ExecutionVariables, CacheConfig, step,
+    Model, ModelMetrics, ModelPackage, RegisterModel, ForEach, ForEachItem, ExecutionVariables, CacheConfig, step,
 )
 
 CODE = "examples/packaging/code"
@@ -86,22 +86,16 @@ evaluate = ProcessingStep(
 
 @step(name="Compare")
 def compare(group: str, package_type: str, score: float, ok_rate: float, training_rows: int,
+            current_version: int | None, current_report: dict | None,
             max_score_drop: float, max_label_shift: float, max_size_change: float) -> dict:
     """Approve the candidate unless it loses score, or was trained on a different label mix or amount of data."""
-    from forgeline.errors import ModelPackageNotFoundError
-    from forgeline.registry import Registry
-
     candidate = {"score": score, "ok_rate": ok_rate, "training_rows": training_rows}
-    try:
-        current = Registry().latest_approved(group)
-    except ModelPackageNotFoundError:
-        current = None
-    if current is None:
+    if current_version is None:
         return {"package_type": package_type, "group": group, "status": "Approved", "candidate": candidate,
                 "current": None, "checks": {}, "reasons": [],
                 "summary": f"approved: the first approved model of {group}"}
-    report = current.metrics or {}
-    before = {"version": current.version, "score": report["metrics"]["roc_auc"]["value"],
+    report = current_report or {}
+    before = {"version": current_version, "score": report["metrics"]["roc_auc"]["value"],
               "ok_rate": report["data"]["ok_rate"], "training_rows": report["data"]["training_rows"]}
     checks = {
         "score_change": round(score - before["score"], 4),
@@ -125,11 +119,13 @@ def compare(group: str, package_type: str, score: float, ok_rate: float, trainin
             "current": before, "checks": checks, "reasons": reasons, "summary": summary}
 
 
+current = ModelPackage.latest_approved(group, default=None)
 decision = compare(
     group, package_type,
     JsonGet(step=evaluate, property_file=evaluation, json_path="metrics.roc_auc.value"),
     JsonGet(step=evaluate, property_file=evaluation, json_path="data.ok_rate"),
     JsonGet(step=evaluate, property_file=evaluation, json_path="data.training_rows"),
+    current.version, current.metrics,  # the approved model this week's candidate must beat (None: none yet)
     max_score_drop, max_label_shift, max_size_change,
 )
 register = RegisterModel(

@@ -67,3 +67,19 @@ def test_conditions(ctx: ResolutionContext) -> None:
     assert evaluate(ConditionOr(conditions=[ConditionEquals(left=1, right=2), ConditionEquals(left=3, right=3)]), ctx)
     with pytest.raises(ExpressionError, match="cannot compare"):
         evaluate(ConditionLessThan(left="a", right=1), ctx)
+
+
+def test_latest_approved_falls_back_to_its_default_only_when_asked(ctx: ResolutionContext) -> None:
+    from forgeline.errors import ModelPackageNotFoundError
+    from forgeline.workflow import ModelPackage
+    from forgeline.workflow.expressions import parse_value
+
+    def none_approved(group: str):
+        raise ModelPackageNotFoundError(f"no approved package in {group!r}")
+
+    ctx.find_latest_approved = none_approved
+    current = ModelPackage.latest_approved("digits", default=None)
+    assert resolve(current.version, ctx) is None and resolve(current.metrics, ctx) is None
+    assert parse_value(current.metrics.expr) == current.metrics
+    with pytest.raises(ModelPackageNotFoundError):
+        resolve(ModelPackage.latest_approved("digits").version, ctx)

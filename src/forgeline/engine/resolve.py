@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import singledispatch
 from typing import Any
 
-from forgeline.errors import ExpressionError
+from forgeline.errors import ExpressionError, ModelPackageNotFoundError
 from forgeline.store.metadata.records import ModelPackageRecord
 from forgeline.workflow.conditions import (
     Condition,
@@ -142,8 +142,14 @@ def model_package_of(value: LatestApprovedModelPackage, ctx: ResolutionContext) 
 
 @resolve.register(LatestApprovedModelPackage)
 def _latest_approved(value: LatestApprovedModelPackage, ctx: ResolutionContext) -> Any:
-    package = model_package_of(value, ctx)
-    return {"ModelData": package.model_data, "Version": package.version, "Arn": package.arn}[value.property_name]
+    try:
+        package = model_package_of(value, ctx)
+    except ModelPackageNotFoundError:
+        if value.has_default:
+            return value.default
+        raise
+    return {"ModelData": package.model_data, "Version": package.version, "Arn": package.arn,
+            "Metrics": package.metrics}[value.property_name]
 
 
 def walk_path(document: Any, path: list[Any], where: str) -> Any:

@@ -115,7 +115,8 @@ class FunctionCallServer:
 
 @contextmanager
 def _call_context(request: dict[str, Any]) -> Iterator[None]:
-    """Run from the project folder, with the project importable and the step's environment, then undo it all."""
+    """Start in the project folder (user files load from there), with the project importable and the step's
+    environment; the call itself then moves to the job directory. Everything is undone afterwards."""
     cwd = os.getcwd()
     saved_path = list(sys.path)
     saved_env = dict(os.environ)

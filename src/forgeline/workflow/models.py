@@ -37,9 +37,10 @@ def check_group_name(name: str) -> str:
 class LatestApprovedModelPackage(Expression):
     """The newest Approved package of a group, looked up when a step that uses it runs."""
 
-    PROPERTIES = ("ModelData", "Version", "Arn")
+    PROPERTIES = ("ModelData", "Version", "Arn", "Metrics")
+    NO_DEFAULT: Any = object()
 
-    def __init__(self, group: str | Expression, property_name: str = "ModelData") -> None:
+    def __init__(self, group: str | Expression, property_name: str = "ModelData", default: Any = NO_DEFAULT) -> None:
         if isinstance(group, str):
             check_group_name(group)
         elif not isinstance(group, Expression):
@@ -50,21 +51,32 @@ class LatestApprovedModelPackage(Expression):
             )
         self.group = group
         self.property_name = property_name
+        self.default = default
 
     @property
     def model_data(self) -> LatestApprovedModelPackage:
         """The URI of the package's model artifacts (also what the package itself resolves to)."""
-        return LatestApprovedModelPackage(self.group, "ModelData")
+        return LatestApprovedModelPackage(self.group, "ModelData", self.default)
 
     @property
     def version(self) -> LatestApprovedModelPackage:
         """The package's version number in its group."""
-        return LatestApprovedModelPackage(self.group, "Version")
+        return LatestApprovedModelPackage(self.group, "Version", self.default)
 
     @property
     def arn(self) -> LatestApprovedModelPackage:
         """The package's identifier, ``<group>/<version>``."""
-        return LatestApprovedModelPackage(self.group, "Arn")
+        return LatestApprovedModelPackage(self.group, "Arn", self.default)
+
+    @property
+    def metrics(self) -> LatestApprovedModelPackage:
+        """The metrics report registered with the package (the parsed JSON)."""
+        return LatestApprovedModelPackage(self.group, "Metrics", self.default)
+
+    @property
+    def has_default(self) -> bool:
+        """Whether a group without an approved package resolves to ``default`` instead of failing the step."""
+        return self.default is not LatestApprovedModelPackage.NO_DEFAULT
 
     @property
     def expr(self) -> dict[str, Any]:
@@ -72,6 +84,8 @@ class LatestApprovedModelPackage(Expression):
         body: dict[str, Any] = {"Group": serialize(self.group)}
         if self.property_name != "ModelData":
             body["Property"] = self.property_name
+        if self.has_default:
+            body["Default"] = serialize(self.default)
         return {LATEST_APPROVED_FUNCTION: body}
 
     @classmethod
@@ -79,7 +93,8 @@ class LatestApprovedModelPackage(Expression):
         """Inverse of :attr:`expr`, given the function's body."""
         if "Group" not in body:
             raise PipelineDefinitionError(f"{LATEST_APPROVED_FUNCTION} needs a 'Group', got {dict(body)!r}")
-        return cls(parse_value(body["Group"]), body.get("Property", "ModelData"))
+        return cls(parse_value(body["Group"]), body.get("Property", "ModelData"),
+                   parse_value(body["Default"]) if "Default" in body else cls.NO_DEFAULT)
 
     def children(self) -> Iterable[Any]:
         """The group (a parameter, when it is one)."""
@@ -90,6 +105,11 @@ class ModelPackage:
     """Entry point for expressions over registered model packages."""
 
     @staticmethod
-    def latest_approved(group: str | Expression) -> LatestApprovedModelPackage:
-        """The newest Approved version of ``group``; resolves to its model data URI unless a property is taken."""
-        return LatestApprovedModelPackage(group)
+    def latest_approved(group: str | Expression, default: Any = LatestApprovedModelPackage.NO_DEFAULT,
+                        ) -> LatestApprovedModelPackage:
+        """The newest Approved version of ``group``; resolves to its model data URI unless a property is taken.
+
+        With ``default`` given (``None`` too), a group with no approved package resolves to it instead of
+        failing the step that uses it: how a first training run compares against "nothing yet".
+        """
+        return LatestApprovedModelPackage(group, default=default)
