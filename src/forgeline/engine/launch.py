@@ -16,6 +16,7 @@ from forgeline.engine.plan import StepPlan, plan_pipeline
 from forgeline.errors import ForgelineError
 from forgeline.jobs.function import WORKER_ENV
 from forgeline.store.artifacts import ArtifactStore
+from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
@@ -106,7 +107,10 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> b
     returns False, forking nothing, when other threads run (a notebook kernel, a web server): the caller then
     spawns a fresh interpreter instead.
     """
-    if threading.active_count() > 1 or not hasattr(os, "fork") or not database_files_closed(settings):
+    if threading.active_count() > 1 or not hasattr(os, "fork"):
+        return False
+    release_connections()  # idle SQLite connections would otherwise cross the fork
+    if not database_files_closed(settings):
         return False
     log_dir = settings.logs_dir / execution_id
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -149,10 +153,17 @@ def database_files_closed(settings: Settings) -> bool:
         return False
     database = os.path.realpath(settings.database_url.removeprefix("sqlite:///"))
     try:
-        targets = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")]
+        descriptors = os.listdir("/proc/self/fd")
     except OSError:
         return False
-    return not any(target.startswith(database) for target in targets)
+    for fd in descriptors:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # closed meanwhile (the listing's own descriptor, for one)
+            continue
+        if target.startswith(database):
+            return False
+    return True
 
 
 def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fork: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL, Connection
 
 READ_ONLY_OPTION = "forgeline_read_only"
+# Every engine this process made, so their idle connections can be closed before a fork (see release_connections).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
 
@@ -21,7 +24,14 @@ def create_metadata_engine(database_url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
     event.listen(engine, "connect", _configure_sqlite_connection)
     event.listen(engine, "begin", _begin_sqlite_transaction)
+    _ENGINES.add(engine)
     return engine
+
+
+def release_connections() -> None:
+    """Close the idle pooled connections of every metadata engine of this process (they reopen on demand)."""
+    for engine in list(_ENGINES):
+        engine.dispose()
 
 
 def read_only(engine: Engine) -> Engine:
