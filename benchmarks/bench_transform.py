@@ -8,8 +8,8 @@ folder and reused. Model: scikit-learn's LogisticRegression fitted on 50,000 of 
    whole file at once (its bytes already in memory), plus the bare ``model.predict`` on the parsed array.
 2. The batch transform job (``batch_transform.py``, the process a TransformStep runs, on ``transform_folder``)
    with 1 and 2 workers, end to end: spawning the workers, each loading the model (importing scikit-learn),
-   reading, predicting, writing the output. Start-up alone is measured as the same job on a 2-row file; "after
-   start-up" is rows / (end to end − start-up).
+   reading, predicting, writing the output. Start-up alone is measured as the same job on two one-row files (two
+   batches, so that both workers start); "after start-up" is rows / (end to end − start-up).
 3. Once through a whole pipeline: a TransformStep with ``instance_count=2`` in a fresh ``FORGELINE_HOME``; the
    step's duration includes staging the 73 MB input and collecting the output.
 
@@ -51,6 +51,7 @@ FIT_ROWS = 50_000
 CONTENT_TYPE = "text/csv"
 GOAL = 0.80
 PAYLOAD_MB = 6.0
+TINY_ROWS = 2
 DATA_VERSION = 1  # bump when the generated data changes
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -81,9 +82,11 @@ def generate(rows: int, root: Path) -> Workspace:
         partial = data.with_suffix(".partial")
         numpy.savetxt(partial, features, fmt="%.6f", delimiter=",")
         partial.rename(data)
-    tiny = root / "tiny" / "tiny.csv"
-    tiny.parent.mkdir(exist_ok=True)
-    tiny.write_bytes(_first_lines(data, 2))
+    tiny = root / "tiny"  # one row in each of two files: two batches, so that both workers start
+    shutil.rmtree(tiny, ignore_errors=True)
+    tiny.mkdir()
+    for index, line in enumerate(_first_lines(data, TINY_ROWS)):
+        (tiny / f"part-{index}.csv").write_bytes(line)
     sample = features[:FIT_ROWS]
     labels = (sample @ numpy.linspace(-1, 1, COLUMNS) + 0.1 * generator.normal(size=len(sample)) > 0).astype(int)
     model = root / "model"
@@ -95,9 +98,9 @@ def generate(rows: int, root: Path) -> Workspace:
     return Workspace(data, tiny, model, scratch, rows)
 
 
-def _first_lines(path: Path, count: int) -> bytes:
+def _first_lines(path: Path, count: int) -> list[bytes]:
     with path.open("rb") as handle:
-        return b"".join(handle.readline() for _ in range(count))
+        return [handle.readline() for _ in range(count)]
 
 
 def busy_cpu_seconds() -> float:
@@ -189,8 +192,8 @@ def measure_transform(space: Workspace, source: Path, workers: int) -> float:
     seconds = time.perf_counter() - started
     if job.returncode != 0:
         raise BenchmarkError(f"the transform job with {workers} worker(s) failed: {job.stderr.strip()}")
-    expected = 2 if source == space.tiny else space.rows
-    written = (target / f"{source.name}.out").read_bytes().count(b"\n")
+    expected = TINY_ROWS if source == space.tiny else space.rows
+    written = sum(output.read_bytes().count(b"\n") for output in target.rglob("*.out"))
     if written != expected:
         raise BenchmarkError(f"the transform job with {workers} worker(s) wrote {written} lines for {expected} rows")
     return seconds
@@ -271,13 +274,16 @@ def figures(samples: Samples, rows: int) -> list[Figure]:
     for workers in (1, 2):
         full, startup = samples.full[workers], samples.startup[workers]
         after = [max(f - s, 1e-9) for f, s in zip(full, startup, strict=True)]
+        # Best of a difference would pick the round whose start-up happened to be slow: best minus best instead.
+        best_after = rows / max(best(full) - best(startup), 1e-9)
         result += [
             Figure(f"Transform job, {workers} worker(s), end to end", rate(rows, full, median),
-                   rate(rows, full, best), "rows/s", rate(rows, full, median) / (2 * ceiling)),
-            Figure(f"  start-up: spawn {workers} worker(s) + load the model (2-row input)", median(startup),
+                   rate(rows, full, best), "rows/s", rate(rows, full, median) / (2 * ceiling),
+                   break_even(rows, ceiling, median(startup), rate(rows, after, median)) if workers == 2 else ""),
+            Figure(f"  start-up: spawn {workers} worker(s) + load the model (2 one-row files)", median(startup),
                    best(startup), "s"),
-            Figure(f"Transform job, {workers} worker(s), after start-up", rate(rows, after, median),
-                   rate(rows, after, best), "rows/s", rate(rows, after, median) / (2 * ceiling),
+            Figure(f"Transform job, {workers} worker(s), after start-up", rate(rows, after, median), best_after,
+                   "rows/s", rate(rows, after, median) / (2 * ceiling),
                    "goal ≥ 80 % of 2 × ceiling" if workers == 2 else ""),
         ]
     if samples.pipeline_step:
@@ -290,6 +296,15 @@ def figures(samples: Samples, rows: int) -> list[Figure]:
                    best(samples.pipeline_wall), "s"),
         ]
     return result
+
+
+def break_even(rows: int, ceiling: float, startup: float, steady: float) -> str:
+    """From how many rows the end-to-end rate reaches the goal, given a fixed start-up and the steady rate."""
+    target = GOAL * 2 * ceiling
+    if steady <= target:
+        return "end to end never reaches the goal: the steady rate is below it"
+    needed = startup * target / (1 - target / steady)  # rows / (startup + rows / steady) = target
+    return f"start-up dominates at {rows:,} rows; end to end reaches the goal from ≈ {needed / 1e6:,.0f}M rows"
 
 
 def cell(value: float, unit: str) -> str:
@@ -312,28 +327,45 @@ def section(samples: Samples, rows: int, rounds: int) -> str:
     """The README block: method, machine, table and what the figures say."""
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     foreign = statistics.median(samples.foreign)
+    rows_ = figures(samples, rows)
+    named = {f.name: f for f in rows_}
+    steady = named["Transform job, 2 worker(s), after start-up"].ratio
+    end_to_end = named["Transform job, 2 worker(s), end to end"].ratio
+    startup = statistics.median(samples.startup[2])
+    ceiling = rows / statistics.median(samples.ceiling)
     return "\n".join([
         SECTION_BEGIN,
         "## Batch transform (`bench_transform.py`)",
         "",
-        f"Rows per second of a batch transform over a {rows:,}-row CSV (8 numeric columns) with scikit-learn's "
-        "LogisticRegression served by the default handlers (`model.joblib`, no entry point), against the ceiling: "
-        "the same `input_fn` → `predict_fn` → `output_fn` over the whole file in one process. *End to end* "
-        "includes spawning the workers and each loading the model (importing scikit-learn); *start-up* is the "
-        "same call on a 2-row file; *after start-up* is rows / (end to end − start-up). The pipeline row is one "
-        "TransformStep with `instance_count=2` in a fresh `FORGELINE_HOME`, its step duration (staging the input "
-        "and collecting the output included).",
+        f"Rows per second of a batch transform over a {rows:,}-row CSV (8 numeric columns, ~73 MB) with "
+        "scikit-learn's LogisticRegression served by the default handlers (`model.joblib`, no entry point), "
+        "against the ceiling: the same `input_fn` → `predict_fn` → `output_fn` over the whole file in one process, "
+        "its bytes already in memory. The transform rows run the job's own process (`batch_transform.py`, as a "
+        "TransformStep runs it, input already staged). *End to end* includes spawning the workers and each one "
+        "loading the model, which imports scikit-learn; *start-up* is the same job on two one-row files (so that "
+        "every worker starts); *after start-up* is rows / (end to end − start-up), its best column best end to "
+        "end − best start-up. The pipeline row is one TransformStep with `instance_count=2` in a fresh "
+        "`FORGELINE_HOME`: its step duration, staging the input and collecting the output included.",
         "",
         f"Measured {when} with forgeline {forgeline.__version__}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.machine()}, {CORES} cores shared with other work: other processes used "
-        f"{foreign:.0%} of them during the timed runs (median over rounds; each round waited for a quiet moment "
-        f"first). Medians of {rounds} interleaved rounds, and the best round.",
+        f"{foreign:.0%} of them during the timed runs (median over rounds; each round first waited for a quiet "
+        f"moment). Medians of {rounds} interleaved rounds, and the best round. Compare figures of one run only.",
         "",
-        table(figures(samples, rows)),
+        table(rows_),
         "",
-        "Goal: 2 workers on 2 cores reach at least 80 % of 2 × the ceiling.",
+        "Goal: 2 workers on 2 cores reach at least 80 % of 2 × the ceiling. The workers' steady rate is what the "
+        "transform itself controls (workers reading their own byte ranges, batches of whole lines, ordered "
+        f"assembly): {verdict(steady)}. End to end: {verdict(end_to_end)}; the fixed start-up (a Python process per "
+        f"worker importing scikit-learn to unpickle the model, {startup:.2f} s) is larger than the whole ceiling "
+        f"run of {rows:,} rows ({rows / ceiling:.2f} s).",
         SECTION_END,
     ])
+
+
+def verdict(ratio: float | None) -> str:
+    assert ratio is not None
+    return f"{ratio:.0%} of 2 × ceiling, goal {'met' if ratio >= GOAL else 'missed'}"
 
 
 def write_readme(text: str, readme: Path = README) -> None:

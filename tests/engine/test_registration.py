@@ -13,7 +13,7 @@ import pytest
 
 from forgeline.config import Settings
 from forgeline.engine.fingerprint import Fingerprinter
-from forgeline.engine.inline import InlineContext, InlineResult, is_inline, run_inline
+from forgeline.engine.inline import InlineContext, InlineResult, RunningPipeline, is_inline, run_inline
 from forgeline.engine.registration import source_data, upstream_of
 from forgeline.engine.resolve import ResolutionContext, resolve
 from forgeline.errors import ExpressionError, ForgelineError, ModelPackageNotFoundError
@@ -71,7 +71,8 @@ class Harness:
                                        properties=properties)
         resolution = ResolutionContext(execution_id, pipeline.name, datetime.now(UTC), parameters or {},
                                        step_properties=dict(finished))
-        ctx = InlineContext(self.store.get_execution(execution_id), self.store, self.artifacts, resolution,
+        running = RunningPipeline(pipeline.name, {s.name: s for s in pipeline.steps}, pipeline.graph)
+        ctx = InlineContext(self.store.get_execution(execution_id), running, self.store, self.artifacts, resolution,
                             self.settings)
         return run_inline(pipeline.step(step), ctx)
 

@@ -73,6 +73,19 @@ def test_csv_lines_format_like_one_str_per_value(prediction: object) -> None:
     assert default_output_fn(prediction, "text/csv; charset=utf-8") == expected
 
 
+@pytest.mark.parametrize("labels", [
+    numpy.random.default_rng(1).integers(0, 3, 5000),  # class labels: formatted through a lookup table
+    numpy.random.default_rng(2).integers(-4, 4, (2000, 3)),
+    numpy.arange(-128, 128, dtype=numpy.int8).repeat(8),  # the offsets must not overflow int8
+    numpy.array([2**64 - 1, 2**64 - 5] * 800, dtype=numpy.uint64),
+    numpy.random.default_rng(3).integers(-10**12, 10**12, 3000),  # too wide a range for a table
+])
+def test_many_integer_predictions_format_like_str(labels: numpy.ndarray) -> None:
+    rows = labels.tolist()
+    expected = "".join((",".join(map(str, r)) if isinstance(r, list) else str(r)) + "\n" for r in rows)
+    assert csv_lines(labels) == expected
+
+
 def test_an_empty_prediction_is_no_lines() -> None:
     assert csv_lines(numpy.array([])) == ""
     assert csv_lines([]) == ""

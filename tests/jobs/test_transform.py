@@ -18,14 +18,8 @@ from typing import Any
 import pytest
 
 from forgeline.inference.loader import ModelSource, load_model
-from forgeline.jobs.transform import (
-    ModelLoadError,
-    RecordError,
-    TransformSettings,
-    chunk_size,
-    plan_chunks,
-    transform_folder,
-)
+from forgeline.jobs.transform import transform_folder
+from forgeline.jobs.transform_chunks import ModelLoadError, RecordError, TransformSettings, chunk_size, plan_chunks
 
 INFERENCE = """
     import json, os, random, time
@@ -33,7 +27,10 @@ INFERENCE = """
 
     def model_fn(model_dir):
         with open(os.path.join(model_dir, "weights.json")) as handle:
-            return json.load(handle)
+            weights = json.load(handle)
+        if weights.get("say"):
+            print("loaded in", os.getpid())  # not flushed: the worker must flush it before it ends
+        return weights
 
     def predict_fn(data, model):
         if isinstance(data, list) and data and isinstance(data[0], dict):  # JSON records
@@ -263,3 +260,13 @@ def test_workers_share_the_cores_for_numeric_threads(tmp_path: Path, monkeypatch
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's choice wins
     transform_folder(data, tmp_path / "out", weights_model(tmp_path, threads=True), settings(workers=2))
     assert set(lines(tmp_path / "out" / "data.csv.out")) == {"3"}
+
+
+def test_what_the_workers_print_is_not_lost(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    data = write_csv(tmp_path / "data.csv", range(2000))
+
+    transform_folder(data, tmp_path / "out", weights_model(tmp_path, say=True),
+                     settings(max_payload_mb=0.0005, workers=2))
+
+    printed = [line for line in capfd.readouterr().out.splitlines() if line.startswith("loaded in")]
+    assert len(printed) == 2 and len(set(printed)) == 2, printed

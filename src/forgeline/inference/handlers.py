@@ -16,6 +16,8 @@ CSV = "text/csv"
 JSON_LINES = "application/jsonlines"
 JSON_LINES_ALIASES = frozenset({JSON_LINES, "application/x-jsonlines", "application/jsonl", "application/x-ndjson"})
 MODEL_FILES = ("model.joblib", "model.pkl", "model.pickle")
+SMALL_RANGE = 1024
+"""Integer predictions spanning fewer values than this (class labels) are formatted through a lookup table."""
 
 
 def media_type(content_type: str) -> str:
@@ -120,7 +122,7 @@ def csv_lines(prediction: Any) -> str:
     """
     numpy = sys.modules.get("numpy")  # without numpy loaded, the prediction cannot be an array
     if numpy is not None and isinstance(prediction, numpy.ndarray) and prediction.ndim in (1, 2) and prediction.size:
-        values = list(map(str, prediction.ravel().tolist()))
+        values = _texts(prediction.ravel())
         if prediction.ndim == 1 or prediction.shape[1] == 1:
             return "\n".join(values) + "\n"
         rows, columns = prediction.shape
@@ -134,6 +136,19 @@ def csv_lines(prediction: Any) -> str:
     return "".join(
         (",".join(str(v) for v in row) if isinstance(row, (list, tuple)) else str(row)) + "\n" for row in rows
     )
+
+
+def _texts(values: Any) -> list[str]:
+    """``str`` of every value of a flat numpy array; class labels (integers in a small range) through a table."""
+    if values.dtype.kind in "iu" and values.size > SMALL_RANGE:
+        low, high = int(values.min()), int(values.max())
+        if high - low < SMALL_RANGE:
+            import numpy
+
+            wide = values.astype(numpy.int64 if values.dtype.kind == "i" else numpy.uint64)  # no overflow below
+            words = [str(number) for number in range(low, high + 1)]
+            return list(map(words.__getitem__, (wide - wide.dtype.type(low)).tolist()))
+    return list(map(str, values.tolist()))
 
 
 def _json_document(body: bytes | bytearray | str) -> Any:

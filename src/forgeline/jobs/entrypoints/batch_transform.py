@@ -11,7 +11,8 @@ from pathlib import Path
 
 from forgeline.errors import ForgelineError
 from forgeline.inference.loader import ModelSource, load_model, materialize_model
-from forgeline.jobs.transform import ModelLoadError, RecordError, TransformSettings, transform_folder
+from forgeline.jobs.transform import transform_folder
+from forgeline.jobs.transform_chunks import ModelLoadError, RecordError, TransformSettings
 from forgeline.store.artifacts import ArtifactStore
 
 UNPACKED_MODEL = "model-unpacked"
