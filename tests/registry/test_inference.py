@@ -12,8 +12,8 @@ import numpy
 import pytest
 
 from forgeline.errors import ModelRegistryError
-from forgeline.registry import ModelSource, load_model
 from forgeline.inference.handlers import default_output_fn
+from forgeline.registry import ModelSource, load_model
 from forgeline.store.artifacts import ArtifactStore
 
 ROWS = [[1, 2], [3, 4]]

@@ -1,4 +1,4 @@
-"""Batch transform, the parent side: cut input files into chunks of whole records, predict on worker processes, assemble in order.
+"""Batch transform, the parent side: cut input files into chunks, predict on worker processes, assemble in order.
 
 The model is reached only through a predictor (``predict(body, content_type, accept)``) built by a factory that
 each worker calls once; the factory is the inference contract's loader, so batch transform, the registry and
