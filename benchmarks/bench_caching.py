@@ -35,6 +35,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from readme_section import write_section
+
 import forgeline
 from forgeline.workflow import CacheConfig, Pipeline, ProcessingInput, ProcessingOutput, ProcessingStep
 
@@ -411,13 +413,7 @@ def section(body: str, runs: int) -> str:
 
 def write_readme(block: str, readme: Path = README) -> None:
     """Replace the text between this benchmark's markers, or append its section with them."""
-    text = readme.read_text() if readme.exists() else ""
-    begin, end = text.find(BEGIN), text.find(END)
-    if begin != -1 and end > begin:
-        text = text[:begin] + block + text[end + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + SECTION_INTRO + "\n### Figures\n\n" + block + "\n"
-    readme.write_text(text)
+    write_section(block, BEGIN, END, SECTION_INTRO + "\n### Figures", readme)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from readme_section import write_section
+
 import forgeline
 from forgeline.errors import ForgelineError
 from forgeline.workflow import Pipeline, ProcessingStep, step
@@ -363,13 +365,7 @@ def figures_section(results: Results) -> str:
 
 def write_readme(section: str, readme: Path = README) -> None:
     """Replace the figures between the markers of `readme`, or append them if the markers are missing."""
-    text = readme.read_text() if readme.exists() else ""
-    begin, end = text.find(FIGURES_BEGIN), text.find(FIGURES_END)
-    if begin != -1 and end > begin:
-        text = text[:begin] + section + text[end + len(FIGURES_END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n## Figures\n\n" + section + "\n"
-    readme.write_text(text)
+    write_section(section, FIGURES_BEGIN, FIGURES_END, "## Figures", readme)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_orchestration import BenchmarkError, deadline, failure_report, fresh_home, plain
+from readme_section import write_section
 
 import forgeline
 from forgeline.engine.loader import load_pipeline
@@ -215,13 +216,7 @@ def section(r: Results) -> str:
 
 def write_readme(text: str, readme: Path = README) -> None:
     """Replace the block between the training markers, or append it under its own heading."""
-    current = readme.read_text() if readme.exists() else ""
-    begin, end = current.find(SECTION_BEGIN), current.find(SECTION_END)
-    if begin != -1 and end > begin:
-        current = current[:begin] + text + current[end + len(SECTION_END):]
-    else:
-        current = current.rstrip("\n") + "\n\n## Training overhead (`bench_training.py`)\n\n" + text + "\n"
-    readme.write_text(current)
+    write_section(text, SECTION_BEGIN, SECTION_END, "## Training overhead (`bench_training.py`)", readme)
 
 
 def main(argv: list[str] | None = None) -> int:

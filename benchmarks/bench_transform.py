@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench_orchestration import BenchmarkError, deadline, failure_report, fresh_home, plain
+from readme_section import write_section
 
 import forgeline
 from forgeline.engine.jobspecs import BATCH_TRANSFORM_SCRIPT
@@ -370,13 +371,7 @@ def verdict(ratio: float | None) -> str:
 
 def write_readme(text: str, readme: Path = README) -> None:
     """Replace the block between the transform markers, or append it."""
-    current = readme.read_text() if readme.exists() else ""
-    begin, end = current.find(SECTION_BEGIN), current.find(SECTION_END)
-    if begin != -1 and end > begin:
-        current = current[:begin] + text + current[end + len(SECTION_END):]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    readme.write_text(current)
+    write_section(text, SECTION_BEGIN, SECTION_END, readme=readme)
 
 
 def main(argv: list[str] | None = None) -> int:
