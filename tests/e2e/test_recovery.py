@@ -85,9 +85,12 @@ def kill_orchestrator(execution) -> int:
     assert pid and process_alive(pid)
     os.kill(pid, signal.SIGKILL)
     try:
-        os.waitpid(pid, 0)  # it is our child (pipeline.start spawned it): reap it
+        os.waitpid(pid, 0)  # reap it when it is our child (spawned); a forked one belongs to init
     except ChildProcessError:
         pass
+    deadline = time.monotonic() + 5
+    while process_alive(pid) and time.monotonic() < deadline:  # the kernel delivers SIGKILL asynchronously
+        time.sleep(0.01)
     assert not process_alive(pid)
     return pid
 
