@@ -453,10 +453,8 @@ class Orchestrator:
 
 def retry_policy_for(step: Step, failure_kind: str | None, attempt: int) -> RetryPolicy | None:
     """The first retry policy of ``step`` that covers this failure and still allows another attempt."""
-    for policy in getattr(step, "retry_policies", []):
-        if failure_kind in policy.on and attempt < policy.max_attempts:
-            return policy  # type: ignore[no-any-return]
-    return None
+    policies: list[RetryPolicy] = getattr(step, "retry_policies", [])
+    return next((policy for policy in policies if policy.allows(failure_kind, attempt)), None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -80,6 +80,10 @@ class RetryPolicy:
         if self.interval_seconds < 0 or self.backoff_rate < 1.0:
             raise PipelineDefinitionError("RetryPolicy needs interval_seconds >= 0 and backoff_rate >= 1")
 
+    def allows(self, failure_kind: str | None, attempt: int) -> bool:
+        """Whether a failure of this kind on attempt number ``attempt`` (of this round) earns another attempt."""
+        return failure_kind in self.on and attempt < self.max_attempts
+
     def delay_before(self, attempt: int) -> float:
         """Seconds to wait before attempt number ``attempt`` (2 is the first retry)."""
         delay = self.interval_seconds * self.backoff_rate ** max(attempt - 2, 0)
