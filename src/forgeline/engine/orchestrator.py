@@ -15,17 +15,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from forgeline.config import Settings
 from forgeline.engine import registration  # noqa: F401 - registers RegisterModel's inline runner
 from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
 from forgeline.engine.fingerprint import Fingerprinter
-from forgeline.engine.foreach import LoopState, expand, fan_in, resolve_items
 from forgeline.engine.inline import InlineContext, RunningPipeline, is_inline, run_inline
 from forgeline.engine.jobspecs import JobContext, build_job_spec
+from forgeline.engine.loops import LoopRunner
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
+from forgeline.engine.state import ExecutionState, now
 from forgeline.errors import ForgelineError
 from forgeline.executors.base import Executor, JobHandle
 from forgeline.executors.local import LocalExecutor
@@ -35,7 +35,6 @@ from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionStatus, MetricPoint, StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
-from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.policies import RetryPolicy
 from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, JobStep, Step
@@ -59,11 +58,6 @@ class RunningJob:
     cache_key: CacheKey | None
 
 
-def now() -> datetime:
-    """The current UTC time."""
-    return datetime.now(UTC)
-
-
 def property_document(run: StepRun) -> dict[str, Any]:
     """What expressions see of a finished step: its outputs, properties and metrics."""
     return {"outputs": dict(run.outputs), "metrics": dict(run.metrics), **run.properties}
@@ -81,12 +75,8 @@ class Orchestrator:
         self.id = self.record.id
         version = store.get_pipeline_version(self.record.pipeline_name, self.record.pipeline_version)
         self.pipeline = Pipeline.from_definition(version.definition)
-        self.graph = self.pipeline.graph
-        self.steps: dict[str, Step] = {s.name: s for s in self.pipeline.steps}
-        self.loops: dict[str, LoopState] = {}
         self.max_parallel = self.pipeline.parallelism_config.max_parallel_steps or os.cpu_count() or 1
         self.executor = executor or LocalExecutor(artifacts, self.max_parallel)
-        self.status: dict[str, StepStatus] = {}
         self.attempts: dict[str, int] = {}
         self.round_base: dict[str, int] = {}
         self.running: dict[Future[JobResult], RunningJob] = {}
@@ -98,11 +88,14 @@ class Orchestrator:
             find_latest_approved=store.latest_approved_model_package,
             find_model_package=store.get_model_package,
         )
+        self.state = ExecutionState(store, self.id, self.pipeline, self.resolution)
+        self.status, self.steps = self.state.status, self.state.steps  # shared, never rebound
+        self.loops = LoopRunner(self.state)
         runs = store.list_step_runs(self.id)
         for run in runs:
             step = self.steps.get(run.name)
             if isinstance(step, ForEach) and "items" in run.properties:
-                self._add_iterations(step, run.properties["items"])
+                self.loops.restore(step, run.properties["items"])
         for run in runs:
             status = run.status
             if status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
@@ -153,7 +146,7 @@ class Orchestrator:
             self._poll_stop()
             if not self.stopping and self.fail_message is None:
                 self._skip_blocked()
-                self._complete_loops()
+                self.loops.complete()
                 started = self._start_ready()
                 if started:
                     continue
@@ -172,12 +165,12 @@ class Orchestrator:
     def _ready(self) -> list[str]:
         due = {name for t, name in self.delayed if t <= time.monotonic()}
         ready = []
-        for name in self.graph.order:
+        for name in self.state.graph.order:
             if self.status[name] != StepStatus.PENDING or any(n == name for _, n in self.delayed) \
                     and name not in due:
                 continue
-            if all(self.status.get(up) == StepStatus.SUCCEEDED for up in self.graph.upstream[name]) \
-                    and self._within_loop_cap(name):
+            if all(self.status.get(up) == StepStatus.SUCCEEDED for up in self.state.graph.upstream[name]) \
+                    and self.loops.may_start(name):
                 ready.append(name)
         return ready
 
@@ -186,14 +179,14 @@ class Orchestrator:
         for name in self._ready():
             step = self.steps[name]
             if isinstance(step, JobStep) and len(self.running) >= self.max_parallel \
-                    or not self._within_loop_cap(name):  # earlier starts in this round may have used the slot
+                    or not self.loops.may_start(name):  # earlier starts in this round may have used the slot
                 continue
             self.delayed = [(t, n) for t, n in self.delayed if n != name]
             started = True
             if isinstance(step, ConditionStep):
                 self._run_condition(step)
             elif isinstance(step, ForEach):
-                self._start_loop(step)
+                self.loops.start(step)
             elif isinstance(step, FailStep):
                 self._run_fail(step)
                 return True
@@ -207,36 +200,30 @@ class Orchestrator:
         changed = True
         while changed:
             changed = False
-            for name in self.graph.order:
+            for name in self.state.graph.order:
                 if self.status[name] != StepStatus.PENDING:
                     continue
-                blocked = [up for up in sorted(self.graph.upstream[name]) if self.status.get(up) in BLOCKING]
+                blocked = [up for up in sorted(self.state.graph.upstream[name]) if self.status.get(up) in BLOCKING]
                 if blocked:
                     up = blocked[0]
                     reason = f"upstream step {up!r} {self.status[up].value.lower()}"
-                    self._set(name, StepStatus.SKIPPED, failure_reason=reason)
+                    self.state.set(name, StepStatus.SKIPPED, failure_reason=reason)
                     changed = True
-
-    def _set(self, name: str, status: StepStatus, **fields: Any) -> None:
-        self.status[name] = status
-        if status.is_terminal:
-            fields.setdefault("ended_at", now())
-        self.store.update_step_run(self.id, name, status=status, **fields)
 
     def _run_condition(self, step: ConditionStep) -> None:
         started = now()
         try:
             outcome = all(evaluate(c, self.resolution) for c in step.conditions)
         except ForgelineError as exc:
-            self._set(step.name, StepStatus.FAILED, started_at=started,
+            self.state.set(step.name, StepStatus.FAILED, started_at=started,
                       failure_reason=f"condition could not be evaluated: {exc}")
             return
         self.resolution.step_properties[step.name] = {"outcome": outcome}
-        self._set(step.name, StepStatus.SUCCEEDED, started_at=started, properties={"outcome": outcome})
+        self.state.set(step.name, StepStatus.SUCCEEDED, started_at=started, properties={"outcome": outcome})
         not_chosen = step.else_steps if outcome else step.if_steps
         for skipped in not_chosen:
             if self.status[skipped.name] == StepStatus.PENDING:
-                self._set(skipped.name, StepStatus.SKIPPED, started_at=None,
+                self.state.set(skipped.name, StepStatus.SKIPPED, started_at=None,
                           failure_reason=f"not chosen: {step.name} evaluated to {str(outcome).lower()}")
 
     def _run_fail(self, step: FailStep) -> None:
@@ -246,67 +233,20 @@ class Orchestrator:
         except ForgelineError as exc:
             message = f"FailStep {step.name!r} message could not be resolved: {exc}"
         self.fail_message = message or f"FailStep {step.name!r} was reached"
-        self._set(step.name, StepStatus.FAILED, started_at=started, failure_reason=self.fail_message)
-
-    def _start_loop(self, loop: ForEach) -> None:
-        run = self.store.get_step_run(self.id, loop.name)
-        try:
-            items = run.properties.get("items") or resolve_items(loop, self.resolution)
-        except ForgelineError as exc:
-            self._set(loop.name, StepStatus.FAILED, started_at=now(), failure_reason=str(exc))
-            return
-        if not items:
-            self._set(loop.name, StepStatus.SUCCEEDED, started_at=now(),
-                      properties={"items": [], "outputs": {name: [] for name in loop.outputs}})
-            return
-        self._add_iterations(loop, items)
-        self.status[loop.name] = StepStatus.EXECUTING
-        self.store.update_step_run(self.id, loop.name, status=StepStatus.EXECUTING, started_at=now(),
-                                   properties={"items": items})
-
-    def _add_iterations(self, loop: ForEach, items: list[Any]) -> None:
-        """Add each item's copy of the body to the graph (and to the store, where it is new)."""
-        state = LoopState(loop, expand(loop, items))
-        self.loops[loop.name] = state
-        new_steps = [s for iteration in state.iterations for s in iteration.steps]
-        for s in new_steps:
-            self.steps[s.name] = s
-            self.status.setdefault(s.name, StepStatus.PENDING)
-        self.store.add_step_runs(self.id, [(s.name, s.step_type) for s in new_steps])
-        self.graph = StepGraph.build(list(self.steps.values()))
-
-    def _within_loop_cap(self, name: str) -> bool:
-        for state in self.loops.values():
-            iteration = state.iteration_of(name)
-            if iteration is not None:
-                return state.may_start(iteration, self.status)
-        return True
-
-    def _complete_loops(self) -> None:
-        for name, state in self.loops.items():
-            if self.status[name] != StepStatus.EXECUTING or not state.finished(self.status):
-                continue
-            failed = state.failures(self.status)
-            if failed:
-                self._set(name, StepStatus.FAILED, failure_reason="; ".join(failed))
-                continue
-            outputs = fan_in(state.loop, state.iterations, self.resolution)
-            properties = {"items": [i.item for i in state.iterations], "outputs": outputs}
-            self.resolution.step_properties[name] = properties
-            self._set(name, StepStatus.SUCCEEDED, properties=properties)
+        self.state.set(step.name, StepStatus.FAILED, started_at=started, failure_reason=self.fail_message)
 
     def _run_inline(self, step: Step) -> None:
         started = now()
-        running = RunningPipeline(self.pipeline.name, dict(self.steps), self.graph)
+        running = RunningPipeline(self.pipeline.name, dict(self.steps), self.state.graph)
         ctx = InlineContext(self.store.get_execution(self.id), running, self.store, self.artifacts,
                             self.resolution, self.settings)
         try:
             result = run_inline(step, ctx)
         except ForgelineError as exc:
-            self._set(step.name, StepStatus.FAILED, started_at=started, failure_reason=str(exc))
+            self.state.set(step.name, StepStatus.FAILED, started_at=started, failure_reason=str(exc))
             return
         self.resolution.step_properties[step.name] = {"outputs": dict(result.outputs), **result.properties}
-        self._set(step.name, StepStatus.SUCCEEDED, started_at=started, outputs=dict(result.outputs),
+        self.state.set(step.name, StepStatus.SUCCEEDED, started_at=started, outputs=dict(result.outputs),
                   properties=result.properties)
 
     def _submit(self, step: Step) -> None:
@@ -316,7 +256,7 @@ class Orchestrator:
         try:
             spec = build_job_spec(step, ctx)
         except ForgelineError as exc:
-            self._set(step.name, StepStatus.FAILED, started_at=now(),
+            self.state.set(step.name, StepStatus.FAILED, started_at=now(),
                       failure_reason=f"inputs could not be resolved: {exc}")
             return
         key = self._cache_key(step, spec)
@@ -347,7 +287,7 @@ class Orchestrator:
             return False
         self.resolution.step_properties[step.name] = {"outputs": dict(entry.outputs), **entry.properties}
         metrics = entry.properties.get("metrics", {})
-        self._set(step.name, StepStatus.SUCCEEDED, started_at=now(), outputs=dict(entry.outputs),
+        self.state.set(step.name, StepStatus.SUCCEEDED, started_at=now(), outputs=dict(entry.outputs),
                   properties=entry.properties, metrics=metrics, cache_hit=True, cache_source=entry.execution_id)
         return True
 
@@ -362,7 +302,7 @@ class Orchestrator:
             if metrics:
                 properties["metrics"] = metrics
             self.resolution.step_properties[name] = {"outputs": dict(result.outputs), **properties}
-            self._set(name, StepStatus.SUCCEEDED, outputs=dict(result.outputs), properties=properties,
+            self.state.set(name, StepStatus.SUCCEEDED, outputs=dict(result.outputs), properties=properties,
                       metrics=metrics, failure_reason=None)
             if job.cache_key is not None:
                 self.cache.record(job.cache_key, self.record.pipeline_name, job.step, self.id,
@@ -377,7 +317,7 @@ class Orchestrator:
             self.status[name] = StepStatus.PENDING
             self.delayed.append((time.monotonic() + policy.delay_before(attempt + 1), name))
             return
-        self._set(name, status, failure_reason=result.failure_reason, metrics=metrics)
+        self.state.set(name, status, failure_reason=result.failure_reason, metrics=metrics)
 
     def _record_metrics(self, step_name: str, attempt: int, result: JobResult) -> dict[str, float]:
         """Store the metric series of a finished job; return each metric's final value."""
@@ -425,17 +365,12 @@ class Orchestrator:
                 log.warning("heartbeat failed", exc_info=True)
 
     def _finalize(self) -> ExecutionStatus:
-        for name in self.loops:
-            if self.status[name] == StepStatus.EXECUTING:
-                self._complete_loops()
-            if self.status[name] == StepStatus.EXECUTING:
-                ended = StepStatus.STOPPED if self.stopping else StepStatus.FAILED
-                self._set(name, ended, failure_reason="the execution ended before every item finished")
-        for name in self.graph.order:
+        self.loops.close_unfinished(self.stopping)
+        for name in self.state.graph.order:
             if self.status[name] == StepStatus.PENDING:
                 why = "stopped" if self.stopping else "failed"
-                self._set(name, StepStatus.SKIPPED, failure_reason=f"execution {why} before this step started")
-        failed = [n for n in self.graph.order if self.status[n] == StepStatus.FAILED]
+                self.state.set(name, StepStatus.SKIPPED, failure_reason=f"execution {why} before this step started")
+        failed = [n for n in self.state.graph.order if self.status[n] == StepStatus.FAILED]
         reason: str | None = None
         if self.stopping:
             status = ExecutionStatus.STOPPED
