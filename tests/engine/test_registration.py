@@ -61,9 +61,11 @@ class Harness:
     def run(self, pipeline: Pipeline, finished: dict[str, dict[str, Any]], step: str = "RegisterModel",
             parameters: dict[str, Any] | None = None, execution_id: str = "exec-0001") -> InlineResult:
         version = self.store.save_pipeline_version(pipeline.name, pipeline.to_request())
-        self.store.create_execution(execution_id=execution_id, pipeline_name=pipeline.name,
-                                    pipeline_version=version.version, parameters=parameters or {},
-                                    work_dir=str(self.project), steps=[(s.name, s.step_type) for s in pipeline.steps])
+        if execution_id not in {e.id for e in self.store.list_executions()}:
+            self.store.create_execution(execution_id=execution_id, pipeline_name=pipeline.name,
+                                        pipeline_version=version.version, parameters=parameters or {},
+                                        work_dir=str(self.project),
+                                        steps=[(s.name, s.step_type) for s in pipeline.steps])
         for name, document in finished.items():
             outputs = document.get("outputs", {})
             properties = {k: v for k, v in document.items() if k != "outputs"}
@@ -134,6 +136,18 @@ def test_registration_records_the_package_and_its_properties(harness: Harness) -
         "property_file": "Evaluation", "step": "Train", "uri": train["outputs"]["evaluation"] + "/evaluation.json"}
     [event] = harness.store.list_model_package_events("digits-cnn")
     assert event.from_status is None and event.actor
+
+
+def test_running_the_same_step_of_the_same_execution_again_registers_nothing_new(harness: Harness) -> None:
+    """A resumed execution re-runs a RegisterModel its dead orchestrator had already performed."""
+    train = harness.upstream_outputs()
+    first = harness.run(pipeline_with(), {"Train": train})
+    again = harness.run(pipeline_with(), {"Train": train})
+    other = harness.run(pipeline_with(), {"Train": train}, execution_id="exec-0002")
+
+    assert first.properties == again.properties
+    assert other.properties["model_package_version"] == 2
+    assert [p.version for p in harness.store.list_model_packages("digits-cnn")] == [2, 1]
 
 
 def test_lineage_names_the_execution_and_fingerprints_the_data(harness: Harness) -> None:

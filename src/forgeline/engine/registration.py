@@ -21,7 +21,7 @@ from typing import Any
 from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.inline import InlineContext, InlineResult, RunningPipeline, run_inline
 from forgeline.engine.resolve import render, resolve
-from forgeline.errors import ArtifactNotFoundError, ForgelineError, ModelRegistryError
+from forgeline.errors import ArtifactNotFoundError, ForgelineError, ModelPackageNotFoundError, ModelRegistryError
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ModelPackageDraft, ModelPackageRecord
 from forgeline.workflow.expressions import JsonGet, Property, walk
@@ -52,6 +52,9 @@ def package_properties(package: ModelPackageRecord) -> dict[str, Any]:
 def _register_model(step: RegisterModel, ctx: InlineContext) -> InlineResult:
     registration = prepare_registration(step, ctx)
     draft = registration.draft
+    earlier = registered_by(ctx, draft.group, step.name)
+    if earlier is not None:  # a resumed execution whose orchestrator died right after registering
+        return InlineResult(properties=package_properties(earlier))
     try:
         if registration.code is not None and draft.code_uri is not None:
             copy_code(registration.code, draft.code_uri, ctx.artifacts)
@@ -61,6 +64,19 @@ def _register_model(step: RegisterModel, ctx: InlineContext) -> InlineResult:
             ctx.artifacts.delete(registration.folder)
         raise
     return InlineResult(properties=package_properties(package))
+
+
+def registered_by(ctx: InlineContext, group: str, step_name: str) -> ModelPackageRecord | None:
+    """The package this very step of this execution registered already, if any (registration is idempotent)."""
+    try:
+        packages = ctx.store.list_model_packages(group)
+    except ModelPackageNotFoundError:
+        return None
+    for package in packages:
+        lineage = package.lineage or {}
+        if lineage.get("execution_id") == ctx.execution.id and lineage.get("step") == step_name:
+            return package
+    return None
 
 
 @dataclass(frozen=True)
