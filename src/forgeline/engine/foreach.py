@@ -11,7 +11,7 @@ from typing import Any
 from forgeline.engine.resolve import ResolutionContext, StepNotRunError, resolve, walk_path
 from forgeline.errors import ExpressionError
 from forgeline.store.metadata.records import StepStatus
-from forgeline.workflow.expressions import parse_value
+from forgeline.workflow.expressions import parse_value, serialize
 from forgeline.workflow.steps import ForEach, Step
 from forgeline.workflow.steps.foreach import ITEM_REFERENCE, parse_item_reference
 
@@ -56,10 +56,10 @@ def labels_for(items: list[Any]) -> list[str]:
 def expand(loop: ForEach, items: list[Any]) -> list[Iteration]:
     """One copy of the body per item: steps renamed ``<loop>-<label>-<step>``, the item filled in."""
     body_names = loop.local_step_names()
+    requests = loop.arguments()["Steps"]  # serialised once; each iteration rewrites its own copy
     iterations = []
     for index, (item, label) in enumerate(zip(items, labels_for(items), strict=True)):
         names = {name: f"{loop.name}-{label}-{name}" for name in body_names}
-        requests = loop.arguments()["Steps"]
         steps = [Step.from_request(rewrite(request, names, item)) for request in requests]
         iterations.append(Iteration(index, item, label, steps, names))
     return iterations
@@ -90,7 +90,7 @@ def rewrite(value: Any, names: dict[str, str], item: Any) -> Any:
 def fan_in(loop: ForEach, iterations: list[Iteration], ctx: ResolutionContext) -> dict[str, list[Any]]:
     """Each declared output, resolved in every iteration, as a list in item order (None where it did not run)."""
     outputs: dict[str, list[Any]] = {}
-    for name, expression in loop.arguments()["Outputs"].items():
+    for name, expression in serialize(loop.outputs).items():
         values = []
         for iteration in iterations:
             try:

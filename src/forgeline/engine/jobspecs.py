@@ -24,7 +24,7 @@ from forgeline.jobs.spec import (
 from forgeline.jobs.training import channel_destination, training_outputs
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ModelPackageRecord
-from forgeline.workflow.models import LatestApprovedModelPackage
+from forgeline.workflow.models import LatestApprovedModelPackage, parse_package_arn
 from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step, TrainingStep
 from forgeline.workflow.steps.interpreter import Interpreter
 from forgeline.workflow.steps.model import Model
@@ -246,9 +246,9 @@ class StagedModel:
 
 def find_package(arn: str, ctx: ResolutionContext) -> ModelPackageRecord:
     """A registered package by ``<group>/<version>``."""
-    group, _, version = arn.rpartition("/")
-    if not group or not version.isdigit():
+    parsed = parse_package_arn(arn)
+    if parsed is None:
         raise ExpressionError(f"{arn!r} is not a model package id like 'group/3'")
     if ctx.find_model_package is None:
         raise ExpressionError(f"model package {arn!r} cannot be looked up here (no registry available)")
-    return ctx.find_model_package(group, int(version))
+    return ctx.find_model_package(*parsed)

@@ -163,11 +163,10 @@ class Orchestrator:
                 time.sleep(timeout)
 
     def _ready(self) -> list[str]:
-        due = {name for t, name in self.delayed if t <= time.monotonic()}
+        backing_off = {name for due, name in self.delayed if due > time.monotonic()}  # retries not due yet
         ready = []
         for name in self.state.graph.order:
-            if self.status[name] != StepStatus.PENDING or any(n == name for _, n in self.delayed) \
-                    and name not in due:
+            if self.status[name] != StepStatus.PENDING or name in backing_off:
                 continue
             if all(self.status.get(up) == StepStatus.SUCCEEDED for up in self.state.graph.upstream[name]) \
                     and self.loops.may_start(name):

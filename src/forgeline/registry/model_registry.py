@@ -23,7 +23,12 @@ from forgeline.store.metadata.records import (
     ModelPackageRecord,
 )
 from forgeline.store.metadata.sql_store import SqlMetadataStore
-from forgeline.workflow.models import LatestApprovedModelPackage, ModelApprovalStatus, parse_approval_status
+from forgeline.workflow.models import (
+    LatestApprovedModelPackage,
+    ModelApprovalStatus,
+    parse_approval_status,
+    parse_package_arn,
+)
 
 
 @dataclass(frozen=True)
@@ -126,10 +131,10 @@ def _record(model: ModelPackageRecord, registry: Registry, parameters: dict[str,
 
 @_package_of.register
 def _arn(model: str, registry: Registry, parameters: dict[str, Any]) -> ModelPackageRecord:
-    group, _, version = model.rpartition("/")
-    if not group or not version.isdigit():
+    parsed = parse_package_arn(model)
+    if parsed is None:
         raise ModelRegistryError(f"{model!r} is not a model package identifier like 'digits-cnn/7'")
-    return registry.store.get_model_package(group, int(version))
+    return registry.store.get_model_package(*parsed)
 
 
 @_package_of.register

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from forgeline.workflow.expressions import JsonGet, Property, walk
@@ -37,21 +37,6 @@ class StepGraph:
                 branch_of[nested.name] = (s.name, any(nested is x for x in getattr(s, "if_steps", [])))
                 upstream.setdefault(nested.name, set()).add(s.name)
         return cls(tuple(s.name for s in steps), {k: frozenset(v) for k, v in upstream.items()}, branch_of)
-
-    def downstream_of(self, names: Iterable[str]) -> set[str]:
-        """Every step that (transitively) depends on one of ``names``, excluding them."""
-        children: dict[str, set[str]] = {n: set() for n in self.order}
-        for name, parents in self.upstream.items():
-            for parent in parents:
-                children.setdefault(parent, set()).add(name)
-        found: set[str] = set()
-        stack = list(names)
-        while stack:
-            for child in children.get(stack.pop(), ()):
-                if child not in found:
-                    found.add(child)
-                    stack.append(child)
-        return found
 
     def topological_order(self) -> list[str]:
         """Every step after all of its upstream steps, otherwise in definition order (the graph is acyclic)."""

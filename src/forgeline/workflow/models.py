@@ -29,6 +29,12 @@ def parse_approval_status(value: Any, error: type[ForgelineError] = PipelineDefi
         raise error(f"invalid model approval status {value!r}: use one of {valid}") from None
 
 
+def parse_package_arn(arn: str) -> tuple[str, int] | None:
+    """``("group", 7)`` for a package id ``"group/7"``, or None when the text is not one."""
+    group, _, version = arn.rpartition("/")
+    return (group, int(version)) if group and version.isdigit() else None
+
+
 def check_group_name(name: str) -> str:
     """Refuse model package group names that could not name an artifact folder or a CLI argument."""
     return check_name("model package group", name)

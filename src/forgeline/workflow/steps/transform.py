@@ -8,6 +8,7 @@ from typing import Any
 
 from forgeline.errors import PipelineDefinitionError
 from forgeline.workflow.expressions import Expression, parse_value, serialize
+from forgeline.workflow.models import parse_package_arn
 from forgeline.workflow.policies import CacheConfig, RetryPolicy
 from forgeline.workflow.steps.base import JobStep, StepRef, serialize_env
 from forgeline.workflow.steps.model import Model
@@ -70,6 +71,10 @@ class TransformStep(JobStep):
             raise PipelineDefinitionError(
                 f"step {name!r}: model must be a Model(...), ModelPackage.latest_approved(...) or "
                 f"a package id like 'group/3', got {model!r}"
+            )
+        if isinstance(model, str) and parse_package_arn(model) is None:
+            raise PipelineDefinitionError(
+                f"step {name!r}: model {model!r} is not a registered package id like 'group/3'"
             )
         if not isinstance(inputs, TransformInput):
             raise PipelineDefinitionError(f"step {name!r}: inputs must be a TransformInput")
