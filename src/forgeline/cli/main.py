@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from forgeline.cli import executions, metrics, models, pipelines
+from forgeline.cli import endpoints, executions, metrics, models, pipelines
 from forgeline.cli.run import plan, run
 from forgeline.errors import ForgelineError
 
@@ -22,6 +22,7 @@ app.command("metrics")(metrics.metrics)
 app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(models.app, name="models")
+app.add_typer(endpoints.app, name="endpoints")
 
 
 def main(argv: list[str] | None = None) -> int:
