@@ -53,3 +53,11 @@ class ModelPackageNotFoundError(NotFoundError):
 
 class ModelRegistryError(ForgelineError):
     """A model cannot be registered, moved to a status or loaded as asked (missing data or code, bad input)."""
+
+
+class EndpointNotFoundError(NotFoundError):
+    """No real-time endpoint by that name."""
+
+
+class EndpointError(ForgelineError):
+    """An endpoint cannot be created, changed, served or invoked as asked."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from contracts.cache_and_metrics_contract import CacheAndMetricsContract
+from contracts.endpoint_store_contract import EndpointStoreContract
 from contracts.model_registry_contract import ModelRegistryContract
 from forgeline.errors import ExecutionNotFoundError, PipelineNotFoundError, StepNotFoundError, StoreError
 from forgeline.store.metadata.protocol import MetadataStore
@@ -33,7 +34,7 @@ def _is_utc(value: datetime | None) -> bool:
     return value is not None and value.tzinfo is not None and value.utcoffset() == timedelta(0)
 
 
-class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract):
+class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, EndpointStoreContract):
     """Shared tests; a backend's test module subclasses this and provides a fresh, empty `store`."""
 
     @pytest.fixture

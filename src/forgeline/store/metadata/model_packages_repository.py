@@ -42,7 +42,7 @@ def insert_package(connection: Connection, draft: ModelPackageDraft, actor: str)
             code_uri=draft.code_uri, entry_point=draft.entry_point, content_types=list(draft.content_types),
             response_types=list(draft.response_types), metrics=draft.metrics, description=draft.description,
             lineage=dict(draft.lineage), execution_id=draft.lineage.get("execution_id"),
-            created_at=now, updated_at=now,
+            accepts_batches=bool(draft.accepts_batches), created_at=now, updated_at=now,
         )
     )
     _insert_event(connection, draft.group, version, None, status, actor, None)
@@ -203,6 +203,7 @@ def _to_package(row: Any) -> ModelPackageRecord:
         model_data=row.model_data, created_at=row.created_at, updated_at=row.updated_at, code_uri=row.code_uri,
         entry_point=row.entry_point, content_types=list(row.content_types), response_types=list(row.response_types),
         metrics=row.metrics, description=row.description, lineage=dict(row.lineage),
+        accepts_batches=bool(row.accepts_batches),
     )
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from forgeline.store.metadata.endpoint_store import EndpointStore
 from forgeline.store.metadata.model_package_store import ModelPackageStore
 from forgeline.store.metadata.records import (
     CacheEntry,
@@ -20,7 +21,7 @@ from forgeline.store.metadata.records import (
 )
 
 
-class MetadataStore(ModelPackageStore, Protocol):
+class MetadataStore(ModelPackageStore, EndpointStore, Protocol):
     """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction."""
 
     def save_pipeline_version(self, name: str, definition: dict[str, Any]) -> PipelineVersion:

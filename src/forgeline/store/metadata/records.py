@@ -171,6 +171,7 @@ class ModelPackageDraft:
     metrics: Any = None  # the parsed JSON report
     description: str | None = None
     lineage: dict[str, Any] = field(default_factory=dict)  # execution, step, parameters, data and fingerprints
+    accepts_batches: bool = False  # predict_fn takes the rows of several requests at once (micro-batching)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ class ModelPackageRecord:
     metrics: Any = None
     description: str | None = None
     lineage: dict[str, Any] = field(default_factory=dict)
+    accepts_batches: bool = False
 
     @property
     def arn(self) -> str:

@@ -15,6 +15,7 @@ from forgeline.errors import StoreError
 from forgeline.store.metadata import (
     cache_entries_repository,
     content_index_repository,
+    endpoints_repository,
     executions_repository,
     metric_points_repository,
     model_packages_repository,
@@ -23,6 +24,7 @@ from forgeline.store.metadata import (
 )
 from forgeline.store.metadata.connection import create_metadata_engine, read_only
 from forgeline.store.metadata.digest import compute_definition_digest
+from forgeline.store.metadata.endpoint_store import EndpointRecord, EndpointStatus
 from forgeline.store.metadata.migrate import ensure_schema
 from forgeline.store.metadata.records import (
     CacheEntry,
@@ -309,3 +311,34 @@ class SqlMetadataStore:
         """Status transitions matching every given filter, oldest first (the newest ``limit`` when given)."""
         with self._reader.begin() as connection:
             return model_packages_repository.list_events(connection, group, version, to_status, after, limit)
+
+    def create_endpoint(self, name: str, config: dict[str, Any]) -> EndpointRecord:
+        """Store a new endpoint (revision 1, Creating); EndpointError when the name is taken."""
+        with self._engine.begin() as connection:
+            return endpoints_repository.insert_endpoint(connection, name, json.loads(json.dumps(config)))
+
+    def update_endpoint(self, name: str, config: dict[str, Any]) -> EndpointRecord:
+        """Replace the configuration, count the revision up and mark it Updating; EndpointNotFoundError."""
+        with self._engine.begin() as connection:
+            return endpoints_repository.replace_config(connection, name, json.loads(json.dumps(config)))
+
+    def set_endpoint_status(self, name: str, revision: int, status: EndpointStatus, *, message: str | None = None,
+                            deployed: dict[str, Any] | None = None) -> bool:
+        """Record what a server made of ``revision``; False (nothing changes) when the endpoint moved on or went."""
+        with self._engine.begin() as connection:
+            return endpoints_repository.set_status(connection, name, revision, status, message, deployed)
+
+    def get_endpoint(self, name: str) -> EndpointRecord:
+        """One endpoint; EndpointNotFoundError names the ones that exist."""
+        with self._reader.begin() as connection:
+            return endpoints_repository.load_endpoint(connection, name)
+
+    def list_endpoints(self) -> list[EndpointRecord]:
+        """Every endpoint, by name."""
+        with self._reader.begin() as connection:
+            return endpoints_repository.list_endpoints(connection)
+
+    def delete_endpoint(self, name: str) -> None:
+        """Remove an endpoint; EndpointNotFoundError when there is none by that name."""
+        with self._engine.begin() as connection:
+            endpoints_repository.delete_endpoint(connection, name)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from forgeline.store.metadata.column_types import UtcDateTime
@@ -194,6 +195,8 @@ model_packages = Table(
     Column("execution_id", String(64), nullable=True),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # predict_fn takes the rows of several requests at once: serving gathers concurrent requests into one call.
+    Column("accepts_batches", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("group_name", "version"),
     Index(None, "execution_id"),
 )
@@ -215,4 +218,19 @@ model_package_events = Table(
         ondelete="CASCADE",
     ),
     Index(None, "group_name", "version"),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata_obj,
+    Column("name", String(255), primary_key=True),
+    # Variants (ordered model references and weights), micro-batching and capture settings, as plain JSON.
+    Column("config", JSON, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("status_message", Text, nullable=True),
+    # What a server serves for the current revision (e.g. the versions "@approved" resolved to).
+    Column("deployed", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
 )
