@@ -98,6 +98,15 @@ def test_metrics_given_as_a_report_uri_round_trip() -> None:
         "ReportUri": "reports/evaluation.json"}
 
 
+def test_the_micro_batching_flag_round_trips() -> None:
+    train = train_step()
+    register = register_step(train, accepts_batches=True)
+    assert register.to_request()["Arguments"]["InferenceSpecification"]["AcceptsBatches"] is True
+    again = Pipeline.from_definition(Pipeline(name="r", steps=[train, register], check_files=False).definition())
+    assert again.step("RegisterModel").accepts_batches is True  # type: ignore[attr-defined]
+    assert "AcceptsBatches" not in register_step(train).to_request()["Arguments"]["InferenceSpecification"]
+
+
 def test_latest_approved_serialises_and_parses_back() -> None:
     latest = ModelPackage.latest_approved("digits-cnn")
     assert latest.expr == {"Std:LatestApprovedModelPackage": {"Group": "digits-cnn"}}

@@ -121,6 +121,7 @@ def prepare_registration(step: RegisterModel, ctx: InlineContext) -> Registratio
         entry_point=None if code is None else code.entry_point, content_types=list(step.content_types),
         response_types=list(step.response_types), metrics=metrics,
         description=None if description is None else render(resolve(description, res)), lineage=lineage,
+        accepts_batches=step.accepts_batches,
     )
     return Registration(draft, code, folder)
 

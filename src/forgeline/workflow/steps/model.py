@@ -110,8 +110,11 @@ class RegisterModel(Step):
         description: Any = None,
         depends_on: Sequence[StepRef] | None = None,
         display_name: str | None = None,
+        accepts_batches: bool = False,
     ) -> None:
         super().__init__(name, depends_on, display_name)
+        if not isinstance(accepts_batches, bool):
+            raise PipelineDefinitionError(f"step {name!r}: accepts_batches must be True or False")
         if not isinstance(model, Model):
             raise PipelineDefinitionError(f"step {name!r}: model must be a Model, got {model!r}")
         if isinstance(model_package_group_name, str):
@@ -129,6 +132,8 @@ class RegisterModel(Step):
         self.response_types = _media_types(name, "response_types", response_types)
         self.model_metrics = model_metrics
         self.model_package_description = description
+        # predict_fn is row-wise: real-time serving may call it once on the rows of several requests
+        self.accepts_batches = accepts_batches
 
     def arguments(self) -> dict[str, Any]:
         """SageMaker's CreateModelPackage request, with forgeline's inference code fields."""
@@ -141,6 +146,8 @@ class RegisterModel(Step):
                 "SupportedResponseMIMETypes": list(self.response_types),
             },
         }
+        if self.accepts_batches:
+            arguments["InferenceSpecification"]["AcceptsBatches"] = True
         if self.model_metrics is not None:
             arguments["ModelMetrics"] = self.model_metrics.to_request()
         if self.model_package_description is not None:
@@ -167,6 +174,7 @@ class RegisterModel(Step):
             response_types=spec.get("SupportedResponseMIMETypes"),
             model_metrics=None if metrics is None else ModelMetrics.from_request(metrics),
             description=parse_value(args.get("ModelPackageDescription")),
+            accepts_batches=bool(spec.get("AcceptsBatches", False)),
             **kwargs,
         )
 
