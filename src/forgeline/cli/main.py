@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from forgeline.cli import endpoints, executions, metrics, models, pipelines
+from forgeline.cli import endpoints, endpoints_loadtest, executions, metrics, models, pipelines
 from forgeline.cli.run import plan, run
 from forgeline.errors import ForgelineError
 
@@ -23,6 +23,7 @@ app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(models.app, name="models")
 app.add_typer(endpoints.app, name="endpoints")
+endpoints.app.command("loadtest")(endpoints_loadtest.loadtest)
 
 
 def main(argv: list[str] | None = None) -> int:
