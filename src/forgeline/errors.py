@@ -47,6 +47,14 @@ class JobError(ForgelineError):
     """A job could not be prepared or collected (staging, upload, executor failure)."""
 
 
+class JobInputError(JobError):
+    """What a step gives its job cannot be used (code folder, input, argument, missing output): the user's to fix."""
+
+
+class ConfigurationError(ForgelineError):
+    """A FORGELINE_* setting has a value forgeline cannot use."""
+
+
 class ModelPackageNotFoundError(NotFoundError):
     """No model package group by that name, or no such version (or no Approved one) in it."""
 

@@ -70,7 +70,7 @@ def test_a_failing_script_reports_its_exit_code_and_the_tail_of_its_stderr(tmp_p
     assert "starting" in log and "problem 0" in log and "problem 29" in log
 
 
-def test_outputs_are_collected_and_a_missing_one_is_stored_empty(tmp_path, project, artifacts):
+def test_outputs_are_collected_and_a_missing_optional_one_is_stored_empty(tmp_path, project, artifacts):
     code = write(
         project / "train.py",
         """
@@ -83,7 +83,7 @@ def test_outputs_are_collected_and_a_missing_one_is_stored_empty(tmp_path, proje
         code,
         outputs=(
             CollectedOutput("model", "output/model", artifacts.uri("exec-1", "train", "model")),
-            CollectedOutput("unused", "output/unused", artifacts.uri("exec-1", "train", "unused")),
+            CollectedOutput("unused", "output/unused", artifacts.uri("exec-1", "train", "unused"), optional=True),
         ),
     )
     result = run(spec, artifacts)
@@ -125,12 +125,12 @@ def test_folder_file_and_artifact_inputs_are_staged_in_the_job_directory(tmp_pat
     assert result.status is JobStatus.SUCCEEDED, (result.failure_reason, (tmp_path / "logs/step.log").read_text())
 
 
-def test_a_missing_input_fails_as_an_infrastructure_error(tmp_path, project, artifacts):
+def test_a_missing_local_input_fails_the_job_as_the_users_to_fix(tmp_path, project, artifacts):
     code = write(project / "noop.py", "")
     missing = str(tmp_path / "nowhere")
     result = run(processing_spec(tmp_path, code, inputs=(StagedInput(missing, "input/data"),)), artifacts)
     assert result.status is JobStatus.FAILED
-    assert result.failure_kind is FailureKind.INFRASTRUCTURE_ERROR
+    assert result.failure_kind is FailureKind.JOB_FAILED
     assert result.failure_reason == f"input 'input/data': {missing} does not exist"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeline.errors import JobError
+from forgeline.errors import JobError, JobInputError
 from forgeline.jobs.spec import CollectedOutput, StagedInput
 from forgeline.jobs.workspace import collect_outputs, prepare_workspace, stage_input
 
@@ -20,15 +20,42 @@ def test_an_input_destination_outside_the_job_directory_is_refused(tmp_path, art
         stage_input(StagedInput(str(source), destination), tmp_path / "job", artifacts)
 
 
-def test_an_output_the_script_did_not_write_is_stored_as_an_empty_folder(tmp_path, project, artifacts):
+def test_an_optional_output_the_script_did_not_write_is_stored_as_an_empty_folder(tmp_path, project, artifacts):
     code = write(project / "noop.py", "")
     uri = artifacts.uri("exec", "report")
-    spec = processing_spec(tmp_path, code, outputs=(CollectedOutput("report", "output/report", uri),))
+    spec = processing_spec(tmp_path, code, outputs=(CollectedOutput("report", "output/report", uri, optional=True),))
     prepare_workspace(spec, artifacts)
     (Path(spec.job_dir) / "output" / "report").rmdir()
     assert collect_outputs(spec, artifacts) == {"report": uri}
     assert artifacts.is_dir(uri)
     assert artifacts.list(uri) == []
+
+
+@pytest.mark.parametrize("remove_folder", [False, True])
+def test_a_required_output_the_script_did_not_write_is_refused_by_name(tmp_path, project, artifacts, remove_folder):
+    code = write(project / "noop.py", "")
+    uri = artifacts.uri("exec", "report")
+    spec = processing_spec(tmp_path, code, outputs=(CollectedOutput("report", "output/report", uri),))
+    prepare_workspace(spec, artifacts)
+    if remove_folder:
+        (Path(spec.job_dir) / "output" / "report").rmdir()
+    with pytest.raises(JobInputError, match="output 'report' was never written.*optional=True"):
+        collect_outputs(spec, artifacts)
+    assert not artifacts.exists(uri)
+
+
+def test_a_self_referencing_symlink_input_is_named_a_symlink_loop(tmp_path, artifacts):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(JobInputError, match="is a symlink loop"):
+        stage_input(StagedInput(str(loop), "input"), tmp_path / "job", artifacts)
+
+
+def test_a_broken_symlink_input_says_where_it_points(tmp_path, artifacts):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "gone")
+    with pytest.raises(JobInputError, match="is a broken symlink to .*gone"):
+        stage_input(StagedInput(str(link), "input"), tmp_path / "job", artifacts)
 
 
 def test_a_missing_script_is_reported(tmp_path, artifacts):

@@ -62,7 +62,7 @@ def kind_components(step: Step, spec: JobSpec, work_dir: str) -> dict[str, str]:
 def script_components(spec: JobSpec, work_dir: str) -> dict[str, str]:
     """A script job's entry point, its code (the whole source_dir when it has one) and its interpreter."""
     if spec.source_dir:
-        code = fingerprint_folder(spec.source_dir, [work_dir], work_dir)
+        code = fingerprint_folder(spec.source_dir, [work_dir], work_dir, spec.code_rules)
     else:
         code = fingerprint_script(spec.code or "", [], work_dir)
     parts = {"entry point": os.path.relpath(spec.code or "", spec.source_dir or work_dir), **code_components(code)}

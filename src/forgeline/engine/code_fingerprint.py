@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from forgeline.engine.fingerprint import combine, hash_bytes, hash_local_file
+from forgeline.jobs.code_folder import CodeFolderRules, list_code_folder
 
 
 @dataclass(frozen=True)
@@ -163,19 +164,15 @@ def fingerprint_script(script: str, roots: Sequence[str], base: str) -> CodeFing
     return scanner.result(base)
 
 
-def fingerprint_folder(folder: str, roots: Sequence[str], base: str) -> CodeFingerprint:
-    """Every file of a source folder, plus what its Python files import from outside it."""
+def fingerprint_folder(folder: str, roots: Sequence[str], base: str,
+                       rules: CodeFolderRules | None = None) -> CodeFingerprint:
+    """Every file a source folder contributes (what a job copies of it), plus what its Python files import."""
     scanner = CodeScanner([folder, *roots])
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in ("__pycache__", ".git"))
-        for name in sorted(names):
-            if name.endswith((".pyc", ".pyo")):
-                continue
-            path = os.path.join(root, name)
-            if name.endswith(".py"):
-                scanner.add_file(path)
-            else:
-                scanner.files[os.path.abspath(path)] = hash_local_file(path)
+    for file in list_code_folder(folder, rules or CodeFolderRules()):
+        if file.relative.endswith(".py"):
+            scanner.add_file(file.path)
+        else:
+            scanner.files[os.path.abspath(file.path)] = hash_local_file(file.path)
     return scanner.result(base)
 
 

@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 from forgeline.config import Settings
 from forgeline.engine.resolve import ResolutionContext, model_package_of, render, resolve
 from forgeline.errors import ExpressionError, PipelineDefinitionError
+from forgeline.jobs.code_folder import CodeFolderRules
 from forgeline.jobs.entrypoints import batch_transform
 from forgeline.jobs.spec import (
     CollectedOutput,
@@ -57,6 +58,13 @@ class JobContext:
     def local_path(self, path: str) -> str:
         """A user path made absolute against the project folder the execution was started from."""
         return path if os.path.isabs(path) else os.path.join(self.work_dir, path)
+
+    def code_rules(self) -> CodeFolderRules:
+        """What a code folder leaves out (forgeline's own home and local artifact root) and its size limit."""
+        excluded = [str(self.settings.home)]
+        if "://" not in self.settings.artifact_root:
+            excluded.append(self.settings.artifact_root)
+        return CodeFolderRules(excluded=tuple(excluded), max_bytes=self.settings.max_code_bytes)
 
     def envs_dir(self) -> str:
         """Where virtual environments built from requirements files are kept and reused."""
@@ -114,6 +122,7 @@ def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
                 source=o.source,
                 destination=ctx.output_uri(step.name, o.output_name) if o.destination is None
                 else render(resolve(o.destination, ctx.resolution)),
+                optional=o.optional,
             )
             for o in step.outputs
         ),
@@ -121,6 +130,7 @@ def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
         env=resolved_env(step.env, ctx),
         code=code,
         source_dir=source_dir,
+        code_rules=ctx.code_rules(),
         arguments=tuple(render(resolve(a, ctx.resolution)) for a in step.arguments_list),
         working_dir=ctx.work_dir,
         **interpreter_fields(step.interpreter, ctx),
@@ -148,6 +158,7 @@ def _training(step: TrainingStep, ctx: JobContext) -> JobSpec:
         env=resolved_env(step.environment, ctx),
         code=code,
         source_dir=source_dir,
+        code_rules=ctx.code_rules(),
         working_dir=ctx.work_dir,
         max_run_seconds=step.max_run,
         **interpreter_fields(step.interpreter, ctx),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from typing import TYPE_CHECKING, Any
 
-from forgeline.errors import JobError
+from forgeline.errors import JobError, JobInputError
 from forgeline.jobs.properties import read_property_files
 from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
 from forgeline.jobs.workspace import collect_outputs
@@ -18,6 +19,13 @@ def infrastructure_failure(exc: BaseException) -> JobResult:
     """A job that forgeline could not prepare, start or collect; the exception becomes its reason."""
     reason = str(exc) if isinstance(exc, JobError) else f"{type(exc).__name__}: {exc}"
     return JobResult(status=JobStatus.FAILED, failure_kind=FailureKind.INFRASTRUCTURE_ERROR, failure_reason=reason)
+
+
+def failure_of(exc: BaseException) -> JobResult:
+    """A job that could not be prepared, started or collected: JobFailed when what the user gave it is at fault."""
+    if isinstance(exc, JobInputError):
+        return JobResult(status=JobStatus.FAILED, failure_kind=FailureKind.JOB_FAILED, failure_reason=str(exc))
+    return infrastructure_failure(exc)
 
 
 def signal_name(signal_number: int) -> str:
@@ -61,6 +69,6 @@ def complete_job(
         )
     try:
         outputs = collect_outputs(spec, artifacts)
-    except Exception as exc:  # any storage backend error
-        return infrastructure_failure(exc)
+    except Exception as exc:  # an output never written, or any storage backend error
+        return dataclasses.replace(failure_of(exc), exit_code=exit_code)
     return JobResult(status=JobStatus.SUCCEEDED, outputs=outputs, properties=all_properties, exit_code=exit_code)

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from forgeline.jobs.code_folder import CodeFolderRules
+
 
 class FailureKind(StrEnum):
     """Why a job attempt failed; retry policies match on these values."""
@@ -40,6 +42,7 @@ class CollectedOutput:
     name: str
     source: str
     destination: str
+    optional: bool = False  # stored empty when the job wrote nothing there; otherwise the job fails
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class JobSpec:
     # processing: the script, run as `python <code> <arguments>` with cwd=job_dir
     code: str | None = None  # absolute path of the script (inside source_dir when it is set)
     source_dir: str | None = None  # absolute path of a folder copied into the job directory as code/
+    code_rules: CodeFolderRules = CodeFolderRules()  # what source_dir leaves out (FORGELINE_HOME...), size limit
     arguments: tuple[str, ...] = ()
     # function: call function(*args, **kwargs) in a warm worker; store its return value at return_uri
     function: FunctionRef | None = None

@@ -69,7 +69,7 @@ def channel_destination(channel: str) -> str:
 def training_outputs(model_uri: str, output_data_uri: str) -> tuple[CollectedOutput, ...]:
     """The outputs a training job stores after a zero exit: model.tar.gz and the output data dir."""
     return (CollectedOutput(MODEL_OUTPUT, MODEL_ARCHIVE, model_uri),
-            CollectedOutput(OUTPUT_DATA_OUTPUT, OUTPUT_DATA_DIR, output_data_uri))
+            CollectedOutput(OUTPUT_DATA_OUTPUT, OUTPUT_DATA_DIR, output_data_uri, optional=True))
 
 
 def hyperparameter_text(value: Any) -> str:

@@ -42,16 +42,28 @@ class ProcessingInput:
 
 @dataclass(frozen=True)
 class ProcessingOutput:
-    """A folder of the job directory stored as an artifact after the script succeeds."""
+    """A folder of the job directory stored as an artifact after the script succeeds.
+
+    A job that leaves it empty fails, naming it, unless it is ``optional`` (then it is stored empty).
+    """
 
     output_name: str
     source: str
     destination: Any = None
+    optional: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.optional, bool):
+            raise PipelineDefinitionError(
+                f"ProcessingOutput {self.output_name!r}: optional must be True or False, not {self.optional!r}")
 
     def to_request(self) -> dict[str, Any]:
-        """``{"OutputName", "Source", "Destination"}``."""
-        return {"OutputName": self.output_name, "Source": self.source,
-                "Destination": serialize(self.destination)}
+        """``{"OutputName", "Source", "Destination"}``, plus ``"Optional": true`` for an optional output."""
+        request: dict[str, Any] = {"OutputName": self.output_name, "Source": self.source,
+                   "Destination": serialize(self.destination)}
+        if self.optional:
+            request["Optional"] = True
+        return request
 
 
 @dataclass(frozen=True)
@@ -165,7 +177,8 @@ class ProcessingStep(JobStep):
             inputs=[ProcessingInput(source=parse_value(i["Source"]), destination=i["Destination"],
                                     input_name=i.get("InputName")) for i in args.get("Inputs", [])],
             outputs=[ProcessingOutput(output_name=o["OutputName"], source=o["Source"],
-                                      destination=parse_value(o.get("Destination")))
+                                      destination=parse_value(o.get("Destination")),
+                                      optional=bool(o.get("Optional", False)))
                      for o in args.get("Outputs", [])],
             arguments=parse_value(args.get("Arguments", [])),
             env=parse_value(args.get("Environment", {})),
