@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from functools import cached_property
 
-from rich.console import Console
-
+from forgeline.cli.output import make_console
 from forgeline.config import Settings
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 
@@ -16,8 +14,7 @@ class CliContext:
 
     def __init__(self) -> None:
         self.settings = Settings.from_env()
-        # wide enough for ids and reasons when the output goes to a file or a pipe
-        self.console = Console(width=None if sys.stdout.isatty() else 160)
+        self.console = make_console()
 
     @cached_property
     def store(self) -> SqlMetadataStore:

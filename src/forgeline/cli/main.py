@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from forgeline.cli import endpoints, endpoints_loadtest, executions, metrics, models, pipelines
+from forgeline.cli import endpoints, endpoints_loadtest, executions, logs, metrics, models, pipelines
 from forgeline.cli.run import plan, run
 from forgeline.errors import ForgelineError
 
@@ -17,7 +17,7 @@ app = typer.Typer(help="forgeline: ML pipelines that run locally in milliseconds
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.command("run")(run)
 app.command("plan")(plan)
-app.command("logs")(executions.logs)
+app.command("logs")(logs.logs)
 app.command("metrics")(metrics.metrics)
 app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")

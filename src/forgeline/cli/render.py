@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from rich import box
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from forgeline.store.metadata.records import ExecutionRecord, StepRun
+from forgeline.cli.output import fit, make_table, one_line, short_when
+from forgeline.store.metadata.records import ExecutionRecord, StepAttempt, StepRun
 
 STATUS_STYLE = {
     "Succeeded": "green", "Failed": "red", "Stopped": "yellow", "Stopping": "yellow",
@@ -31,36 +32,56 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     """Elapsed time between two moments ('-' when not started; running steps count up to now)."""
     if start is None:
         return "-"
-    seconds = ((end or datetime.now(start.tzinfo)) - start).total_seconds()
+    return seconds_text(((end or datetime.now(start.tzinfo)) - start).total_seconds())
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration for people: milliseconds under a second, else seconds with one decimal."""
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
-def steps_table(steps: Sequence[StepRun], title: str | None = None) -> Table:
-    """One row per step: status, attempts, duration, cache and failure reason."""
-    table = Table(title=title, title_justify="left")
-    for column in ("step", "kind", "status", "attempts", "duration"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("note", overflow="fold", ratio=1)
+def attempts_seconds(attempts: Sequence[StepAttempt]) -> float:
+    """Time spent running: the attempts' durations added up (a running attempt counts up to now)."""
+    return sum(((a.ended_at or datetime.now(a.started_at.tzinfo)) - a.started_at).total_seconds() for a in attempts)
+
+
+def gaps_seconds(attempts: Sequence[StepAttempt]) -> list[float]:
+    """Time between the end of each attempt and the start of the next (retry back-off, restarts)."""
+    return [max(0.0, (later.started_at - earlier.ended_at).total_seconds())
+            for earlier, later in zip(attempts, attempts[1:]) if earlier.ended_at is not None]
+
+
+def step_duration(run: StepRun, attempts: Sequence[StepAttempt]) -> str:
+    """A step's running time: its attempts added up, without the waits between them; else its own times."""
+    if attempts:
+        return seconds_text(attempts_seconds(attempts))
+    return duration(run.started_at, run.ended_at)
+
+
+def step_note(run: StepRun) -> str:
+    """What the steps table says beside a step: where a cache hit came from, or why it failed."""
+    return f"cache hit from {run.cache_source}" if run.cache_hit else (run.failure_reason or "")
+
+
+def steps_table(steps: Sequence[StepRun], attempts: Sequence[StepAttempt], console: Console,
+                title: str | None = None) -> Table:
+    """One row per step: status, attempts, running time, and the cache source or failure reason on one line."""
+    table = make_table("step", "kind", "status", "attempts", "duration", "note", right=("attempts", "duration"),
+                       title=title)
+    by_step: dict[str, list[StepAttempt]] = {}
+    for attempt in attempts:
+        by_step.setdefault(attempt.step_name, []).append(attempt)
     for run in steps:
-        note = f"cache hit from {run.cache_source}" if run.cache_hit else (run.failure_reason or "")
         table.add_row(Text(run.name), run.kind, status_text(run.status.value), str(run.attempts or ""),
-                      duration(run.started_at, run.ended_at), Text(note))
-    return table
+                      step_duration(run, by_step.get(run.name, [])), one_line(step_note(run)))
+    return fit(table, console, "note")
 
 
-def executions_table(records: Sequence[ExecutionRecord]) -> Table:
-    """One row per execution, newest first; ids and statuses never wrap, reasons fold."""
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("id", no_wrap=True, min_width=12)
-    table.add_column("pipeline", overflow="fold")
-    table.add_column("v", justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True, min_width=9)
-    table.add_column("started", no_wrap=True)
-    table.add_column("took", no_wrap=True, justify="right")
-    table.add_column("failure reason", overflow="fold", min_width=14, ratio=1)
+def executions_table(records: Sequence[ExecutionRecord], console: Console) -> Table:
+    """One row per execution, newest first; ids, statuses and times whole, reasons cut to one line."""
+    table = make_table("id", "pipeline", "v", "status", "started", "took", "failure reason", right=("v", "took"))
     for record in records:
-        started = record.started_at.astimezone().strftime("%m-%d %H:%M:%S") if record.started_at else "-"
         table.add_row(record.id, Text(record.pipeline_name), str(record.pipeline_version),
-                      status_text(record.status.value), started,
-                      duration(record.started_at, record.ended_at), Text(record.failure_reason or ""))
-    return table
+                      status_text(record.status.value), short_when(record.started_at),
+                      duration(record.started_at, record.ended_at), one_line(record.failure_reason))
+    return fit(table, console, "failure reason", "pipeline")

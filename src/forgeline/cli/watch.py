@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
+from collections.abc import Iterator
 
 import typer
 from rich.console import Group
@@ -15,21 +18,51 @@ from forgeline.engine.execution import PipelineExecution
 from forgeline.store.metadata.records import ExecutionStatus
 
 
+class HangUp(KeyboardInterrupt):
+    """The terminal closed (SIGHUP): treated like Ctrl-C, but nobody is left to see the output."""
+
+
+@contextlib.contextmanager
+def hangup_as_interrupt() -> Iterator[None]:
+    """While watching, a closed terminal stops the execution as Ctrl-C does, instead of killing only the CLI."""
+
+    def hang_up(signum: int, frame: object) -> None:
+        raise HangUp
+
+    previous = signal.signal(signal.SIGHUP, hang_up)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def stop_and_wait(execution: PipelineExecution, ctx: CliContext) -> ExecutionStatus:
+    """Ask the execution to stop and wait for its final status; Ctrl-C again returns at once."""
+    ctx.console.print(f"stopping execution {execution.id} (Ctrl-C again leaves it running)")
+    execution.stop()
+    try:
+        return execution.wait()
+    except KeyboardInterrupt:
+        return execution.status
+
+
 def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) -> ExecutionStatus:
-    """Show a live table of the execution's steps until it ends; Ctrl-C stops the execution."""
+    """Show a live table of the execution's steps until it ends; Ctrl-C or a closed terminal stops it."""
 
     def view() -> Group:
         record = execution.record()
         header = Text.assemble(f"{record.pipeline_name} ", (record.id, "bold"), "  ",
                                status_text(record.status.value))
-        return Group(header, steps_table(execution.list_steps()))
+        return Group(header, steps_table(execution.list_steps(), execution.list_attempts(), ctx.console))
 
     if not ctx.console.is_terminal:  # logs and pipes get the final table once, not a redraw per tick
         try:
-            execution.wait()
-        except KeyboardInterrupt:
+            status = execution.wait()
+        except HangUp:
             execution.stop()
-        status = execution.wait()
+            raise
+        except KeyboardInterrupt:
+            status = stop_and_wait(execution, ctx)
         ctx.console.print(view())
         return status
     with Live(view(), console=ctx.console, refresh_per_second=8, transient=False) as live:
@@ -38,17 +71,15 @@ def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) 
                 status = execution.status
                 live.update(view())
                 if status.is_terminal:
-                    break
+                    return status
                 time.sleep(interval)
-            except KeyboardInterrupt:
-                ctx.console.print(f"stopping execution {execution.id} (Ctrl-C again leaves it running)")
+            except HangUp:
                 execution.stop()
-                try:
-                    status = execution.wait()
-                except KeyboardInterrupt:
-                    status = execution.status
-                break
-    return status
+                raise
+            except KeyboardInterrupt:
+                status = stop_and_wait(execution, ctx)
+                live.update(view())  # the final statuses, not those of the moment Ctrl-C was pressed
+                return status
 
 
 def finish(execution: PipelineExecution, ctx: CliContext, detach: bool) -> None:
@@ -56,11 +87,15 @@ def finish(execution: PipelineExecution, ctx: CliContext, detach: bool) -> None:
     if detach:
         ctx.console.print(execution.id)
         return
-    status = watch(execution, ctx)
+    try:
+        with hangup_as_interrupt():
+            status = watch(execution, ctx)
+    except HangUp:
+        raise typer.Exit(128 + signal.SIGHUP) from None
     record = execution.record()
     line = Text.assemble("execution ", (record.id, "bold"), " ", status_text(status.value))
-    if status != ExecutionStatus.SUCCEEDED:
-        line.append(f": {record.failure_reason or ''}")
-        ctx.console.print(line)
-        raise typer.Exit(1)
+    if record.failure_reason:
+        line.append(f": {record.failure_reason}")
     ctx.console.print(line)
+    if status != ExecutionStatus.SUCCEEDED:
+        raise typer.Exit(1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -92,11 +94,17 @@ def resolve_execution(connection: Connection, id_or_prefix: str) -> ExecutionRec
     )
 
 
-def list_executions(connection: Connection, pipeline_name: str | None, limit: int) -> list[ExecutionRecord]:
-    """Up to limit executions, newest first, optionally of one pipeline."""
+def list_executions(connection: Connection, pipeline_name: str | None, limit: int,
+                    statuses: Collection[ExecutionStatus] | None = None,
+                    since: datetime | None = None) -> list[ExecutionRecord]:
+    """Up to limit executions, newest first, optionally of one pipeline, some statuses, created since a moment."""
     query = select(executions).order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit)
     if pipeline_name is not None:
         query = query.where(executions.c.pipeline_name == pipeline_name)
+    if statuses is not None:
+        query = query.where(executions.c.status.in_([status.value for status in statuses]))
+    if since is not None:
+        query = query.where(executions.c.created_at >= since)
     return [to_execution(row) for row in connection.execute(query)]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -12,6 +12,7 @@ from forgeline.store.metadata.records import (
     CacheEntry,
     ContentIndexEntry,
     ExecutionRecord,
+    ExecutionStatus,
     MetricPoint,
     PipelineSummary,
     PipelineVersion,
@@ -61,8 +62,10 @@ class MetadataStore(ModelPackageStore, EndpointStore, Protocol):
         """The execution with this id or unique id prefix (4+ characters); ExecutionNotFoundError otherwise."""
         ...
 
-    def list_executions(self, pipeline_name: str | None = None, limit: int = 50) -> list[ExecutionRecord]:
-        """Executions, newest first, optionally of one pipeline only."""
+    def list_executions(self, pipeline_name: str | None = None, limit: int = 50, *,
+                        statuses: Collection[ExecutionStatus] | None = None,
+                        since: datetime | None = None) -> list[ExecutionRecord]:
+        """Executions, newest first, optionally of one pipeline, of some statuses, created at or after since."""
         ...
 
     def update_execution(self, execution_id: str, **fields: Any) -> ExecutionRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,7 @@ from forgeline.store.metadata.records import (
     CacheEntry,
     ContentIndexEntry,
     ExecutionRecord,
+    ExecutionStatus,
     MetricPoint,
     ModelPackageDraft,
     ModelPackageEvent,
@@ -131,10 +132,12 @@ class SqlMetadataStore:
         with self._reader.begin() as connection:
             return executions_repository.resolve_execution(connection, execution_id)
 
-    def list_executions(self, pipeline_name: str | None = None, limit: int = 50) -> list[ExecutionRecord]:
-        """Executions, newest first, optionally of one pipeline only."""
+    def list_executions(self, pipeline_name: str | None = None, limit: int = 50, *,
+                        statuses: Collection[ExecutionStatus] | None = None,
+                        since: datetime | None = None) -> list[ExecutionRecord]:
+        """Executions, newest first, optionally of one pipeline, of some statuses, created at or after since."""
         with self._reader.begin() as connection:
-            return executions_repository.list_executions(connection, pipeline_name, limit)
+            return executions_repository.list_executions(connection, pipeline_name, limit, statuses, since)
 
     def update_execution(self, execution_id: str, **fields: Any) -> ExecutionRecord:
         """Set some of the execution's fields; ValueError names any that cannot be set.

@@ -1,0 +1,148 @@
+"""``forgeline logs``: a step's stdout and stderr, read in bounded chunks, optionally followed while it runs."""
+
+from __future__ import annotations
+
+import codecs
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from forgeline.cli.context import CliContext
+from forgeline.cli.output import JsonOption, print_json_lines
+from forgeline.cli.step_source import announce_source, ran_in
+from forgeline.errors import NotFoundError
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.records import StepAttempt, StepRun
+
+LOG_CHUNK_BYTES = 1024 * 1024
+"""Logs are read this much at a time, so a huge log (or one endless line) never sits in memory whole."""
+
+POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a step's log (a piece of it when the line is longer than a chunk), for ``--json``."""
+
+    execution_id: str
+    step_name: str
+    attempt: int
+    text: str
+
+
+def logs(
+    execution_id: Annotated[str, typer.Argument(help="Execution id or unique prefix.")],
+    step: Annotated[str, typer.Argument(help="Step name.")],
+    attempt: Annotated[int | None, typer.Option(help="Attempt number (default: the latest).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing while the step runs; a "
+                                         "Pending step is waited for.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Print a step's stdout and stderr (for a cache hit: those of the execution that ran it)."""
+    ctx = CliContext()
+    err = Console(stderr=True)
+    record = ctx.store.get_execution(execution_id)
+    asked = ctx.store.get_step_run(record.id, step)
+    source = ran_in(ctx.store, asked)
+    announce_source(err, asked, source, "log")
+    chosen = first_log(ctx.store, source, attempt, follow, err)
+    chunks = follow_log(ctx.store, source, chosen, follow and attempt is None, err) if follow \
+        else read_chunks(chosen, 0)[0]
+    if as_json:
+        print_json_lines(LogLine(source.execution_id, source.name, number, text)
+                         for number, text in split_lines(chunks))
+        return
+    for _, text in chunks:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def logged_attempts(store: MetadataStore, run: StepRun, attempt: int | None) -> list[StepAttempt]:
+    """The step's attempts that have a log (only the one asked for, when asked)."""
+    found = [a for a in store.list_attempts(run.execution_id, run.name) if a.log_path]
+    return [a for a in found if a.attempt == attempt] if attempt is not None else found
+
+
+def first_log(store: MetadataStore, run: StepRun, attempt: int | None, follow: bool, err: Console) -> StepAttempt:
+    """The attempt to print; when following a step that has not started yet, wait for it to start."""
+    announced = False
+    while True:
+        found = logged_attempts(store, run, attempt)
+        if found:
+            return found[-1]
+        run = store.get_step_run(run.execution_id, run.name)
+        execution = store.get_execution(run.execution_id)
+        if not follow or run.status.is_terminal or execution.status.is_terminal:
+            which = f"attempt {attempt}" if attempt is not None else "no logs"
+            reason = f", {run.failure_reason}" if run.failure_reason else ""
+            raise NotFoundError(f"step {run.name!r} of execution {run.execution_id} has {which}"
+                                f"{' with a log' if attempt is not None else ''} (status {run.status.value}{reason})")
+        if not announced:
+            err.print(f"waiting for step {run.name} to start (now {run.status.value})", highlight=False)
+            announced = True
+        time.sleep(POLL_SECONDS)
+
+
+def read_chunks(attempt: StepAttempt, offset: int) -> tuple[Iterator[tuple[int, str]], list[int]]:
+    """The log's text from ``offset`` on, chunk by chunk, and a cell that holds the offset reached."""
+    reached = [offset]
+
+    def chunks() -> Iterator[tuple[int, str]]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            handle = open(attempt.log_path or "", "rb")  # noqa: SIM115 - closed below, generator-scoped
+        except FileNotFoundError:
+            return
+        with handle:
+            handle.seek(offset)
+            for chunk in iter(partial(handle.read, LOG_CHUNK_BYTES), b""):
+                reached[0] += len(chunk)
+                yield attempt.attempt, decoder.decode(chunk)
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield attempt.attempt, tail
+
+    return chunks(), reached
+
+
+def follow_log(store: MetadataStore, run: StepRun, attempt: StepAttempt, next_attempts: bool,
+               err: Console) -> Iterator[tuple[int, str]]:
+    """The log as it grows until the step ends; with ``next_attempts``, a retry's log follows its predecessor's."""
+    offset = 0
+    while True:
+        ended = store.get_step_run(run.execution_id, run.name).status.is_terminal
+        chunks, reached = read_chunks(attempt, offset)
+        yield from chunks
+        offset = reached[0]
+        newer = [a for a in logged_attempts(store, run, None) if a.attempt > attempt.attempt] if next_attempts else []
+        if newer:
+            attempt, offset = newer[0], 0
+            err.print(f"--- attempt {attempt.attempt}", highlight=False)
+            continue
+        if ended:  # read once more after the end was seen, so the last lines are not lost
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def split_lines(chunks: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """Whole lines (without their newline) from chunks of text; a line longer than a chunk comes in pieces."""
+    pending, pending_attempt = "", 0
+    for number, text in chunks:
+        if number != pending_attempt and pending:
+            yield pending_attempt, pending
+            pending = ""
+        pending_attempt = number
+        pending += text
+        *lines, pending = pending.split("\n")
+        yield from ((number, line) for line in lines)
+        if len(pending) > LOG_CHUNK_BYTES:
+            yield number, pending
+            pending = ""
+    if pending:
+        yield pending_attempt, pending
