@@ -79,6 +79,7 @@ def list_code_folder(folder: str | os.PathLike[str], rules: CodeFolderRules) -> 
             except OSError:  # a broken symlink is not code
                 continue
             files.append(CodeFile(relative=relative, path=path, size=size))
+    files.sort(key=lambda file: file.relative)
     _check_size(root, files, rules.max_bytes)
     return files
 

@@ -1,0 +1,143 @@
+"""source_dir="." from a project whose .forgeline lies inside it: the default layout every new user has.
+
+The pipeline runs through the CLI from the project folder with FORGELINE_HOME unset, so forgeline keeps its
+database, artifacts and job folders in ./.forgeline, inside the very folder both steps copy as their code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from pathlib import Path
+
+from forgeline.store.metadata.sql_store import SqlMetadataStore
+
+PIPELINE = """
+    from forgeline.workflow import CacheConfig, Pipeline, ProcessingOutput, ProcessingStep, TrainingStep
+
+    cache = CacheConfig(enable_caching=True)
+    prepare = ProcessingStep(name="Prepare", code="prepare.py", source_dir=".", cache_config=cache,
+                             outputs=[ProcessingOutput(output_name="listing", source="listing")])
+    train = TrainingStep(name="Train", entry_point="train.py", source_dir=".", cache_config=cache)
+    pipeline = Pipeline(name="dot-source", steps=[prepare, train])
+"""
+
+PREPARE = """
+    import json, os
+    from pathlib import Path
+
+    import helpers  # a sibling module of the code folder
+
+    code = Path(__file__).parent
+    files = sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file())
+    Path("listing").mkdir(exist_ok=True)
+    Path("listing/files.json").write_text(json.dumps({"files": files, "answer": helpers.ANSWER}))
+"""
+
+TRAIN = """
+    import json, os
+    from pathlib import Path
+
+    import helpers
+
+    code = Path(os.environ["SM_MODULE_DIR"])
+    files = sorted(str(p.relative_to(code)) for p in code.rglob("*") if p.is_file())
+    Path(os.environ["SM_MODEL_DIR"], "files.json").write_text(json.dumps({"files": files, "answer": helpers.ANSWER}))
+"""
+
+EXPECTED_CODE = [".forgelineignore", "helpers.py", "pipeline.py", "prepare.py", "train.py"]
+
+
+def default_layout_project(project) -> Path:
+    project.write("pipeline.py", PIPELINE)
+    project.write("prepare.py", PREPARE)
+    project.write("train.py", TRAIN)
+    project.write("helpers.py", "ANSWER = 42\n")
+    project.write(".forgelineignore", "data/\n")
+    project.write("data/raw.csv", "a,b\n1,2\n")
+    project.write(".git/HEAD", "ref: refs/heads/main\n")
+    project.write(".venv/pyvenv.cfg", "home = /usr/bin\n")
+    project.write(".venv/lib/python3.11/site-packages/big.py", "x = 1\n")
+    return project.root / ".forgeline"
+
+
+def run_here(cli, project, *args: str, env: dict[str, str] | None = None):
+    return cli("run", "pipeline.py", *args, cwd=project.root, unset=["FORGELINE_HOME"], env=env)
+
+
+def latest_steps(home: Path) -> tuple[object, dict[str, object], dict[str, object]]:
+    store = SqlMetadataStore(f"sqlite:///{home / 'forgeline.db'}")
+    try:
+        record = store.list_executions()[0]
+        steps = {run.name: run for run in store.list_step_runs(record.id)}
+        attempts = {name: store.list_attempts(record.id, name)[-1] for name in steps
+                    if store.list_attempts(record.id, name)}
+        return record, steps, attempts
+    finally:
+        store.close()
+
+
+def test_source_dir_dot_runs_both_step_kinds_with_forgeline_home_inside_the_project(cli, project):
+    home = default_layout_project(project)
+
+    run = run_here(cli, project)
+
+    assert run.returncode == 0, run
+    assert home.is_dir()
+    record, steps, _ = latest_steps(home)
+    assert record.status.value == "Succeeded", record.failure_reason
+    listing = json.loads((Path(steps["Prepare"].outputs["listing"]) / "files.json").read_text())
+    assert listing == {"files": EXPECTED_CODE, "answer": 42}
+    with tarfile.open(steps["Train"].outputs["model"]) as archive:
+        trained = json.load(archive.extractfile("files.json"))
+    assert trained == {"files": EXPECTED_CODE, "answer": 42}
+    # nothing was copied into itself: each job folder holds one small code folder
+    copies = [p for p in (home / "jobs").rglob("code") if p.is_dir()]
+    assert len(copies) == 2
+    for copy in copies:
+        assert sum(1 for p in copy.rglob("*") if p.is_file()) == len(EXPECTED_CODE)
+
+
+def test_only_ignored_changes_keep_the_cache_and_a_code_change_misses_it(cli, project):
+    home = default_layout_project(project)
+    assert run_here(cli, project).returncode == 0
+
+    # the store itself changed (a new database row, artifacts, job folders), and so did ignored files
+    project.write("data/raw.csv", "a,b\n3,4\n")
+    project.write(".git/HEAD", "ref: refs/heads/other\n")
+    project.write(".venv/lib/python3.11/site-packages/big.py", "x = 2\n")
+    assert run_here(cli, project).returncode == 0
+    _, steps, _ = latest_steps(home)
+    assert {name: run.cache_hit for name, run in steps.items()} == {"Prepare": True, "Train": True}
+
+    project.write("helpers.py", "ANSWER = 43\n")
+    assert run_here(cli, project).returncode == 0
+    _, steps, _ = latest_steps(home)
+    assert {name: run.cache_hit for name, run in steps.items()} == {"Prepare": False, "Train": False}
+
+
+def test_a_code_folder_over_the_size_limit_fails_its_step_in_one_line_as_the_users_to_fix(cli, project):
+    home = default_layout_project(project)
+    project.write("weights.bin", "x" * 5000)
+
+    run = run_here(cli, project, env={"FORGELINE_MAX_CODE_SIZE": "4kB"})
+
+    assert run.returncode != 0
+    record, steps, attempts = latest_steps(home)
+    assert record.status.value == "Failed"
+    reason = steps["Prepare"].failure_reason
+    assert "\n" not in reason
+    assert re.search(r"holds \d\.\d kB, over the 4\.0 kB limit; largest entries: weights\.bin \(5\.0 kB\)", reason)
+    assert attempts["Prepare"].failure_kind == "JobFailed"
+    assert reason in Path(attempts["Prepare"].log_path).read_text()  # the step log says why
+
+
+def test_a_bad_size_setting_is_one_clear_line(cli, project):
+    default_layout_project(project)
+
+    run = run_here(cli, project, env={"FORGELINE_MAX_CODE_SIZE": "lots"})
+
+    assert run.returncode != 0
+    assert "FORGELINE_MAX_CODE_SIZE='lots' is not a size" in run.output
+    assert "Traceback" not in run.output
