@@ -177,7 +177,7 @@ class Connection(asyncio.Protocol):
         elif self.served and not self.received and not request.retried:
             # the server closed an idle keep-alive connection as we reused it: the request never reached it
             request.retried = True
-            self.pool.submit(request)
+            self.pool.retry(request)
         else:
             self.pool.settle(request, "connection")
 
@@ -212,6 +212,11 @@ class ConnectionPool:
             self._connect(request)
         else:
             self._waiting.append(request)
+
+    def retry(self, request: Request) -> None:
+        """Send ``request`` again on a fresh connection (a reused one may be closing just as well)."""
+        if self._settled is not _ignore:
+            self._connect(request)
 
     def settle(self, request: Request, outcome: Outcome) -> None:
         """Report ``request``'s outcome once, at the time it is known."""
