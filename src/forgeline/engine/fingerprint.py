@@ -90,11 +90,16 @@ class Fingerprinter:
                     full = os.path.join(root, name)
                     files[os.path.relpath(full, path).replace(os.sep, "/")] = full
             return "dir:" + combine(self._local_files(files))
+        if os.path.islink(path) and not os.path.exists(path):
+            raise ArtifactNotFoundError(f"cannot fingerprint {location}: it is a broken symlink or a symlink loop")
         raise ArtifactNotFoundError(f"cannot fingerprint {location}: it does not exist")
 
     def _local_files(self, files: Mapping[str, str]) -> dict[str, str]:
         started_ns = time.time_ns()
-        stats = {rel: os.stat(full) for rel, full in files.items()}
+        try:
+            stats = {rel: os.stat(full) for rel, full in files.items()}
+        except OSError as exc:  # a symlink loop or a dangling link inside a folder
+            raise ArtifactNotFoundError(f"cannot fingerprint {exc.filename}: {exc.strerror}") from None
         known = self.index.lookup_content(os.path.abspath(full) for full in files.values())
         digests: dict[str, str] = {}
         fresh: list[ContentIndexEntry] = []

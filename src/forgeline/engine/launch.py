@@ -7,7 +7,7 @@ import secrets
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from forgeline.config import Settings
@@ -36,6 +36,12 @@ def create_execution(pipeline: Pipeline, overrides: Mapping[str, Any], store: Me
     source = None
     if selective is not None:
         source = store.get_execution(selective.source_execution_id)
+        if source.pipeline_name != pipeline.name:
+            raise ForgelineError(
+                f"execution {source.id} ran pipeline {source.pipeline_name!r}, not {pipeline.name!r}: take the other "
+                f"steps' outputs from an execution of {pipeline.name!r} "
+                f"(`forgeline executions list --pipeline {pipeline.name}`)"
+            )
         reused = steps_to_reuse(pipeline, selective, {r.name: r for r in store.list_step_runs(source.id)})
         overrides = {**source.parameters, **overrides}
     values = resolve_parameter_values(pipeline.parameters, overrides)
@@ -87,20 +93,21 @@ def steps_to_reuse(pipeline: Pipeline, selective: SelectiveExecutionConfig,
     return reused
 
 
-def spawn_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> subprocess.Popen[bytes]:
+def spawn_orchestrator(execution_id: str, settings: Settings, work_dir: str,
+                       options: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     """Run the orchestrator in its own session so it outlives the caller; its log goes to the logs folder."""
     log_dir = settings.logs_dir / execution_id
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **settings.to_env()}
     with open(log_dir / "orchestrator.log", "ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "forgeline.engine.orchestrator", execution_id],
+            [sys.executable, "-m", "forgeline.engine.orchestrator", execution_id, *options],
             cwd=work_dir, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )
 
 
-def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> bool:
+def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, options: Sequence[str] = ()) -> bool:
     """Run the orchestrator in a detached grandchild of this process, which has everything imported already.
 
     Saves an interpreter start and its imports (a few hundred ms). Only safe from a single-threaded process;
@@ -134,7 +141,7 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str) -> b
         os.environ.update(settings.to_env())
         from forgeline.engine.orchestrator import main
 
-        code = main([execution_id])
+        code = main([execution_id, *options])
     except BaseException:  # noqa: BLE001 - the grandchild must never return into the caller's code
         import traceback
 
@@ -166,15 +173,23 @@ def database_files_closed(settings: Settings) -> bool:
     return True
 
 
-def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fork: bool) -> None:
-    """Hand the execution to a detached orchestrator: forked when asked and safe, else a fresh process."""
-    if not (fork and fork_orchestrator(execution_id, settings, work_dir)):
-        spawn_orchestrator(execution_id, settings, work_dir)
+def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fork: bool,
+                        options: Sequence[str] = ()) -> None:
+    """Hand the execution to a detached orchestrator: forked when asked and safe, else a fresh process.
+
+    ``options`` are extra orchestrator arguments (``--no-cache``).
+    """
+    if not (fork and fork_orchestrator(execution_id, settings, work_dir, options)):
+        spawn_orchestrator(execution_id, settings, work_dir, options)
 
 
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
-                    selective: SelectiveExecutionConfig | None = None, fork: bool = True) -> PipelineExecution:
-    """Start ``pipeline`` with parameter ``overrides`` and return at once with the execution's handle."""
+                    selective: SelectiveExecutionConfig | None = None, fork: bool = True,
+                    cache_lookups: bool = True) -> PipelineExecution:
+    """Start ``pipeline`` with parameter ``overrides`` and return at once with the execution's handle.
+
+    ``cache_lookups=False`` reuses no cached result in this run; its steps still record theirs.
+    """
     if os.environ.get(WORKER_ENV):
         raise ForgelineError(
             "pipeline.start() was called while a @step worker imported the pipeline file; "
@@ -185,7 +200,12 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
     work_dir = os.getcwd()
     execution_id = create_execution(pipeline, overrides, store, work_dir, selective)
     store.close()  # no database file may be open across a fork; the handle reconnects on its next read
-    launch_orchestrator(execution_id, settings, work_dir, fork)
+    options: tuple[str, ...] = ()
+    if not cache_lookups:
+        from forgeline.engine.orchestrator import NO_CACHE_FLAG
+
+        options = (NO_CACHE_FLAG,)
+    launch_orchestrator(execution_id, settings, work_dir, fork, options)
     return PipelineExecution(execution_id, store, settings)
 
 

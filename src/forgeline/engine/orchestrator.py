@@ -67,8 +67,9 @@ class Orchestrator:
     """Drives one execution to a terminal status."""
 
     def __init__(self, execution_id: str, settings: Settings, store: MetadataStore,
-                 artifacts: ArtifactStore, executor: Executor | None = None) -> None:
+                 artifacts: ArtifactStore, executor: Executor | None = None, cache_lookups: bool = True) -> None:
         self.store = store
+        self.cache_lookups = cache_lookups  # False (run --no-cache): results are still recorded in the cache
         self.settings = settings
         self.artifacts = artifacts
         self.record = store.get_execution(execution_id)
@@ -259,7 +260,7 @@ class Orchestrator:
                       failure_reason=f"inputs could not be resolved: {exc}")
             return
         key = self._cache_key(step, spec)
-        if key is not None and self._reuse(step, key):
+        if key is not None and self.cache_lookups and self._reuse(step, key):
             return
         attempt = self.store.start_attempt(self.id, step.name, log_path=spec.log_path).attempt
         self.attempts[step.name] = attempt
@@ -391,17 +392,24 @@ def retry_policy_for(step: Step, failure_kind: str | None, attempt: int) -> Retr
     return next((policy for policy in policies if policy.allows(failure_kind, attempt)), None)
 
 
+NO_CACHE_FLAG = "--no-cache"
+"""Orchestrator argument: reuse no cached result in this run (results are still recorded)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the orchestrator process."""
     args = sys.argv[1:] if argv is None else argv
+    cache_lookups = NO_CACHE_FLAG not in args
+    args = [arg for arg in args if arg != NO_CACHE_FLAG]
     if len(args) != 1:
-        print("usage: python -m forgeline.engine.orchestrator <execution-id>", file=sys.stderr)
+        print(f"usage: python -m forgeline.engine.orchestrator <execution-id> [{NO_CACHE_FLAG}]", file=sys.stderr)
         return 2
     # force: a forked orchestrator must not write into handlers its parent process configured
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     settings = Settings.from_env()
     store = SqlMetadataStore(settings.database_url)
-    orchestrator = Orchestrator(args[0], settings, store, ArtifactStore(settings.artifact_root))
+    orchestrator = Orchestrator(args[0], settings, store, ArtifactStore(settings.artifact_root),
+                                cache_lookups=cache_lookups)
     signal.signal(signal.SIGTERM, lambda *_: orchestrator.request_stop())
     status = orchestrator.run()
     return 0 if status == ExecutionStatus.SUCCEEDED else 1

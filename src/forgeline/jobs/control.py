@@ -124,6 +124,6 @@ def ended_by_forgeline(cause: EndCause, what: str, max_run_seconds: float | None
         failure_kind=FailureKind.TIMEOUT,
         failure_reason=(
             f"MaxRuntimeExceeded: job ran longer than {max_run_seconds:g} s and was stopped; "
-            "raise max_run_seconds if it needs more time"
+            "raise the step's max_run (in seconds, e.g. TrainingStep(..., max_run=7200)) if it needs more time"
         ),
     )

@@ -1,4 +1,4 @@
-"""LogCapture: stream a job's stdout and stderr, line by line, into its log file and to line callbacks."""
+"""LogCapture: stream a job's stdout and stderr into its log file, and line by line (bounded) to callbacks."""
 
 from __future__ import annotations
 
@@ -15,7 +15,39 @@ LineCallback = Callable[[str, str], None]
 
 STDERR_TAIL_LINES = 20
 TAIL_LINE_CHARS = 1000
+READ_CHUNK_BYTES = 64 * 1024
+"""A pipe is read this much at a time at most, so a line without end never sits whole in memory."""
+MAX_LINE_BYTES = 64 * 1024
+"""Line callbacks (metric regexes) and the stderr tail see at most this much of one line."""
 """Longer stderr lines are cut in the tail that failure messages quote (the log keeps them whole)."""
+
+
+class BoundedLines:
+    """Joins chunks read from a pipe into lines, keeping at most ``max_bytes`` of any one line.
+
+    A line longer than that (a progress bar without newlines, a dumped array) is passed on cut at ``max_bytes``;
+    the rest of it is dropped here, while the log file gets every byte.
+    """
+
+    def __init__(self, max_bytes: int = MAX_LINE_BYTES) -> None:
+        self._max_bytes = max_bytes
+        self._buffer = bytearray()
+        self.pending = False
+
+    def feed(self, chunk: bytes) -> bytes | None:
+        """Take one chunk (at most one line's worth, as ``readline(size)`` gives); return a line it completes."""
+        room = self._max_bytes - len(self._buffer)
+        if room > 0:
+            self._buffer += chunk[:room]
+        self.pending = not chunk.endswith(b"\n")
+        return None if self.pending else self.flush()
+
+    def flush(self) -> bytes:
+        """The line gathered so far (possibly cut), and start a new one."""
+        line = bytes(self._buffer)
+        self._buffer.clear()
+        self.pending = False
+        return line
 
 
 class LogCapture:
@@ -70,9 +102,18 @@ class LogCapture:
         return not any(thread.is_alive() for thread in self._threads)
 
     def _pump(self, stream: str, pipe: IO[bytes]) -> None:
+        lines = BoundedLines()
         try:
-            for raw in iter(pipe.readline, b""):
-                self._write(stream, raw)
+            for chunk in iter(lambda: pipe.readline(READ_CHUNK_BYTES), b""):
+                complete = lines.feed(chunk)
+                with self._lock:
+                    self._log.write(chunk)
+                if complete is not None:
+                    self._line(stream, complete)
+            if lines.pending:  # the last line had no newline: the log still ends with one
+                with self._lock:
+                    self._log.write(b"\n")
+                self._line(stream, lines.flush())
         finally:
             pipe.close()
             with self._lock:
@@ -80,13 +121,10 @@ class LogCapture:
                 if self._open_streams == 0:
                     self._log.close()
 
-    def _write(self, stream: str, raw: bytes) -> None:
-        if not raw.endswith(b"\n"):
-            raw += b"\n"
+    def _line(self, stream: str, raw: bytes) -> None:
         line = raw.decode("utf-8", "replace").rstrip("\r\n")
-        with self._lock:
-            self._log.write(raw)
-            if stream == "stderr":
+        if stream == "stderr":
+            with self._lock:
                 self._stderr_tail.append(line[:TAIL_LINE_CHARS])
         for callback in self._callbacks:
             self._call(callback, stream, line)
