@@ -77,11 +77,13 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
         assert again == first
         assert [v.version for v in store.list_pipeline_versions("train")] == [1]
 
-    def test_changed_definition_gets_next_version_even_when_reverting(self, store: MetadataStore) -> None:
+    def test_changed_definition_gets_next_version_and_a_reverted_one_its_old_version(self, store: MetadataStore) -> None:
         store.save_pipeline_version("train", {"a": 1})
         assert store.save_pipeline_version("train", {"a": 2}).version == 2
-        # Only the newest version is compared: going back to an old definition is a new version.
-        assert store.save_pipeline_version("train", {"a": 1}).version == 3
+        # A definition stored before is that version again: unchanged definitions never make new versions.
+        assert store.save_pipeline_version("train", {"a": 1}).version == 1
+        assert store.save_pipeline_version("train", {"a": 3}).version == 3
+        assert [v.version for v in store.list_pipeline_versions("train")] == [1, 2, 3]
         assert store.save_pipeline_version("other", {"a": 1}).version == 1
 
     def test_get_pipeline_version_newest_or_specific(self, store: MetadataStore) -> None:

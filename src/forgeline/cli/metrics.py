@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.console import Console
 from rich.text import Text
 
 from forgeline.cli.context import CliContext
-from forgeline.cli.render import when
+from forgeline.cli.output import fit, make_table, print_json_lines, short_when
+from forgeline.cli.step_source import announce_source, ran_in
 from forgeline.jobs.metrics import metric_series_path, read_metric_series
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import MetricPoint, StepRun
@@ -37,27 +36,35 @@ def metrics(
     step: Annotated[str | None, typer.Argument(help="Only this step.")] = None,
     metric: Annotated[str | None, typer.Option("--metric", "-m", help="Only this metric.")] = None,
     last: Annotated[bool, typer.Option("--last", help="Only the latest value of each metric.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, one metric point each.")] = False,
 ) -> None:
-    """Print the metric values parsed from training logs, in the order they were printed."""
+    """Print the metric values parsed from training logs, in the order they were printed.
+
+    A cache hit's metrics are those of the execution that ran the step (a line on stderr says which).
+    """
     ctx = CliContext()
+    err = Console(stderr=True)
     record = ctx.store.get_execution(execution_id)
-    runs = [ctx.store.get_step_run(record.id, step)] if step else ctx.store.list_step_runs(record.id)
-    points = [p for run in runs for p in step_metric_points(ctx.store, record.id, run)
-              if metric is None or p.name == metric]
+    asked = [ctx.store.get_step_run(record.id, step)] if step else ctx.store.list_step_runs(record.id)
+    points: list[MetricPoint] = []
+    for run in asked:
+        source = ran_in(ctx.store, run)
+        found = [p for p in step_metric_points(ctx.store, source.execution_id, source)
+                 if metric is None or p.name == metric]
+        if found:
+            announce_source(err, run, source, "metrics")
+        points.extend(found)
     if last:
         points = list({(p.step_name, p.name): p for p in points}.values())
     if as_json:
-        for p in points:
-            sys.stdout.write(json.dumps({"step": p.step_name, "attempt": p.attempt, "seq": p.seq, "name": p.name,
-                                         "value": p.value, "timestamp": p.timestamp.isoformat()}) + "\n")
+        print_json_lines(points)
         return
     if not points:
         where = f"step {step!r} of execution {record.id}" if step else f"execution {record.id}"
         ctx.console.print(f"no metrics recorded for {where}" + (f" named {metric!r}" if metric else ""))
         return
-    table = Table("step", "attempt", "seq", "metric", "value", "time")
+    table = make_table("step", "attempt", "seq", "metric", "value", "time", right=("attempt", "seq", "value"))
     for p in points:
         table.add_row(Text(p.step_name), str(p.attempt), str(p.seq), Text(p.name), f"{p.value:.6g}",
-                      when(p.timestamp))
-    ctx.console.print(table)
+                      short_when(p.timestamp))
+    ctx.console.print(fit(table, ctx.console, "metric", "step"))

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from forgeline.cli.context import CliContext
+from forgeline.cli.output import (
+    JsonOption,
+    fit,
+    make_table,
+    one_line,
+    print_json,
+    print_paragraph,
+    print_uris,
+    short_when,
+)
 from forgeline.cli.render import when
 from forgeline.registry import Registry
 from forgeline.registry.comparison import flatten_metrics
@@ -55,18 +62,22 @@ def _transition(event: ModelPackageEvent) -> Text:
 
 
 @app.command("groups")
-def groups() -> None:
+def groups(as_json: JsonOption = False) -> None:
     """List model package groups with their newest and newest approved versions."""
     ctx = CliContext()
     summaries = _registry(ctx).groups()
+    if as_json:
+        print_json(summaries)
+        return
     if not summaries:
         ctx.console.print("no model package groups yet: a RegisterModel step creates one")
         return
-    table = Table("group", "versions", "latest", "latest approved", "created", "updated")
+    table = make_table("group", "versions", "latest", "approved", "created", "updated",
+                       right=("versions", "latest", "approved"))
     for s in summaries:
-        table.add_row(s.name, str(s.version_count), str(s.latest_version), _value(s.latest_approved_version),
-                      when(s.created_at), when(s.updated_at))
-    ctx.console.print(table)
+        table.add_row(Text(s.name), str(s.version_count), str(s.latest_version), _value(s.latest_approved_version),
+                      short_when(s.created_at), short_when(s.updated_at))
+    ctx.console.print(fit(table, ctx.console, "group"))
 
 
 @app.command("list")
@@ -74,52 +85,51 @@ def list_packages(
     group: GROUP,
     status: Annotated[str | None, typer.Option("--status", help="Only PendingManualApproval, Approved or "
                                                                 "Rejected packages.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """List a group's versions, newest first."""
+    """List a group's versions, newest first; their model data URIs follow the table, whole."""
     ctx = CliContext()
     packages = _registry(ctx).list(group, status)
+    if as_json:
+        print_json(packages)
+        return
     if not packages:
         ctx.console.print(f"group {group} has no {status} versions" if status else f"group {group} is empty")
         return
-    table = Table("version", "status", "created", "execution", title=f"model package group {group}",
-                  title_justify="left")
-    table.add_column("model data", overflow="fold")
-    table.add_column("description", overflow="fold")
+    table = make_table("version", "status", "created", "execution", "description", right=("version",),
+                       title=f"model package group {group}")
     for p in packages:
-        table.add_row(str(p.version), _status(p.approval_status.value), when(p.created_at),
-                      p.lineage.get("execution_id") or "-", Text(p.model_data), Text(p.description or ""))
-    ctx.console.print(table)
+        table.add_row(str(p.version), _status(p.approval_status.value), short_when(p.created_at),
+                      p.lineage.get("execution_id") or "-", one_line(p.description))
+    ctx.console.print(fit(table, ctx.console, "description"))
+    ctx.console.print("model data:")
+    print_uris(ctx.console, [(f"v{p.version}", p.model_data) for p in packages])
 
 
 @app.command("describe")
-def describe(
-    group: GROUP,
-    version: VERSION,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
+def describe(group: GROUP, version: VERSION, as_json: JsonOption = False) -> None:
     """Artifacts, inference code, metrics, lineage and approval history of one version."""
     ctx = CliContext()
     described = _registry(ctx).describe(group, version)
     package, console = described.package, ctx.console
     if as_json:
-        sys.stdout.write(json.dumps(asdict(described), default=str, indent=2) + "\n")
+        print_json(described)
         return
     console.print(Text.assemble(("model package ", "bold"), package.arn, "  ",
-                                _status(package.approval_status.value)))
-    console.print(Text(f"model data: {package.model_data}"))
+                                _status(package.approval_status.value)), soft_wrap=True)
     code = f"{package.entry_point} in {package.code_uri}" if package.code_uri else "none (default handlers)"
-    console.print(Text(f"inference code: {code}"))
+    print_uris(console, [("model data", package.model_data), ("inference code", code)], indent=0)
     console.print(f"content types: {', '.join(package.content_types) or '-'}   "
                   f"response types: {', '.join(package.response_types) or '-'}")
     console.print(f"created: {when(package.created_at)}")
     if package.description:
-        console.print(Text(f"description: {package.description}"))
+        print_paragraph(console, f"description: {package.description}")
     _print_metrics(ctx, package.metrics, package.lineage.get("metrics_source"))
     _print_lineage(ctx, package.lineage)
-    history = Table("when", "change", "by", "note", title="approval history", title_justify="left")
+    history = make_table("when", "change", "by", "note", title="approval history")
     for event in described.history:
-        history.add_row(when(event.created_at), _transition(event), event.actor, Text(event.note or ""))
-    console.print(history)
+        history.add_row(short_when(event.created_at), _transition(event), event.actor, one_line(event.note))
+    console.print(fit(history, console, "note", "by"))
 
 
 def _print_metrics(ctx: CliContext, metrics: Any, source: dict[str, Any] | None) -> None:
@@ -127,14 +137,14 @@ def _print_metrics(ctx: CliContext, metrics: Any, source: dict[str, Any] | None)
     if not flat:
         ctx.console.print("metrics: none")
         return
-    table = Table("metric", "value", title="metrics", title_justify="left")
+    table = make_table("metric", "value", title="metrics")
     for name, value in flat.items():
-        table.add_row(Text(name), _value(value))
-    ctx.console.print(table)
+        table.add_row(Text(name), Text(_value(value)))
+    ctx.console.print(fit(table, ctx.console, "value", "metric"))
     if source:
         where = (f"property file {source['property_file']} of step {source['step']}" if "property_file" in source
                  else "report")
-        ctx.console.print(Text(f"metrics from {where}: {source.get('uri') or '-'}"))
+        print_uris(ctx.console, [(f"metrics from {where}", source.get("uri") or "-")], indent=0)
 
 
 def _print_lineage(ctx: CliContext, lineage: dict[str, Any]) -> None:
@@ -142,24 +152,25 @@ def _print_lineage(ctx: CliContext, lineage: dict[str, Any]) -> None:
     if not lineage:
         console.print("lineage: none")
         return
-    console.print(f"lineage: pipeline {lineage.get('pipeline')} v{lineage.get('pipeline_version')}, "
-                  f"execution {lineage.get('execution_id')}, step {lineage.get('step')}"
-                  + (f", model from step {lineage['model_step']}" if lineage.get("model_step") else ""))
+    print_paragraph(console, f"lineage: pipeline {lineage.get('pipeline')} v{lineage.get('pipeline_version')}, "
+                    f"execution {lineage.get('execution_id')}, step {lineage.get('step')}"
+                    + (f", model from step {lineage['model_step']}" if lineage.get("model_step") else ""))
     parameters = lineage.get("parameters") or {}
-    console.print(Text("parameters: " + (", ".join(f"{k}={v!r}" for k, v in parameters.items()) or "none")))
+    print_paragraph(console, "parameters: " + (", ".join(f"{k}={v!r}" for k, v in parameters.items()) or "none"))
     model = lineage.get("model_data") or {}
     console.print(Text(f"model data fingerprint: {_short(model.get('fingerprint'))}"))
-    data = Table("data", "fingerprint", "used by", title="trained on", title_justify="left")
-    for item in lineage.get("data", []):
-        data.add_row(Text(item["uri"]), _short(item.get("fingerprint")), f"{item['step']} ({item['input']})")
-    if data.row_count:
-        console.print(data)
-    steps = Table("step", "kind", "inputs", "outputs", title="upstream steps", title_justify="left")
-    for s in lineage.get("steps", []):
-        steps.add_row(s["name"], s["kind"], Text("\n".join(f"{i['name']}: {i['uri']}" for i in s["inputs"])),
-                      Text("\n".join(f"{o['name']}: {o['uri']}" for o in s["outputs"])))
-    if steps.row_count:
-        console.print(steps)
+    data = lineage.get("data", [])
+    if data:
+        console.print("trained on:")
+        print_uris(console, [(f"{item['step']} ({item['input']}) {_short(item.get('fingerprint'))}", item["uri"])
+                             for item in data])
+    steps = lineage.get("steps", [])
+    if steps:
+        console.print("upstream steps:")
+    for s in steps:
+        console.print(Text(f"  {s['name']} ({s['kind']})"))
+        print_uris(console, [(f"in {i['name']}", i["uri"]) for i in s["inputs"]]
+                   + [(f"out {o['name']}", o["uri"]) for o in s["outputs"]], indent=4)
 
 
 def _decide(ctx: CliContext, event: ModelPackageEvent) -> None:
@@ -186,17 +197,22 @@ def compare(
     group: GROUP,
     a: Annotated[int, typer.Argument(help="First version.")],
     b: Annotated[int, typer.Argument(help="Second version.")],
+    as_json: JsonOption = False,
 ) -> None:
     """Metrics of two versions side by side, with the difference (second minus first)."""
     ctx = CliContext()
     comparison = _registry(ctx).compare(group, a, b)
+    if as_json:
+        print_json(comparison)
+        return
     if not comparison.metrics:
         ctx.console.print(f"neither {group}/{a} nor {group}/{b} has metrics")
         return
-    table = Table("metric", f"v{a}", f"v{b}", "difference", title=f"{group}: v{a} vs v{b}", title_justify="left")
+    table = make_table("metric", f"v{a}", f"v{b}", "difference", right=(f"v{a}", f"v{b}", "difference"),
+                       title=f"{group}: v{a} vs v{b}")
     for row in comparison.metrics:
         table.add_row(Text(row.name), _value(row.a), _value(row.b), _value(row.difference, signed=True))
-    ctx.console.print(table)
+    ctx.console.print(fit(table, ctx.console, "metric"))
 
 
 @app.command("events")
@@ -204,14 +220,19 @@ def events(
     group: Annotated[str | None, typer.Argument(help="Only this group.")] = None,
     status: Annotated[str | None, typer.Option("--status", help="Only moves to this status.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, the newest.")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """Approval-status transitions (registrations included), oldest first."""
     ctx = CliContext()
     found = _registry(ctx).events(group, to_status=status, limit=limit)
+    if as_json:
+        print_json(found)
+        return
     if not found:
         ctx.console.print("no registry events yet")
         return
-    table = Table("when", "package", "change", "by", "note")
+    table = make_table("when", "package", "change", "by", "note")
     for event in found:
-        table.add_row(when(event.created_at), event.arn, _transition(event), event.actor, Text(event.note or ""))
-    ctx.console.print(table)
+        table.add_row(short_when(event.created_at), Text(event.arn), _transition(event), Text(event.actor),
+                      one_line(event.note))
+    ctx.console.print(fit(table, ctx.console, "note", "by", "package"))

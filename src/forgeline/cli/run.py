@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from forgeline.cli.context import CliContext
+from forgeline.cli.output import JsonOption, fit, make_table, one_line, print_json, print_paragraph
 from forgeline.cli.watch import finish
 from forgeline.engine.launch import plan_execution, start_execution
 from forgeline.engine.loader import load_pipeline
@@ -35,6 +35,10 @@ def run(
     only: Annotated[str | None, typer.Option("--only", help="Run only these steps (comma-separated).")] = None,
     source: Annotated[str | None, typer.Option("--from", help="Execution that provides the other steps' outputs.")]
     = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Reuse no cached step result in this run (its "
+                                           "steps still record theirs for later runs).")] = False,
+    keep_jobs: Annotated[bool, typer.Option("--keep-jobs", help="Keep succeeded steps' job folders (removed by "
+                                            "default; FORGELINE_KEEP_JOBS=1 sets it for every run).")] = False,
 ) -> None:
     """Start a pipeline and watch its steps; exit 0 when it succeeds."""
     ctx = CliContext()
@@ -45,7 +49,8 @@ def run(
         selective = SelectiveExecutionConfig(source, [s.strip() for s in only.split(",") if s.strip()])
     pipeline = load_pipeline(pipeline_file, pipeline_name)
     execution = start_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings,
-                                selective=selective, fork=True)
+                                selective=selective, fork=True, cache_lookups=not no_cache,
+                                keep_jobs=True if keep_jobs else None)
     finish(execution, ctx, detach)
 
 
@@ -53,14 +58,25 @@ def plan(
     pipeline_file: Annotated[str, typer.Argument(help="Pipeline file, optionally file.py:variable.")],
     parameter: Annotated[list[str] | None, typer.Option("-p", "--parameter", help="Name=Value override.")] = None,
     pipeline_name: Annotated[str | None, typer.Option("--pipeline", help="Pipeline name in the file.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Show, before running, which steps would be cache hits and why each miss misses."""
     ctx = CliContext()
     pipeline = load_pipeline(pipeline_file, pipeline_name)
-    table = Table("step", "kind", "plan", "why / cached from")
+    items = plan_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings)
+    if as_json:
+        print_json(items)
+        return
+    table = make_table("step", "kind", "plan", "why / cached from")
     style = {"HIT": "green", "MISS": "yellow", "SKIP": "dim", "RUN": "cyan"}
-    for item in plan_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings):
-        why = f"from execution {item.cache_source}" if item.decision == "HIT" else "; ".join(item.reasons)
+    whys = [f"from execution {item.cache_source}" if item.decision == "HIT" else "; ".join(item.reasons)
+            for item in items]
+    for item, why in zip(items, whys):
         table.add_row(Text(item.name), item.kind, Text(item.decision, style=style.get(item.decision, "")),
-                      Text(why))
-    ctx.console.print(table)
+                      one_line(why))
+    ctx.console.print(fit(table, ctx.console, "why / cached from"))
+    width = table.columns[-1].max_width
+    if width is not None and any(len(why) > width for why in whys):  # the table cut some: print them whole
+        ctx.console.print("why:")
+        for item, why in zip(items, whys):
+            print_paragraph(ctx.console, f"{item.name}: {why}", indent=2)

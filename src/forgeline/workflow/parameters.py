@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from forgeline.errors import ParameterError, PipelineDefinitionError
 from forgeline.workflow.expressions import Expression, check_name
 
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
+BOOLEAN_SPELLINGS = (("true", "false"), ("yes", "no"), ("y", "n"), ("on", "off"), ("1", "0"))
+"""Accepted override spellings of a Boolean parameter, (true, false) pairs, in any case."""
+_TRUE = {true for true, _ in BOOLEAN_SPELLINGS}
+_FALSE = {false for _, false in BOOLEAN_SPELLINGS}
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,7}$")
 
 
 class Parameter(Expression):
@@ -45,7 +49,14 @@ class Parameter(Expression):
         return declaration
 
     def coerce(self, value: Any) -> Any:
-        """Convert an override (a Python value, or text from the command line) to this parameter's type."""
+        """Convert an override (a Python value, or text from the command line) to this parameter's type.
+
+        An empty text is refused unless the type gives it a meaning (see ``accepts_empty``).
+        """
+        if isinstance(value, str) and not value.strip() and not self.accepts_empty():
+            raise ParameterError(
+                f"parameter {self.name!r} ({self.parameter_type}) cannot be empty: {self.empty_hint()}"
+            )
         try:
             coerced = self._convert(value)
         except (TypeError, ValueError) as exc:
@@ -57,6 +68,17 @@ class Parameter(Expression):
                 f"parameter {self.name!r} must be one of {self.enum_values}, got {coerced!r}"
             )
         return coerced
+
+    def accepts_empty(self) -> bool:
+        """Whether an empty text is a meaningful value: never for numbers and booleans."""
+        return False
+
+    def empty_hint(self) -> str:
+        """What to give instead of an empty value."""
+        return f"give a {self.parameter_type} value" + self._default_hint()
+
+    def _default_hint(self) -> str:
+        return "" if self.default_value is None else f", or leave out -p {self.name}= to use the default"
 
     def _coerce_or_definition_error(self, value: Any) -> Any:
         try:
@@ -74,10 +96,18 @@ class Parameter(Expression):
 
 
 class ParameterString(Parameter):
-    """A string parameter."""
+    """A string parameter; an empty override is refused when the default value is a path or URI."""
 
     parameter_type = "String"
     python_type = str
+
+    def accepts_empty(self) -> bool:
+        """An empty string is a value, except where a path or URI is expected (the default is one)."""
+        return not looks_like_path(self.default_value)
+
+    def empty_hint(self) -> str:
+        """Ask for a path, since the default is one."""
+        return f"it is a path or URI like its default {self.default_value!r}; give one" + self._default_hint()
 
     def _convert(self, value: Any) -> str:
         if not isinstance(value, str):
@@ -124,7 +154,7 @@ class ParameterFloat(Parameter):
 
 
 class ParameterBoolean(Parameter):
-    """A boolean parameter (overrides accept true/false, yes/no, 1/0)."""
+    """A boolean parameter (overrides accept true/false, yes/no, y/n, on/off, 1/0, in any case)."""
 
     parameter_type = "Boolean"
     python_type = bool
@@ -134,7 +164,12 @@ class ParameterBoolean(Parameter):
             return value
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
-        raise TypeError("true or false is required")
+        raise TypeError("use one of " + ", ".join(f"{t}/{f}" for t, f in BOOLEAN_SPELLINGS) + " (any case)")
+
+
+def looks_like_path(value: Any) -> bool:
+    """Whether a default value is a path or URI: it has a folder separator or ends in a file extension."""
+    return isinstance(value, str) and bool("/" in value or "\\" in value or _EXTENSION.search(value))
 
 
 PARAMETER_TYPES: dict[str, type[Parameter]] = {

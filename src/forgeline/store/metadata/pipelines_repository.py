@@ -14,7 +14,11 @@ from forgeline.store.metadata.tables import executions, pipeline_versions, pipel
 
 
 def save_version(connection: Connection, name: str, definition: dict[str, Any], digest: str) -> PipelineVersion:
-    """Insert the next version unless the newest one has this digest (then return that one)."""
+    """Insert the next version unless a stored version has this digest (then return that one).
+
+    So an unchanged definition never makes a new version, even after a change was undone (v1, v2, then v1's
+    definition again: v1) or when two loaders of one file alternate.
+    """
     now = utc_now()
     # FOR UPDATE: on PostgreSQL saves of one pipeline queue up on its row, so each reads the newest version
     # only after the previous one committed (SQLite's BEGIN IMMEDIATE already serialises writers).
@@ -22,15 +26,18 @@ def save_version(connection: Connection, name: str, definition: dict[str, Any], 
     if connection.execute(pipeline).first() is None:
         # A concurrent first save makes this raise IntegrityError; the caller's next round sees the pipeline.
         connection.execute(insert(pipelines).values(name=name, created_at=now))
-    newest = connection.execute(
+    same = connection.execute(
         select(pipeline_versions)
-        .where(pipeline_versions.c.pipeline_name == name)
+        .where(pipeline_versions.c.pipeline_name == name, pipeline_versions.c.digest == digest)
         .order_by(pipeline_versions.c.version.desc())
         .limit(1)
     ).first()
-    if newest is not None and newest.digest == digest:
-        return to_pipeline_version(newest)
-    version = 1 if newest is None else newest.version + 1
+    if same is not None:
+        return to_pipeline_version(same)
+    newest = connection.execute(
+        select(func.max(pipeline_versions.c.version)).where(pipeline_versions.c.pipeline_name == name)
+    ).scalar()
+    version = 1 if newest is None else newest + 1
     connection.execute(
         insert(pipeline_versions).values(
             pipeline_name=name, version=version, definition=definition, digest=digest, created_at=now

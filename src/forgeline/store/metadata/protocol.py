@@ -26,7 +26,7 @@ class MetadataStore(ModelPackageStore, EndpointStore, Protocol):
     """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction."""
 
     def save_pipeline_version(self, name: str, definition: dict[str, Any]) -> PipelineVersion:
-        """Store the definition as the pipeline's next version, or return the newest if its digest is equal."""
+        """Store the definition as the pipeline's next version, or return the stored version with its digest."""
         ...
 
     def get_pipeline_version(self, name: str, version: int | None = None) -> PipelineVersion:

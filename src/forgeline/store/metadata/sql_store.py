@@ -67,7 +67,7 @@ class SqlMetadataStore:
         self._engine.dispose()
 
     def save_pipeline_version(self, name: str, definition: dict[str, Any]) -> PipelineVersion:
-        """Store the definition as the pipeline's next version, or return the newest if its digest is equal."""
+        """Store the definition as the pipeline's next version, or return the stored version with its digest."""
         digest = compute_definition_digest(definition)
         # Exactly what the JSON column hands back later, so this record equals get_pipeline_version's.
         stored = json.loads(json.dumps(definition))
