@@ -1,13 +1,16 @@
-# Every target that runs code depends on `venv`, so a fresh clone needs only `make demo` or `make test`.
+# Every target that runs code depends on a venv stamp, so a fresh clone needs only `make demo` or `make test`.
+# `make demo` installs forgeline with the quickstart's needs only; `make test` adds the dev tools and the heavy
+# example dependencies (PyTorch, DuckDB).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Stamp written after a successful install; reinstall only when pyproject.toml is newer.
 INSTALLED := $(VENV)/.installed
+DEMO_INSTALLED := $(VENV)/.installed-demo
 PYTEST_ARGS ?= -q -n 2
 
-.PHONY: venv demo test test-deps bench lint clean
+.PHONY: venv demo-venv demo test test-deps bench lint clean
 
 venv: $(INSTALLED)
 
@@ -16,9 +19,19 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install -e '.[dev,examples]'
 	touch $@
 
-demo: venv
+demo-venv: $(DEMO_INSTALLED)
+
+$(DEMO_INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[quickstart]'
+	touch $@
+
+demo: demo-venv
 	$(BIN)/forgeline run examples/quickstart/pipeline.py
 	$(BIN)/forgeline executions list
+	@echo
+	@echo "forgeline is installed in $(BIN). To type just 'forgeline': source $(VENV)/bin/activate"
+	@echo "(or add $$(cd $(BIN) && pwd) to your PATH)"
 
 test: venv test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
