@@ -10,6 +10,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
+from forgeline.jobs.process_tree import descendants, signal_all
 from forgeline.jobs.spec import FailureKind, JobResult, JobStatus
 
 
@@ -26,6 +27,14 @@ def signal_process_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill_process_tree(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL a job's process group and, while its leader lives, every process below it (setsid ones too)."""
+    # a leader already waited for has ended its tree itself (the supervisor does), and its pid may be reused
+    below = descendants(process.pid) if process.poll() is None else []
+    signal_process_group(process.pid, signal.SIGKILL)
+    signal_all(below, signal.SIGKILL)
 
 
 class JobControl:
@@ -110,7 +119,7 @@ class JobControl:
         pgid = self._process.pid
         signal_process_group(pgid, signal.SIGTERM)
         # The SIGKILL stays bound to this group even after release: it also ends children that outlived it.
-        killer = threading.Timer(self._grace_seconds, signal_process_group, (pgid, signal.SIGKILL))
+        killer = threading.Timer(self._grace_seconds, kill_process_tree, (self._process,))
         killer.daemon = True
         killer.start()
 

@@ -1,0 +1,123 @@
+"""A job's process tree: every process descending from its supervisor, read from ``/proc``, and ending it.
+
+Standard library only: the job supervisor (``supervisor.py``, run by path under ``python -S``) imports this
+file as its sibling, and JobControl imports it as ``forgeline.jobs.process_tree``. A child that called
+``setsid`` leaves its parent's process group, so signalling the group misses it; it stays in this tree, because
+the supervisor is a child subreaper: orphans anywhere below it are re-parented to it, not to init.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+KILL_ROUNDS = 100
+"""SIGKILL rounds before giving up on a process that will not die (one stuck in the kernel)."""
+
+
+def become_subreaper() -> bool:
+    """Make this process the parent of every orphan below it (Linux); False where that is not possible."""
+    try:
+        import ctypes
+
+        return int(ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _parents() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state letter) of every process this user can see."""
+    found: dict[int, tuple[int, str]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                stat = handle.read().decode("ascii", "replace")
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat.rpartition(")")[2].split()  # the command name may hold spaces and parentheses
+        if len(fields) >= 2:
+            found[int(entry)] = (int(fields[1]), fields[0])
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Live processes below ``pid`` (children first), zombies left out."""
+    parents = _parents()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in parents.items():
+        children.setdefault(parent, []).append(child)
+    found: list[int] = []
+    pending = list(children.get(pid, []))
+    while pending:
+        current = pending.pop(0)
+        if parents.get(current, (0, "Z"))[1] != "Z":
+            found.append(current)
+        pending.extend(children.get(current, []))
+    return found
+
+
+def outside_own_group(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that left this process's group (``setsid``, ``setpgid``): a group signal misses them."""
+    own = os.getpgid(0)
+    outside = []
+    for pid in pids:
+        try:
+            if os.getpgid(pid) != own:
+                outside.append(pid)
+        except ProcessLookupError:
+            continue
+    return outside
+
+
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    """Send ``sig`` to each process, ignoring those already gone."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def reap_children() -> None:
+    """Collect the exit status of every ended child (orphans re-parented to a subreaper become its children)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def end_descendants(grace_seconds: float, poll_seconds: float = 0.05) -> list[int]:
+    """End every process below this one: SIGTERM, then SIGKILL after ``grace_seconds``; return who was there."""
+    me = os.getpid()
+    leftovers = descendants(me)
+    if not leftovers:
+        return []
+    signal_all(leftovers, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while True:
+        reap_children()
+        remaining = descendants(me)
+        if not remaining:
+            return leftovers
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(poll_seconds)
+    for _ in range(KILL_ROUNDS):  # new ones may have been forked meanwhile: until none is left
+        signal_all(remaining, signal.SIGKILL)
+        time.sleep(poll_seconds)
+        reap_children()
+        remaining = descendants(me)
+        if not remaining:
+            break
+    return leftovers
