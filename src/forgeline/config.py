@@ -15,6 +15,10 @@ DATABASE_URL_ENV = "FORGELINE_DATABASE_URL"
 ARTIFACT_ROOT_ENV = "FORGELINE_ARTIFACT_ROOT"
 MAX_CODE_SIZE_ENV = "FORGELINE_MAX_CODE_SIZE"
 DEFAULT_MAX_CODE_BYTES = 100 * 1000 * 1000
+AUTO_RESUME_ENV = "FORGELINE_AUTO_RESUME"
+ORCHESTRATOR_TIMEOUT_ENV = "FORGELINE_ORCHESTRATOR_TIMEOUT"
+DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS = 30.0
+"""An orchestrator silent this long is lost: six of its heartbeats (one every timeout/6 s, at most 5 s)."""
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
@@ -26,6 +30,8 @@ class Settings:
     database_url: str
     artifact_root: str
     max_code_bytes: int = DEFAULT_MAX_CODE_BYTES  # a code folder (source_dir) larger than this is refused
+    auto_resume: bool = False  # a command that finds an execution's orchestrator lost resumes it
+    orchestrator_timeout_seconds: float = DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -36,7 +42,10 @@ class Settings:
         artifact_root = env.get(ARTIFACT_ROOT_ENV) or str(home / "artifacts")
         max_code_bytes = parse_size(env.get(MAX_CODE_SIZE_ENV) or str(DEFAULT_MAX_CODE_BYTES), MAX_CODE_SIZE_ENV)
         return cls(home=home, database_url=database_url, artifact_root=artifact_root.rstrip("/"),
-                   max_code_bytes=max_code_bytes)
+                   max_code_bytes=max_code_bytes, auto_resume=parse_flag(env.get(AUTO_RESUME_ENV), AUTO_RESUME_ENV),
+                   orchestrator_timeout_seconds=parse_seconds(env.get(ORCHESTRATOR_TIMEOUT_ENV),
+                                                              ORCHESTRATOR_TIMEOUT_ENV,
+                                                              DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS))
 
     @property
     def logs_dir(self) -> Path:
@@ -55,6 +64,8 @@ class Settings:
             DATABASE_URL_ENV: self.database_url,
             ARTIFACT_ROOT_ENV: self.artifact_root,
             MAX_CODE_SIZE_ENV: str(self.max_code_bytes),
+            AUTO_RESUME_ENV: "1" if self.auto_resume else "0",
+            ORCHESTRATOR_TIMEOUT_ENV: f"{self.orchestrator_timeout_seconds:g}",
         }
 
 
@@ -67,3 +78,26 @@ def parse_size(text: str, what: str) -> int:
     power = "bkmgt".index(unit[0])
     base = 1024 if unit.endswith("i") else 1000
     return int(float(match.group(1)) * base**power)
+
+
+def parse_flag(text: str | None, what: str) -> bool:
+    """A yes/no setting: 1, true, yes, on or 0, false, no, off (any case); unset is no."""
+    value = (text or "0").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"{what}={text!r} is not a yes/no value; write 1 or 0")
+
+
+def parse_seconds(text: str | None, what: str, default: float) -> float:
+    """A positive number of seconds; unset is ``default``."""
+    if text is None or not text.strip():
+        return default
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigurationError(f"{what}={text!r} is not a positive number of seconds; write e.g. 30")
+    return seconds

@@ -43,6 +43,10 @@ class StoreError(ForgelineError):
     """The metadata or artifact store failed in a way the user must act on."""
 
 
+class OrchestratorLostError(ForgelineError):
+    """An unfinished execution's orchestrator stopped beating (killed, crashed, machine restarted)."""
+
+
 class JobError(ForgelineError):
     """A job could not be prepared or collected (staging, upload, executor failure)."""
 

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from forgeline.engine.execution import PipelineExecution
-from forgeline.engine.recovery import process_alive
+from forgeline.engine.liveness import process_alive
 
 COUNT = """
     import os, sys, time
@@ -112,8 +112,9 @@ def test_resume_after_the_orchestrator_was_killed_reruns_only_what_was_running(p
     wait_until(lambda: project.pid_file.exists() and steps_of(execution)["Side"].status.value == "Succeeded",
                timeout=30, what="Slow to hang and Side to finish")
     orphan = int(project.pid_file.read_text())
-    # the orchestrator records a job's pid once it sees the job started (within one turn of its loop)
-    wait_until(lambda: execution.list_attempts("Slow")[0].pid == orphan, timeout=10, what="Slow's pid recorded")
+    # the orchestrator records the job's process group (its supervisor leads it) as soon as the job starts
+    wait_until(lambda: execution.list_attempts("Slow")[0].pid == os.getpgid(orphan), timeout=10,
+               what="Slow's process group recorded")
     before = steps_of(execution)
     assert before["Slow"].status.value == "Executing"
     assert before["Slow"].outputs == {}  # its half-written folder is nobody's output

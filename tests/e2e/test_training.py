@@ -137,11 +137,13 @@ def test_a_killed_spot_training_restarts_from_its_checkpoint_within_the_same_ste
 
     assert finished.status == "Succeeded", finished.failure_reason
     train = finished.steps["Train"]
-    assert train.attempts == 1  # restarted inside the job, not retried by the engine
+    assert train.attempts == 2  # the restart inside the job is an attempt of its own (tests/e2e/test_spot_restarts.py)
     [interruption] = train.properties["interruptions"]
     assert interruption["reason"] == "killed by signal SIGKILL"
     assert project.read_output(train.outputs["output_data"], "done.txt") == "resumed after 1"
-    [attempt] = execution.list_attempts("Train")
+    interrupted, attempt = execution.list_attempts("Train")
+    assert (interrupted.status.value, attempt.status.value) == ("Interrupted", "Succeeded")
+    assert interrupted.log_path == attempt.log_path  # one job, one log: both starts are in it
     log = Path(attempt.log_path).read_text()
     assert [line for line in log.splitlines() if line.startswith("epoch")] == [
         "epoch 1", "epoch 2", "epoch 2", "epoch 3", "epoch 4"]

@@ -22,11 +22,14 @@ from forgeline.store.metadata.records import ExecutionRecord, StepAttempt, StepR
 
 
 def print_description(console: Console, record: ExecutionRecord, steps: Sequence[StepRun],
-                      attempts: Sequence[StepAttempt]) -> None:
+                      attempts: Sequence[StepAttempt], orchestrator_note: str | None = None) -> None:
     """The execution's header, parameters, steps, attempts, every failure reason in full, and its outputs."""
     console.print(Text.assemble(("execution ", "bold"), record.id, f"  pipeline {record.pipeline_name} "
                                 f"v{record.pipeline_version}"), soft_wrap=True)
-    console.print(Text.assemble("status: ", status_text(record.status.value)))
+    console.print(Text.assemble("status: ", status_text(record.status.value, orchestrator_note)))
+    if orchestrator_note and "resumed" not in orchestrator_note:
+        console.print(f"{orchestrator_note} — `forgeline executions resume {record.id}`", style="red",
+                      soft_wrap=True)
     console.print(f"started: {when(record.started_at)}   ended: {when(record.ended_at)}")
     if record.failure_reason:
         print_paragraph(console, f"failure reason: {record.failure_reason}")

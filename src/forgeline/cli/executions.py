@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -12,13 +14,33 @@ from forgeline.cli.moments import parse_since
 from forgeline.cli.output import JsonOption, print_json
 from forgeline.cli.render import executions_table, status_text
 from forgeline.cli.watch import finish
-from forgeline.engine.recovery import resume_execution, retry_execution
+from forgeline.engine.liveness import check_orchestrator
+from forgeline.engine.recovery import resume_execution, resume_if_lost, retry_execution
 from forgeline.errors import ForgelineError
-from forgeline.store.metadata.records import ExecutionStatus
+from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
 from forgeline.store.metadata.serialise import serialise
 
 app = typer.Typer(help="Inspect and control executions.", no_args_is_help=True)
 
+
+AutoResumeOption = Annotated[bool, typer.Option(
+    "--auto-resume", help="Resume executions whose orchestrator was lost (or set FORGELINE_AUTO_RESUME=1).")]
+
+
+def orchestrator_notes(ctx: CliContext, records: Sequence[ExecutionRecord], auto_resume: bool) -> dict[str, str]:
+    """For each unfinished execution whose orchestrator is lost: how long ago, or that it was resumed just now."""
+    settings = replace(ctx.settings, auto_resume=True) if auto_resume else ctx.settings
+    notes = {}
+    for record in records:
+        if record.status.is_terminal:
+            continue
+        if resume_if_lost(ctx.store, record, settings, fork=True):
+            notes[record.id] = "orchestrator lost, resumed now"
+            continue
+        liveness = check_orchestrator(record, settings, ctx.store)
+        if liveness.lost:
+            notes[record.id] = liveness.note
+    return notes
 
 @app.command("list")
 def list_executions(
@@ -32,18 +54,20 @@ def list_executions(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
+    auto_resume: AutoResumeOption = False,
     """List executions, newest first."""
     ctx = CliContext()
     records = ctx.store.list_executions(pipeline, limit=limit, statuses=parse_statuses(status),
                                         since=parse_since(since) if since else None)
     if as_json:
-        print_json(records)
+    notes = orchestrator_notes(ctx, records, auto_resume)
+        print_json([{**serialise(record), "orchestrator_lost": notes.get(record.id)} for record in records])
         return
     if not records:
         filtered = pipeline or status or since
         ctx.console.print("no executions match these filters" if filtered else "no executions yet")
         return
-    ctx.console.print(executions_table(records, ctx.console))
+    ctx.console.print(executions_table(records, ctx.console, notes))
 
 
 def parse_statuses(text: str | None) -> list[ExecutionStatus] | None:
@@ -64,15 +88,17 @@ def describe(
     execution_id: Annotated[str, typer.Argument(help="Execution id or unique prefix.")],
     as_json: JsonOption = False,
 ) -> None:
+    auto_resume: AutoResumeOption = False,
     """Parameters, steps, attempts, times, outputs and the whole failure reasons of an execution."""
     ctx = CliContext()
     record = ctx.store.get_execution(execution_id)
     steps = ctx.store.list_step_runs(record.id)
+    note = orchestrator_notes(ctx, [record], auto_resume).get(record.id)
     attempts = ctx.store.list_attempts(record.id)
     if as_json:
-        print_json({**serialise(record), "steps": steps, "attempts": attempts})
+        print_json({**serialise(record), "orchestrator_lost": note, "steps": steps, "attempts": attempts})
         return
-    print_description(ctx.console, record, steps, attempts)
+    print_description(ctx.console, record, steps, attempts, orchestrator_note=note)
 
 
 @app.command("stop")

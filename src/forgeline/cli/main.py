@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,11 +15,23 @@ from forgeline.cli import endpoints, endpoints_loadtest, executions, logs, metri
 from forgeline.cli.run import plan, run
 from forgeline.errors import ForgelineError
 
+from forgeline.config import AUTO_RESUME_ENV
 app = typer.Typer(help="forgeline: ML pipelines that run locally in milliseconds per step.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.command("run")(run)
 app.command("plan")(plan)
 app.command("logs")(logs.logs)
+
+
+@app.callback()
+def options(auto_resume: Annotated[bool, typer.Option(
+        "--auto-resume", help="Resume any execution found with its orchestrator lost (or FORGELINE_AUTO_RESUME=1).")]
+        = False) -> None:
+    """forgeline: ML pipelines that run locally in milliseconds per step."""
+    if auto_resume:
+        os.environ[AUTO_RESUME_ENV] = "1"  # every command reads its settings from the environment
+
+
 app.command("metrics")(metrics.metrics)
 app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from rich.console import Console
@@ -14,13 +14,16 @@ from forgeline.store.metadata.records import ExecutionRecord, StepAttempt, StepR
 
 STATUS_STYLE = {
     "Succeeded": "green", "Failed": "red", "Stopped": "yellow", "Stopping": "yellow",
-    "Executing": "cyan", "Starting": "cyan", "Pending": "dim", "Skipped": "dim",
+    "Executing": "cyan", "Starting": "cyan", "Pending": "dim", "Skipped": "dim", "Interrupted": "yellow",
 }
 
 
-def status_text(status: str) -> Text:
-    """A status word in its colour."""
-    return Text(status, style=STATUS_STYLE.get(status, ""))
+def status_text(status: str, note: str | None = None) -> Text:
+    """A status word in its colour, with a note in brackets after it (in red: something is wrong)."""
+    text = Text(status, style=STATUS_STYLE.get(status, ""))
+    if note:
+        text.append(f" ({note})", style="red")
+    return text
 
 
 def when(moment: datetime | None) -> str:
@@ -77,11 +80,15 @@ def steps_table(steps: Sequence[StepRun], attempts: Sequence[StepAttempt], conso
     return fit(table, console, "note")
 
 
-def executions_table(records: Sequence[ExecutionRecord], console: Console) -> Table:
-    """One row per execution, newest first; ids, statuses and times whole, reasons cut to one line."""
+def executions_table(records: Sequence[ExecutionRecord], console: Console,
+                     notes: Mapping[str, str] | None = None) -> Table:
+    """One row per execution, newest first; ids, statuses and times whole, reasons cut to one line.
+
+    ``notes`` go in brackets after a status: an execution whose orchestrator was lost says so.
+    """
     table = make_table("id", "pipeline", "v", "status", "started", "took", "failure reason", right=("v", "took"))
     for record in records:
         table.add_row(record.id, Text(record.pipeline_name), str(record.pipeline_version),
-                      status_text(record.status.value), short_when(record.started_at),
+                      status_text(record.status.value, (notes or {}).get(record.id)), short_when(record.started_at),
                       duration(record.started_at, record.ended_at), one_line(record.failure_reason))
     return fit(table, console, "failure reason", "pipeline")

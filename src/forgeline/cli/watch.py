@@ -72,6 +72,7 @@ def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) 
                 live.update(view())
                 if status.is_terminal:
                     return status
+                execution.ensure_running()  # a lost orchestrator ends the watch with one line, or is resumed
                 time.sleep(interval)
             except HangUp:
                 execution.stop()

@@ -6,6 +6,8 @@ import time
 from typing import Any
 
 from forgeline.config import Settings
+from forgeline.engine.liveness import OrchestratorLiveness, check_orchestrator
+from forgeline.errors import ForgelineError, OrchestratorLostError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepAttempt, StepRun
 from forgeline.store.metadata.sql_store import SqlMetadataStore
@@ -50,20 +52,45 @@ class PipelineExecution:
         return self.record().parameters
 
     def wait(self, timeout: float | None = None, poll_interval: float = 0.1) -> ExecutionStatus:
-        """Block until the execution is Stopped, Failed or Succeeded; TimeoutError after ``timeout`` s."""
+        """Block until the execution is Stopped, Failed or Succeeded; TimeoutError after ``timeout`` s.
+
+        OrchestratorLostError when its orchestrator died, unless ``Settings.auto_resume`` lets this resume it.
+        """
+    def orchestrator(self) -> OrchestratorLiveness:
+        """Whether the orchestrator of this execution is alive or lost (see engine/liveness.py)."""
+        return check_orchestrator(self.record(), self.settings, self.store)
+
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
         while True:
-            status = self.status
+            record = self.record()
+            status = record.status
             if status.is_terminal:
                 return status
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {self.id} still {status.value} after {timeout} s")
+            self.ensure_running(record)
             time.sleep(delay)
             delay = min(delay * 1.5, poll_interval)
 
     def stop(self) -> ExecutionStatus:
         """Ask the orchestrator to stop running jobs and start no new step (Executing → Stopping)."""
+    def ensure_running(self, record: ExecutionRecord | None = None) -> None:
+        """OrchestratorLostError if the orchestrator of this unfinished execution is lost; auto-resume resumes it."""
+        record = record or self.record()
+        liveness = check_orchestrator(record, self.settings, self.store)
+        if not liveness.lost:
+            return
+        from forgeline.engine.recovery import resume_if_lost  # recovery builds on this module
+
+        if not resume_if_lost(self.store, record, self.settings):
+            if self.settings.auto_resume and not self.orchestrator().lost:
+                return  # another command resumed it meanwhile
+            raise OrchestratorLostError(
+                f"execution {self.id} is {record.status.value} but its orchestrator was lost "
+                f"{liveness.silent_seconds:.0f} s ago; resume it with `forgeline executions resume {self.id}` "
+                "(or set FORGELINE_AUTO_RESUME=1)")
+
         return self.store.request_stop(self.id).status
 
     def list_steps(self) -> list[StepRun]:
@@ -84,6 +111,7 @@ class PipelineExecution:
             "failure_reason": record.failure_reason,
             "steps": [step.__dict__ for step in self.list_steps()],
         }
+            "orchestrator_lost": check_orchestrator(record, self.settings, self.store).note or None,
 
     def __repr__(self) -> str:
         return f"PipelineExecution(id={self.id!r})"

@@ -19,11 +19,13 @@ from typing import Any
 
 from forgeline.config import Settings
 from forgeline.engine import registration  # noqa: F401 - registers RegisterModel's inline runner
+from forgeline.engine.adoption import settle_open_attempts
 from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
 from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.inline import InlineContext, RunningPipeline, is_inline, run_inline
 from forgeline.engine.jobspecs import JobContext, build_job_spec
 from forgeline.engine.loops import LoopRunner
+from forgeline.engine.liveness import heartbeat_interval
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
 from forgeline.engine.state import ExecutionState, now
 from forgeline.errors import ForgelineError
@@ -42,7 +44,6 @@ from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, JobStep, 
 log = logging.getLogger("forgeline.orchestrator")
 
 STOP_POLL_SECONDS = 0.1
-HEARTBEAT_SECONDS = 5.0
 STOP_GRACE_SECONDS = 10.0
 BLOCKING = (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.STOPPED)
 
@@ -53,8 +54,8 @@ class RunningJob:
 
     step: Step
     spec: JobSpec
-    handle: JobHandle
-    attempt: int
+    handle: JobHandle | None  # None: adopted from a dead orchestrator, already ended
+    attempt: int  # its first attempt; spot restarts open later ones (see Orchestrator.attempts)
     cache_key: CacheKey | None
 
 
@@ -91,6 +92,7 @@ class Orchestrator:
         )
         self.state = ExecutionState(store, self.id, self.pipeline, self.resolution)
         self.status, self.steps = self.state.status, self.state.steps  # shared, never rebound
+        self.fail_message: str | None = None
         self.loops = LoopRunner(self.state)
         runs = store.list_step_runs(self.id)
         for run in runs:
@@ -99,9 +101,11 @@ class Orchestrator:
                 self.loops.restore(step, run.properties["items"])
         for run in runs:
             status = run.status
-            if status not in (StepStatus.SUCCEEDED, StepStatus.SKIPPED):
+            if not status.is_terminal:  # a resumed execution keeps what ended, failures included
                 status = StepStatus.PENDING
             self.status[run.name] = status
+            elif status == StepStatus.FAILED and isinstance(self.steps.get(run.name), FailStep):
+                self.fail_message = run.failure_reason
             self.attempts[run.name] = run.attempts
             self.round_base[run.name] = run.attempts  # retry policies count attempts of this round only
             if status == StepStatus.SUCCEEDED:
@@ -112,7 +116,6 @@ class Orchestrator:
         self.cache = StepCache(store, artifacts)
         self.fingerprinter = Fingerprinter(store)
         self.stopping = False
-        self.fail_message: str | None = None
         self._last_stop_poll = 0.0
 
     def _load_return(self, uri: str) -> Any:
@@ -126,6 +129,10 @@ class Orchestrator:
         threading.Thread(target=self._beat, args=(done,), name="forgeline-heartbeat", daemon=True).start()
         try:
             self._loop()
+            for adopted in settle_open_attempts(self.store, self.id, self.executor, self._spec_of):
+                step = self.steps[adopted.step_name]
+                job = RunningJob(step, adopted.spec, None, adopted.attempt, self._cache_key(step, adopted.spec))
+                self._conclude(job, adopted.result)
             return self._finalize()
         except Exception as exc:
             log.exception("orchestrator failed")
@@ -267,7 +274,8 @@ class Orchestrator:
         self.status[step.name] = StepStatus.EXECUTING
         fields: dict[str, Any] = {"started_at": now()} if first_attempt else {}
         self.store.update_step_run(self.id, step.name, status=StepStatus.EXECUTING, **fields)
-        handle = self.executor.submit(spec, on_start=self._pid_recorder(step.name, attempt))
+        handle = self.executor.submit(spec, on_start=self._pid_recorder(step.name),
+                                      on_restart=self._restart_recorder(step.name, spec.log_path))
         self.running[handle.future] = RunningJob(step, spec, handle, attempt, key)
 
     def _cache_key(self, step: Step, spec: JobSpec) -> CacheKey | None:
@@ -292,10 +300,24 @@ class Orchestrator:
         return True
 
     def _finish(self, future: Future[JobResult]) -> None:
+    def _spec_of(self, step_name: str, attempt: int) -> JobSpec | None:
+        """The JobSpec an earlier orchestrator ran for this attempt (rebuilt: specs are pure), None if none."""
+        step = self.steps.get(step_name)
+        if not isinstance(step, JobStep):
+            return None
+        try:
+            return build_job_spec(step, JobContext(self.id, attempt, self.settings, self.artifacts,
+                                                   self.resolution, self.record.work_dir))
+        except ForgelineError:
+            return None
+
         job = self.running.pop(future)
-        name, attempt = job.step.name, job.attempt
-        result = future.result()
-        metrics = self._record_metrics(name, attempt, result)
+        self._conclude(job, future.result())
+
+    def _conclude(self, job: RunningJob, result: JobResult) -> None:
+        name = job.step.name
+        attempt = self.attempts.get(name, job.attempt)  # later than job.attempt after spot restarts
+        metrics = self._record_metrics(name, job.attempt, result)
         if result.status == JobStatus.SUCCEEDED:
             self.store.finish_attempt(self.id, name, attempt, status=StepStatus.SUCCEEDED)
             properties = {**job.spec.static_properties, **result.properties}
@@ -319,28 +341,39 @@ class Orchestrator:
             return
         self.state.set(name, status, failure_reason=result.failure_reason, metrics=metrics)
 
-    def _record_metrics(self, step_name: str, attempt: int, result: JobResult) -> dict[str, float]:
-        """Store the metric series of a finished job; return each metric's final value."""
+    def _record_metrics(self, step_name: str, first_attempt: int, result: JobResult) -> dict[str, float]:
+        """Store the metric series of a finished job, each sample under its start's attempt; final values."""
         if not result.metrics:
             return {}
         self.store.add_metric_points([
-            MetricPoint(execution_id=self.id, step_name=step_name, attempt=attempt, name=s.name,
-                        value=s.value, timestamp=s.timestamp, seq=s.seq)
+            MetricPoint(execution_id=self.id, step_name=step_name, attempt=first_attempt + s.attempt - 1,
+                        name=s.name, value=s.value, timestamp=s.timestamp, seq=s.seq)
             for s in result.metrics
         ])
         return {s.name: s.value for s in result.metrics}
 
-    def _pid_recorder(self, step_name: str, attempt: int) -> Callable[[int], None]:
+    def _pid_recorder(self, step_name: str) -> Callable[[int], None]:
         """Record a job's process id as soon as it starts, so a resumed orchestrator can end orphans."""
         def record(pid: int) -> None:
             try:
                 self.store.set_attempt_pid(self.id, step_name, attempt, pid)
+            attempt = self.attempts[step_name]  # the step's current attempt: a spot restart opens a new one
             except Exception:  # noqa: BLE001 - a pid is a convenience; never fail the job over it
                 log.warning("could not record pid %s of %s attempt %s", pid, step_name, attempt)
         return record
 
     def _poll_stop(self) -> None:
         if time.monotonic() - self._last_stop_poll < STOP_POLL_SECONDS and not self.stopping:
+    def _restart_recorder(self, step_name: str, log_path: str) -> Callable[[str], None]:
+        """Record a spot restart: the current attempt ends Interrupted (why), the restart is the next attempt."""
+        def record(reason: str) -> None:
+            self.store.finish_attempt(self.id, step_name, self.attempts[step_name],
+                                      status=StepStatus.INTERRUPTED, failure_kind="Interrupted",
+                                      failure_reason=reason)
+            self.attempts[step_name] = self.store.start_attempt(self.id, step_name, log_path=log_path).attempt
+            self.round_base[step_name] = self.round_base.get(step_name, 0) + 1  # restarts spend no retries
+        return record
+
             return
         self._last_stop_poll = time.monotonic()
         if not self.stopping and self.store.get_execution(self.id).status == ExecutionStatus.STOPPING:
@@ -354,11 +387,12 @@ class Orchestrator:
             if self.status.get(name) != StepStatus.STOPPING:
                 self.status[name] = StepStatus.STOPPING
                 self.store.update_step_run(self.id, name, status=StepStatus.STOPPING)
-                job.handle.stop(STOP_GRACE_SECONDS)
+                if job.handle is not None:
+                    job.handle.stop(STOP_GRACE_SECONDS)
 
     def _beat(self, done: threading.Event) -> None:
         """Heartbeats from a thread of their own, so a long cache check never makes the loop look dead."""
-        while not done.wait(HEARTBEAT_SECONDS):
+        while not done.wait(heartbeat_interval(self.settings)):
             try:
                 self.store.update_execution(self.id, heartbeat_at=now())
             except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat

@@ -1,39 +1,24 @@
-"""Continue an existing execution: retry what failed, or resume after the orchestrator itself died."""
+"""Continue an existing execution: retry what failed, or resume after the orchestrator itself died.
+
+A resume continues: steps that succeeded keep their outputs, steps that failed or were stopped keep that
+status (``retry`` reruns them), and the attempts the dead orchestrator left open are settled by the new one
+(see engine/adoption.py): jobs that finished meanwhile are adopted, jobs still running are ended and run again.
+"""
 
 from __future__ import annotations
 
-import os
-import signal
 from datetime import UTC, datetime
 
 from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.launch import launch_orchestrator
+from forgeline.engine.liveness import check_orchestrator
 from forgeline.errors import ForgelineError
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import ExecutionStatus, StepRun, StepStatus
+from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.pipeline import Pipeline
-
-ORCHESTRATOR_TIMEOUT_SECONDS = 30.0
-
-
-def process_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists (and is not a zombie) on this machine."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def not_chosen(run: StepRun, graph: StepGraph, runs: dict[str, StepRun]) -> bool:
@@ -63,7 +48,9 @@ def retry_execution(execution_id: str, settings: Settings | None = None, fork: b
         if run.status == StepStatus.SUCCEEDED or (run.status == StepStatus.SKIPPED and not_chosen(run, graph, runs)):
             continue
         store.update_step_run(record.id, run.name, status=StepStatus.PENDING, failure_reason=None, ended_at=None)
-    store.update_execution(record.id, status=ExecutionStatus.EXECUTING, failure_reason=None, ended_at=None)
+    # a fresh heartbeat and no pid: alive to every reader until the new orchestrator records itself
+    store.update_execution(record.id, status=ExecutionStatus.EXECUTING, failure_reason=None, ended_at=None,
+                           orchestrator_pid=None, heartbeat_at=datetime.now(UTC))
     store.close()
     launch_orchestrator(record.id, settings, record.work_dir, fork)
     return PipelineExecution(record.id, store, settings)
@@ -71,38 +58,40 @@ def retry_execution(execution_id: str, settings: Settings | None = None, fork: b
 
 def resume_execution(execution_id: str, settings: Settings | None = None,
                      fork: bool = False) -> PipelineExecution:
-    """Take over an execution whose orchestrator died: end its orphaned jobs and rerun the steps they ran."""
+    """Take over an execution whose orchestrator died; a new orchestrator continues it where it stood."""
     settings = settings or Settings.from_env()
     store = SqlMetadataStore(settings.database_url)
     record = store.get_execution(execution_id)
     if record.status.is_terminal:
         raise ForgelineError(f"execution {record.id} already ended ({record.status.value}); "
                              "use `forgeline executions retry` to rerun its failed steps")
-    heartbeat_age = (datetime.now(UTC) - (record.heartbeat_at or record.created_at)).total_seconds()
-    if process_alive(record.orchestrator_pid) and heartbeat_age < ORCHESTRATOR_TIMEOUT_SECONDS:
-        raise ForgelineError(f"execution {record.id} is still run by its orchestrator (pid "
-                             f"{record.orchestrator_pid}); nothing to resume")
-    interrupt_orphans(store, record.id)
-    store.close()
-    launch_orchestrator(record.id, settings, record.work_dir, fork)
+    liveness = check_orchestrator(record, settings, store)
+    if not liveness.lost:
+        raise ForgelineError(
+            f"execution {record.id} is still run by its orchestrator (pid {record.orchestrator_pid or 'starting'}, "
+            f"heard from {liveness.silent_seconds:.0f} s ago); nothing to resume")
+    if not take_over(store, record, settings, fork):
+        raise ForgelineError(f"execution {record.id} was resumed by another forgeline command meanwhile")
     return PipelineExecution(record.id, store, settings)
 
 
-def interrupt_orphans(store: MetadataStore, execution_id: str) -> None:
-    """Kill the jobs a dead orchestrator left running and record their attempts as interrupted."""
-    for attempt in store.list_attempts(execution_id):
-        if attempt.status.is_terminal:
-            continue
-        if attempt.pid and process_alive(attempt.pid):
-            try:
-                os.killpg(attempt.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        store.finish_attempt(execution_id, attempt.step_name, attempt.attempt, status=StepStatus.FAILED,
-                             failure_kind="Interrupted", failure_reason="the orchestrator died during this attempt")
-    for run in store.list_step_runs(execution_id):
-        if run.status in (StepStatus.EXECUTING, StepStatus.STARTING, StepStatus.STOPPING):
-            store.update_step_run(execution_id, run.name, status=StepStatus.PENDING)
+def resume_if_lost(store: MetadataStore, record: ExecutionRecord, settings: Settings, fork: bool = False) -> bool:
+    """Resume ``record`` when its orchestrator is lost and settings ask for it (auto-resume); True if resumed."""
+    if not settings.auto_resume:
+        return False
+    record = store.get_execution(record.id)  # claim against the heartbeat as it is now
+    if not check_orchestrator(record, settings, store).lost:
+        return False
+    return take_over(store, record, settings, fork)
+
+
+def take_over(store: MetadataStore, record: ExecutionRecord, settings: Settings, fork: bool) -> bool:
+    """Claim a lost execution (one claimant wins) and hand it to a new orchestrator; False if another claimed it."""
+    if not store.claim_lost_execution(record.id, record.heartbeat_at):
+        return False
+    store.close()  # no database file may be open across a fork
+    launch_orchestrator(record.id, settings, record.work_dir, fork)
+    return True
 
 
 def pipeline_of(store: MetadataStore, name: str, version: int) -> Pipeline:

@@ -30,8 +30,17 @@ class JobHandle(Protocol):
 class Executor(Protocol):
     """Runs jobs somewhere and reports their results."""
 
-    def submit(self, spec: JobSpec, on_start: Callable[[int], None] | None = None) -> JobHandle:
-        """Start the job without waiting for it; ``on_start`` gets each OS process id the job starts."""
+    def submit(self, spec: JobSpec, on_start: Callable[[int], None] | None = None,
+               on_restart: Callable[[str], None] | None = None) -> JobHandle:
+        """Start the job without waiting for it; ``on_start`` gets each OS process id the job starts.
+
+        ``on_restart`` gets the reason each time the job starts again after an interruption (spot restarts),
+        before the new process starts.
+        """
+        ...
+
+    def adopt(self, spec: JobSpec) -> JobResult | None:
+        """The result of an attempt that ended while no orchestrator watched it; None if it cannot be adopted."""
         ...
 
     def shutdown(self) -> None:

@@ -13,10 +13,10 @@ from forgeline.errors import JobError
 from forgeline.executors.worker_pool import WarmWorkerPool
 from forgeline.jobs.control import JobControl
 from forgeline.jobs.function import run_function_job
-from forgeline.jobs.processing import run_processing_job
+from forgeline.jobs.processing import adopt_processing_job, run_processing_job
 from forgeline.jobs.results import infrastructure_failure
 from forgeline.jobs.spec import JobResult, JobSpec
-from forgeline.jobs.training import run_training_job
+from forgeline.jobs.training import adopt_training_job, run_training_job
 
 if TYPE_CHECKING:
     from forgeline.store.artifacts import ArtifactStore
@@ -60,9 +60,10 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._active: set[JobControl] = set()
 
-    def submit(self, spec: JobSpec, on_start: Callable[[int], None] | None = None) -> LocalJobHandle:
+    def submit(self, spec: JobSpec, on_start: Callable[[int], None] | None = None,
+               on_restart: Callable[[str], None] | None = None) -> LocalJobHandle:
         """Start the job without waiting for it; its future always completes with a JobResult."""
-        control = JobControl(on_attach=on_start)
+        control = JobControl(on_attach=on_start, on_restart=on_restart)
         runner = self._runners.get(spec.kind)
         if runner is None:
             future: Future[JobResult] = Future()
@@ -75,6 +76,19 @@ class LocalExecutor:
             self._active.add(control)
         future = self._threads.submit(self._run, runner, spec, control)
         return LocalJobHandle(future, control)
+
+    def adopt(self, spec: JobSpec) -> JobResult | None:
+        """The result of a script job that ended after its orchestrator died (its supervisor recorded the exit).
+
+        None when it has not ended, or cannot be adopted (a @step call, a spot job killed mid-run): run it again.
+        """
+        adopter = {"processing": adopt_processing_job, "training": adopt_training_job}.get(spec.kind)
+        if adopter is None:
+            return None
+        try:
+            return adopter(spec, self._artifacts)
+        except Exception as exc:  # collecting the outputs failed: a result all the same
+            return infrastructure_failure(exc)
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Stop running and queued jobs, wait for their threads, then end the warm workers."""

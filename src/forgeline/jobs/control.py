@@ -44,8 +44,10 @@ class JobControl:
     process is done; `stop` and the `expire_after` deadline may come from any thread, before or during the run.
     """
 
-    def __init__(self, on_attach: Callable[[int], None] | None = None) -> None:
+    def __init__(self, on_attach: Callable[[int], None] | None = None,
+                 on_restart: Callable[[str], None] | None = None) -> None:
         self._on_attach = on_attach
+        self._on_restart = on_restart
         self._lock = threading.Lock()
         self._process: subprocess.Popen[Any] | None = None
         self._cause: EndCause | None = None
@@ -75,6 +77,11 @@ class JobControl:
                 self._terminate_locked()
         if self._on_attach is not None:
             self._on_attach(process.pid)
+
+    def restarted(self, reason: str) -> None:
+        """Report that the job starts its process again after an interruption (a spot restart), and why."""
+        if self._on_restart is not None:
+            self._on_restart(reason)
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Ask the job to end (SIGTERM to its process group), forcing it with SIGKILL after `grace_seconds`."""

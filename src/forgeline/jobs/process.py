@@ -7,8 +7,10 @@ collect, not in how the process is started, watched, stopped and judged.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,11 @@ TIMEOUT_GRACE_SECONDS = 10.0
 
 LINGERING_PIPE_SECONDS = 2.0
 """How long to keep reading logs after the script exited while a child it left behind holds its pipes."""
+
+EXIT_STATUS_FILE = ".forgeline-exit-status.json"
+"""Written into the job directory by the job's supervisor when its script ends (see jobs/supervisor.py)."""
+
+SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 
 
 @dataclass(frozen=True)
@@ -67,9 +74,12 @@ def run_script(
     ``final=False`` keeps ``control`` open for another process of the same job (see JobControl.release).
     """
     capture = LogCapture(log_path, line_callbacks)
+    exit_status = cwd / EXIT_STATUS_FILE
+    exit_status.unlink(missing_ok=True)  # a restarted training script must not look finished
     try:
         process = subprocess.Popen(
-            list(command),
+            # -S: the supervisor needs the standard library only, and starts in a few milliseconds
+            [sys.executable, "-S", SUPERVISOR, str(exit_status), log_path, "--", *command],
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -85,11 +95,41 @@ def run_script(
     if max_run_seconds is not None:
         control.expire_after(max_run_seconds, grace_seconds)
     try:
-        exit_code = process.wait()
+        supervisor_code = process.wait()
     finally:
         cause = control.release(final)
     capture.join(LINGERING_PIPE_SECONDS)
-    return ScriptExit(exit_code=exit_code, cause=cause, stderr_tail=capture.stderr_tail)
+    exit_code = read_exit_status(cwd)
+    # no status file: the supervisor itself was killed (a stop's SIGKILL, or a signal to the whole group)
+    return ScriptExit(exit_code=supervisor_code if exit_code is None else exit_code, cause=cause,
+                      stderr_tail=capture.stderr_tail)
+
+
+def adopted_exit(job_dir: Path, log_path: str) -> ScriptExit | None:
+    """How a script ended while nobody watched it (its orchestrator had died), or None if it has not ended."""
+    exit_code = read_exit_status(job_dir)
+    if exit_code is None:
+        return None
+    return ScriptExit(exit_code=exit_code, cause=None, stderr_tail=log_tail(log_path))
+
+
+def log_tail(log_path: str, lines: int = 20, max_bytes: int = 8192) -> list[str]:
+    """The last lines of a log file (both streams), read from its end only."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - max_bytes))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line][-lines:]
+
+
+def read_exit_status(job_dir: Path) -> int | None:
+    """The exit code the supervisor recorded for the job's script (negative: killed by that signal), or None."""
+    try:
+        return int(json.loads((job_dir / EXIT_STATUS_FILE).read_text())["exit_code"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def failed_script_result(ended: ScriptExit, what: str, spec: JobSpec) -> JobResult | None:

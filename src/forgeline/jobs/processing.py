@@ -13,6 +13,7 @@ from forgeline.jobs.environments import job_interpreter
 from forgeline.jobs.logs import LineCallback
 from forgeline.jobs.process import (
     TIMEOUT_GRACE_SECONDS,
+    adopted_exit,
     failed_script_result,
     run_script,
     script_environment,
@@ -35,7 +36,7 @@ def run_processing_job(
     timeout_grace_seconds: float = TIMEOUT_GRACE_SECONDS,
 ) -> JobResult:
     """Run one processing job to its end and return its result; failures are results, never exceptions."""
-    what = f"script {Path(spec.code).name}" if spec.code else f"processing job {spec.job_id}"
+    what = _what(spec)
     if control.cause is not None:
         return ended_by_forgeline(control.cause, what, spec.max_run_seconds)
     try:
@@ -56,3 +57,15 @@ def run_processing_job(
     except Exception as exc:  # whatever broke the staging or the start is the reason
         return infrastructure_failure(exc)
     return failed_script_result(ended, what, spec) or complete_job(spec, artifacts, ended.exit_code)
+
+
+def adopt_processing_job(spec: JobSpec, artifacts: ArtifactStore) -> JobResult | None:
+    """The result of a processing job whose script ended while no orchestrator watched it; None if still running."""
+    ended = adopted_exit(Path(spec.job_dir), spec.log_path)
+    if ended is None:
+        return None
+    return failed_script_result(ended, _what(spec), spec) or complete_job(spec, artifacts, ended.exit_code)
+
+
+def _what(spec: JobSpec) -> str:
+    return f"script {Path(spec.code).name}" if spec.code else f"processing job {spec.job_id}"

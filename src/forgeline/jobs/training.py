@@ -36,6 +36,7 @@ from forgeline.jobs.metrics import MetricRecorder, metric_series_path
 from forgeline.jobs.process import (
     TIMEOUT_GRACE_SECONDS,
     ScriptExit,
+    adopted_exit,
     failed_script_result,
     note_in_log,
     run_script,
@@ -131,7 +132,7 @@ def run_training_job(
     checkpoint_poll_seconds: float = POLL_SECONDS,
 ) -> JobResult:
     """Run one training job to its end, restarting it after interruptions when asked; never raises."""
-    what = f"training script {Path(spec.code).name}" if spec.code else f"training job {spec.job_id}"
+    what = _what(spec)
     if control.cause is not None:
         return ended_by_forgeline(control.cause, what, spec.max_run_seconds)
     training = spec.training
@@ -197,7 +198,11 @@ class _TrainingRun:
         first_start = time.monotonic()
         ran = 0.0
         while True:
-            self._fresh_instance()
+            restored_from = self._fresh_instance()
+            if self.interruptions:  # this start is a restart: it becomes an attempt of its own
+                self.interruptions[-1]["resumed_from"] = restored_from
+                self.control.restarted(f"{self.interruptions[-1]['reason']}, which forgeline did not send; "
+                                       f"restarted from {restored_from}")
             started = time.monotonic()
             self.sync.start()
             try:
@@ -227,15 +232,19 @@ class _TrainingRun:
                                            properties=self._properties())
             self._record_interruption(f"killed by signal {signal_name(signal_number)}")
 
-    def _fresh_instance(self) -> None:
-        # As on a new spot instance: empty model and output dirs, checkpoints as last uploaded.
+    def _fresh_instance(self) -> str:
+        """Empty model and output dirs, checkpoints as last uploaded (a new spot instance); says what it restored."""
         for folder in (MODEL_DIR, OUTPUT_DATA_DIR):
             shutil.rmtree(self.job_dir / folder, ignore_errors=True)
             (self.job_dir / folder).mkdir(parents=True)
         restored = self.sync.restore()
-        if restored:
-            note_in_log(self.spec.log_path,
-                        f"restored {restored} checkpoint file(s) from {self.training.checkpoint_uri}")
+        uri = self.training.checkpoint_uri
+        if not restored:
+            return f"scratch (no checkpoint at {uri} yet)"
+        note_in_log(self.spec.log_path, f"restored {restored} checkpoint file(s) from {uri}")
+        names = sorted(str(p.relative_to(self.sync.local_dir)) for p in self.sync.local_dir.rglob("*") if p.is_file())
+        shown = ", ".join(names[-3:]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        return f"checkpoint {uri} ({shown})"
 
     def _record_interruption(self, reason: str) -> None:
         self.interruptions.append({"at": datetime.now(UTC).isoformat(), "reason": reason})
@@ -244,12 +253,8 @@ class _TrainingRun:
                                         f"the last checkpoint (start {self.recorder.attempt})")
 
     def _finish(self, ended: ScriptExit) -> JobResult:
-        failure = failed_script_result(ended, self.what, self.spec)
-        if failure is not None:
-            return dataclasses.replace(failure, properties=self._properties())
-        pack_model(self.job_dir / MODEL_DIR, self.job_dir / MODEL_ARCHIVE)
-        return complete_job(self.spec, self.artifacts, ended.exit_code,
-                            {"model_artifacts": self.model_uri, **self._properties()})
+        return finish_training(self.spec, self.training, self.artifacts, ended, self.what,
+                               {"interruptions": list(self.interruptions)})
 
     def _properties(self) -> dict[str, Any]:
         return {"interruptions": list(self.interruptions), "instance_type": self.training.instance_type,
@@ -261,3 +266,36 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+def finish_training(spec: JobSpec, training: TrainingSpec, artifacts: ArtifactStore, ended: ScriptExit,
+                    what: str, properties: dict[str, Any]) -> JobResult:
+    """The result of a training script's last start: a failure, or model.tar.gz packed and outputs stored."""
+    properties = {**properties, "instance_type": training.instance_type, "instance_count": training.instance_count}
+    failure = failed_script_result(ended, what, spec)
+    if failure is not None:
+        return dataclasses.replace(failure, properties=properties)
+    job_dir = Path(spec.job_dir)
+    model_uri = next(o.destination for o in spec.outputs if o.name == MODEL_OUTPUT)
+    pack_model(job_dir / MODEL_DIR, job_dir / MODEL_ARCHIVE)
+    return complete_job(spec, artifacts, ended.exit_code, {"model_artifacts": model_uri, **properties})
+
+
+def adopt_training_job(spec: JobSpec, artifacts: ArtifactStore) -> JobResult | None:
+    """The result of a training job whose script ended while no orchestrator watched it; None to run it again.
+
+    A spot job killed by a signal is not adopted: running it again restarts it from its checkpoints.
+    """
+    ended = adopted_exit(Path(spec.job_dir), spec.log_path)
+    if ended is None or spec.training is None:
+        return None
+    if ended.interrupted_by_signal is not None and spec.training.restart_on_interruption:
+        return None
+    try:
+        return finish_training(spec, spec.training, artifacts, ended, _what(spec), {"interruptions": []})
+    except Exception as exc:  # packing the model or storing it
+        return infrastructure_failure(exc)
+
+
+def _what(spec: JobSpec) -> str:
+    return f"training script {Path(spec.code).name}" if spec.code else f"training job {spec.job_id}"
+
+

@@ -128,6 +128,22 @@ def update_execution(connection: Connection, execution_id: str, values: dict[str
     return record
 
 
+def claim_lost_execution(connection: Connection, execution_id: str, last_heartbeat_at: datetime | None) -> bool:
+    """Take over an unfinished execution whose last heartbeat is the one seen: one conditional UPDATE, one winner.
+
+    The heartbeat becomes now and the orchestrator pid is cleared, so the execution looks alive until the new
+    orchestrator records itself (or, if it never starts, until the heartbeat grows stale again).
+    """
+    seen = (executions.c.heartbeat_at.is_(None) if last_heartbeat_at is None
+            else executions.c.heartbeat_at == last_heartbeat_at)
+    unfinished = executions.c.status.in_([ExecutionStatus.EXECUTING.value, ExecutionStatus.STOPPING.value])
+    result = connection.execute(
+        update(executions).where(executions.c.id == execution_id, seen, unfinished)
+        .values(heartbeat_at=utc_now(), orchestrator_pid=None)
+    )
+    return result.rowcount == 1
+
+
 def request_stop(connection: Connection, execution_id: str) -> ExecutionRecord:
     """Executing -> Stopping in one conditional UPDATE, so a concurrent finish is never overwritten."""
     connection.execute(

@@ -26,7 +26,10 @@ class ExecutionStatus(StrEnum):
 
 
 class StepStatus(StrEnum):
-    """Lifecycle of one step inside an execution (SageMaker's vocabulary, plus Skipped)."""
+    """Lifecycle of one step inside an execution (SageMaker's vocabulary, plus Skipped).
+
+    Interrupted is an attempt's status only: a spot training job killed and restarted within the same step.
+    """
 
     PENDING = "Pending"
     STARTING = "Starting"
@@ -36,11 +39,13 @@ class StepStatus(StrEnum):
     FAILED = "Failed"
     SUCCEEDED = "Succeeded"
     SKIPPED = "Skipped"
+    INTERRUPTED = "Interrupted"
 
     @property
     def is_terminal(self) -> bool:
         """True once the step can no longer change in this round."""
-        return self in (StepStatus.STOPPED, StepStatus.FAILED, StepStatus.SUCCEEDED, StepStatus.SKIPPED)
+        return self in (StepStatus.STOPPED, StepStatus.FAILED, StepStatus.SUCCEEDED, StepStatus.SKIPPED,
+                        StepStatus.INTERRUPTED)
 
 
 @dataclass(frozen=True)

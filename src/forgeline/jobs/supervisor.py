@@ -1,0 +1,112 @@
+"""The supervisor of a script job: runs the script, relays its output, and records how it ended in the job directory.
+
+Run as ``python -S supervisor.py <exit-status-file> <log-file> -- <command>...`` (standard library only, so it
+starts in milliseconds under any interpreter). It leads the job's process group and outlives an orchestrator that
+dies: its output then goes straight into the log file instead of the orchestrator's pipes, so the script never
+meets a broken pipe, and the exit status it writes lets a resumed orchestrator adopt the finished job instead
+of running it again. The script dies with its supervisor (parent-death signal), so killing the supervisor alone
+never leaves a script running unseen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import IO
+
+CHUNK_BYTES = 64 * 1024
+LINGERING_PIPE_SECONDS = 2.0
+"""How long to keep relaying after the script exited while a child it left behind holds its pipes."""
+
+
+class Relay:
+    """Copies one pipe of the script to this process's stream, or to the log file once nobody reads that."""
+
+    def __init__(self, source: IO[bytes], target_fd: int, log_path: str, lock: threading.Lock) -> None:
+        self._source = source
+        self._target_fd = target_fd
+        self._log_path = log_path
+        self._lock = lock
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+
+    def _pump(self) -> None:
+        fd = self._source.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, CHUNK_BYTES)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self._write(chunk)
+
+    def _write(self, chunk: bytes) -> None:
+        try:
+            if self._target_fd >= 0:
+                while chunk:
+                    chunk = chunk[os.write(self._target_fd, chunk):]
+                return
+        except OSError:  # the orchestrator is gone: from now on the log file itself is the reader
+            self._target_fd = -1
+        with self._lock, open(self._log_path, "ab") as log:
+            log.write(chunk)
+
+
+def prepare_script_process() -> None:
+    """In the script's process before exec: default signal handling, and SIGKILL when the supervisor dies."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # noqa: BLE001, S110 - best effort: other systems keep the old behaviour
+        pass
+
+
+def write_exit_status(path: str, exit_code: int) -> None:
+    """Record the script's exit code (negative: the signal that killed it) atomically."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump({"exit_code": exit_code, "ended_at": datetime.now(UTC).isoformat()}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def main(argv: list[str]) -> int:
+    """Run the command after ``--``, relay its output, write its exit status; exit like it did."""
+    if len(argv) < 4 or argv[2] != "--":
+        print("usage: supervisor.py <exit-status-file> <log-file> -- <command>...", file=sys.stderr)
+        return 2
+    exit_status_path, log_path, command = argv[0], argv[1], argv[3:]
+    # A stop signals the whole group: the script decides what SIGTERM means, the supervisor waits for it.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, preexec_fn=prepare_script_process,
+                                   restore_signals=True)
+    except OSError as exc:
+        print(f"could not start {command[0]}: {exc}", file=sys.stderr)
+        write_exit_status(exit_status_path, 127)
+        return 127
+    lock = threading.Lock()
+    relays = [Relay(pipe, fd, log_path, lock) for pipe, fd in ((process.stdout, 1), (process.stderr, 2)) if pipe]
+    for relay in relays:
+        relay.thread.start()
+    exit_code = process.wait()
+    for relay in relays:
+        relay.thread.join(LINGERING_PIPE_SECONDS)
+    write_exit_status(exit_status_path, exit_code)
+    return exit_code if exit_code >= 0 else 128 - exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
