@@ -13,6 +13,7 @@ from rich.text import Text
 
 from forgeline.cli import endpoints, endpoints_loadtest, executions, logs, metrics, models, pipelines
 from forgeline.cli.run import plan, run
+from forgeline.cli.serve import serve
 from forgeline.errors import ForgelineError
 
 from forgeline.config import AUTO_RESUME_ENV
@@ -33,6 +34,7 @@ def options(auto_resume: Annotated[bool, typer.Option(
 
 
 app.command("metrics")(metrics.metrics)
+app.command("serve")(serve)
 app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(models.app, name="models")
