@@ -22,7 +22,6 @@ from forgeline.store.metadata.serialise import serialise
 
 app = typer.Typer(help="Inspect and control executions.", no_args_is_help=True)
 
-
 AutoResumeOption = Annotated[bool, typer.Option(
     "--auto-resume", help="Resume executions whose orchestrator was lost (or set FORGELINE_AUTO_RESUME=1).")]
 
@@ -42,6 +41,7 @@ def orchestrator_notes(ctx: CliContext, records: Sequence[ExecutionRecord], auto
             notes[record.id] = liveness.note
     return notes
 
+
 @app.command("list")
 def list_executions(
     pipeline: Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline.")] = None,
@@ -53,14 +53,14 @@ def list_executions(
     )] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
     as_json: JsonOption = False,
-) -> None:
     auto_resume: AutoResumeOption = False,
+) -> None:
     """List executions, newest first."""
     ctx = CliContext()
     records = ctx.store.list_executions(pipeline, limit=limit, statuses=parse_statuses(status),
                                         since=parse_since(since) if since else None)
-    if as_json:
     notes = orchestrator_notes(ctx, records, auto_resume)
+    if as_json:
         print_json([{**serialise(record), "orchestrator_lost": notes.get(record.id)} for record in records])
         return
     if not records:
@@ -87,13 +87,13 @@ def parse_statuses(text: str | None) -> list[ExecutionStatus] | None:
 def describe(
     execution_id: Annotated[str, typer.Argument(help="Execution id or unique prefix.")],
     as_json: JsonOption = False,
-) -> None:
     auto_resume: AutoResumeOption = False,
+) -> None:
     """Parameters, steps, attempts, times, outputs and the whole failure reasons of an execution."""
     ctx = CliContext()
     record = ctx.store.get_execution(execution_id)
-    steps = ctx.store.list_step_runs(record.id)
     note = orchestrator_notes(ctx, [record], auto_resume).get(record.id)
+    steps = ctx.store.list_step_runs(record.id)
     attempts = ctx.store.list_attempts(record.id)
     if as_json:
         print_json({**serialise(record), "orchestrator_lost": note, "steps": steps, "attempts": attempts})

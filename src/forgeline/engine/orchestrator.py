@@ -24,8 +24,8 @@ from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
 from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.inline import InlineContext, RunningPipeline, is_inline, run_inline
 from forgeline.engine.jobspecs import JobContext, build_job_spec
-from forgeline.engine.loops import LoopRunner
 from forgeline.engine.liveness import heartbeat_interval
+from forgeline.engine.loops import LoopRunner
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
 from forgeline.engine.state import ExecutionState, now
 from forgeline.errors import ForgelineError
@@ -91,8 +91,8 @@ class Orchestrator:
             find_model_package=store.get_model_package,
         )
         self.state = ExecutionState(store, self.id, self.pipeline, self.resolution)
-        self.status, self.steps = self.state.status, self.state.steps  # shared, never rebound
         self.fail_message: str | None = None
+        self.status, self.steps = self.state.status, self.state.steps  # shared, never rebound
         self.loops = LoopRunner(self.state)
         runs = store.list_step_runs(self.id)
         for run in runs:
@@ -103,9 +103,9 @@ class Orchestrator:
             status = run.status
             if not status.is_terminal:  # a resumed execution keeps what ended, failures included
                 status = StepStatus.PENDING
-            self.status[run.name] = status
             elif status == StepStatus.FAILED and isinstance(self.steps.get(run.name), FailStep):
                 self.fail_message = run.failure_reason
+            self.status[run.name] = status
             self.attempts[run.name] = run.attempts
             self.round_base[run.name] = run.attempts  # retry policies count attempts of this round only
             if status == StepStatus.SUCCEEDED:
@@ -128,11 +128,11 @@ class Orchestrator:
         done = threading.Event()
         threading.Thread(target=self._beat, args=(done,), name="forgeline-heartbeat", daemon=True).start()
         try:
-            self._loop()
             for adopted in settle_open_attempts(self.store, self.id, self.executor, self._spec_of):
                 step = self.steps[adopted.step_name]
                 job = RunningJob(step, adopted.spec, None, adopted.attempt, self._cache_key(step, adopted.spec))
                 self._conclude(job, adopted.result)
+            self._loop()
             return self._finalize()
         except Exception as exc:
             log.exception("orchestrator failed")
@@ -299,7 +299,6 @@ class Orchestrator:
                   properties=entry.properties, metrics=metrics, cache_hit=True, cache_source=entry.execution_id)
         return True
 
-    def _finish(self, future: Future[JobResult]) -> None:
     def _spec_of(self, step_name: str, attempt: int) -> JobSpec | None:
         """The JobSpec an earlier orchestrator ran for this attempt (rebuilt: specs are pure), None if none."""
         step = self.steps.get(step_name)
@@ -311,6 +310,7 @@ class Orchestrator:
         except ForgelineError:
             return None
 
+    def _finish(self, future: Future[JobResult]) -> None:
         job = self.running.pop(future)
         self._conclude(job, future.result())
 
@@ -355,15 +355,13 @@ class Orchestrator:
     def _pid_recorder(self, step_name: str) -> Callable[[int], None]:
         """Record a job's process id as soon as it starts, so a resumed orchestrator can end orphans."""
         def record(pid: int) -> None:
+            attempt = self.attempts[step_name]  # the step's current attempt: a spot restart opens a new one
             try:
                 self.store.set_attempt_pid(self.id, step_name, attempt, pid)
-            attempt = self.attempts[step_name]  # the step's current attempt: a spot restart opens a new one
             except Exception:  # noqa: BLE001 - a pid is a convenience; never fail the job over it
                 log.warning("could not record pid %s of %s attempt %s", pid, step_name, attempt)
         return record
 
-    def _poll_stop(self) -> None:
-        if time.monotonic() - self._last_stop_poll < STOP_POLL_SECONDS and not self.stopping:
     def _restart_recorder(self, step_name: str, log_path: str) -> Callable[[str], None]:
         """Record a spot restart: the current attempt ends Interrupted (why), the restart is the next attempt."""
         def record(reason: str) -> None:
@@ -374,6 +372,8 @@ class Orchestrator:
             self.round_base[step_name] = self.round_base.get(step_name, 0) + 1  # restarts spend no retries
         return record
 
+    def _poll_stop(self) -> None:
+        if time.monotonic() - self._last_stop_poll < STOP_POLL_SECONDS and not self.stopping:
             return
         self._last_stop_poll = time.monotonic()
         if not self.stopping and self.store.get_execution(self.id).status == ExecutionStatus.STOPPING:

@@ -25,11 +25,11 @@ from forgeline.store.metadata.records import (
 class MetadataStore(ModelPackageStore, EndpointStore, Protocol):
     """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction."""
 
-    def save_pipeline_version(self, name: str, definition: dict[str, Any]) -> PipelineVersion:
     def close(self) -> None:
         """Close pooled connections (the store stays usable and reconnects on its next call)."""
         ...
 
+    def save_pipeline_version(self, name: str, definition: dict[str, Any]) -> PipelineVersion:
         """Store the definition as the pipeline's next version, or return the stored version with its digest."""
         ...
 
@@ -84,11 +84,11 @@ class MetadataStore(ModelPackageStore, EndpointStore, Protocol):
         """Move an Executing execution to Stopping; any other execution comes back unchanged."""
         ...
 
-    def list_step_runs(self, execution_id: str) -> list[StepRun]:
     def claim_lost_execution(self, execution_id: str, last_heartbeat_at: datetime | None) -> bool:
         """Take over an unfinished execution whose last heartbeat is still the one seen; False if another did."""
         ...
 
+    def list_step_runs(self, execution_id: str) -> list[StepRun]:
         """The execution's step runs in the order they were added."""
         ...
 

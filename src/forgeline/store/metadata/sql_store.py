@@ -154,6 +154,11 @@ class SqlMetadataStore:
         with self._engine.begin() as connection:
             return executions_repository.request_stop(connection, execution_id)
 
+    def claim_lost_execution(self, execution_id: str, last_heartbeat_at: datetime | None) -> bool:
+        """Take over an unfinished execution whose last heartbeat is still the one seen; False if another did."""
+        with self._engine.begin() as connection:
+            return executions_repository.claim_lost_execution(connection, execution_id, last_heartbeat_at)
+
     def list_step_runs(self, execution_id: str) -> list[StepRun]:
         """The execution's step runs in the order they were added."""
         with self._reader.begin() as connection:
@@ -163,11 +168,6 @@ class SqlMetadataStore:
         """One step run; StepNotFoundError when the execution has no such step."""
         with self._reader.begin() as connection:
             return steps_repository.load_step_run(connection, execution_id, name)
-    def claim_lost_execution(self, execution_id: str, last_heartbeat_at: datetime | None) -> bool:
-        """Take over an unfinished execution whose last heartbeat is still the one seen; False if another did."""
-        with self._engine.begin() as connection:
-            return executions_repository.claim_lost_execution(connection, execution_id, last_heartbeat_at)
-
 
     def update_step_run(self, execution_id: str, name: str, **fields: Any) -> StepRun:
         """Set any StepRun fields except execution_id, name and kind."""
