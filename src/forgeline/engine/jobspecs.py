@@ -29,6 +29,7 @@ from forgeline.workflow.models import LatestApprovedModelPackage, parse_package_
 from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step, TrainingStep
 from forgeline.workflow.steps.interpreter import Interpreter
 from forgeline.workflow.steps.model import Model
+from forgeline.workflow.steps.processing import job_relative
 from forgeline.workflow.steps.transform import TransformStep
 
 
@@ -114,12 +115,13 @@ def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
         job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
         job_dir=ctx.job_dir(step.name),
         log_path=ctx.log_path(step.name),
-        inputs=tuple(StagedInput(source=render(resolve(i.source, ctx.resolution)), destination=i.destination)
+        inputs=tuple(StagedInput(source=render(resolve(i.source, ctx.resolution)),
+                                 destination=job_relative(i.destination))
                      for i in step.inputs),
         outputs=tuple(
             CollectedOutput(
                 name=o.output_name,
-                source=o.source,
+                source=job_relative(o.source),
                 destination=ctx.output_uri(step.name, o.output_name) if o.destination is None
                 else render(resolve(o.destination, ctx.resolution)),
                 optional=o.optional,
@@ -133,6 +135,7 @@ def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
         code_rules=ctx.code_rules(),
         arguments=tuple(render(resolve(a, ctx.resolution)) for a in step.arguments_list),
         working_dir=ctx.work_dir,
+        sagemaker_paths=step.sagemaker_paths,
         **interpreter_fields(step.interpreter, ctx),
     )
 
@@ -161,6 +164,7 @@ def _training(step: TrainingStep, ctx: JobContext) -> JobSpec:
         code_rules=ctx.code_rules(),
         working_dir=ctx.work_dir,
         max_run_seconds=step.max_run,
+        sagemaker_paths=step.sagemaker_paths,
         **interpreter_fields(step.interpreter, ctx),
         training=TrainingSpec(
             checkpoint_uri=checkpoint,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -215,3 +216,41 @@ def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any],
     settings = settings or Settings.from_env()
     store = SqlMetadataStore(settings.database_url)
     return plan_pipeline(pipeline, overrides, store, ArtifactStore(settings.artifact_root), settings, os.getcwd())
+
+
+def upsert_pipeline(pipeline: Pipeline, settings: Settings | None = None) -> dict[str, Any]:
+    """Store ``pipeline``'s definition as its newest version (a new version only when it changed)."""
+    store = SqlMetadataStore((settings or Settings.from_env()).database_url)
+    try:
+        version = store.save_pipeline_version(pipeline.name, pipeline.to_request())
+    finally:
+        store.close()
+    return {"PipelineArn": pipeline.name, "PipelineVersion": version.version}
+
+
+def describe_pipeline(name: str, settings: Settings | None = None) -> dict[str, Any]:
+    """The stored pipeline called ``name``: its newest definition (JSON text), version and times."""
+    store = SqlMetadataStore((settings or Settings.from_env()).database_url)
+    try:
+        version = store.get_pipeline_version(name)
+        summary = next((p for p in store.list_pipelines() if p.name == name), None)
+    finally:
+        store.close()
+    return {"PipelineArn": name, "PipelineName": name, "PipelineDefinition": json.dumps(version.definition),
+            "PipelineVersion": version.version,
+            "CreationTime": summary.created_at if summary else version.created_at,
+            "LastModifiedTime": version.created_at}
+
+
+def list_pipeline_executions(name: str, settings: Settings | None = None, limit: int = 50) -> dict[str, Any]:
+    """The newest executions of pipeline ``name``, in SageMaker's ``PipelineExecutionSummaries`` shape."""
+    store = SqlMetadataStore((settings or Settings.from_env()).database_url)
+    try:
+        records = store.list_executions(name, limit)
+    finally:
+        store.close()
+    return {"PipelineExecutionSummaries": [
+        {"PipelineExecutionArn": r.id, "PipelineExecutionStatus": r.status.value, "StartTime": r.created_at,
+         "PipelineVersion": r.pipeline_version, "PipelineExecutionFailureReason": r.failure_reason}
+        for r in records
+    ]}

@@ -19,6 +19,7 @@ from forgeline.jobs.process import (
     script_environment,
 )
 from forgeline.jobs.results import complete_job, infrastructure_failure
+from forgeline.jobs.sagemaker_paths import at_opt_ml
 from forgeline.jobs.spec import JobResult, JobSpec
 from forgeline.jobs.workspace import prepare_workspace
 
@@ -44,8 +45,9 @@ def run_processing_job(
         if workspace.code is None:
             raise JobError(f"processing job {spec.job_id} has no code to run")
         interpreter = job_interpreter(spec, python)
+        command = [interpreter, str(workspace.code), *spec.arguments]
         ended = run_script(
-            [interpreter, str(workspace.code), *spec.arguments],
+            at_opt_ml(command, workspace.job_dir) if spec.sagemaker_paths else command,
             cwd=workspace.job_dir,
             env=script_environment(spec, workspace.job_dir),
             log_path=spec.log_path,

@@ -116,6 +116,7 @@ class JobSpec:
     requirements: str | None = None
     envs_dir: str | None = None
     training: TrainingSpec | None = None
+    sagemaker_paths: bool = False  # run the script with the job directory mounted at /opt/ml
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from forgeline.jobs.process import (
     script_environment,
 )
 from forgeline.jobs.results import complete_job, infrastructure_failure, interrupted, signal_name
+from forgeline.jobs.sagemaker_paths import OPT_ML, at_opt_ml
 from forgeline.jobs.spec import CollectedOutput, JobResult, JobSpec, TrainingSpec
 from forgeline.jobs.workspace import CODE_FOLDER, prepare_workspace
 
@@ -166,12 +167,14 @@ def _start(spec: JobSpec, training: TrainingSpec, artifacts: ArtifactStore, cont
     hyperparameters.write_text(json.dumps({k: hyperparameter_text(v) for k, v in training.hyperparameters.items()}))
     sync = CheckpointSync(artifacts, training.checkpoint_uri, workspace.job_dir / CHECKPOINT_DIR,
                           poll_seconds=poll_seconds, on_error=lambda message: note_in_log(spec.log_path, message))
+    command = [job_interpreter(spec, python), str(workspace.code),
+               *hyperparameter_arguments(training.hyperparameters)]
+    seen_at = Path(OPT_ML) if spec.sagemaker_paths else workspace.job_dir  # where the script sees its folders
     return _TrainingRun(
         spec=spec, training=training, artifacts=artifacts, control=control, recorder=recorder, sync=sync,
         what=what, grace_seconds=grace_seconds, job_dir=workspace.job_dir, model_uri=model_uri,
-        command=[job_interpreter(spec, python), str(workspace.code),
-                 *hyperparameter_arguments(training.hyperparameters)],
-        env=script_environment(spec, workspace.job_dir, training_environment(spec, training, workspace.job_dir)),
+        command=at_opt_ml(command, workspace.job_dir) if spec.sagemaker_paths else command,
+        env=script_environment(spec, workspace.job_dir, training_environment(spec, training, seen_at)),
     )
 
 
@@ -261,6 +264,11 @@ class _TrainingRun:
                 "instance_count": self.training.instance_count}
 
 
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 def finish_training(spec: JobSpec, training: TrainingSpec, artifacts: ArtifactStore, ended: ScriptExit,
                     what: str, properties: dict[str, Any]) -> JobResult:
     """The result of a training script's last start: a failure, or model.tar.gz packed and outputs stored."""
@@ -294,8 +302,3 @@ def _what(spec: JobSpec) -> str:
     return f"training script {Path(spec.code).name}" if spec.code else f"training job {spec.job_id}"
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1

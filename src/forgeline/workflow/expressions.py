@@ -108,7 +108,7 @@ class Property(Expression):
 
     def __init__(self, step_name: str, path: tuple[PathPart, ...] = (), step: Step | None = None) -> None:
         object.__setattr__(self, "_step_name", step_name)
-        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_path", sagemaker_alias(path))
         object.__setattr__(self, "_step", step)
 
     @property
@@ -148,6 +148,21 @@ class Property(Expression):
         return (type(self), (self.step_name, self.path, None))
 
 
+SAGEMAKER_PROPERTY_ALIASES: dict[tuple[PathPart, ...], tuple[PathPart, ...]] = {
+    ("ModelArtifacts", "S3ModelArtifacts"): ("model_artifacts",),
+    ("TransformOutput", "S3OutputPath"): ("output_uri",),
+}
+"""SageMaker's property paths that name a forgeline property (plus ``ProcessingOutputConfig.Outputs[n]...``)."""
+
+
+def sagemaker_alias(path: tuple[PathPart, ...]) -> tuple[PathPart, ...]:
+    """The forgeline path a SageMaker property path stands for (``...Outputs['x'].S3Output.S3Uri`` is
+    ``outputs['x']``); any other path comes back unchanged."""
+    if len(path) == 5 and path[:2] == ("ProcessingOutputConfig", "Outputs") and path[3:] == ("S3Output", "S3Uri"):
+        return ("outputs", path[2])
+    return SAGEMAKER_PROPERTY_ALIASES.get(path, path)
+
+
 def render_path(path: tuple[PathPart, ...]) -> str:
     """Render a property path: the first attribute as ``.name``, every later part bracketed (``['k']``, ``[0]``)."""
     out = []
@@ -179,9 +194,15 @@ class StepProperties:
 class JsonGet(Expression):
     """A value read by dotted path (with ``[i]`` indexes) from a property file of a finished step."""
 
-    def __init__(self, step: Step | str, property_file: Any, json_path: str) -> None:
-        self.step_name = step if isinstance(step, str) else step.name
-        self.step = None if isinstance(step, str) else step
+    def __init__(self, step: Step | str | None = None, property_file: Any = None, json_path: str = "",
+                 *, step_name: str | None = None) -> None:
+        target = step if step is not None else step_name
+        if target is None or (step is not None and step_name is not None):
+            raise PipelineDefinitionError("JsonGet needs its step: give step= or step_name= (one of them)")
+        self.step_name = target if isinstance(target, str) else target.name
+        self.step = None if isinstance(target, str) else target
+        if property_file is None:
+            raise PipelineDefinitionError(f"JsonGet on step {self.step_name!r} needs a property_file")
         self.property_file_name: str = (
             property_file if isinstance(property_file, str) else property_file.name
         )

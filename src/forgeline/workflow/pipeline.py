@@ -111,6 +111,42 @@ class Pipeline:
             check_files=check_files,
         )
 
+    @classmethod
+    def from_sagemaker(
+        cls,
+        document: str | Mapping[str, Any],
+        code_root: str = ".",
+        s3_map: Mapping[str, str] | None = None,
+        name: str | None = None,
+        **options: Any,
+    ) -> Pipeline:
+        """Build a forgeline pipeline from a SageMaker pipeline definition (``pipeline.definition()`` of the
+        SageMaker Python SDK v2), its code found under ``code_root`` and ``s3://`` prefixes mapped by ``s3_map``.
+
+        ``options`` go to :func:`forgeline.sagemaker.importer.import_definition` (``images``, ``lambdas``).
+        """
+        from forgeline.sagemaker.importer import import_definition  # the DSL stays I/O free; the importer reads
+
+        return import_definition(document, code_root=code_root, s3_map=s3_map or {}, name=name, **options)
+
+    def upsert(self, settings: Settings | None = None) -> dict[str, Any]:
+        """Store this definition as the pipeline's newest version; ``{"PipelineArn", "PipelineVersion"}``."""
+        from forgeline.engine.launch import upsert_pipeline
+
+        return upsert_pipeline(self, settings)
+
+    def describe(self, settings: Settings | None = None) -> dict[str, Any]:
+        """The stored pipeline: newest definition, version and times (SageMaker's ``describe``)."""
+        from forgeline.engine.launch import describe_pipeline
+
+        return describe_pipeline(self.name, settings)
+
+    def list_executions(self, settings: Settings | None = None, limit: int = 50) -> dict[str, Any]:
+        """This pipeline's newest executions as ``{"PipelineExecutionSummaries": [...]}``."""
+        from forgeline.engine.launch import list_pipeline_executions
+
+        return list_pipeline_executions(self.name, settings, limit)
+
     def start(
         self,
         parameters: Mapping[str, Any] | None = None,

@@ -42,8 +42,13 @@ class FunctionStep(JobStep):
         description: str | None = None,
         cache_config: CacheConfig | None = None,
         retry_policies: Sequence[RetryPolicy] | None = None,
+        instance_type: str | None = None,
+        instance_count: int | None = None,
     ) -> None:
         super().__init__(name, depends_on, display_name, description, cache_config, retry_policies)
+        # recorded only (SageMaker's @step options): every call runs in a worker on this machine
+        self.instance_type = instance_type
+        self.instance_count = instance_count
         self.function = dict(function)
         self.args = list(args)
         self.kwargs = dict(kwargs or {})
@@ -59,14 +64,20 @@ class FunctionStep(JobStep):
 
     def arguments(self) -> dict[str, Any]:
         """Function reference, arguments and environment."""
-        return {"Function": self.function, "Args": serialize(self.args), "Kwargs": serialize(self.kwargs),
-                "Environment": serialize_env(self.env, self.name)}
+        arguments: dict[str, Any] = {"Function": self.function, "Args": serialize(self.args),
+                                     "Kwargs": serialize(self.kwargs),
+                                     "Environment": serialize_env(self.env, self.name)}
+        if self.instance_type is not None or self.instance_count is not None:
+            arguments["ResourceConfig"] = {"InstanceType": self.instance_type, "InstanceCount": self.instance_count}
+        return arguments
 
     @classmethod
     def _from_request(cls, request: Mapping[str, Any]) -> FunctionStep:
         args = request["Arguments"]
+        resources = args.get("ResourceConfig", {})
         return cls(function=args["Function"], args=parse_value(args.get("Args", [])),
                    kwargs=parse_value(args.get("Kwargs", {})), env=parse_value(args.get("Environment", {})),
+                   instance_type=resources.get("InstanceType"), instance_count=resources.get("InstanceCount"),
                    **cls.common_kwargs(request))
 
     def children(self) -> Iterable[Any]:
@@ -131,10 +142,16 @@ def step(
     depends_on: Sequence[StepRef] | None = None,
     cache_config: CacheConfig | None = None,
     retry_policies: Sequence[RetryPolicy] | None = None,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
 ) -> Any:
-    """Turn a module-level function into a pipeline step (``@step`` or ``@step(name=...)``)."""
+    """Turn a module-level function into a pipeline step (``@step`` or ``@step(name=...)``).
+
+    ``instance_type`` and ``instance_count`` (SageMaker's) are recorded in the definition; calls run here.
+    """
     options = {"display_name": display_name, "description": description, "env": env,
-               "depends_on": depends_on, "cache_config": cache_config, "retry_policies": retry_policies}
+               "depends_on": depends_on, "cache_config": cache_config, "retry_policies": retry_policies,
+               "instance_type": instance_type, "instance_count": instance_count}
 
     def decorate(func: Callable[..., Any]) -> StepFunction:
         return StepFunction(func, name, options)

@@ -15,14 +15,25 @@ from forgeline.workflow.steps.base import JobStep, StepRef, serialize_env
 from forgeline.workflow.steps.interpreter import Interpreter
 
 
+SAGEMAKER_ROOT = "/opt/ml"
+"""SageMaker's container root: absolute paths under it mean the same place inside the job directory."""
+
+
+def job_relative(path: str) -> str:
+    """A checked job path relative to the job directory (``/opt/ml/processing/x`` is ``processing/x``)."""
+    return posixpath.relpath(path, SAGEMAKER_ROOT) if path.startswith(SAGEMAKER_ROOT + "/") else path
+
+
 def check_relative(kind: str, step_name: str, path: str) -> str:
-    """Refuse job-directory paths that are absolute or climb out of the job directory."""
+    """Refuse job-directory paths that are absolute (outside /opt/ml) or climb out of the job directory."""
     if not isinstance(path, str) or not path:
         raise PipelineDefinitionError(f"step {step_name!r}: {kind} must be a non-empty relative path")
     normal = posixpath.normpath(path)
+    if normal.startswith(SAGEMAKER_ROOT + "/"):
+        return normal  # SageMaker's spelling: the job sees its directory at /opt/ml
     if PurePosixPath(path).is_absolute() or normal == ".." or normal.startswith("../"):
         raise PipelineDefinitionError(
-            f"step {step_name!r}: {kind} {path!r} must be relative to the job directory"
+            f"step {step_name!r}: {kind} {path!r} must be relative to the job directory or under /opt/ml/"
         )
     return normal
 
@@ -191,6 +202,12 @@ class ProcessingStep(JobStep):
         """Input sources, output destinations, arguments and environment values."""
         return [*(i.source for i in self.inputs), *(o.destination for o in self.outputs),
                 *self.arguments_list, *self.env.values()]
+
+    @property
+    def sagemaker_paths(self) -> bool:
+        """Whether the script expects SageMaker's /opt/ml paths (an input or output is given under /opt/ml/)."""
+        paths = [*(i.destination for i in self.inputs), *(o.source for o in self.outputs)]
+        return any(p.startswith(SAGEMAKER_ROOT + "/") for p in paths)
 
     def declared_property_files(self) -> set[str]:
         """Names of the declared property files."""

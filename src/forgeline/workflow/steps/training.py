@@ -111,6 +111,7 @@ class TrainingStep(JobStep):
         instance_count: Any = 1,
         requirements: str | None = None,
         python: str | None = None,
+        sagemaker_paths: bool = False,
         depends_on: Sequence[StepRef] | None = None,
         display_name: str | None = None,
         description: str | None = None,
@@ -133,6 +134,7 @@ class TrainingStep(JobStep):
         self.instance_type = instance_type
         self.instance_count = instance_count
         self.interpreter = Interpreter(requirements, python).check(name)
+        self.sagemaker_paths = bool(sagemaker_paths)  # the script sees its job directory at /opt/ml
         self._check()
 
     def _check(self) -> None:
@@ -171,6 +173,7 @@ class TrainingStep(JobStep):
             "ResourceConfig": {"InstanceType": serialize(self.instance_type),
                                "InstanceCount": serialize(self.instance_count)},
             **self.interpreter.to_request(),
+            **({"SageMakerPaths": True} if self.sagemaker_paths else {}),
         }
 
     @classmethod
@@ -193,6 +196,7 @@ class TrainingStep(JobStep):
             instance_type=parse_value(resources.get("InstanceType")),
             instance_count=parse_value(resources.get("InstanceCount", 1)),
             **asdict(Interpreter.from_request(args)),
+            sagemaker_paths=bool(args.get("SageMakerPaths", False)),
             **cls.common_kwargs(request),
         )
 
