@@ -15,14 +15,11 @@ from forgeline.cli import endpoints, endpoints_loadtest, executions, logs, metri
 from forgeline.cli.imports import app as import_app
 from forgeline.cli.run import plan, run
 from forgeline.cli.serve import serve
+from forgeline.config import AUTO_RESUME_ENV
 from forgeline.errors import ForgelineError
 
-from forgeline.config import AUTO_RESUME_ENV
 app = typer.Typer(help="forgeline: ML pipelines that run locally in milliseconds per step.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-app.command("run")(run)
-app.command("plan")(plan)
-app.command("logs")(logs.logs)
 
 
 @app.callback()
@@ -34,6 +31,9 @@ def options(auto_resume: Annotated[bool, typer.Option(
         os.environ[AUTO_RESUME_ENV] = "1"  # every command reads its settings from the environment
 
 
+app.command("run")(run)
+app.command("plan")(plan)
+app.command("logs")(logs.logs)
 app.command("metrics")(metrics.metrics)
 app.command("serve")(serve)
 app.add_typer(executions.app, name="executions")

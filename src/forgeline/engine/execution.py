@@ -54,15 +54,15 @@ class PipelineExecution:
         """The resolved parameter values of this execution."""
         return self.record().parameters
 
+    def orchestrator(self) -> OrchestratorLiveness:
+        """Whether the orchestrator of this execution is alive or lost (see engine/liveness.py)."""
+        return check_orchestrator(self.record(), self.settings, self.store)
+
     def wait(self, timeout: float | None = None, poll_interval: float = 0.1) -> ExecutionStatus:
         """Block until the execution is Stopped, Failed or Succeeded; TimeoutError after ``timeout`` s.
 
         OrchestratorLostError when its orchestrator died, unless ``Settings.auto_resume`` lets this resume it.
         """
-    def orchestrator(self) -> OrchestratorLiveness:
-        """Whether the orchestrator of this execution is alive or lost (see engine/liveness.py)."""
-        return check_orchestrator(self.record(), self.settings, self.store)
-
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
         while True:
@@ -70,14 +70,12 @@ class PipelineExecution:
             status = record.status
             if status.is_terminal:
                 return status
+            self.ensure_running(record)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {self.id} still {status.value} after {timeout} s")
-            self.ensure_running(record)
             time.sleep(delay)
             delay = min(delay * 1.5, poll_interval)
 
-    def stop(self) -> ExecutionStatus:
-        """Ask the orchestrator to stop running jobs and start no new step (Executing → Stopping)."""
     def ensure_running(self, record: ExecutionRecord | None = None) -> None:
         """OrchestratorLostError if the orchestrator of this unfinished execution is lost; auto-resume resumes it."""
         record = record or self.record()
@@ -94,6 +92,8 @@ class PipelineExecution:
                 f"{liveness.silent_seconds:.0f} s ago; resume it with `forgeline executions resume {self.id}` "
                 "(or set FORGELINE_AUTO_RESUME=1)")
 
+    def stop(self) -> ExecutionStatus:
+        """Ask the orchestrator to stop running jobs and start no new step (Executing → Stopping)."""
         return self.store.request_stop(self.id).status
 
     def list_steps(self) -> list[StepRun]:
@@ -112,9 +112,9 @@ class PipelineExecution:
             "status": record.status.value, "parameters": record.parameters,
             "created_at": record.created_at, "started_at": record.started_at, "ended_at": record.ended_at,
             "failure_reason": record.failure_reason,
+            "orchestrator_lost": check_orchestrator(record, self.settings, self.store).note or None,
             "steps": [step.__dict__ for step in self.list_steps()],
         }
-            "orchestrator_lost": check_orchestrator(record, self.settings, self.store).note or None,
 
     def result(self, step_name: str) -> Any:
         """The return value of a finished ``@step`` call of this execution (SageMaker's ``result``)."""

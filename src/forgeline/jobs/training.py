@@ -264,11 +264,6 @@ class _TrainingRun:
                 "instance_count": self.training.instance_count}
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 def finish_training(spec: JobSpec, training: TrainingSpec, artifacts: ArtifactStore, ended: ScriptExit,
                     what: str, properties: dict[str, Any]) -> JobResult:
     """The result of a training script's last start: a failure, or model.tar.gz packed and outputs stored."""
@@ -302,3 +297,8 @@ def _what(spec: JobSpec) -> str:
     return f"training script {Path(spec.code).name}" if spec.code else f"training job {spec.job_id}"
 
 
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
