@@ -81,7 +81,7 @@ def latest_steps(home: Path) -> tuple[object, dict[str, object], dict[str, objec
 def test_source_dir_dot_runs_both_step_kinds_with_forgeline_home_inside_the_project(cli, project):
     home = default_layout_project(project)
 
-    run = run_here(cli, project)
+    run = run_here(cli, project, "--keep-jobs")
 
     assert run.returncode == 0, run
     assert home.is_dir()
@@ -141,3 +141,51 @@ def test_a_bad_size_setting_is_one_clear_line(cli, project):
     assert run.returncode != 0
     assert "FORGELINE_MAX_CODE_SIZE='lots' is not a size" in run.output
     assert "Traceback" not in run.output
+
+
+TRANSFORM_PIPELINE = """
+    from forgeline.workflow import (CacheConfig, Model, Pipeline, ProcessingOutput, ProcessingStep, TransformInput,
+                                    TransformStep)
+
+    cache = CacheConfig(enable_caching=True)
+    fit = ProcessingStep(name="Fit", code="fit.py", cache_config=cache,
+                         outputs=[ProcessingOutput(output_name="model", source="model")])
+    predict = TransformStep(name="Predict", cache_config=cache,
+                            model=Model(model_data=fit.properties.outputs["model"], entry_point="inference.py",
+                                        source_dir="."),
+                            inputs=TransformInput(data="rows.csv", content_type="text/csv", split_type="Line"))
+    pipeline = Pipeline(name="dot-model", steps=[fit, predict])
+"""
+
+INFERENCE = """
+    import json, os
+
+    def model_fn(model_dir):
+        with open(os.path.join(model_dir, "weights.json")) as handle:
+            return json.load(handle)
+
+    def predict_fn(data, model):
+        return data * model["scale"]
+"""
+
+
+def test_a_model_whose_source_dir_is_the_project_scores_and_caches(cli, project):
+    project.write("pipeline.py", TRANSFORM_PIPELINE)
+    project.write("fit.py", "import json\njson.dump({'scale': 3}, open('model/weights.json', 'w'))\n")
+    project.write("inference.py", INFERENCE)
+    project.write("rows.csv", "1\n2\n")
+    home = project.root / ".forgeline"
+
+    first = run_here(cli, project)
+
+    assert first.returncode == 0, first
+    record, steps, _ = latest_steps(home)
+    assert record.status.value == "Succeeded", record.failure_reason
+    outputs = sorted(Path(steps["Predict"].outputs["output"]).rglob("*.out"))
+    assert [float(line) for line in outputs[0].read_text().splitlines()] == [3.0, 6.0]
+
+    second = run_here(cli, project)  # the store inside the model's code folder changed meanwhile
+
+    assert second.returncode == 0, second
+    _, steps, _ = latest_steps(home)
+    assert steps["Predict"].cache_hit

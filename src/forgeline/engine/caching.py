@@ -121,7 +121,11 @@ def compute_cache_key(step: Step, spec: JobSpec, parameters: Mapping[str, Any], 
     for staged in spec.inputs:
         source = staged.source if "://" in staged.source or os.path.isabs(staged.source) \
             else os.path.join(work_dir, staged.source)
-        components[f"input:{staged.destination}"] = fingerprinter.fingerprint(source)
+        if staged.code_rules is not None and os.path.isdir(source):  # a code folder: what a job copies of it
+            components[f"input:{staged.destination}"] = fingerprint_folder(source, [], source,
+                                                                           staged.code_rules).digest
+        else:
+            components[f"input:{staged.destination}"] = fingerprinter.fingerprint(source)
     # a destination the user chose is part of the result; the default one (per execution) is not
     chosen = {o.output_name for o in getattr(step, "outputs", []) if getattr(o, "destination", None) is not None}
     components["outputs"] = short([[o.name, o.source, o.destination if o.name in chosen else None]

@@ -231,7 +231,7 @@ def _transform(step: TransformStep, ctx: JobContext) -> JobSpec:
                  "--workers", str(step.instance_count)]
     inputs = [StagedInput(data, "input/data"), StagedInput(model.data, "model")]
     if model.code:
-        inputs.append(StagedInput(model.code, "code"))
+        inputs.append(StagedInput(model.code, "code", code_rules=ctx.code_rules()))
         arguments += ["--code", "code", "--entry-point", model.entry_point or ""]
     if step.accept:
         arguments += ["--accept", step.accept]

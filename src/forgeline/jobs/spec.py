@@ -33,6 +33,7 @@ class StagedInput:
 
     source: str
     destination: str
+    code_rules: CodeFolderRules | None = None  # set for a code folder: copied as the code-folder rules say
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ def stage_input(staged: StagedInput, job_dir: Path, artifacts: ArtifactStore, wo
         return _stage_uri(staged.source, destination, artifacts, what)
     source = Path(working_dir or os.getcwd(), staged.source)  # an absolute source ignores the base
     _check_local_source(source, staged.source, what, from_store=_inside(source, artifacts.root))
+    if source.is_dir() and staged.code_rules is not None:
+        copy_code_folder(source, destination, staged.code_rules)
+        return destination
     if source.is_dir():
         try:
             shutil.copytree(source, destination, dirs_exist_ok=True)
