@@ -6,11 +6,10 @@ import time
 from typing import Any
 
 from forgeline.config import Settings
-from forgeline.errors import ForgelineError
-from forgeline.jobs.function_loading import FunctionLoader
-from forgeline.store.artifacts import ArtifactStore
 from forgeline.engine.liveness import OrchestratorLiveness, check_orchestrator
 from forgeline.errors import ForgelineError, OrchestratorLostError
+from forgeline.jobs.function_loading import FunctionLoader
+from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepAttempt, StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore

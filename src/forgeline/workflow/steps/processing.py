@@ -14,7 +14,6 @@ from forgeline.workflow.policies import CacheConfig, RetryPolicy
 from forgeline.workflow.steps.base import JobStep, StepRef, serialize_env
 from forgeline.workflow.steps.interpreter import Interpreter
 
-
 SAGEMAKER_ROOT = "/opt/ml"
 """SageMaker's container root: absolute paths under it mean the same place inside the job directory."""
 
