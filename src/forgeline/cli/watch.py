@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -23,17 +24,29 @@ class HangUp(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def hangup_as_interrupt() -> Iterator[None]:
-    """While watching, a closed terminal stops the execution as Ctrl-C does, instead of killing only the CLI."""
+def hangup_as_interrupt() -> Iterator[list[bool]]:
+    """While watching, a closed terminal stops the execution as Ctrl-C does, instead of killing only the CLI.
+
+    Yields a cell that turns ``[True]`` once the hang-up came: writes to the closed terminal then fail too.
+    """
+    seen = [False]
 
     def hang_up(signum: int, frame: object) -> None:
+        seen[0] = True
         raise HangUp
 
     previous = signal.signal(signal.SIGHUP, hang_up)
     try:
-        yield
+        yield seen
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def silence_terminal() -> None:
+    """Send stdout and stderr to /dev/null: the terminal is gone, and a failed flush at exit would say so."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
 
 
 def stop_and_wait(execution: PipelineExecution, ctx: CliContext) -> ExecutionStatus:
@@ -59,7 +72,6 @@ def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) 
         try:
             status = execution.wait()
         except HangUp:
-            execution.stop()
             raise
         except KeyboardInterrupt:
             status = stop_and_wait(execution, ctx)
@@ -75,7 +87,6 @@ def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) 
                 execution.ensure_running()  # a lost orchestrator ends the watch with one line, or is resumed
                 time.sleep(interval)
             except HangUp:
-                execution.stop()
                 raise
             except KeyboardInterrupt:
                 status = stop_and_wait(execution, ctx)
@@ -89,9 +100,13 @@ def finish(execution: PipelineExecution, ctx: CliContext, detach: bool) -> None:
         ctx.console.print(execution.id)
         return
     try:
-        with hangup_as_interrupt():
+        with hangup_as_interrupt() as hung_up:
             status = watch(execution, ctx)
-    except HangUp:
+    except (HangUp, OSError):  # OSError: the live display's last write to the closed terminal
+        if not hung_up[0]:
+            raise
+        execution.stop()
+        silence_terminal()
         raise typer.Exit(128 + signal.SIGHUP) from None
     record = execution.record()
     line = Text.assemble("execution ", (record.id, "bold"), " ", status_text(status.value))
