@@ -15,9 +15,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from forgeline.errors import JobInputError
+from forgeline.jobs.code_folder import format_size
 from forgeline.jobs.control import EndCause, JobControl, ended_by_forgeline
 from forgeline.jobs.logs import LineCallback, LogCapture
-from forgeline.jobs.results import interrupted
+from forgeline.jobs.results import failure_of, interrupted
 from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
 from forgeline.jobs.workspace import CODE_FOLDER
 
@@ -26,6 +28,11 @@ TIMEOUT_GRACE_SECONDS = 10.0
 
 LINGERING_PIPE_SECONDS = 2.0
 """How long to keep reading logs after the script exited while a child it left behind holds its pipes."""
+
+MAX_ARGUMENT_BYTES = 32 * 4096
+"""Linux's MAX_ARG_STRLEN: no single argument or environment entry may be longer (E2BIG)."""
+ARG_MAX_HEADROOM = 64 * 1024  # the supervisor's own arguments and what the kernel keeps beside them
+DEFAULT_ARG_MAX = 2 * 1024 * 1024
 
 EXIT_STATUS_FILE = ".forgeline-exit-status.json"
 """Written into the job directory by the job's supervisor when its script ends (see jobs/supervisor.py)."""
@@ -147,6 +154,49 @@ def failed_script_result(ended: ScriptExit, what: str, spec: JobSpec) -> JobResu
             exit_code=ended.exit_code,
         )
     return None
+
+
+def check_command_size(command: Sequence[str], env: Mapping[str, str], spec: JobSpec) -> None:
+    """Refuse, naming the step and the argument, a command the operating system would not start (E2BIG)."""
+    step = step_name(spec)
+    advice = "pass large values in a file the script reads (an input), not on its command line"
+    for position, argument in enumerate(command[2:], start=1):  # after the interpreter and the script
+        if len(argument.encode()) > MAX_ARGUMENT_BYTES:
+            flag = command[position] if position > 1 and command[position].startswith("-") else None
+            label = f"the value of {flag}" if flag else f"argument {position}"
+            raise JobInputError(f"step {step!r}: {label} is {format_size(len(argument.encode()))}, over the "
+                                f"{format_size(MAX_ARGUMENT_BYTES)} the operating system allows one argument; "
+                                f"{advice}")
+    for name, value in env.items():
+        if len(name.encode()) + len(value.encode()) + 1 > MAX_ARGUMENT_BYTES:
+            raise JobInputError(f"step {step!r}: environment variable {name} is {format_size(len(value.encode()))}"
+                                f", over the {format_size(MAX_ARGUMENT_BYTES)} the operating system allows one "
+                                f"variable; {advice}")
+    total = sum(len(a.encode()) + 1 + 8 for a in command)
+    total += sum(len(k.encode()) + len(v.encode()) + 2 + 8 for k, v in env.items())
+    if total > _arg_max():
+        raise JobInputError(f"step {step!r}: its arguments and environment together are {format_size(total)}, "
+                            f"over the {format_size(_arg_max())} the operating system allows; {advice}")
+
+
+def step_name(spec: JobSpec) -> str:
+    """The step a job runs for, from its id ``<execution>/<step>/<attempt>``."""
+    parts = spec.job_id.split("/")
+    return parts[-2] if len(parts) >= 3 else spec.job_id
+
+
+def _arg_max() -> int:
+    try:
+        return int(os.sysconf("SC_ARG_MAX")) - ARG_MAX_HEADROOM
+    except (ValueError, OSError, AttributeError):
+        return DEFAULT_ARG_MAX
+
+
+def staging_failure(exc: Exception, spec: JobSpec) -> JobResult:
+    """The result of a job that failed before or while its script started, its reason noted in the step log."""
+    result = failure_of(exc)
+    note_in_log(spec.log_path, f"the job could not start: {result.failure_reason}")
+    return result
 
 
 def note_in_log(log_path: str, message: str) -> None:

@@ -14,11 +14,13 @@ from forgeline.jobs.logs import LineCallback
 from forgeline.jobs.process import (
     TIMEOUT_GRACE_SECONDS,
     adopted_exit,
+    check_command_size,
     failed_script_result,
     run_script,
     script_environment,
+    staging_failure,
 )
-from forgeline.jobs.results import complete_job, infrastructure_failure
+from forgeline.jobs.results import complete_job
 from forgeline.jobs.sagemaker_paths import at_opt_ml
 from forgeline.jobs.spec import JobResult, JobSpec
 from forgeline.jobs.workspace import prepare_workspace
@@ -46,10 +48,12 @@ def run_processing_job(
             raise JobError(f"processing job {spec.job_id} has no code to run")
         interpreter = job_interpreter(spec, python)
         command = [interpreter, str(workspace.code), *spec.arguments]
+        env = script_environment(spec, workspace.job_dir)
+        check_command_size(command, env, spec)
         ended = run_script(
             at_opt_ml(command, workspace.job_dir) if spec.sagemaker_paths else command,
             cwd=workspace.job_dir,
-            env=script_environment(spec, workspace.job_dir),
+            env=env,
             log_path=spec.log_path,
             control=control,
             line_callbacks=line_callbacks,
@@ -57,7 +61,7 @@ def run_processing_job(
             grace_seconds=timeout_grace_seconds,
         )
     except Exception as exc:  # whatever broke the staging or the start is the reason
-        return infrastructure_failure(exc)
+        return staging_failure(exc, spec)
     return failed_script_result(ended, what, spec) or complete_job(spec, artifacts, ended.exit_code)
 
 

@@ -19,8 +19,15 @@ import threading
 from datetime import UTC, datetime
 from typing import IO
 
+if __package__:
+    from forgeline.jobs import process_tree
+else:  # run by path under -S, as jobs are: the sibling file, without importing forgeline
+    import process_tree  # type: ignore[no-redef]
+
 CHUNK_BYTES = 64 * 1024
 LINGERING_PIPE_SECONDS = 2.0
+LEFTOVER_GRACE_SECONDS = 2.0
+"""How long processes the script left running get between SIGTERM and SIGKILL once it has exited."""
 """How long to keep relaying after the script exited while a child it left behind holds its pipes."""
 
 
@@ -70,6 +77,20 @@ def prepare_script_process() -> None:
         pass
 
 
+def relay_stop(signum: int, frame: object) -> None:
+    """Pass a stop (SIGTERM) on to the processes below the supervisor that left its process group."""
+    process_tree.signal_all(process_tree.outside_own_group(process_tree.descendants(os.getpid())), signal.SIGTERM)
+
+
+def note(log_path: str, text: str) -> None:
+    """One line of forgeline's own in the job's output (the log file itself once nobody reads the pipe)."""
+    try:
+        os.write(1, text.encode())
+    except OSError:
+        with open(log_path, "ab") as log:
+            log.write(text.encode())
+
+
 def write_exit_status(path: str, exit_code: int) -> None:
     """Record the script's exit code (negative: the signal that killed it) atomically."""
     temporary = f"{path}.tmp"
@@ -86,8 +107,10 @@ def main(argv: list[str]) -> int:
         print("usage: supervisor.py <exit-status-file> <log-file> -- <command>...", file=sys.stderr)
         return 2
     exit_status_path, log_path, command = argv[0], argv[1], argv[3:]
-    # A stop signals the whole group: the script decides what SIGTERM means, the supervisor waits for it.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A stop signals the whole group: the script decides what SIGTERM means, the supervisor waits for it and
+    # passes it on to the processes below it that left the group.
+    signal.signal(signal.SIGTERM, relay_stop)
+    process_tree.become_subreaper()  # orphans below it come to it, even those that called setsid
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -102,8 +125,13 @@ def main(argv: list[str]) -> int:
     for relay in relays:
         relay.thread.start()
     exit_code = process.wait()
+    # whatever the script left running ends with it: it would hold the job's pipes and outlive a stop
+    leftovers = process_tree.end_descendants(LEFTOVER_GRACE_SECONDS)
     for relay in relays:
         relay.thread.join(LINGERING_PIPE_SECONDS)
+    if leftovers:
+        note(log_path, f"[forgeline] ended {len(leftovers)} process(es) the script left running "
+                       f"(pids {', '.join(map(str, leftovers))})\n")
     write_exit_status(exit_status_path, exit_code)
     return exit_code if exit_code >= 0 else 128 - exit_code
 

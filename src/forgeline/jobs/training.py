@@ -37,12 +37,14 @@ from forgeline.jobs.process import (
     TIMEOUT_GRACE_SECONDS,
     ScriptExit,
     adopted_exit,
+    check_command_size,
     failed_script_result,
     note_in_log,
     run_script,
     script_environment,
+    staging_failure,
 )
-from forgeline.jobs.results import complete_job, infrastructure_failure, interrupted, signal_name
+from forgeline.jobs.results import complete_job, failure_of, infrastructure_failure, interrupted, signal_name
 from forgeline.jobs.sagemaker_paths import OPT_ML, at_opt_ml
 from forgeline.jobs.spec import CollectedOutput, JobResult, JobSpec, TrainingSpec
 from forgeline.jobs.workspace import CODE_FOLDER, prepare_workspace
@@ -144,10 +146,14 @@ def run_training_job(
     except Exception as exc:  # a regex that does not compile (definitions are checked, specs may be hand-made)
         return infrastructure_failure(exc)
     try:
-        result = _start(spec, training, artifacts, control, recorder, what, python, timeout_grace_seconds,
-                        checkpoint_poll_seconds).until_done()
-    except Exception as exc:  # staging, the interpreter, a checkpoint restore or packing the model
-        result = infrastructure_failure(exc)
+        try:
+            run = _start(spec, training, artifacts, control, recorder, what, python, timeout_grace_seconds,
+                         checkpoint_poll_seconds)
+        except Exception as exc:  # staging the code or inputs, or choosing the interpreter
+            return staging_failure(exc, spec)
+        result = run.until_done()
+    except Exception as exc:  # a checkpoint restore or packing the model
+        result = failure_of(exc)
     finally:
         recorder.close()
     return dataclasses.replace(result, metrics=recorder.samples)
@@ -170,11 +176,13 @@ def _start(spec: JobSpec, training: TrainingSpec, artifacts: ArtifactStore, cont
     command = [job_interpreter(spec, python), str(workspace.code),
                *hyperparameter_arguments(training.hyperparameters)]
     seen_at = Path(OPT_ML) if spec.sagemaker_paths else workspace.job_dir  # where the script sees its folders
+    env = script_environment(spec, workspace.job_dir, training_environment(spec, training, seen_at))
+    check_command_size(command, env, spec)
     return _TrainingRun(
         spec=spec, training=training, artifacts=artifacts, control=control, recorder=recorder, sync=sync,
         what=what, grace_seconds=grace_seconds, job_dir=workspace.job_dir, model_uri=model_uri,
         command=at_opt_ml(command, workspace.job_dir) if spec.sagemaker_paths else command,
-        env=script_environment(spec, workspace.job_dir, training_environment(spec, training, seen_at)),
+        env=env,
     )
 
 

@@ -70,7 +70,7 @@ class ProcessingOutput:
     def to_request(self) -> dict[str, Any]:
         """``{"OutputName", "Source", "Destination"}``, plus ``"Optional": true`` for an optional output."""
         request: dict[str, Any] = {"OutputName": self.output_name, "Source": self.source,
-                   "Destination": serialize(self.destination)}
+                                   "Destination": serialize(self.destination)}
         if self.optional:
             request["Optional"] = True
         return request
