@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from forgeline.errors import EndpointError
 from forgeline.inference.handlers import JSON
+from forgeline.jobs.transform_chunks import THREAD_VARIABLES
 from forgeline.serving.ipc import HEADER, encode_frame
 from forgeline.serving.stages import Reply, Request
 
@@ -168,7 +169,10 @@ class WorkerPool:
             process = subprocess.Popen(
                 [sys.executable, "-m", "forgeline.serving.worker", str(child.fileno())],
                 pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                # one native thread per worker unless the user says otherwise: an OpenMP pool in every worker
+                # on shared cores makes a one-row predict spin (HistGradientBoosting: milliseconds to seconds)
+                env={**os.environ, "PYTHONUNBUFFERED": "1",
+                     **{name: os.environ.get(name, "1") for name in THREAD_VARIABLES}},
             )
         child.close()
         reader, writer = await asyncio.open_connection(sock=parent, limit=1 << 26)
