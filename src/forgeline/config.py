@@ -13,6 +13,8 @@ from forgeline.errors import ConfigurationError
 HOME_ENV = "FORGELINE_HOME"
 DATABASE_URL_ENV = "FORGELINE_DATABASE_URL"
 ARTIFACT_ROOT_ENV = "FORGELINE_ARTIFACT_ROOT"
+KEEP_JOBS_ENV = "FORGELINE_KEEP_JOBS"
+HOME_FOLDER = ".forgeline"
 MAX_CODE_SIZE_ENV = "FORGELINE_MAX_CODE_SIZE"
 DEFAULT_MAX_CODE_BYTES = 100 * 1000 * 1000
 AUTO_RESUME_ENV = "FORGELINE_AUTO_RESUME"
@@ -32,12 +34,21 @@ class Settings:
     max_code_bytes: int = DEFAULT_MAX_CODE_BYTES  # a code folder (source_dir) larger than this is refused
     auto_resume: bool = False  # a command that finds an execution's orchestrator lost resumes it
     orchestrator_timeout_seconds: float = DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS
+    keep_jobs: bool = False  # keep a succeeded step's job folder (by default it is removed)
+    # FORGELINE_HOME unset and no .forgeline in this folder or above: home is ./.forgeline, made by the first write
+    searched_from: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from FORGELINE_* variables, defaulting to ./.forgeline with SQLite and local files."""
+        """Build settings from FORGELINE_* variables; without FORGELINE_HOME, the nearest .forgeline (see find_home)."""
         env = os.environ if environ is None else environ
-        home = Path(env.get(HOME_ENV) or ".forgeline").expanduser().resolve()
+        searched_from = None
+        if env.get(HOME_ENV):
+            home = Path(env[HOME_ENV]).expanduser().resolve()
+        else:
+            start = Path.cwd()
+            found = find_home(start)
+            home, searched_from = (found, None) if found else (start / HOME_FOLDER, start)
         database_url = env.get(DATABASE_URL_ENV) or f"sqlite:///{home / 'forgeline.db'}"
         artifact_root = env.get(ARTIFACT_ROOT_ENV) or str(home / "artifacts")
         max_code_bytes = parse_size(env.get(MAX_CODE_SIZE_ENV) or str(DEFAULT_MAX_CODE_BYTES), MAX_CODE_SIZE_ENV)
@@ -45,7 +56,8 @@ class Settings:
                    max_code_bytes=max_code_bytes, auto_resume=parse_flag(env.get(AUTO_RESUME_ENV), AUTO_RESUME_ENV),
                    orchestrator_timeout_seconds=parse_seconds(env.get(ORCHESTRATOR_TIMEOUT_ENV),
                                                               ORCHESTRATOR_TIMEOUT_ENV,
-                                                              DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS))
+                                                              DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS),
+                   keep_jobs=parse_flag(env.get(KEEP_JOBS_ENV), KEEP_JOBS_ENV), searched_from=searched_from)
 
     @property
     def logs_dir(self) -> Path:
@@ -66,7 +78,31 @@ class Settings:
             MAX_CODE_SIZE_ENV: str(self.max_code_bytes),
             AUTO_RESUME_ENV: "1" if self.auto_resume else "0",
             ORCHESTRATOR_TIMEOUT_ENV: f"{self.orchestrator_timeout_seconds:g}",
+            KEEP_JOBS_ENV: "1" if self.keep_jobs else "0",
         }
+
+
+def find_home(start: Path) -> Path | None:
+    """The nearest ``.forgeline`` folder in ``start`` or a folder above it, as git finds ``.git``; None if none.
+
+    Like git, the search stops at a filesystem boundary (a mount point), so it never wanders onto another disk.
+    """
+    folder = start.resolve()
+    try:
+        device = folder.stat().st_dev
+    except OSError:
+        return None
+    while True:
+        candidate = folder / HOME_FOLDER
+        if candidate.is_dir():
+            return candidate
+        parent = folder.parent
+        try:
+            if parent == folder or parent.stat().st_dev != device:
+                return None
+        except OSError:
+            return None
+        folder = parent
 
 
 def parse_size(text: str, what: str) -> int:

@@ -43,6 +43,10 @@ class StoreError(ForgelineError):
     """The metadata or artifact store failed in a way the user must act on."""
 
 
+class StoreNotFoundError(StoreError, NotFoundError):
+    """No metadata store where the settings point: nothing has been run there yet."""
+
+
 class OrchestratorLostError(ForgelineError):
     """An unfinished execution's orchestrator stopped beating (killed, crashed, machine restarted)."""
 

@@ -153,6 +153,7 @@ def test_starting_stores_the_definition_and_bumps_the_version_only_when_it_chang
     project.write("hello.py", "import sys\nprint('hello', *sys.argv[1:])\n")
     project.write("pipeline.py", VERSIONED_PIPELINE.replace("{default}", "hi"))
 
+    project.store().close()  # an empty store (read commands never create one)
     empty = cli("pipelines", "list", cwd=project.root)
     assert empty.returncode == 0 and "no pipelines yet" in empty.stdout, empty
 

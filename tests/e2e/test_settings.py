@@ -56,8 +56,10 @@ def test_database_url_and_artifact_root_are_honoured(project, cli, tmp_path, for
 
     listed = cli("executions", "list", cwd=project.root, env=env)
     assert "settings" in listed.stdout, listed
-    elsewhere = cli("executions", "list", cwd=project.root)  # FORGELINE_HOME's own database
-    assert "no executions yet" in elsewhere.stdout, elsewhere
+    elsewhere = cli("executions", "list", cwd=project.root)  # FORGELINE_HOME's own database: never created
+    assert elsewhere.returncode == 1, elsewhere
+    assert f"no forgeline metadata database at {forgeline_home / 'forgeline.db'}" in elsewhere.stderr, elsewhere
+    assert not (forgeline_home / "forgeline.db").exists()
 
     from forgeline.config import Settings
     from forgeline.store.metadata.sql_store import SqlMetadataStore

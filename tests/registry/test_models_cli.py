@@ -115,5 +115,6 @@ def test_bad_input_is_one_line_error(packages: Registry, cli: Any) -> None:
 
 
 def test_an_empty_registry_says_so(forgeline_home: Path, cli: Any) -> None:
+    Registry(Settings.from_env()).groups()  # the store exists (read commands never create one) but is empty
     assert "no model package groups yet" in cli("models", "groups").stdout
     assert "no registry events yet" in cli("models", "events").stdout

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cached_property
 
 from forgeline.cli.output import make_console
-from forgeline.config import Settings
+from forgeline.config import HOME_FOLDER, Settings
+from forgeline.errors import StoreNotFoundError
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 
 
@@ -18,5 +19,15 @@ class CliContext:
 
     @cached_property
     def store(self) -> SqlMetadataStore:
-        """The metadata store."""
-        return SqlMetadataStore(self.settings.database_url)
+        """The metadata store; never created here (commands that start executions create it)."""
+        try:
+            return SqlMetadataStore(self.settings.database_url, create=False)
+        except StoreNotFoundError as exc:
+            start = self.settings.searched_from
+            if start is None:
+                raise StoreNotFoundError(f"{exc}: nothing has run with this store yet "
+                                         "(`forgeline run <pipeline.py>` creates it)") from None
+            raise StoreNotFoundError(
+                f"no forgeline store found: looked for a {HOME_FOLDER} folder in {start} and every folder above "
+                f"it; `forgeline run <pipeline.py>` creates {start / HOME_FOLDER}, or set FORGELINE_HOME"
+            ) from None

@@ -10,6 +10,7 @@ import typer
 
 from forgeline.cli.context import CliContext
 from forgeline.cli.description import print_description
+from forgeline.cli.gc import housekeeper, print_report
 from forgeline.cli.moments import parse_since
 from forgeline.cli.output import JsonOption, print_json
 from forgeline.cli.render import executions_table, status_text
@@ -127,3 +128,14 @@ def resume(
     """Continue an execution whose orchestrator died (steps that had succeeded are not re-run)."""
     ctx = CliContext()
     finish(resume_execution(execution_id, ctx.settings, fork=True), ctx, detach)
+
+
+@app.command("delete")
+def delete(
+    execution_id: Annotated[str, typer.Argument(help="Execution id or unique prefix.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would go and how much it frees.")]
+    = False,
+) -> None:
+    """Delete a finished execution with its job folder, logs, cache entries and the artifacts nothing else uses."""
+    ctx = CliContext()
+    print_report(housekeeper(ctx, dry_run).delete_execution(execution_id), ctx.console)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from forgeline.cli import endpoints, endpoints_loadtest, executions, logs, metrics, models, pipelines
+from forgeline.cli.gc import gc
 from forgeline.cli.imports import app as import_app
 from forgeline.cli.run import plan, run
 from forgeline.cli.serve import serve
@@ -36,6 +37,7 @@ app.command("plan")(plan)
 app.command("logs")(logs.logs)
 app.command("metrics")(metrics.metrics)
 app.command("serve")(serve)
+app.command("gc")(gc)
 app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(models.app, name="models")

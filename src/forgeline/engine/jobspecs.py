@@ -62,14 +62,19 @@ class JobContext:
 
     def code_rules(self) -> CodeFolderRules:
         """What a code folder leaves out (forgeline's own home and local artifact root) and its size limit."""
-        excluded = [str(self.settings.home)]
-        if "://" not in self.settings.artifact_root:
-            excluded.append(self.settings.artifact_root)
-        return CodeFolderRules(excluded=tuple(excluded), max_bytes=self.settings.max_code_bytes)
+        return code_rules_of(self.settings)
 
     def envs_dir(self) -> str:
         """Where virtual environments built from requirements files are kept and reused."""
         return str(self.settings.home / "envs")
+
+
+def code_rules_of(settings: Settings) -> CodeFolderRules:
+    """What a code folder leaves out (forgeline's own home and local artifact root) and its size limit."""
+    excluded = [str(settings.home)]
+    if "://" not in settings.artifact_root:
+        excluded.append(settings.artifact_root)
+    return CodeFolderRules(excluded=tuple(excluded), max_bytes=settings.max_code_bytes)
 
 
 @singledispatch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -186,10 +187,11 @@ def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fo
 
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
                     selective: SelectiveExecutionConfig | None = None, fork: bool = True,
-                    cache_lookups: bool = True) -> PipelineExecution:
+                    cache_lookups: bool = True, keep_jobs: bool | None = None) -> PipelineExecution:
     """Start ``pipeline`` with parameter ``overrides`` and return at once with the execution's handle.
 
     ``cache_lookups=False`` reuses no cached result in this run; its steps still record theirs.
+    ``keep_jobs=True`` keeps succeeded steps' job folders (None: as ``Settings.keep_jobs`` says).
     """
     if os.environ.get(WORKER_ENV):
         raise ForgelineError(
@@ -197,6 +199,8 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
             "put the call under `if __name__ == \"__main__\":`"
         )
     settings = settings or Settings.from_env()
+    if keep_jobs is not None:
+        settings = dataclasses.replace(settings, keep_jobs=keep_jobs)
     store = SqlMetadataStore(settings.database_url)
     work_dir = os.getcwd()
     execution_id = create_execution(pipeline, overrides, store, work_dir, selective)

@@ -22,6 +22,7 @@ from forgeline.engine import registration  # noqa: F401 - registers RegisterMode
 from forgeline.engine.adoption import settle_open_attempts
 from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
 from forgeline.engine.fingerprint import Fingerprinter
+from forgeline.engine.housekeeping import discard_empty_jobs_folder, discard_job_folder
 from forgeline.engine.inline import InlineContext, RunningPipeline, is_inline, run_inline
 from forgeline.engine.jobspecs import JobContext, build_job_spec
 from forgeline.engine.liveness import heartbeat_interval
@@ -329,6 +330,7 @@ class Orchestrator:
             if job.cache_key is not None:
                 self.cache.record(job.cache_key, self.record.pipeline_name, job.step, self.id,
                                   result.outputs, properties)
+            discard_job_folder(self.settings, self.id, name)
             return
         status = StepStatus.STOPPED if result.status == JobStatus.STOPPED else StepStatus.FAILED
         kind = result.failure_kind.value if result.failure_kind else None
@@ -417,6 +419,7 @@ class Orchestrator:
         else:
             status = ExecutionStatus.SUCCEEDED
         self.store.update_execution(self.id, status=status, failure_reason=reason, ended_at=now())
+        discard_empty_jobs_folder(self.settings, self.id)
         return status
 
 

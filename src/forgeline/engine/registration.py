@@ -1,7 +1,10 @@
 """RegisterModel's inline runner: resolve and check the model, copy its code, read metrics, trace lineage, store.
 
 Everything that can fail is checked before anything is written; the code copy is removed again if the package
-cannot be stored, so a failed registration leaves neither a package nor stray files behind.
+cannot be stored, so a failed registration leaves neither a package nor stray files behind. The code is staged in
+the step's job folder, then published into the artifact store in one rename; a crash between publishing and
+storing the package leaves a package folder no package uses, named after its execution, which ``forgeline gc``
+removes once that execution has ended.
 """
 
 from __future__ import annotations
@@ -9,9 +12,9 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import singledispatch
@@ -20,8 +23,16 @@ from typing import Any
 
 from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.inline import InlineContext, InlineResult, RunningPipeline, run_inline
+from forgeline.engine.jobspecs import code_rules_of
 from forgeline.engine.resolve import render, resolve
-from forgeline.errors import ArtifactNotFoundError, ForgelineError, ModelPackageNotFoundError, ModelRegistryError
+from forgeline.errors import (
+    ArtifactNotFoundError,
+    ForgelineError,
+    JobInputError,
+    ModelPackageNotFoundError,
+    ModelRegistryError,
+)
+from forgeline.jobs.code_folder import CodeFolderRules, copy_code_folder
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ModelPackageDraft, ModelPackageRecord
 from forgeline.workflow.expressions import JsonGet, Property, walk
@@ -30,7 +41,8 @@ from forgeline.workflow.models import check_group_name, parse_approval_status
 from forgeline.workflow.steps import Model, ProcessingStep, PropertyFile, RegisterModel, Step, TrainingStep
 
 PACKAGES_FOLDER = "model-packages"
-_CODE_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".git")
+# <artifact root>/model-packages/<group>/<execution id>-<token>/code: the execution says when a leftover is stale
+_PACKAGE_FOLDER_NAME = re.compile(r"^(?P<execution>.+)-(?P<token>[0-9a-f]{12})$")
 
 
 def current_user() -> str:
@@ -57,7 +69,8 @@ def _register_model(step: RegisterModel, ctx: InlineContext) -> InlineResult:
         return InlineResult(properties=package_properties(earlier))
     try:
         if registration.code is not None and draft.code_uri is not None:
-            copy_code(registration.code, draft.code_uri, ctx.artifacts)
+            staging = ctx.settings.jobs_dir / ctx.execution.id / step.name / "code"
+            copy_code(registration.code, draft.code_uri, ctx.artifacts, staging, code_rules_of(ctx.settings))
         package = ctx.store.create_model_package(draft, actor=current_user())
     except BaseException:
         if registration.folder is not None:
@@ -113,9 +126,9 @@ def prepare_registration(step: RegisterModel, ctx: InlineContext) -> Registratio
     if metrics_source is not None:
         lineage["metrics_source"] = metrics_source
     # Named by a random token: the version number is only known once the store has given it out.
-    token = secrets.token_hex(6)
-    folder = None if code is None else ctx.artifacts.uri(PACKAGES_FOLDER, group, token)
-    code_uri = None if code is None else ctx.artifacts.uri(PACKAGES_FOLDER, group, token, "code")
+    name = f"{ctx.execution.id}-{secrets.token_hex(6)}"
+    folder = None if code is None else ctx.artifacts.uri(PACKAGES_FOLDER, group, name)
+    code_uri = None if code is None else ctx.artifacts.uri(PACKAGES_FOLDER, group, name, "code")
     draft = ModelPackageDraft(
         group=group, approval_status=status, model_data=model_data, code_uri=code_uri,
         entry_point=None if code is None else code.entry_point, content_types=list(step.content_types),
@@ -154,19 +167,32 @@ def inference_code(model: Model, work_dir: str, step_name: str) -> InferenceCode
     return code
 
 
-def copy_code(code: InferenceCode, uri: str, artifacts: ArtifactStore) -> None:
-    """Copy the inference code into the artifact store, so later edits of the source do not change the package."""
-    with tempfile.TemporaryDirectory(prefix="forgeline-code-") as scratch:
-        staged = Path(scratch, "code")
-        try:
-            if code.path.is_dir():
-                shutil.copytree(code.path, staged, ignore=_CODE_IGNORED)
-            else:
-                staged.mkdir()
-                shutil.copy2(code.path, staged / code.entry_point)
-            artifacts.put(staged, uri)
-        except OSError as exc:
-            raise ModelRegistryError(f"could not copy the inference code {code.path} to {uri}: {exc}") from exc
+def package_folder_execution(name: str) -> str | None:
+    """The execution that made a package folder (``<execution id>-<token>``), or None for another name."""
+    match = _PACKAGE_FOLDER_NAME.match(name)
+    return None if match is None else match.group("execution")
+
+
+def copy_code(code: InferenceCode, uri: str, artifacts: ArtifactStore, staging: Path, rules: CodeFolderRules) -> None:
+    """Copy the inference code into the artifact store, so later edits of the source do not change the package.
+
+    Staged first (a folder as the code-folder rules say: no FORGELINE_HOME, .git, virtual environments, …),
+    then published whole (the artifact store renames it into place); the staging folder goes either way.
+    """
+    shutil.rmtree(staging, ignore_errors=True)  # what an earlier, crashed attempt left
+    try:
+        if code.path.is_dir():
+            copy_code_folder(code.path, staging, rules)
+        else:
+            staging.mkdir(parents=True)
+            shutil.copy2(code.path, staging / code.entry_point)
+        artifacts.put(staging, uri)
+    except JobInputError as exc:
+        raise ModelRegistryError(f"inference code {code.path}: {exc}") from exc
+    except OSError as exc:
+        raise ModelRegistryError(f"could not copy the inference code {code.path} to {uri}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def upstream_of(graph: StepGraph, name: str) -> set[str]:

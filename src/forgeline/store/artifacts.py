@@ -8,6 +8,7 @@ but a folder's files appear one by one.
 
 from __future__ import annotations
 
+import builtins
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,32 @@ class ArtifactStore:
             for path in location.fs.find(location.path)
             if (path == base_path or path.startswith(base_path + "/")) and not _is_folder_marker(path)
         )
+
+    def usage(self, uri: str) -> int:
+        """Bytes of the file at uri, or of every file under the folder at uri; 0 when there is none."""
+        location = self._locate(uri)
+        if location.fs is None:
+            return local_files.disk_usage(location.path)
+        if not location.fs.exists(location.path):
+            return 0
+        return int(location.fs.du(location.path, total=True))
+
+    def children(self, uri: str) -> builtins.list[str]:
+        """URIs of the entries (files and folders) directly inside the folder at uri, sorted; [] when none."""
+        location = self._locate(uri)
+        base_uri = location.uri.rstrip("/")
+        if location.fs is None:
+            try:
+                return sorted(os.path.join(base_uri, name) for name in os.listdir(location.path))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        base_path = location.path.rstrip("/")
+        try:
+            paths = location.fs.ls(base_path, detail=False)
+        except FileNotFoundError:
+            return []
+        names = {str(path).rstrip("/").rsplit("/", 1)[-1] for path in paths if str(path).rstrip("/") != base_path}
+        return sorted(f"{base_uri}/{name}" for name in names if name)
 
     def _locate(self, uri: str) -> _Location:
         if self._fs is not None and (uri == self._root or uri.startswith(self._root + "/")):

@@ -85,3 +85,20 @@ def list_files(path: str) -> list[str]:
     for folder, _, names in os.walk(path):
         found.extend(os.path.abspath(os.path.join(folder, name)) for name in names)
     return sorted(found)
+
+
+def disk_usage(path: str) -> int:
+    """Bytes of the file at path, or of every file under the folder (links are not followed); 0 when missing."""
+    try:
+        if not os.path.isdir(path) or os.path.islink(path):
+            return os.lstat(path).st_size
+    except FileNotFoundError:
+        return 0
+    total = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                continue
+    return total

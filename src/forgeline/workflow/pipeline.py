@@ -152,11 +152,16 @@ class Pipeline:
         parameters: Mapping[str, Any] | None = None,
         settings: Settings | None = None,
         selective_execution_config: SelectiveExecutionConfig | None = None,
+        keep_jobs: bool | None = None,
     ) -> Any:
-        """Store this definition, start an execution in a background orchestrator, and return its handle."""
+        """Store this definition, start an execution in a background orchestrator, and return its handle.
+
+        ``keep_jobs=True`` keeps each succeeded step's job folder (removed by default; FORGELINE_KEEP_JOBS=1).
+        """
         from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine does the work
 
-        return start_execution(self, parameters or {}, settings=settings, selective=selective_execution_config)
+        return start_execution(self, parameters or {}, settings=settings, selective=selective_execution_config,
+                               keep_jobs=keep_jobs)
 
     def plan(self, parameters: Mapping[str, Any] | None = None, settings: Settings | None = None) -> Any:
         """Per step, whether a run with these parameters would reuse a cached result (HIT) or run (MISS), and why."""

@@ -1,29 +1,46 @@
-"""Engine creation: SQLite tuned for many concurrent writer processes, other URLs passed through."""
+"""Engine creation: SQLite tuned for many concurrent writer processes, other URLs passed through.
+
+SQLite errors a user must act on (a corrupt or read-only file) become one StoreError naming the file.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 import weakref
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.engine import URL, Connection
+from sqlalchemy.engine import Connection, ExceptionContext
+
+from forgeline.errors import StoreError
+from forgeline.store.metadata.sqlite_file import check_database_file, display_path, read_only_url, sqlite_file
 
 READ_ONLY_OPTION = "forgeline_read_only"
 # Every engine this process made, so their idle connections can be closed before a fork (see release_connections).
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+_CORRUPT = ("file is not a database", "database disk image is malformed")
+_READ_ONLY = ("attempt to write a readonly database", "readonly database")
 
 
-def create_metadata_engine(database_url: str) -> Engine:
-    """Create an engine for the URL; for SQLite also create the file's folder and install the pragmas."""
+def create_metadata_engine(database_url: str, *, create: bool = True) -> Engine:
+    """Create an engine for the URL; for SQLite check the file first, then create its folder or open it read-only.
+
+    ``create=False`` refuses (StoreNotFoundError) a SQLite file that does not exist instead of creating it.
+    """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
-    _make_sqlite_parent_dir(url)
+    path = sqlite_file(url)
+    if path is not None:
+        if check_database_file(path, create=create):
+            url = read_only_url(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
     event.listen(engine, "connect", _configure_sqlite_connection)
     event.listen(engine, "begin", _begin_sqlite_transaction)
+    event.listen(engine, "handle_error", _explain_sqlite_error)
     _ENGINES.add(engine)
     return engine
 
@@ -39,11 +56,26 @@ def read_only(engine: Engine) -> Engine:
     return engine.execution_options(**{READ_ONLY_OPTION: True})
 
 
-def _make_sqlite_parent_dir(url: URL) -> None:
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
+def _explain_sqlite_error(context: ExceptionContext) -> None:
+    # Raising here replaces SQLAlchemy's exception: the user gets the file and what to do, not a driver message.
+    error = context.original_exception
+    if not isinstance(error, sqlite3.DatabaseError) or context.engine is None:
         return
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    message = str(error)
+    path = display_path(context.engine.url)
+    if message in _CORRUPT:
+        raise StoreError(
+            f"the metadata database {path} is corrupt ({message}): restore it from a backup, or move it aside "
+            f"(mv {path} {path}.corrupt) to start a new, empty store"
+        ) from error
+    if any(fragment in message for fragment in _READ_ONLY):
+        raise StoreError(
+            f"the metadata database {path} is read-only (its file or folder cannot be written) and this command "
+            "writes; run it where the store is writable (read-only commands such as executions list, logs and "
+            "models list still work)"
+        ) from error
+    if message == "unable to open database file":
+        raise StoreError(f"cannot open the metadata database {path}: check that it exists and can be read") from error
 
 
 def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) -> None:

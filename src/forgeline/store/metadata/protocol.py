@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from forgeline.store.metadata.endpoint_store import EndpointStore
+from forgeline.store.metadata.housekeeping_store import HousekeepingStore
 from forgeline.store.metadata.model_package_store import ModelPackageStore
 from forgeline.store.metadata.records import (
     CacheEntry,
@@ -22,7 +23,7 @@ from forgeline.store.metadata.records import (
 )
 
 
-class MetadataStore(ModelPackageStore, EndpointStore, Protocol):
+class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protocol):
     """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction."""
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from forgeline.store.metadata import (
     content_index_repository,
     endpoints_repository,
     executions_repository,
+    housekeeping_repository,
     metric_points_repository,
     model_packages_repository,
     pipelines_repository,
@@ -25,6 +26,7 @@ from forgeline.store.metadata import (
 from forgeline.store.metadata.connection import create_metadata_engine, read_only
 from forgeline.store.metadata.digest import compute_definition_digest
 from forgeline.store.metadata.endpoint_store import EndpointRecord, EndpointStatus
+from forgeline.store.metadata.housekeeping_store import ArtifactReference
 from forgeline.store.metadata.migrate import ensure_schema
 from forgeline.store.metadata.records import (
     CacheEntry,
@@ -51,11 +53,18 @@ _SAVE_ATTEMPTS = 5
 class SqlMetadataStore:
     """MetadataStore on a SQL database; every public method is one short transaction."""
 
-    def __init__(self, database_url: str) -> None:
-        """Connect and make sure the schema is current (one cheap query when it already is)."""
-        self._engine = create_metadata_engine(database_url)
+    def __init__(self, database_url: str, *, create: bool = True) -> None:
+        """Connect and make sure the schema is current (one cheap query when it already is).
+
+        ``create=False``: a SQLite file that does not exist is refused (StoreNotFoundError), not created.
+        """
+        self._engine = create_metadata_engine(database_url, create=create)
         self._reader = read_only(self._engine)
-        ensure_schema(self._engine)
+        try:
+            ensure_schema(self._engine)
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     @property
     def database_url(self) -> str:
@@ -350,3 +359,33 @@ class SqlMetadataStore:
         """Remove an endpoint; EndpointNotFoundError when there is none by that name."""
         with self._engine.begin() as connection:
             endpoints_repository.delete_endpoint(connection, name)
+
+    def list_finished_executions(self, ended_before: datetime) -> list[ExecutionRecord]:
+        """Stopped, Failed and Succeeded executions that ended before ``ended_before``, oldest first."""
+        with self._reader.begin() as connection:
+            return housekeeping_repository.list_finished_executions(connection, ended_before)
+
+    def list_execution_ids(self) -> set[str]:
+        """The id of every execution, whatever its status."""
+        with self._reader.begin() as connection:
+            return housekeeping_repository.list_execution_ids(connection)
+
+    def delete_execution(self, execution_id: str) -> None:
+        """Delete a finished execution with its steps, attempts and metrics; StoreError if it is not finished."""
+        with self._engine.begin() as connection:
+            housekeeping_repository.delete_finished_execution(connection, execution_id)
+
+    def list_cache_entries_of(self, execution_id: str) -> list[CacheEntry]:
+        """The cache entries a given execution produced."""
+        with self._reader.begin() as connection:
+            return housekeeping_repository.list_cache_entries_of(connection, execution_id)
+
+    def delete_cache_entry(self, execution_id: str, cache_key: str) -> int:
+        """Delete the cache entries with this key that this execution produced; how many went."""
+        with self._engine.begin() as connection:
+            return housekeeping_repository.delete_cache_entry(connection, execution_id, cache_key)
+
+    def list_artifact_references(self) -> list[ArtifactReference]:
+        """Every location a step run, cache entry or model package points at."""
+        with self._reader.begin() as connection:
+            return housekeeping_repository.list_artifact_references(connection)

@@ -1,0 +1,258 @@
+"""Housekeeping: delete executions, collect old ones and leftovers, and free their folders and artifacts.
+
+Deleting an execution removes its record (steps, attempts, metrics), its job folder and logs under
+FORGELINE_HOME, its cache entries, and the artifacts forgeline wrote for it (``<artifact root>/executions/<id>``).
+Never removed: an artifact that a kept execution's step, a live cache entry or a registered model package uses.
+A cache entry is live while the execution that made it is kept, or while a kept execution reused it (a cache
+hit), so a result in daily use survives its first execution. Locations a user chose (an output
+``destination``) belong to the user and are never touched.
+
+Listings are taken before the metadata is read: anything an execution starting meanwhile creates is not in
+them, so it cannot be mistaken for a leftover.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from forgeline.config import Settings
+from forgeline.engine.adoption import end_orphan
+from forgeline.engine.liveness import check_orchestrator
+from forgeline.engine.registration import PACKAGES_FOLDER, package_folder_execution
+from forgeline.errors import ExecutionNotFoundError, ForgelineError
+from forgeline.store import local_files
+from forgeline.store.artifacts import ArtifactStore
+from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepStatus
+
+EXECUTIONS_FOLDER = "executions"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """One thing removed (or, in a dry run, to be removed) and the bytes it held."""
+
+    kind: str  # execution, artifacts, job folder, logs, cache entry, leftover
+    location: str
+    size: int = 0
+
+
+@dataclass
+class HousekeepingReport:
+    """What a delete or a collection removed or would remove, and what it kept on purpose and why."""
+
+    dry_run: bool
+    removed: list[Removal] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # (location, who still uses it)
+
+    @property
+    def bytes_freed(self) -> int:
+        """Bytes of every removed folder, file and artifact."""
+        return sum(item.size for item in self.removed)
+
+    @property
+    def executions(self) -> list[str]:
+        """Ids of the removed executions."""
+        return [item.location for item in self.removed if item.kind == "execution"]
+
+
+@dataclass(frozen=True)
+class _Listing:
+    """The execution folders and package folders that existed before the metadata was read."""
+
+    artifact_folders: list[str]
+    job_folders: list[Path]
+    log_folders: list[Path]
+    package_folders: list[str]
+
+
+class Housekeeper:
+    """Deletes executions and collects garbage in one store; ``dry_run`` only reports."""
+
+    def __init__(self, store: MetadataStore, artifacts: ArtifactStore, settings: Settings, *,
+                 dry_run: bool = False) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.settings = settings
+        self.report = HousekeepingReport(dry_run)
+        self._dead: set[tuple[str | None, str]] = set()  # (execution, cache key) of expired cache entries
+
+    def delete_execution(self, execution_id: str) -> HousekeepingReport:
+        """Remove one finished (or orchestrator-lost) execution; refuse one that is running."""
+        record = self.store.get_execution(execution_id)
+        if not record.status.is_terminal:
+            liveness = check_orchestrator(record, self.settings, self.store)
+            if not liveness.lost:
+                raise ForgelineError(
+                    f"execution {record.id} is running ({record.status.value}); stop it first "
+                    f"(forgeline executions stop {record.id}), then delete it"
+                )
+            if not self.report.dry_run:
+                self._settle_lost(record)
+        self._remove([record], self.store.list_artifact_references())
+        return self.report
+
+    def collect(self, older_than: timedelta, now: datetime | None = None) -> HousekeepingReport:
+        """Remove executions that ended before ``now - older_than``, then leftovers no execution owns."""
+        if older_than < timedelta(0):
+            raise ForgelineError("--older-than must not be negative")
+        listing = self._list()
+        references = self.store.list_artifact_references()
+        cutoff = (now or datetime.now(UTC)) - older_than
+        old = self.store.list_finished_executions(cutoff)
+        self._remove(old, references)
+        gone = {record.id for record in old}
+        known = self.store.list_execution_ids() - gone
+        kept = [r for r in references if not (r.holder == ReferenceHolder.STEP_RUN and r.execution_id in gone)]
+        self._expire_cache_entries({r.execution_id for r in kept if r.holder == ReferenceHolder.CACHE_ENTRY
+                                    and r.execution_id not in known and r.execution_id not in gone}, kept)
+        kept = self._live(kept)
+        for uri in listing.artifact_folders:
+            if _name(uri) not in known and _name(uri) not in gone:
+                self._prune_artifacts(uri, kept, kind="leftover")
+        for path in [*listing.job_folders, *listing.log_folders]:
+            if path.name not in known and path.name not in gone:
+                self._remove_local(path, "leftover")
+        self._remove_package_leftovers(listing.package_folders, kept)
+        return self.report
+
+    def _list(self) -> _Listing:
+        packages = [folder for group in self.artifacts.children(self.artifacts.uri(PACKAGES_FOLDER))
+                    for folder in self.artifacts.children(group)]
+        return _Listing(self.artifacts.children(self.artifacts.uri(EXECUTIONS_FOLDER)),
+                        _subfolders(self.settings.jobs_dir), _subfolders(self.settings.logs_dir), packages)
+
+    def _settle_lost(self, record: ExecutionRecord) -> None:
+        """End the jobs a lost orchestrator left running and mark the execution Failed, so it can be deleted."""
+        for attempt in self.store.list_attempts(record.id):
+            if not attempt.status.is_terminal:
+                end_orphan(attempt)
+                self.store.finish_attempt(record.id, attempt.step_name, attempt.attempt, status=StepStatus.FAILED,
+                                          failure_kind="Interrupted", failure_reason="deleted after its "
+                                          "orchestrator was lost")
+        self.store.update_execution(record.id, status=ExecutionStatus.FAILED, ended_at=datetime.now(UTC),
+                                    failure_reason="orchestrator lost; deleted")
+
+    def _remove(self, records: list[ExecutionRecord], references: list[ArtifactReference]) -> None:
+        ids = {record.id for record in records}
+        kept = [r for r in references if not (r.holder == ReferenceHolder.STEP_RUN and r.execution_id in ids)]
+        self._expire_cache_entries(ids, kept)
+        kept = self._live(kept)
+        for record in records:
+            if not self.report.dry_run:
+                try:
+                    self.store.delete_execution(record.id)  # the record first: a crash after it leaves leftovers
+                except ExecutionNotFoundError:
+                    continue  # another delete or collection was faster
+            self.report.removed.append(Removal("execution", record.id))
+            self._prune_artifacts(self.artifacts.uri(EXECUTIONS_FOLDER, record.id), kept, kind="artifacts")
+            self._remove_local(self.settings.jobs_dir / record.id, "job folder")
+            self._remove_local(self.settings.logs_dir / record.id, "logs")
+
+    def _expire_cache_entries(self, execution_ids: Iterable[str | None], kept: list[ArtifactReference]) -> None:
+        """Delete the cache entries of these executions that no kept step reused; mark them in ``kept``."""
+        reused = {r.location for r in kept if r.holder == ReferenceHolder.STEP_RUN}
+        for execution_id in execution_ids:
+            if execution_id is None:
+                continue
+            keys = {entry.cache_key for entry in self.store.list_cache_entries_of(execution_id)}
+            keys |= {r.name for r in kept if r.holder == ReferenceHolder.CACHE_ENTRY and r.execution_id == execution_id}
+            for key in sorted(keys):
+                locations = [r.location for r in kept if r.holder == ReferenceHolder.CACHE_ENTRY
+                             and r.execution_id == execution_id and r.name == key]
+                if any(location in reused for location in locations):
+                    continue
+                if not self.report.dry_run:
+                    self.store.delete_cache_entry(execution_id, key)
+                self._dead.add((execution_id, key))
+                self.report.removed.append(Removal("cache entry", f"{key[:12]} of execution {execution_id}"))
+
+    def _live(self, references: list[ArtifactReference]) -> list[ArtifactReference]:
+        return [r for r in references
+                if not (r.holder == ReferenceHolder.CACHE_ENTRY and (r.execution_id, r.name) in self._dead)]
+
+    def _prune_artifacts(self, folder: str, kept: list[ArtifactReference], *, kind: str) -> None:
+        """Remove an execution's artifact folder, or, when something still uses part of it, every other output."""
+        users = [r for r in kept if _overlaps(r.location, folder)]
+        if not users:
+            self._remove_artifact(folder, kind)
+            return
+        for step_folder in self.artifacts.children(folder):
+            step_users = [r for r in users if _overlaps(r.location, step_folder)]
+            if not step_users:
+                self._remove_artifact(step_folder, kind)
+                continue
+            for output in self.artifacts.children(step_folder):
+                output_users = [r for r in step_users if _overlaps(r.location, output)]
+                if output_users:
+                    self.report.kept.append((output, ", ".join(sorted({r.describe() for r in output_users}))))
+                else:
+                    self._remove_artifact(output, kind)
+
+    def _remove_package_leftovers(self, folders: list[str], kept: list[ArtifactReference]) -> None:
+        """Remove package folders no package uses, left by a registration that crashed, once its execution ended."""
+        for folder in folders:
+            if any(_overlaps(r.location, folder) for r in kept):
+                continue
+            execution_id = package_folder_execution(_name(folder))
+            if execution_id is None:
+                continue  # not named by forgeline: leave it alone
+            try:
+                if not self.store.get_execution(execution_id).status.is_terminal:
+                    continue  # its registration may be copying the code right now
+            except ExecutionNotFoundError:
+                pass
+            self._remove_artifact(folder, "leftover")
+
+    def _remove_artifact(self, uri: str, kind: str) -> None:
+        if not self.artifacts.exists(uri):
+            return
+        size = self.artifacts.usage(uri)
+        if not self.report.dry_run:
+            self.artifacts.delete(uri)
+        self.report.removed.append(Removal(kind, uri, size))
+
+    def _remove_local(self, path: Path, kind: str) -> None:
+        if not os.path.lexists(path):
+            return
+        size = local_files.disk_usage(str(path))
+        if not self.report.dry_run:
+            local_files.remove(str(path))
+        self.report.removed.append(Removal(kind, str(path), size))
+
+
+def discard_job_folder(settings: Settings, execution_id: str, step_name: str) -> None:
+    """Remove a succeeded step's job folders (every attempt's), unless the settings keep them."""
+    if not settings.keep_jobs:
+        shutil.rmtree(settings.jobs_dir / execution_id / step_name, ignore_errors=True)
+
+
+def discard_empty_jobs_folder(settings: Settings, execution_id: str) -> None:
+    """Remove an ended execution's jobs folder if no step left anything in it."""
+    try:
+        os.rmdir(settings.jobs_dir / execution_id)
+    except OSError:
+        pass  # absent, or it keeps failed steps' folders
+
+
+def _overlaps(location: str, folder: str) -> bool:
+    """Whether a referenced location is the folder, inside it, or contains it."""
+    location, folder = location.rstrip("/"), folder.rstrip("/")
+    return location == folder or location.startswith(folder + "/") or folder.startswith(location + "/")
+
+
+def _name(location: str) -> str:
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _subfolders(path: Path) -> list[Path]:
+    try:
+        return sorted(entry for entry in path.iterdir() if entry.is_dir())
+    except FileNotFoundError:
+        return []
