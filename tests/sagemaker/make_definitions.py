@@ -144,6 +144,46 @@ def vision(session):  # PyTorch script mode: metrics, spot + checkpoints, a Json
                     sagemaker_session=session)
 
 
+def lambdas(session):  # a Lambda step whose output a condition reads
+    from sagemaker.lambda_helper import Lambda
+    from sagemaker.workflow.condition_step import ConditionStep
+    from sagemaker.workflow.conditions import ConditionEquals
+    from sagemaker.workflow.fail_step import FailStep
+    from sagemaker.workflow.lambda_step import LambdaOutput, LambdaOutputTypeEnum, LambdaStep
+    from sagemaker.workflow.parameters import ParameterInteger
+    from sagemaker.workflow.pipeline import Pipeline
+
+    size = ParameterInteger(name="BatchSize", default_value=8)
+    check = LambdaStep(
+        name="CheckSize",
+        lambda_func=Lambda(function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:check-size",
+                           session=session),
+        inputs={"size": size, "limit": 10},
+        outputs=[LambdaOutput(output_name="verdict", output_type=LambdaOutputTypeEnum.String)],
+    )
+    gate = ConditionStep(name="SizeGate", conditions=[ConditionEquals(left=check.properties.Outputs["verdict"],
+                                                                       right="ok")],
+                         if_steps=[], else_steps=[FailStep(name="TooBig", error_message="batch too big")])
+    return Pipeline(name="lambdas", parameters=[size], steps=[check, gate], sagemaker_session=session)
+
+
+def unmappable(session):  # steps forgeline cannot run: a custom image, an EMR step
+    from sagemaker.processing import ProcessingInput, ScriptProcessor
+    from sagemaker.workflow.emr_step import EMRStep, EMRStepConfig
+    from sagemaker.workflow.pipeline import Pipeline
+    from sagemaker.workflow.steps import ProcessingStep
+
+    custom = ScriptProcessor(image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/our-own:latest",
+                             command=["python3"], instance_type="ml.m5.xlarge", instance_count=1, role=ROLE,
+                             sagemaker_session=session)
+    own = ProcessingStep(name="OwnImage", step_args=custom.run(
+        inputs=[ProcessingInput(source=f"s3://{BUCKET}/in", destination="/opt/ml/processing/input")],
+        code="preprocessing.py"))
+    emr = EMRStep(name="SparkJob", display_name="spark", description="spark", cluster_id="j-123ABC",
+                  step_config=EMRStepConfig(jar=f"s3://{BUCKET}/job.jar"))
+    return Pipeline(name="unmappable", steps=[own, emr], sagemaker_session=session)
+
+
 def main(kind: str, project: Path) -> None:
     """Write the definition of pipeline ``kind`` and sync the bucket into ``project/data``."""
     from moto import mock_aws
@@ -157,7 +197,7 @@ def main(kind: str, project: Path) -> None:
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         session = PipelineSession(boto_session=boto3.Session(region_name=REGION), default_bucket=BUCKET)
-        pipeline = {"abalone": abalone, "vision": vision}[kind](session)
+        pipeline = {"abalone": abalone, "vision": vision, "lambdas": lambdas, "unmappable": unmappable}[kind](session)
         (project / "definition.json").write_text(json.dumps(json.loads(pipeline.definition()), indent=1))
         for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
             target = project / "data" / item["Key"]
