@@ -70,8 +70,8 @@ def test_a_1_mb_argument_is_refused_at_start_naming_the_step_and_the_argument(pr
     run = cli("run", "pipeline.py", cwd=project.root)
 
     assert run.returncode != 0
-    assert "step 'Prepare': the value of --config is 1.0 MB, over the 131 kB the operating system allows one " \
-           "argument; pass large values in a file" in run.output
+    assert "step 'Prepare': the value of --config is 1,048,576 bytes, over the 131,072 the operating system " \
+           "allows one argument; pass large values in a file" in run.output
     assert "Argument list too long" not in run.output
     [record] = project.store().list_executions()
     attempt = project.store().list_attempts(record.id, "Prepare")[-1]

@@ -100,3 +100,8 @@ def test_broken_symlinks_are_not_code(tmp_path):
                                             (4_100_000_000, "4.1 GB")])
 def test_sizes_read_as_people_write_them(size, text):
     assert format_size(size) == text
+
+
+def test_a_forgeline_folder_is_left_out_even_when_forgeline_home_is_elsewhere(tmp_path):
+    root = project_with_clutter(tmp_path / "project")
+    assert ".forgeline/jobs/e1/code/train.py" not in relatives(root, CodeFolderRules(excluded=(str(tmp_path / "x"),)))

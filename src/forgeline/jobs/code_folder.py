@@ -1,8 +1,9 @@
 """What a code folder (a step's ``source_dir``) contains: the one rule that both copying and fingerprinting follow.
 
 Left out, wherever they are in the folder: forgeline's own home (FORGELINE_HOME, which lies inside the project by
-default), ``.git``, virtual environments (``.venv``, ``venv`` or any folder holding a ``pyvenv.cfg``),
-``__pycache__`` and compiled files, and whatever the folder's ``.forgelineignore`` lists (gitignore syntax).
+default, and any folder named ``.forgeline``), ``.git``, virtual environments (``.venv``, ``venv`` or any folder
+holding a ``pyvenv.cfg``), ``__pycache__`` and compiled files, and whatever the folder's ``.forgelineignore``
+lists (gitignore syntax).
 A folder whose remaining files weigh more than the size limit is refused, naming its largest entries.
 """
 
@@ -20,7 +21,8 @@ from forgeline.config import DEFAULT_MAX_CODE_BYTES
 from forgeline.errors import JobInputError
 
 IGNORE_FILE = ".forgelineignore"
-ALWAYS_SKIPPED_FOLDERS = frozenset({".git", "__pycache__", ".venv", "venv"})
+ALWAYS_SKIPPED_FOLDERS = frozenset({".forgeline", ".git", "__pycache__", ".venv", "venv"})
+"""Skipped by name wherever they are; ``.forgeline`` is a forgeline home even when FORGELINE_HOME is elsewhere."""
 VENV_MARKER = "pyvenv.cfg"
 COMPILED_SUFFIXES = (".pyc", ".pyo")
 LARGEST_NAMED = 3

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forgeline.errors import JobInputError
-from forgeline.jobs.code_folder import format_size
 from forgeline.jobs.control import EndCause, JobControl, ended_by_forgeline
 from forgeline.jobs.logs import LineCallback, LogCapture
 from forgeline.jobs.results import failure_of, interrupted
@@ -164,19 +163,17 @@ def check_command_size(command: Sequence[str], env: Mapping[str, str], spec: Job
         if len(argument.encode()) > MAX_ARGUMENT_BYTES:
             flag = command[position] if position > 1 and command[position].startswith("-") else None
             label = f"the value of {flag}" if flag else f"argument {position}"
-            raise JobInputError(f"step {step!r}: {label} is {format_size(len(argument.encode()))}, over the "
-                                f"{format_size(MAX_ARGUMENT_BYTES)} the operating system allows one argument; "
-                                f"{advice}")
+            raise JobInputError(f"step {step!r}: {label} is {len(argument.encode()):,} bytes, over the "
+                                f"{MAX_ARGUMENT_BYTES:,} the operating system allows one argument; {advice}")
     for name, value in env.items():
         if len(name.encode()) + len(value.encode()) + 1 > MAX_ARGUMENT_BYTES:
-            raise JobInputError(f"step {step!r}: environment variable {name} is {format_size(len(value.encode()))}"
-                                f", over the {format_size(MAX_ARGUMENT_BYTES)} the operating system allows one "
-                                f"variable; {advice}")
+            raise JobInputError(f"step {step!r}: environment variable {name} is {len(value.encode()):,} bytes, "
+                                f"over the {MAX_ARGUMENT_BYTES:,} the operating system allows one variable; {advice}")
     total = sum(len(a.encode()) + 1 + 8 for a in command)
     total += sum(len(k.encode()) + len(v.encode()) + 2 + 8 for k, v in env.items())
     if total > _arg_max():
-        raise JobInputError(f"step {step!r}: its arguments and environment together are {format_size(total)}, "
-                            f"over the {format_size(_arg_max())} the operating system allows; {advice}")
+        raise JobInputError(f"step {step!r}: its arguments and environment together are {total:,} bytes, "
+                            f"over the {_arg_max():,} the operating system allows; {advice}")
 
 
 def step_name(spec: JobSpec) -> str:
