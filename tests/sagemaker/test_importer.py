@@ -121,3 +121,26 @@ def test_documents_that_are_not_sdk_v2_definitions_are_refused():
         import_definition({"Version": "2017-01-01", "Steps": []})
     with pytest.raises(PipelineDefinitionError, match="no 'Steps'"):
         import_definition({"Version": "2020-12-01"})
+
+
+def test_unmapped_s3_uris_are_read_from_an_s3_api_endpoint(unmappable_doc, tmp_path, forgeline_home, s3_endpoint,
+                                                           monkeypatch):
+    import boto3
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    client.create_bucket(Bucket="my-bucket")
+    client.put_object(Bucket="my-bucket", Key="in/rows.csv", Body=b"1\n2\n3\n4\n")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "preprocessing.py").write_text(
+        "import glob\nrows = [l for p in glob.glob('/opt/ml/processing/input/*.csv') for l in open(p)]\n"
+        "print(f'rows={len(rows)}')\n")
+    monkeypatch.chdir(tmp_path)
+    doc = dict(unmappable_doc["doc"], Steps=unmappable_doc["doc"]["Steps"][:1])
+    pipeline = import_definition(doc, code_root=str(code), images={"/our-own:": "local"}, name="from-s3")
+    assert pipeline.step("OwnImage").inputs[0].source == "s3://my-bucket/in"  # no S3 root: S3 itself
+    execution = pipeline.start()
+    assert execution.wait(timeout=120).value == "Succeeded", execution.failure_reason
+    logs = list((forgeline_home / "logs" / execution.id / "OwnImage").glob("*.log"))
+    assert "rows=4" in logs[0].read_text()
