@@ -12,6 +12,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -281,3 +282,26 @@ def test_cli_names_a_missing_endpoint_server_or_file_in_one_line(server: Scripte
     assert no_file.returncode == 1 and "no file" in no_file.stderr and "--body" in no_file.stderr
     bad_rates = cli("endpoints", "loadtest", "risk-de", "--body", str(body), "--rates", "200,fast")
     assert bad_rates.returncode == 1 and "--rates" in bad_rates.stderr
+
+
+def test_load_testing_a_real_endpoint_of_forgeline_serve(models: Any, serve: Any, cli: Any, tmp_path: Path) -> None:
+    models("payments-de", scale=1.0, bias=0.5)
+    created = cli("endpoints", "create", "risk-de", "--model", "payments-de@approved")
+    assert created.returncode == 0, created
+    server = serve()
+    server.wait_serving("risk-de")
+    body = tmp_path / "order.json"
+    body.write_text("[[1, 2], [3, 4]]")
+
+    run = cli("endpoints", "loadtest", "risk-de", "--body", str(body), "--rates", "50,100", "--duration", "1",
+              "--url", server.url, "--json")
+
+    assert run.returncode == 0, run
+    rows = json.loads(run.stdout)["results"]
+    assert [(row["rate"], row["sent"], row["ok"], row["errors"]) for row in rows] == [(50, 50, 50, {}),
+                                                                                    (100, 100, 100, {})]
+    table = cli("endpoints", "loadtest", "risk-de", "--body", str(body), "--rates", "20", "--duration", "1",
+                "--url", server.url)
+    assert table.returncode == 0, table
+    assert table.stdout.splitlines()[0] == HEADER
+    assert table.stdout.splitlines()[1].split()[:3] == ["20", "20", "100.00"]
