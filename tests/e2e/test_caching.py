@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.launch import plan_execution
 
@@ -172,7 +173,7 @@ def _load():
     return load_pipeline("pipeline.py")
 
 
-def test_a_second_run_is_all_cache_hits_in_well_under_a_second(etl, cli):
+def test_a_second_run_is_all_cache_hits_and_starts_no_job(etl, cli):
     first_id = executed(cli("run", "pipeline.py", cwd=etl.root, env=etl.runs_env))
     assert sorted(ran(etl)) == sorted(JOB_STEPS)
 
@@ -186,13 +187,8 @@ def test_a_second_run_is_all_cache_hits_in_well_under_a_second(etl, cli):
         run = steps[name]
         assert (run.status.value, run.cache_hit, run.cache_source) == ("Succeeded", True, first_id), name
         assert run.attempts == 0 and second.list_attempts(name) == [], name
-        assert (run.ended_at - run.started_at).total_seconds() < 0.05, name  # milliseconds
-    record = second.record()
-    started = min(steps[name].started_at for name in JOB_STEPS)
-    assert (record.ended_at - started).total_seconds() < 0.25  # every check, hit and the gate: milliseconds
-    # the whole execution is mostly the orchestrator process starting (see benchmarks/bench_caching.py);
-    # generous here so a loaded test machine does not fail it
-    assert (record.ended_at - record.created_at).total_seconds() < 2.0
+    # no job folder was even made (how fast that is: benchmarks/bench_caching.py, not a test's clock)
+    assert not (Settings.from_env().jobs_dir / second_id).exists()
     assert f"cache hit from {first_id}" in second_run.stdout
 
     first = {run.name: run for run in PipelineExecution.get(first_id).list_steps()}

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import re
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -90,11 +89,8 @@ def test_quickstart_succeeds_from_the_cli_and_can_be_inspected(cli, project, for
 
 
 def test_quickstart_succeeds_from_python(quickstart, forgeline_home, wait_for_end):
-    before = time.monotonic()
-    execution = quickstart.start(parameters={"TrainRatio": 0.5})
-    returned_after = time.monotonic() - before
+    execution = quickstart.start(parameters={"TrainRatio": 0.5})  # returns at once: test_execution_lifecycle.py
 
-    assert returned_after < 2.0, "start() must return at once, not wait for the run"
     assert execution.status in ("Executing", "Succeeded")
     assert isinstance(execution.id, str) and execution.id
 

