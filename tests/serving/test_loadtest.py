@@ -214,6 +214,26 @@ def test_reads_chunked_bodies_and_bodies_that_end_with_the_connection(server: Sc
     assert server.received[path] == 20
 
 
+def test_runs_inside_an_event_loop_that_has_other_work(server: ScriptedServer) -> None:
+    async def both() -> tuple[RateResult, int]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.ensure_future(tick())
+        result = await LoadTest(server.url("/delay/20"), b"{}").run_async(50, 0.5)
+        ticker.cancel()
+        return result, ticks
+
+    result, ticks = asyncio.run(both())
+    assert (result.sent, result.ok) == (25, 25)
+    assert ticks > 0
+
+
 def test_runs_several_rates_in_turn(server: ScriptedServer) -> None:
     results = LoadTest(server.url("/ok"), b"{}").run_rates([20, 40], 0.5, pause=0)
     assert [(r.rate, r.sent, r.ok) for r in results] == [(20, 10, 10), (40, 20, 20)]

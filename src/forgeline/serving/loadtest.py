@@ -147,12 +147,16 @@ class LoadTest:
 
     def run(self, rate: float, duration: float) -> RateResult:
         """Send ``rate × duration`` requests on schedule and measure them (blocks for about ``duration``)."""
+        return asyncio.run(self.run_async(rate, duration))
+
+    async def run_async(self, rate: float, duration: float) -> RateResult:
+        """``run`` from code that already has an event loop (it stays responsive: sending never blocks it)."""
         if not rate > 0 or not duration > 0:
             raise LoadTestError(f"rate and duration must be positive, not {rate} rps for {duration} s")
         total = round(rate * duration)
         if total < 1:
             raise LoadTestError(f"{rate} rps for {duration} s is less than one request")
-        return asyncio.run(self._drive(rate, total)).result(rate, duration)
+        return (await self._drive(rate, total)).result(rate, duration)
 
     def run_rates(self, rates: Iterable[float], duration: float, pause: float = PAUSE_SECONDS) -> list[RateResult]:
         """``run`` each rate in turn, ``pause`` seconds apart so that one run's backlog does not bleed into the next."""
