@@ -26,9 +26,9 @@ else:  # run by path under -S, as jobs are: the sibling file, without importing 
 
 CHUNK_BYTES = 64 * 1024
 LINGERING_PIPE_SECONDS = 2.0
+"""How long to keep relaying after the script exited while a child it left behind holds its pipes."""
 LEFTOVER_GRACE_SECONDS = 2.0
 """How long processes the script left running get between SIGTERM and SIGKILL once it has exited."""
-"""How long to keep relaying after the script exited while a child it left behind holds its pipes."""
 
 
 class Relay:
