@@ -43,7 +43,7 @@ from pathlib import Path
 import psutil
 import serving_model
 from bench_transform import CORES, busy_cpu_seconds
-from serving_report import section, tables, write_readme
+from serving_report import generator_line, section, tables, write_readme
 
 from forgeline.config import Settings
 from forgeline.registry import Registry
@@ -257,6 +257,39 @@ def measure(server: Server, body: bytes, rates: list[float], duration: float, wo
     return measured
 
 
+TRIVIAL_SERVER = """
+import asyncio, sys
+ANSWER = b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nContent-Type: application/json\\r\\n\\r\\n{}"
+class Answer(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+    def data_received(self, data):
+        self.buffer += data
+        while (end := self.buffer.find(b"\\r\\n\\r\\n")) >= 0:
+            head = self.buffer[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15:].split(b"\\r\\n")[0]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length:]
+            self.transport.write(ANSWER)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", int(sys.argv[1]))
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+
+def measure_generator(body: bytes, rate: float, duration: float) -> tuple[RateResult, float]:
+    """The load generator alone against a server that answers ``{}`` at once: its result and CPU µs / request."""
+    port = free_port()
+    server = Server("trivial", [sys.executable, "-c", TRIVIAL_SERVER, str(port)], dict(os.environ), port, "/")
+    with running(server, body, Path(tempfile.gettempdir()) / "forgeline-bench-trivial.log"):
+        own = time.process_time()
+        result = LoadTest(f"http://127.0.0.1:{port}/", body).run(rate, duration)
+        return result, (time.process_time() - own) / result.sent * 1e6
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=float(os.environ.get(DURATION_ENV) or 30.0),
@@ -270,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = [name.strip().lower() for name in args.servers.split(",")]
     body = json.dumps(serving_model.make_order(random.Random(11), 1)).encode()
     results: list[Measured] = []
+    generator = measure_generator(body, max(rates), args.duration)
     with tempfile.TemporaryDirectory(prefix="forgeline-bench-serving-") as folder:
         workspace = Path(folder)
         print("training the model ...", file=sys.stderr, flush=True)
@@ -287,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {exc}", file=sys.stderr, flush=True)
                 results.append(Measured(name, failure=str(exc)))
     print(tables(results))
+    print(generator_line(*generator))
     if not args.no_readme:
-        write_readme(section(results, rates, args.duration, args.workers, len(body)))
+        write_readme(section(results, rates, args.duration, args.workers, len(body), generator))
         print("\nfigures written to benchmarks/README.md")
     return 0
 

@@ -101,7 +101,17 @@ def answers(results: list[Any]) -> str:
     return "; ".join(f"{m.name} `{m.answer[:80]}`" for m in results if m.answer)
 
 
-def section(results: list[Any], rates: list[float], duration: float, workers: int, body_bytes: int) -> str:
+def generator_line(result: Any, cpu_us: float) -> str:
+    """What the load generator itself costs, from a run against a server that answers at once."""
+    return (f"The load generator alone, against a server that answers `{{}}` at once, at {result.rate:g} rps for "
+            f"{result.duration:g} s: {result.ok_percent:.2f} % answered, p50 {_ms(result.p50_ms)} ms, p99 "
+            f"{_ms(result.p99_ms)} ms, p99.9 {_ms(result.p999_ms)} ms; its own sends left up to "
+            f"{result.send_lag_p99_ms:.1f} ms after their scheduled time (p99); it spent {cpu_us:.0f} µs of CPU "
+            f"per request ({cpu_us * result.rate / 1e4:.0f} % of one core).")
+
+
+def section(results: list[Any], rates: list[float], duration: float, workers: int, body_bytes: int,
+            generator: tuple[Any, float]) -> str:
     """The README block: method, machine, both tables and the goals."""
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     return "\n".join([
@@ -123,7 +133,9 @@ def section(results: list[Any], rates: list[float], duration: float, workers: in
         "server's queue shows; a request unanswered 5 s after its scheduled send is a failure). Server CPU is "
         "user + system time of the server's whole process tree over the answered requests; RSS is read per "
         f"process after the last rate. A server answering under half of a rate's requests is not run at higher "
-        "rates. The load generator runs on the same cores (about 40–60 µs of CPU per request).",
+        "rates. The load generator shares the cores with the server.",
+        "",
+        generator_line(*generator),
         "",
         f"Measured {when} with forgeline {forgeline.__version__}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.machine()}, {CORES} cores shared with other work (the last column: the "
