@@ -12,7 +12,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from forgeline.config import Settings
 from forgeline.engine import registration  # noqa: F401 - registers RegisterModel's inline runner
 from forgeline.engine.adoption import settle_open_attempts
+from forgeline.engine.attempts import AttemptLedger
 from forgeline.engine.caching import CacheKey, StepCache, compute_cache_key
 from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.housekeeping import discard_empty_jobs_folder, discard_job_folder
@@ -39,7 +39,6 @@ from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionStatus, MetricPoint, StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.workflow.pipeline import Pipeline
-from forgeline.workflow.policies import RetryPolicy
 from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, JobStep, Step
 
 log = logging.getLogger("forgeline.orchestrator")
@@ -80,8 +79,6 @@ class Orchestrator:
         self.pipeline = Pipeline.from_definition(version.definition)
         self.max_parallel = self.pipeline.parallelism_config.max_parallel_steps or os.cpu_count() or 1
         self.executor = executor or LocalExecutor(artifacts, self.max_parallel)
-        self.attempts: dict[str, int] = {}
-        self.round_base: dict[str, int] = {}
         self.running: dict[Future[JobResult], RunningJob] = {}
         self.delayed: list[tuple[float, str]] = []
         self.resolution = ResolutionContext(
@@ -107,12 +104,9 @@ class Orchestrator:
             elif status == StepStatus.FAILED and isinstance(self.steps.get(run.name), FailStep):
                 self.fail_message = run.failure_reason
             self.status[run.name] = status
-            self.attempts[run.name] = run.attempts
-            self.round_base[run.name] = run.attempts  # retry policies count attempts of this round only
             if status == StepStatus.SUCCEEDED:
                 self.resolution.step_properties[run.name] = property_document(run)
-            elif run.status in (StepStatus.EXECUTING, StepStatus.STOPPING):
-                self.round_base[run.name] = run.attempts - 1  # the interrupted attempt is not this round's fault
+        self.attempts = AttemptLedger(store, self.id, runs)
         self.function_loader = FunctionLoader()
         self.cache = StepCache(store, artifacts)
         self.fingerprinter = Fingerprinter(store)
@@ -258,8 +252,8 @@ class Orchestrator:
                   properties=result.properties)
 
     def _submit(self, step: Step) -> None:
-        first_attempt = self.attempts.get(step.name, 0) == 0
-        ctx = JobContext(self.id, self.attempts.get(step.name, 0) + 1, self.settings, self.artifacts,
+        first_attempt = self.attempts.latest(step.name) == 0
+        ctx = JobContext(self.id, self.attempts.latest(step.name) + 1, self.settings, self.artifacts,
                          self.resolution, self.record.work_dir)
         try:
             spec = build_job_spec(step, ctx)
@@ -270,13 +264,12 @@ class Orchestrator:
         key = self._cache_key(step, spec)
         if key is not None and self.cache_lookups and self._reuse(step, key):
             return
-        attempt = self.store.start_attempt(self.id, step.name, log_path=spec.log_path).attempt
-        self.attempts[step.name] = attempt
+        attempt = self.attempts.start(step.name, spec.log_path)
         self.status[step.name] = StepStatus.EXECUTING
         fields: dict[str, Any] = {"started_at": now()} if first_attempt else {}
         self.store.update_step_run(self.id, step.name, status=StepStatus.EXECUTING, **fields)
-        handle = self.executor.submit(spec, on_start=self._pid_recorder(step.name),
-                                      on_restart=self._restart_recorder(step.name, spec.log_path))
+        handle = self.executor.submit(spec, on_start=self.attempts.pid_recorder(step.name),
+                                      on_restart=self.attempts.restart_recorder(step.name, spec.log_path))
         self.running[handle.future] = RunningJob(step, spec, handle, attempt, key)
 
     def _cache_key(self, step: Step, spec: JobSpec) -> CacheKey | None:
@@ -317,7 +310,7 @@ class Orchestrator:
 
     def _conclude(self, job: RunningJob, result: JobResult) -> None:
         name = job.step.name
-        attempt = self.attempts.get(name, job.attempt)  # later than job.attempt after spot restarts
+        attempt = self.attempts.latest(name)  # later than job.attempt after spot restarts
         metrics = self._record_metrics(name, job.attempt, result)
         if result.status == JobStatus.SUCCEEDED:
             self.store.finish_attempt(self.id, name, attempt, status=StepStatus.SUCCEEDED)
@@ -336,7 +329,7 @@ class Orchestrator:
         kind = result.failure_kind.value if result.failure_kind else None
         self.store.finish_attempt(self.id, name, attempt, status=status, failure_kind=kind,
                                   failure_reason=result.failure_reason)
-        policy = retry_policy_for(job.step, kind, attempt - self.round_base.get(name, 0))
+        policy = self.attempts.retry_policy(job.step, kind)
         if status == StepStatus.FAILED and policy is not None and not self.stopping:
             self.status[name] = StepStatus.PENDING
             self.delayed.append((time.monotonic() + policy.delay_before(attempt + 1), name))
@@ -353,26 +346,6 @@ class Orchestrator:
             for s in result.metrics
         ])
         return {s.name: s.value for s in result.metrics}
-
-    def _pid_recorder(self, step_name: str) -> Callable[[int], None]:
-        """Record a job's process id as soon as it starts, so a resumed orchestrator can end orphans."""
-        def record(pid: int) -> None:
-            attempt = self.attempts[step_name]  # the step's current attempt: a spot restart opens a new one
-            try:
-                self.store.set_attempt_pid(self.id, step_name, attempt, pid)
-            except Exception:  # noqa: BLE001 - a pid is a convenience; never fail the job over it
-                log.warning("could not record pid %s of %s attempt %s", pid, step_name, attempt)
-        return record
-
-    def _restart_recorder(self, step_name: str, log_path: str) -> Callable[[str], None]:
-        """Record a spot restart: the current attempt ends Interrupted (why), the restart is the next attempt."""
-        def record(reason: str) -> None:
-            self.store.finish_attempt(self.id, step_name, self.attempts[step_name],
-                                      status=StepStatus.INTERRUPTED, failure_kind="Interrupted",
-                                      failure_reason=reason)
-            self.attempts[step_name] = self.store.start_attempt(self.id, step_name, log_path=log_path).attempt
-            self.round_base[step_name] = self.round_base.get(step_name, 0) + 1  # restarts spend no retries
-        return record
 
     def _poll_stop(self) -> None:
         if time.monotonic() - self._last_stop_poll < STOP_POLL_SECONDS and not self.stopping:
@@ -421,12 +394,6 @@ class Orchestrator:
         self.store.update_execution(self.id, status=status, failure_reason=reason, ended_at=now())
         discard_empty_jobs_folder(self.settings, self.id)
         return status
-
-
-def retry_policy_for(step: Step, failure_kind: str | None, attempt: int) -> RetryPolicy | None:
-    """The first retry policy of ``step`` that covers this failure and still allows another attempt."""
-    policies: list[RetryPolicy] = getattr(step, "retry_policies", [])
-    return next((policy for policy in policies if policy.allows(failure_kind, attempt)), None)
 
 
 NO_CACHE_FLAG = "--no-cache"

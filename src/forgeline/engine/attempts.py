@@ -1,0 +1,68 @@
+"""AttemptLedger: each step's current attempt, what its retry policies may still spend, pids and spot restarts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.records import StepRun, StepStatus
+from forgeline.workflow.policies import RetryPolicy
+from forgeline.workflow.steps import Step
+
+log = logging.getLogger("forgeline.orchestrator")
+
+
+class AttemptLedger:
+    """The attempt numbers of one execution's steps, as the orchestrator and its job threads see them.
+
+    Retry policies count only the attempts of this round: a retried or resumed execution starts a new round,
+    and neither an attempt a dead orchestrator left open nor a spot restart spends a retry.
+    """
+
+    def __init__(self, store: MetadataStore, execution_id: str, runs: Iterable[StepRun]) -> None:
+        self.store = store
+        self.execution_id = execution_id
+        self.current: dict[str, int] = {}
+        self.round_base: dict[str, int] = {}
+        for run in runs:
+            self.current[run.name] = run.attempts
+            self.round_base[run.name] = run.attempts
+            if run.status in (StepStatus.EXECUTING, StepStatus.STOPPING):
+                self.round_base[run.name] = run.attempts - 1  # the interrupted attempt is not this round's fault
+
+    def latest(self, step_name: str) -> int:
+        """The step's newest attempt number (0 before its first)."""
+        return self.current.get(step_name, 0)
+
+    def start(self, step_name: str, log_path: str) -> int:
+        """Open the step's next attempt in the store and make it the current one."""
+        attempt = self.store.start_attempt(self.execution_id, step_name, log_path=log_path).attempt
+        self.current[step_name] = attempt
+        return attempt
+
+    def retry_policy(self, step: Step, failure_kind: str | None) -> RetryPolicy | None:
+        """The first retry policy of ``step`` that covers this failure of its current attempt and allows another."""
+        attempt = self.latest(step.name) - self.round_base.get(step.name, 0)
+        policies: list[RetryPolicy] = getattr(step, "retry_policies", [])
+        return next((policy for policy in policies if policy.allows(failure_kind, attempt)), None)
+
+    def pid_recorder(self, step_name: str) -> Callable[[int], None]:
+        """Record a job's process id as soon as it starts, so a resumed orchestrator can end orphans."""
+        def record(pid: int) -> None:
+            attempt = self.latest(step_name)  # a spot restart has opened a new attempt by now
+            try:
+                self.store.set_attempt_pid(self.execution_id, step_name, attempt, pid)
+            except Exception:  # noqa: BLE001 - a pid is a convenience; never fail the job over it
+                log.warning("could not record pid %s of %s attempt %s", pid, step_name, attempt)
+        return record
+
+    def restart_recorder(self, step_name: str, log_path: str) -> Callable[[str], None]:
+        """Record a spot restart: the current attempt ends Interrupted (why), the restart is the next attempt."""
+        def record(reason: str) -> None:
+            self.store.finish_attempt(self.execution_id, step_name, self.latest(step_name),
+                                      status=StepStatus.INTERRUPTED, failure_kind="Interrupted",
+                                      failure_reason=reason)
+            self.start(step_name, log_path)
+            self.round_base[step_name] = self.round_base.get(step_name, 0) + 1  # restarts spend no retries
+        return record
