@@ -110,6 +110,10 @@ def test_a_killed_orchestrator_is_shown_lost_everywhere_a_user_looks(project, cl
     listed_json = json.loads(cli("executions", "list", "--json", cwd=project.root).stdout)
     assert listed_json[0]["id"] == execution.id and listed_json[0]["orchestrator_lost"], listed_json
 
+    followed = cli("logs", execution.id, "Runner", "--follow", cwd=project.root)
+    assert followed.returncode == 1, followed  # it stops following instead of waiting forever
+    assert "orchestrator was lost" in followed.stderr.replace("\n", " ") and "Traceback" not in followed.stderr
+
     handle = PipelineExecution.get(execution.id)
     assert handle.orchestrator().lost
     assert handle.describe()["orchestrator_lost"].startswith("orchestrator lost")

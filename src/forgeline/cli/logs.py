@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated
@@ -16,6 +16,7 @@ from rich.console import Console
 from forgeline.cli.context import CliContext
 from forgeline.cli.output import JsonOption, print_json_lines
 from forgeline.cli.step_source import announce_source, ran_in
+from forgeline.engine.execution import PipelineExecution
 from forgeline.errors import NotFoundError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import StepAttempt, StepRun
@@ -51,8 +52,10 @@ def logs(
     asked = ctx.store.get_step_run(record.id, step)
     source = ran_in(ctx.store, asked)
     announce_source(err, asked, source, "log")
-    chosen = first_log(ctx.store, source, attempt, follow, err)
-    chunks = follow_log(ctx.store, source, chosen, follow and attempt is None, err) if follow \
+    # while following: a lost orchestrator ends the wait with one line (or is resumed, with auto-resume)
+    running = PipelineExecution(source.execution_id, ctx.store, ctx.settings).ensure_running
+    chosen = first_log(ctx.store, source, attempt, follow, err, running)
+    chunks = follow_log(ctx.store, source, chosen, follow and attempt is None, err, running) if follow \
         else read_chunks(chosen, 0)[0]
     if as_json:
         print_json_lines(LogLine(source.execution_id, source.name, number, text)
@@ -69,8 +72,12 @@ def logged_attempts(store: MetadataStore, run: StepRun, attempt: int | None) -> 
     return [a for a in found if a.attempt == attempt] if attempt is not None else found
 
 
-def first_log(store: MetadataStore, run: StepRun, attempt: int | None, follow: bool, err: Console) -> StepAttempt:
-    """The attempt to print; when following a step that has not started yet, wait for it to start."""
+def first_log(store: MetadataStore, run: StepRun, attempt: int | None, follow: bool, err: Console,
+              running: Callable[[], None] = lambda: None) -> StepAttempt:
+    """The attempt to print; when following a step that has not started yet, wait for it to start.
+
+    ``running`` is called at each poll and raises when the execution can no longer go on.
+    """
     announced = False
     while True:
         found = logged_attempts(store, run, attempt)
@@ -86,6 +93,7 @@ def first_log(store: MetadataStore, run: StepRun, attempt: int | None, follow: b
         if not announced:
             err.print(f"waiting for step {run.name} to start (now {run.status.value})", highlight=False)
             announced = True
+        running()
         time.sleep(POLL_SECONDS)
 
 
@@ -112,7 +120,7 @@ def read_chunks(attempt: StepAttempt, offset: int) -> tuple[Iterator[tuple[int, 
 
 
 def follow_log(store: MetadataStore, run: StepRun, attempt: StepAttempt, next_attempts: bool,
-               err: Console) -> Iterator[tuple[int, str]]:
+               err: Console, running: Callable[[], None] = lambda: None) -> Iterator[tuple[int, str]]:
     """The log as it grows until the step ends; with ``next_attempts``, a retry's log follows its predecessor's."""
     offset = 0
     while True:
@@ -127,6 +135,7 @@ def follow_log(store: MetadataStore, run: StepRun, attempt: StepAttempt, next_at
             continue
         if ended:  # read once more after the end was seen, so the last lines are not lost
             return
+        running()
         time.sleep(POLL_SECONDS)
 
 
