@@ -107,13 +107,14 @@ def test_a_failure_kind_no_policy_names_is_not_retried(project):
     assert [a.failure_kind for a in finished.execution.list_attempts("Flaky")] == ["JobFailed"]
 
 
-def test_a_job_that_cannot_be_staged_is_retried_as_an_infrastructure_error(project):
+def test_a_job_whose_stored_input_is_gone_is_retried_as_an_infrastructure_error(project):
     project.write("use.py", "print('never runs')\n")
     project.write("pipeline.py", """
+        import os
         from forgeline.workflow import Pipeline, ProcessingInput, ProcessingStep, RetryPolicy
 
-        use = ProcessingStep(name="Use", code="use.py",
-                             inputs=[ProcessingInput(source="missing.csv", destination="in")],
+        lost = os.path.join(os.environ["FORGELINE_HOME"], "artifacts", "executions", "gone", "data.csv")
+        use = ProcessingStep(name="Use", code="use.py", inputs=[ProcessingInput(source=lost, destination="in")],
                              retry_policies=[RetryPolicy(on=["InfrastructureError"], max_attempts=2,
                                                          interval_seconds=0)])
         pipeline = Pipeline(name="staging", steps=[use])
@@ -123,7 +124,26 @@ def test_a_job_that_cannot_be_staged_is_retried_as_an_infrastructure_error(proje
     assert finished.status == "Failed"
     attempts = finished.execution.list_attempts("Use")
     assert [a.failure_kind for a in attempts] == ["InfrastructureError", "InfrastructureError"]
-    assert "missing.csv" in attempts[0].failure_reason
+    assert "gone/data.csv does not exist" in attempts[0].failure_reason
+
+
+def test_a_job_that_cannot_be_staged_for_the_users_reasons_is_retried_as_job_failed(project):
+    project.write("use.py", "print('never runs')\n")
+    project.write("pipeline.py", """
+        from forgeline.workflow import Pipeline, ProcessingInput, ProcessingStep, RetryPolicy
+
+        use = ProcessingStep(name="Use", code="use.py", source_dir="src",
+                             inputs=[ProcessingInput(source="missing.csv", destination="in")],
+                             retry_policies=[RetryPolicy(on=["JobFailed"], max_attempts=2, interval_seconds=0)])
+        pipeline = Pipeline(name="staging", steps=[use])
+    """)
+    project.write("src/use.py", "print('never runs')\n")
+    finished = project.run()
+
+    assert finished.status == "Failed"
+    attempts = finished.execution.list_attempts("Use")
+    assert [a.failure_kind for a in attempts] == ["JobFailed", "JobFailed"]
+    assert "missing.csv does not exist" in attempts[0].failure_reason
 
 
 def test_a_job_past_its_time_limit_is_retried_as_a_timeout(project):
