@@ -279,6 +279,20 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
         finished = store.update_execution("exec-0002", status=ExecutionStatus.SUCCEEDED)
         assert store.request_stop("exec-0002") == finished
 
+    def test_claim_lost_execution_has_one_winner_per_heartbeat_seen(self, store: MetadataStore) -> None:
+        self._execution(store, "exec-0001")
+        assert store.claim_lost_execution("exec-0001", None)  # an orchestrator that never beat
+        seen = store.update_execution("exec-0001", orchestrator_pid=4242,
+                                      heartbeat_at=datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=UTC))
+        reread = store.get_execution("exec-0001")  # the value a reader holds, as the backend hands it back
+        assert store.claim_lost_execution("exec-0001", reread.heartbeat_at)
+        assert not store.claim_lost_execution("exec-0001", seen.heartbeat_at)  # claimed: the heartbeat moved
+        claimed = store.get_execution("exec-0001")
+        assert claimed.orchestrator_pid is None and claimed.heartbeat_at is not None
+        assert claimed.heartbeat_at > reread.heartbeat_at
+        finished = store.update_execution("exec-0001", status=ExecutionStatus.FAILED)
+        assert not store.claim_lost_execution("exec-0001", finished.heartbeat_at)
+
     # -- step runs ----------------------------------------------------------------------------------------
 
     def test_update_step_run_round_trips_every_field(self, store: MetadataStore) -> None:
