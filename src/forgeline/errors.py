@@ -77,3 +77,7 @@ class EndpointNotFoundError(NotFoundError):
 
 class EndpointError(ForgelineError):
     """An endpoint cannot be created, changed, served or invoked as asked."""
+
+
+class LoadTestError(ForgelineError):
+    """A load test cannot run as asked (bad URL, rate, duration, header or body file)."""

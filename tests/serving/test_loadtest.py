@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from forgeline.cli.endpoints_loadtest import COLUMNS, format_table
-from forgeline.serving.loadtest import LoadTest, LoadTestError, RateResult
+from forgeline.errors import LoadTestError
+from forgeline.serving.loadtest import LoadTest, RateResult
 
 HEADER = "rate  sent    ok %     p50 ms  p99 ms  p99.9 ms"
 

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from forgeline.serving.loadtest import DEFAULT_HOST, LoadTest, LoadTestError, RateResult
+from forgeline.errors import LoadTestError
+from forgeline.serving.loadtest import DEFAULT_HOST, LoadTest, RateResult
 
 DEFAULT_URL = f"http://{DEFAULT_HOST}:8080"
 LAG_WARNING_MS = 5.0  # beyond this the generator, not the server, is adding latency

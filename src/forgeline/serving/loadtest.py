@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from forgeline.errors import ForgelineError
+from forgeline.errors import LoadTestError
 from forgeline.serving.load_connections import ConnectionPool, Outcome, Request
 
 DEFAULT_HOST = "127.0.0.1"
@@ -31,10 +31,6 @@ SWEEP_SECONDS = 0.05
 PAUSE_SECONDS = 1.0  # between rates
 WARM_SHARE = 0.01  # connections opened ahead of a run: one per 100 rps of rate
 SAFE_HEADER = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-class LoadTestError(ForgelineError):
-    """A load test cannot run as asked (bad URL, rate, duration or header)."""
 
 
 @dataclass(frozen=True)
