@@ -69,14 +69,6 @@ class Tally:
     failures: Counter[str] = field(default_factory=Counter)
     lags: array[float] = field(default_factory=lambda: array("d"))
 
-    def merge(self, other: Tally) -> None:
-        """Add ``other``'s outcomes to these."""
-        self.sent += other.sent
-        self.answered += other.answered
-        self.latencies.extend(other.latencies)
-        self.failures.update(other.failures)
-        self.lags.extend(other.lags)
-
     def result(self, rate: float, duration: float) -> RateResult:
         """Percentiles and counts."""
         latencies = sorted(self.latencies)
