@@ -280,3 +280,22 @@ def test_resume_keeps_a_step_that_had_failed_before_the_crash(project, cli, wait
 
     retried = cli("executions", "retry", execution.id, cwd=project.root)  # retry is what reruns a failure
     assert retried.returncode == 1 and ran(project).count("Crasher") == 2, retried
+
+
+def test_a_job_whose_pid_was_never_recorded_is_still_ended_on_resume(project, cli, wait_until):
+    """The orchestrator may die between starting a job and recording its pid: the job folder has it too."""
+    orphans_project(project)
+    execution = project.load().start()
+    wait_until(started(project, "Finisher", "Crasher", "Runner"), timeout=60, what="the three steps to start")
+    runner = int((project.root / "Runner.started").read_text())
+    kill_orchestrator(execution, wait_until)
+    project.store().set_attempt_pid(execution.id, "Runner", 1, None)  # as if it had died before recording it
+    (project.root / "release").write_text("")
+
+    resumed = cli("executions", "resume", execution.id, cwd=project.root)
+
+    assert re.search(rf"execution {execution.id} Failed", resumed.stdout), resumed  # Crasher exits 3
+    wait_until(lambda: not process_alive(runner), timeout=30, what="the unrecorded Runner job to be ended")
+    assert [(a.attempt, a.status.value) for a in execution.list_attempts("Runner")] == [
+        (1, "Failed"), (2, "Succeeded")]
+    assert ran(project).count("Runner") == 2

@@ -14,10 +14,11 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from forgeline.engine.liveness import process_alive
 from forgeline.executors.base import Executor
-from forgeline.jobs.process import note_in_log
+from forgeline.jobs.process import note_in_log, read_supervisor_pid
 from forgeline.jobs.spec import JobResult, JobSpec
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import StepAttempt, StepStatus
@@ -52,16 +53,21 @@ def settle_open_attempts(store: MetadataStore, execution_id: str, executor: Exec
             note_in_log(spec.log_path, "the job ended while its orchestrator was gone; its result was adopted")
             adopted.append(AdoptedJob(attempt.step_name, attempt.attempt, spec, result))
             continue
-        end_orphan(attempt)
+        end_orphan(attempt, spec)
         store.finish_attempt(execution_id, attempt.step_name, attempt.attempt, status=StepStatus.FAILED,
                              failure_kind="Interrupted", failure_reason=ORPHAN_REASON)
     return adopted
 
 
-def end_orphan(attempt: StepAttempt) -> None:
-    """Kill the process group of an attempt's job if it still runs."""
-    if attempt.pid and process_alive(attempt.pid):
+def end_orphan(attempt: StepAttempt, spec: JobSpec | None) -> None:
+    """Kill the process group of an attempt's job if it still runs.
+
+    Its group is the recorded pid, or the one its supervisor left in the job folder when the dead
+    orchestrator died before recording it.
+    """
+    pid = attempt.pid or (read_supervisor_pid(Path(spec.job_dir)) if spec is not None else None)
+    if pid and process_alive(pid):
         try:
-            os.killpg(attempt.pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass

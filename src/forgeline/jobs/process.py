@@ -35,6 +35,8 @@ DEFAULT_ARG_MAX = 2 * 1024 * 1024
 
 EXIT_STATUS_FILE = ".forgeline-exit-status.json"
 """Written into the job directory by the job's supervisor when its script ends (see jobs/supervisor.py)."""
+SUPERVISOR_PID_FILE = ".forgeline-supervisor.pid"
+"""Written into the job directory by the job's supervisor as it starts: the job's process group."""
 
 SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 
@@ -82,6 +84,7 @@ def run_script(
     capture = LogCapture(log_path, line_callbacks)
     exit_status = cwd / EXIT_STATUS_FILE
     exit_status.unlink(missing_ok=True)  # a restarted training script must not look finished
+    (cwd / SUPERVISOR_PID_FILE).unlink(missing_ok=True)
     try:
         process = subprocess.Popen(
             # -S: the supervisor needs the standard library only, and starts in a few milliseconds
@@ -128,6 +131,14 @@ def log_tail(log_path: str, lines: int = 20, max_bytes: int = 8192) -> list[str]
     except OSError:
         return []
     return [line for line in text.splitlines() if line][-lines:]
+
+
+def read_supervisor_pid(job_dir: Path) -> int | None:
+    """The process id of the job's supervisor (its process group), as it recorded it; None if it did not."""
+    try:
+        return int((job_dir / SUPERVISOR_PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def read_exit_status(job_dir: Path) -> int | None:

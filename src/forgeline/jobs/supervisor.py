@@ -25,6 +25,7 @@ else:  # run by path under -S, as jobs are: the sibling file, without importing 
     import process_tree  # type: ignore[no-redef]
 
 CHUNK_BYTES = 64 * 1024
+SUPERVISOR_PID_FILE = ".forgeline-supervisor.pid"
 LINGERING_PIPE_SECONDS = 2.0
 """How long to keep relaying after the script exited while a child it left behind holds its pipes."""
 LEFTOVER_GRACE_SECONDS = 2.0
@@ -107,6 +108,9 @@ def main(argv: list[str]) -> int:
         print("usage: supervisor.py <exit-status-file> <log-file> -- <command>...", file=sys.stderr)
         return 2
     exit_status_path, log_path, command = argv[0], argv[1], argv[3:]
+    # found by a resumed orchestrator even when the one that started this job died before recording its pid
+    with open(os.path.join(os.path.dirname(exit_status_path), SUPERVISOR_PID_FILE), "w") as pid_file:
+        pid_file.write(str(os.getpid()))
     # A stop signals the whole group: the script decides what SIGTERM means, the supervisor waits for it and
     # passes it on to the processes below it that left the group.
     signal.signal(signal.SIGTERM, relay_stop)
