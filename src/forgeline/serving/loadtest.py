@@ -61,7 +61,7 @@ class RateResult:
 
 @dataclass
 class Tally:
-    """Raw outcomes of one generator process: latencies of 2xx answers, other outcomes, send lags (seconds)."""
+    """Raw outcomes of one run: latencies of 2xx answers, other outcomes by kind, send lags (seconds)."""
 
     sent: int = 0
     answered: int = 0
