@@ -133,7 +133,11 @@ def section(results: list[Any], rates: list[float], duration: float, workers: in
         "server's queue shows; a request unanswered 5 s after its scheduled send is a failure). Server CPU is "
         "user + system time of the server's whole process tree over the answered requests; RSS is read per "
         f"process after the last rate. A server answering under half of a rate's requests is not run at higher "
-        "rates. The load generator shares the cores with the server.",
+        "rates. The load generator shares the cores with the server. The baselines run with one OpenMP/BLAS "
+        "thread per process (`OMP_NUM_THREADS=1` …; forgeline's workers set it themselves): with a thread pool in "
+        "every process on shared cores, a one-row HistGradientBoosting predict spins for milliseconds to seconds "
+        "and every server collapses below 200 rps. At low rates CPU per request is mostly one one-row predict per "
+        "request; forgeline's micro-batching shares one predict among the requests that arrive together.",
         "",
         generator_line(*generator),
         "",
