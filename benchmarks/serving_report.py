@@ -135,9 +135,10 @@ def section(results: list[Any], rates: list[float], duration: float, workers: in
         f"process after the last rate. A server answering under half of a rate's requests is not run at higher "
         "rates. The load generator shares the cores with the server. The baselines run with one OpenMP/BLAS "
         "thread per process (`OMP_NUM_THREADS=1` …; forgeline's workers set it themselves): with a thread pool in "
-        "every process on shared cores, a one-row HistGradientBoosting predict spins for milliseconds to seconds "
-        "and every server collapses below 200 rps. At low rates CPU per request is mostly one one-row predict per "
-        "request; forgeline's micro-batching shares one predict among the requests that arrive together.",
+        "every process on shared cores, a one-row HistGradientBoosting predict spun for up to seconds here, and "
+        "forgeline and FastAPI alike lost requests at 200 rps. At low rates CPU per request is mostly one one-row "
+        "predict per request; forgeline's micro-batching shares one predict among the requests that arrive "
+        "together.",
         "",
         generator_line(*generator),
         "",
