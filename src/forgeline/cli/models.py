@@ -117,8 +117,11 @@ def describe(group: GROUP, version: VERSION, as_json: JsonOption = False) -> Non
         return
     console.print(Text.assemble(("model package ", "bold"), package.arn, "  ",
                                 _status(package.approval_status.value)), soft_wrap=True)
-    code = f"{package.entry_point} in {package.code_uri}" if package.code_uri else "none (default handlers)"
-    print_uris(console, [("model data", package.model_data), ("inference code", code)], indent=0)
+    print_uris(console, [("model data", package.model_data)], indent=0)
+    if package.code_uri:
+        print_uris(console, [(f"inference code: {package.entry_point}", package.code_uri)], indent=0, separator=" in ")
+    else:
+        console.print("inference code: none (default handlers)")
     console.print(f"content types: {', '.join(package.content_types) or '-'}   "
                   f"response types: {', '.join(package.response_types) or '-'}")
     console.print(f"created: {when(package.created_at)}")

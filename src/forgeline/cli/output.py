@@ -18,7 +18,7 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.measure import Measurement
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from forgeline.store.metadata.serialise import dumps
@@ -73,11 +73,11 @@ def make_table(*columns: str, right: Sequence[str] = (), title: str | None = Non
     return table
 
 
-def fit(table: Table, console: Console, *elastic: str) -> Table:
+def fit(table: Table, console: Console, *elastic: str, droppable: Sequence[str] = ()) -> Table:
     """Make ``table`` fit the console by cutting the ``elastic`` columns (by header) to one line each.
 
     The other columns keep their natural width; the widest elastic column gives way first, down to
-    ELASTIC_FLOOR characters.
+    ELASTIC_FLOOR characters. On a terminal too narrow even then, the ``droppable`` columns go, in order.
     """
     columns = [c for c in table.columns if str(c.header) in elastic]
     for column in table.columns:
@@ -86,10 +86,23 @@ def fit(table: Table, console: Console, *elastic: str) -> Table:
         column.overflow = "ellipsis"
     natural = Measurement.get(console, console.options.update(width=100_000), table).maximum
     excess = natural - console.width
-    if excess <= 0 or not columns:
+    if excess <= 0:
         return table
-    widths = {id(c): max((Text.from_markup(str(c.header)).cell_len,
-                          *(_cell_len(cell) for cell in c.cells))) for c in columns}
+    floors_total = sum(min(ELASTIC_FLOOR, _natural_width(c)) for c in columns)
+    shrinkable = sum(_natural_width(c) for c in columns) - floors_total
+    for header in droppable:
+        if excess <= shrinkable:
+            break
+        for column in [c for c in table.columns if str(c.header) == header]:
+            table.columns.remove(column)
+        for index, column in enumerate(table.columns):
+            column._index = index  # rich renders cells by this position
+        excess = Measurement.get(console, console.options.update(width=100_000), table).maximum - console.width
+    if excess <= 0:
+        return table
+    if not columns:
+        return table
+    widths = {id(c): _natural_width(c) for c in columns}
     floors = {id(c): min(ELASTIC_FLOOR, widths[id(c)]) for c in columns}
     while excess > 0:
         widest = max(columns, key=lambda c: widths[id(c)] - floors[id(c)])
@@ -102,20 +115,24 @@ def fit(table: Table, console: Console, *elastic: str) -> Table:
     return table
 
 
+def _natural_width(column: Column) -> int:
+    return max((Text(str(column.header)).cell_len, *(_cell_len(cell) for cell in column.cells)))
+
+
 def _cell_len(cell: Any) -> int:
     if isinstance(cell, Text):
         return max((Text(line).cell_len for line in cell.plain.splitlines()), default=0)
     return max((Text(line).cell_len for line in str(cell).splitlines()), default=0)
 
 
-def print_uris(console: Console, rows: Sequence[tuple[str, str]], indent: int = 2) -> None:
+def print_uris(console: Console, rows: Sequence[tuple[str, str]], indent: int = 2, separator: str = ": ") -> None:
     """Print ``label: uri`` lines; a URI too long for the line goes whole on the next line, never cut."""
     for label, uri in rows:
-        line = f"{' ' * indent}{label}: {uri}"
+        line = f"{' ' * indent}{label}{separator}{uri}"
         if Text(line).cell_len <= console.width:
             console.print(Text(line), soft_wrap=True)
         else:
-            console.print(Text(f"{' ' * indent}{label}:"), soft_wrap=True)
+            console.print(Text(f"{' ' * indent}{label}{separator.rstrip()}"), soft_wrap=True)
             console.print(Text(f"{' ' * (indent + 2)}{uri}"), soft_wrap=True)
 
 

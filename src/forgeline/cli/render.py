@@ -91,4 +91,4 @@ def executions_table(records: Sequence[ExecutionRecord], console: Console,
         table.add_row(record.id, Text(record.pipeline_name), str(record.pipeline_version),
                       status_text(record.status.value, (notes or {}).get(record.id)), short_when(record.started_at),
                       duration(record.started_at, record.ended_at), one_line(record.failure_reason))
-    return fit(table, console, "failure reason", "pipeline")
+    return fit(table, console, "failure reason", "pipeline", droppable=("started", "v", "took"))
