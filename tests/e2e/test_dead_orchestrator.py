@@ -141,8 +141,8 @@ def test_a_job_that_finished_while_its_orchestrator_was_dead_is_adopted_not_reru
     jobs = {name: project.root.parent / "forgeline-home" / "jobs" / execution.id / name / "1"
             for name in ("Finisher", "Crasher")}
     for name, job_dir in jobs.items():
-        wait_until((job_dir / ".forgeline-exit-status.json").exists, timeout=60, what=f"{name}'s exit status")
-    assert json.loads((jobs["Crasher"] / ".forgeline-exit-status.json").read_text())["exit_code"] == 3
+        wait_until((job_dir / ".forgeline-exit-status").exists, timeout=60, what=f"{name}'s exit status")
+    assert (jobs["Crasher"] / ".forgeline-exit-status").read_text() == "3\n"
     assert process_alive(runner_group)  # Runner still waits for its own release
     assert ran(project) == ["Crasher", "Finisher", "Runner"]
 

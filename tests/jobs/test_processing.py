@@ -245,7 +245,7 @@ def test_stopping_a_running_job_ends_its_whole_process_group(tmp_path, project, 
     assert not group_alive(pgid)
 
 
-def test_a_stop_that_is_ignored_is_forced_after_the_grace_period(tmp_path, project, artifacts):
+def test_a_stop_that_is_ignored_is_forced_after_the_grace_period(tmp_path, project, artifacts, wait_until):
     code = write(
         project / "stubborn.py",
         """
@@ -265,7 +265,7 @@ def test_a_stop_that_is_ignored_is_forced_after_the_grace_period(tmp_path, proje
         result = future.result(timeout=10)
     assert (Path(spec.job_dir) / "got-sigterm.txt").exists()  # asked politely first, and it carried on...
     assert result.status is JobStatus.STOPPED  # ...until the SIGKILL after the grace period ended it
-    assert not Path(f"/proc/{pid}").exists()
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), timeout=10, what="the killed script to be reaped")
 
 
 def test_a_stop_before_the_job_starts_never_spawns_it(tmp_path, project, artifacts):

@@ -7,7 +7,6 @@ collect, not in how the process is started, watched, stopped and judged.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -33,7 +32,7 @@ MAX_ARGUMENT_BYTES = 32 * 4096
 ARG_MAX_HEADROOM = 64 * 1024  # the supervisor's own arguments and what the kernel keeps beside them
 DEFAULT_ARG_MAX = 2 * 1024 * 1024
 
-EXIT_STATUS_FILE = ".forgeline-exit-status.json"
+EXIT_STATUS_FILE = ".forgeline-exit-status"
 """Written into the job directory by the job's supervisor when its script ends (see jobs/supervisor.py)."""
 SUPERVISOR_PID_FILE = ".forgeline-supervisor.pid"
 """Written into the job directory by the job's supervisor as it starts: the job's process group."""
@@ -144,8 +143,8 @@ def read_supervisor_pid(job_dir: Path) -> int | None:
 def read_exit_status(job_dir: Path) -> int | None:
     """The exit code the supervisor recorded for the job's script (negative: killed by that signal), or None."""
     try:
-        return int(json.loads((job_dir / EXIT_STATUS_FILE).read_text())["exit_code"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return int((job_dir / EXIT_STATUS_FILE).read_text())
+    except (OSError, ValueError):
         return None
 
 

@@ -10,14 +10,10 @@ never leaves a script running unseen.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
 import threading
-from datetime import UTC, datetime
-from typing import IO
 
 if __package__:
     from forgeline.jobs import process_tree
@@ -35,23 +31,21 @@ LEFTOVER_GRACE_SECONDS = 2.0
 class Relay:
     """Copies one pipe of the script to this process's stream, or to the log file once nobody reads that."""
 
-    def __init__(self, source: IO[bytes], target_fd: int, log_path: str, lock: threading.Lock) -> None:
-        self._source = source
+    def __init__(self, source_fd: int, target_fd: int, log_path: str, lock: threading.Lock) -> None:
+        self._source_fd = source_fd
         self._target_fd = target_fd
         self._log_path = log_path
         self._lock = lock
         self.thread = threading.Thread(target=self._pump, daemon=True)
 
     def _pump(self) -> None:
-        fd = self._source.fileno()
-        while True:
-            try:
-                chunk = os.read(fd, CHUNK_BYTES)
-            except OSError:
-                return
-            if not chunk:
-                return
-            self._write(chunk)
+        try:
+            while chunk := os.read(self._source_fd, CHUNK_BYTES):
+                self._write(chunk)
+        except OSError:
+            pass
+        finally:
+            os.close(self._source_fd)
 
     def _write(self, chunk: bytes) -> None:
         try:
@@ -67,8 +61,8 @@ class Relay:
 
 def prepare_script_process() -> None:
     """In the script's process before exec: default signal handling, and SIGKILL when the supervisor dies."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(number, signal.SIG_DFL)
     try:
         import ctypes
 
@@ -93,13 +87,30 @@ def note(log_path: str, text: str) -> None:
 
 
 def write_exit_status(path: str, exit_code: int) -> None:
-    """Record the script's exit code (negative: the signal that killed it) atomically."""
+    """Record the script's exit code (negative: the signal that killed it) atomically, as one line of text."""
     temporary = f"{path}.tmp"
     with open(temporary, "w") as handle:
-        json.dump({"exit_code": exit_code, "ended_at": datetime.now(UTC).isoformat()}, handle)
+        handle.write(f"{exit_code}\n")
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
+
+
+def start_script(command: list[str], stdout_fd: int, stderr_fd: int) -> int:
+    """Fork and exec the script with its output on the given pipes; a script that cannot start exits 127."""
+    pid = os.fork()
+    if pid:
+        return pid
+    try:  # the child: only async-safe work between fork and exec
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        prepare_script_process()
+        os.execvp(command[0], command)
+    except BaseException as exc:  # noqa: BLE001 - whatever it is, the child must not return into main
+        os.write(2, f"could not start {command[0]}: {exc}\n".encode())
+    finally:
+        os._exit(127)
 
 
 def main(argv: list[str]) -> int:
@@ -116,19 +127,17 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, relay_stop)
     process_tree.become_subreaper()  # orphans below it come to it, even those that called setsid
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, preexec_fn=prepare_script_process,
-                                   restore_signals=True)
-    except OSError as exc:
-        print(f"could not start {command[0]}: {exc}", file=sys.stderr)
-        write_exit_status(exit_status_path, 127)
-        return 127
+    # fork and exec by hand: the subprocess module alone would double this process's start-up time
+    stdout_read, stdout_write = os.pipe()
+    stderr_read, stderr_write = os.pipe()
+    pid = start_script(command, stdout_write, stderr_write)
+    os.close(stdout_write)
+    os.close(stderr_write)
     lock = threading.Lock()
-    relays = [Relay(pipe, fd, log_path, lock) for pipe, fd in ((process.stdout, 1), (process.stderr, 2)) if pipe]
+    relays = [Relay(stdout_read, 1, log_path, lock), Relay(stderr_read, 2, log_path, lock)]
     for relay in relays:
         relay.thread.start()
-    exit_code = process.wait()
+    exit_code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     # whatever the script left running ends with it: it would hold the job's pipes and outlive a stop
     leftovers = process_tree.end_descendants(LEFTOVER_GRACE_SECONDS)
     for relay in relays:
