@@ -193,6 +193,10 @@ def copy_code(code: InferenceCode, uri: str, artifacts: ArtifactStore, staging: 
         raise ModelRegistryError(f"could not copy the inference code {code.path} to {uri}: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staging.parent.rmdir()  # the step's own folder, when nothing else is in it
+        except OSError:
+            pass
 
 
 def upstream_of(graph: StepGraph, name: str) -> set[str]:
