@@ -119,6 +119,9 @@ def test_a_killed_orchestrator_is_shown_lost_everywhere_a_user_looks(project, cl
     assert handle.describe()["orchestrator_lost"].startswith("orchestrator lost")
     with pytest.raises(OrchestratorLostError, match=rf"executions resume {execution.id}"):
         handle.wait(timeout=60)  # returns at once with a clear error instead of blocking forever
+    with pytest.raises(OrchestratorLostError, match="orchestrator was lost"):
+        handle.status  # noqa: B018 - reading it is the point: never Executing forever
+    assert handle.record().status.value == "Executing"  # the stored value stays readable
 
     # nothing above resumed it; now the user does
     (project.root / "release").write_text("")

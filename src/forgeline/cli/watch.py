@@ -80,11 +80,10 @@ def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) 
     with Live(view(), console=ctx.console, refresh_per_second=8, transient=False) as live:
         while True:
             try:
-                status = execution.status
+                status = execution.status  # a lost orchestrator: one error line, or resumed (auto-resume)
                 live.update(view())
                 if status.is_terminal:
                     return status
-                execution.ensure_running()  # a lost orchestrator ends the watch with one line, or is resumed
                 time.sleep(interval)
             except HangUp:
                 raise

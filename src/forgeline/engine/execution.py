@@ -35,8 +35,15 @@ class PipelineExecution:
 
     @property
     def status(self) -> ExecutionStatus:
-        """Executing, Stopping, Stopped, Failed or Succeeded."""
-        return self.record().status
+        """Executing, Stopping, Stopped, Failed or Succeeded; OrchestratorLostError rather than Executing forever.
+
+        With ``Settings.auto_resume`` a lost execution is resumed instead; ``record().status`` is the stored
+        value, unchecked.
+        """
+        record = self.record()
+        if not record.status.is_terminal:
+            self.ensure_running(record)
+        return record.status
 
     @property
     def failure_reason(self) -> str | None:
