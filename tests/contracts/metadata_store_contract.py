@@ -12,6 +12,7 @@ import pytest
 
 from contracts.cache_and_metrics_contract import CacheAndMetricsContract
 from contracts.endpoint_store_contract import EndpointStoreContract
+from contracts.housekeeping_store_contract import HousekeepingStoreContract
 from contracts.model_registry_contract import ModelRegistryContract
 from forgeline.errors import ExecutionNotFoundError, PipelineNotFoundError, StepNotFoundError, StoreError
 from forgeline.store.metadata.protocol import MetadataStore
@@ -34,7 +35,8 @@ def _is_utc(value: datetime | None) -> bool:
     return value is not None and value.tzinfo is not None and value.utcoffset() == timedelta(0)
 
 
-class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, EndpointStoreContract):
+class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, EndpointStoreContract,
+                            HousekeepingStoreContract):
     """Shared tests; a backend's test module subclasses this and provides a fresh, empty `store`."""
 
     @pytest.fixture
