@@ -153,18 +153,39 @@ class ServingServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stdout is not None:
+        if self.process.stdout is not None and not self.process.stdout.closed:
             self.output.append(self.process.stdout.read())
             self.process.stdout.close()
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer: status (0 when none came, with the reason as body), headers (lower-case) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
 @dataclass
 class LoadResult:
-    """What an open-loop run got back: status code (0: no answer) and X-Forgeline-Model per request."""
+    """Every answer of a run, in the order the requests were due."""
 
-    statuses: list[int]
-    models: list[str]
-    variants: list[str]
+    answers: list[Answer]
+
+    @property
+    def statuses(self) -> list[int]:
+        """Status per request (0: no answer)."""
+        return [a.status for a in self.answers]
+
+    @property
+    def models(self) -> list[str]:
+        """X-Forgeline-Model per request, or why there was no answer."""
+        return [a.headers.get("x-forgeline-model", a.body.decode(errors="replace")) for a in self.answers]
 
     @property
     def success(self) -> float:
@@ -172,42 +193,82 @@ class LoadResult:
         return sum(1 for s in self.statuses if s == 200) / max(1, len(self.statuses))
 
 
-async def _send_open_loop(url: str, body: bytes, rate: float, count: int | None, stop: Any,
-                          headers: Mapping[str, str], deadline_seconds: float) -> LoadResult:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    results: list[tuple[int, str, str]] = []
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
-        async def one() -> None:
-            try:
-                response = await client.post(url, content=body, headers={"content-type": "application/json",
-                                                                         **headers})
-                results.append((response.status_code, response.headers.get("x-forgeline-model", ""),
-                                response.headers.get("x-forgeline-variant", "")))
-            except httpx.HTTPError:
-                results.append((0, "", ""))
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> Answer:
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:] if line)}
+    body = await reader.readexactly(int(fields.get("content-length", "0")))
+    return Answer(int(lines[0].split()[1]), fields, body)
 
-        tasks = []
-        start = time.monotonic()
-        index = 0
-        while (count is None or index < count) and time.monotonic() - start < deadline_seconds:
-            if count is None and stop():
+
+def _requests(url: str, bodies: Sequence[bytes], headers: Mapping[str, str]) -> tuple[httpx.URL, list[bytes]]:
+    parts = httpx.URL(url)
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return parts, [(f"POST {parts.raw_path.decode()} HTTP/1.1\r\nhost: {parts.host}\r\n"
+                    f"content-type: application/json\r\ncontent-length: {len(body)}\r\n{extra}\r\n").encode()
+                   + body for body in bodies]
+
+
+async def _connection(parts: httpx.URL, requests: Sequence[bytes], due: asyncio.Queue[int | None],
+                      results: dict[int, Answer]) -> None:
+    """A keep-alive connection taking due request indexes off the queue until it gets None."""
+    stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+    while (index := await due.get()) is not None:
+        for _ in range(2):  # a kept-alive connection the server closed meanwhile: one fresh try
+            try:
+                if stream is None:
+                    stream = await asyncio.open_connection(parts.host, parts.port)
+                results[index] = await asyncio.wait_for(_exchange(*stream, requests[index % len(requests)]), 30.0)
                 break
-            due = start + index / rate
-            delay = due - time.monotonic()
+            except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
+                if stream is not None:
+                    stream[1].close()
+                stream = None
+                results[index] = Answer(0, {}, f"{type(exc).__name__}: {exc}".encode())
+    if stream is not None:
+        stream[1].close()
+
+
+async def _run(url: str, bodies: Sequence[bytes], headers: Mapping[str, str], connections: int,
+               rate: float | None, count: int, stop: Any, deadline_seconds: float) -> LoadResult:
+    parts, requests = _requests(url, bodies, headers)
+    due: asyncio.Queue[int | None] = asyncio.Queue()
+    results: dict[int, Answer] = {}
+    pool = [asyncio.ensure_future(_connection(parts, requests, due, results)) for _ in range(connections)]
+    start = time.monotonic()
+    index = 0
+    while index < count and time.monotonic() - start < deadline_seconds and not stop():
+        if rate is not None:
+            delay = start + index / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.ensure_future(one()))
-            index += 1
-        await asyncio.gather(*tasks)
-    return LoadResult([r[0] for r in results], [r[1] for r in results], [r[2] for r in results])
+        due.put_nowait(index)
+        index += 1
+    for _ in pool:
+        due.put_nowait(None)
+    await asyncio.gather(*pool)
+    return LoadResult([results.get(i, Answer(0, {}, b"never sent")) for i in range(index)])
+
+
+def _encoded(body: Any) -> bytes:
+    return body if isinstance(body, bytes) else json.dumps(body).encode()
 
 
 def open_loop(url: str, body: Any, rate: float, *, count: int | None = None, stop: Any = None,
-              headers: Mapping[str, str] | None = None, deadline_seconds: float = 60.0) -> LoadResult:
+              headers: Mapping[str, str] | None = None, deadline_seconds: float = 60.0,
+              connections: int = 48) -> LoadResult:
     """Send requests at ``rate`` per second (on schedule, not after answers) until ``count`` or ``stop()``."""
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return asyncio.run(_send_open_loop(url, data, rate, count, stop or (lambda: False), headers or {},
-                                       deadline_seconds))
+    return asyncio.run(_run(url, [_encoded(body)], headers or {}, connections, rate,
+                            count if count is not None else 10**9, stop or (lambda: False), deadline_seconds))
+
+
+def send_concurrently(url: str, bodies: Sequence[Any], concurrency: int = 32,
+                      headers: Mapping[str, str] | None = None) -> list[Answer]:
+    """POST every body with ``concurrency`` requests in flight; the answers in order."""
+    result = asyncio.run(_run(url, [_encoded(b) for b in bodies], headers or {}, concurrency, None, len(bodies),
+                              lambda: False, 300.0))
+    return result.answers
 
 
 def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
@@ -223,3 +284,4 @@ def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
 def settings_for(home: Path) -> Settings:
     """The settings a server with FORGELINE_HOME=home uses."""
     return Settings.from_env({"FORGELINE_HOME": str(home)})
+

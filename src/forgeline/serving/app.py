@@ -111,8 +111,7 @@ class ServingApp:
     async def _invoke(self, name: str, headers: dict[bytes, bytes], scope: Scope, receive: Receive,
                       send: Send) -> None:
         started = time.perf_counter()
-        runtime = self.manager.endpoints.get(name)
-        if runtime is None:
+        if name not in self.manager.endpoints:
             await self._not_served(name, send, started)
             return
         length = headers.get(b"content-length")
@@ -124,6 +123,12 @@ class ServingApp:
         if body is None:
             await self._fail(send, name, "", 413, f"the body is larger than the limit of {self.max_body_bytes} "
                                                   "bytes", started)
+            return
+        # Looked up after the body has arrived, with no await until the request is queued: a swap in between
+        # would otherwise hand it to workers that are already stopping.
+        runtime = self.manager.endpoints.get(name)
+        if runtime is None:
+            await self._not_served(name, send, started)
             return
         pinned = headers.get(b"x-forgeline-variant")
         variant = runtime.choose(None if pinned is None else pinned.decode("latin-1"))

@@ -84,7 +84,7 @@ class EndpointManager:
         self.records: dict[str, EndpointRecord] = {}
         self.problems: dict[str, str] = {}
         self._applied: dict[str, int] = {}  # revision last applied (successfully or not) per endpoint
-        self._busy: set[str] = set()
+        self._busy: dict[str, int] = {}  # endpoints being applied, and the revision
         self._again: set[str] = set()
         self._cursor: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -148,18 +148,19 @@ class EndpointManager:
             config = _config_or_none(record)
             followed = {ref.group for ref in config.model_refs if ref.follows_registry} if config else set()
             if self._applied.get(name) != record.revision or followed & moved:
-                self._schedule(record)
+                self._schedule(record, moved=bool(followed & moved))
         for name in [n for n in self.endpoints if n not in records]:
             runtime = self.endpoints.pop(name)
             self._applied.pop(name, None)
             self.logger(name).info("endpoint deleted: stopping its workers")
             self._background(asyncio.gather(*(v.pool.drain_and_close() for v in runtime.variants)))
 
-    def _schedule(self, record: EndpointRecord) -> None:
+    def _schedule(self, record: EndpointRecord, *, moved: bool = False) -> None:
         if record.name in self._busy:
-            self._again.add(record.name)
+            if moved or self._busy[record.name] != record.revision:
+                self._again.add(record.name)
             return
-        self._busy.add(record.name)
+        self._busy[record.name] = record.revision
         self._background(self._apply(record))
 
     def _background(self, awaitable: Any) -> None:
@@ -183,12 +184,12 @@ class EndpointManager:
                                     message=self.problems[name])
         finally:
             self._applied[name] = record.revision
-            self._busy.discard(name)
+            self._busy.pop(name, None)
             if name in self._again:
                 self._again.discard(name)
                 latest = self.records.get(name)
                 if latest is not None:
-                    self._schedule(latest)
+                    self._schedule(latest, moved=True)
 
     async def _deploy(self, record: EndpointRecord, logger: logging.Logger) -> None:
         config = EndpointConfig.from_json(record.config)

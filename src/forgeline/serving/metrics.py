@@ -76,7 +76,7 @@ class _PoolCollector(Collector):
             depth.add_metric(labels, len(pool.queue))
             workers.add_metric(labels, sum(1 for w in pool.workers if w.ready))
             cumulative = list(itertools.accumulate(pool.batch_buckets))
-            buckets = [(str(bound), float(cumulative[p])) for p, bound in enumerate(BATCH_BUCKETS)]
+            buckets = [(str(float(bound)), float(cumulative[p])) for p, bound in enumerate(BATCH_BUCKETS)]
             buckets.append(("+Inf", float(cumulative[-1])))
             batches.add_metric(labels, buckets, float(pool.batch_total))
         yield depth

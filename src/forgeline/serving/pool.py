@@ -103,6 +103,7 @@ class WorkerPool:
         self._spawning = 0
         self._spawn_blocked_until = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._reaping: set[asyncio.Task[Any]] = set()  # stopped workers not yet exited (killed after 5 s)
 
     @property
     def in_flight(self) -> int:
@@ -123,6 +124,9 @@ class WorkerPool:
     def submit(self, request: Request) -> asyncio.Future[Reply]:
         """Queue a request; its future resolves to the reply."""
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        if self.closing:
+            future.set_result((503, JSON, b"", None, "the endpoint variant was stopped; retry"))
+            return future
         self.queue.append(Pending(request, future, time.monotonic()))
         self._dispatch()
         return future
@@ -135,17 +139,15 @@ class WorkerPool:
         await self.close()
 
     async def close(self) -> None:
-        """Stop every worker now; what is still queued gets a 503."""
+        """Stop every worker and wait for them to exit; what is still queued gets a 503."""
         self.closing = True
-        for task in (self._ticker,):
-            if task is not None:
-                task.cancel()
+        if self._ticker is not None:
+            self._ticker.cancel()
         for worker in list(self.workers):
+            self.workers.remove(worker)
             self._stop(worker)
-        while self.queue:
-            pending = self.queue.popleft()
-            if not pending.future.done():
-                pending.future.set_result((503, JSON, b"", None, "the endpoint variant was stopped; retry"))
+        self._fail_queue("the endpoint variant was stopped; retry")
+        await asyncio.gather(*list(self._reaping), return_exceptions=True)
 
     async def _spawn(self) -> None:
         self._spawning += 1
@@ -323,11 +325,11 @@ class WorkerPool:
             loop = asyncio.get_running_loop()
             handle = loop.call_later(5.0, _kill, process)
             task = loop.create_task(asyncio.to_thread(process.wait))
-            self._tasks.add(task)
+            self._reaping.add(task)
 
             def reaped(done: asyncio.Task[Any]) -> None:
                 handle.cancel()
-                self._tasks.discard(done)
+                self._reaping.discard(done)
 
             task.add_done_callback(reaped)
 
