@@ -302,3 +302,30 @@ def test_a_job_whose_pid_was_never_recorded_is_still_ended_on_resume(project, cl
     assert [(a.attempt, a.status.value) for a in execution.list_attempts("Runner")] == [
         (1, "Failed"), (2, "Succeeded")]
     assert ran(project).count("Runner") == 2
+
+
+def test_an_orchestrator_thought_lost_stands_down_when_it_comes_back_after_a_resume(project, cli, wait_until):
+    orphans_project(project, crasher_code=0)
+    env = {"FORGELINE_ORCHESTRATOR_TIMEOUT": "1.5"}
+    execution = PipelineExecution.get(cli("run", "pipeline.py", "--detach", cwd=project.root, env=env).stdout.strip())
+    wait_until(started(project, "Finisher", "Crasher", "Runner"), timeout=60, what="the three steps to start")
+    old = execution.record().orchestrator_pid
+    os.kill(old, signal.SIGSTOP)
+    try:
+        wait_until(lambda: "orchestrator lost" in cli("executions", "list", cwd=project.root, env=env).stdout,
+                   timeout=60, what="the silent orchestrator to be reported lost")
+        resumed = cli("executions", "resume", execution.id, "--detach", cwd=project.root, env=env)
+        assert resumed.returncode == 0, resumed
+        new = wait_until(lambda: execution.record().orchestrator_pid, timeout=60, what="the new orchestrator")
+        assert new != old
+    finally:
+        os.kill(old, signal.SIGCONT)
+    wait_until(lambda: not process_alive(old), timeout=30, what="the old orchestrator to stand down")
+    for release in ("release", "release-runner"):
+        (project.root / release).write_text("")
+    assert execution.wait(timeout=90).value == "Succeeded"
+    assert execution.record().orchestrator_pid == new
+    for name in ("Finisher", "Crasher", "Runner"):  # the old one's jobs were ended by the new one and ran again
+        assert [a.status.value for a in execution.list_attempts(name)] == ["Failed", "Succeeded"], name
+    orchestrator_log = (project.root.parent / "forgeline-home" / "logs" / execution.id / "orchestrator.log")
+    assert "this one stands down" in orchestrator_log.read_text()
