@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,7 +60,8 @@ WAITING = """
 WAIT = """
     import time
     from pathlib import Path
-    Path({started!r}).write_text("")
+    import os
+    Path({started!r}).write_text(str(os.getpid()))
     while not Path({release!r}).exists():
         time.sleep(0.05)
 """
@@ -180,6 +182,31 @@ def test_a_running_execution_is_not_deleted(project, cli, forgeline_home, wait_u
                what="the execution to end")
     assert cli("executions", "delete", record.id, cwd=project.root).returncode == 0
     assert project.store().list_executions() == []
+
+
+def test_an_execution_whose_orchestrator_was_killed_can_be_deleted(project, cli, forgeline_home, wait_until):
+    started, release = project.root / "started", project.root / "release"
+    project.write("wait.py", WAIT.format(started=str(started), release=str(release)))
+    project.write("pipeline.py", WAITING)
+    assert cli("run", "pipeline.py", "--detach", cwd=project.root).returncode == 0
+    [record] = project.store().list_executions()
+    job = int(wait_until(lambda: started.exists() and started.read_text(), timeout=60, what="the step to start"))
+    orchestrator = wait_until(lambda: project.store().get_execution(record.id).orchestrator_pid, timeout=30,
+                              what="the orchestrator's pid")
+    try:
+        os.kill(orchestrator, signal.SIGKILL)
+        wait_until(lambda: not process_alive(orchestrator), timeout=30, what="the orchestrator to die")
+        assert process_alive(job)  # an orphan now: deleting must end it
+
+        deleted = cli("executions", "delete", record.id, cwd=project.root)
+
+        assert deleted.returncode == 0, deleted
+        assert f"removed execution {record.id}" in deleted.stdout, deleted
+        wait_until(lambda: not process_alive(job), timeout=30, what="the orphaned job to be ended")
+        assert project.store().list_executions() == []
+        assert not (forgeline_home / "jobs" / record.id).exists() and not (forgeline_home / "logs" / record.id).exists()
+    finally:
+        release.write_text("")
 
 
 def test_job_folders_go_after_a_succeeded_step_unless_kept(housekeeping, cli, forgeline_home, monkeypatch):

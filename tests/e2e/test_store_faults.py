@@ -8,6 +8,7 @@ read-only volume. Every command is the real CLI in a subprocess; every fault is 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -213,6 +214,8 @@ def test_read_commands_never_create_a_store_and_say_where_they_looked(project, c
     for args in (["executions", "list"], ["pipelines", "list"], ["models", "groups"]):
         one_line_error(cli(*args, cwd=sub, unset=NOTHING_SET), "no forgeline store found",
                        f"looked for a .forgeline folder in {sub} and every folder above it", "forgeline run")
+    plan = cli("plan", "pipeline.py", cwd=project.root, unset=NOTHING_SET)
+    assert plan.returncode == 0 and re.search(r"Hello\s+Processing\s+MISS", plan.stdout), plan
     assert not (sub / ".forgeline").exists() and not (project.root / ".forgeline").exists()
 
     run = cli("run", "pipeline.py", cwd=project.root, unset=NOTHING_SET)  # a command that writes creates it

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from forgeline.engine.adoption import end_orphan
 from forgeline.engine.liveness import check_orchestrator
 from forgeline.engine.registration import PACKAGES_FOLDER, package_folder_execution
 from forgeline.errors import ExecutionNotFoundError, ForgelineError
+from forgeline.jobs.process import read_supervisor_pid
 from forgeline.store import local_files
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder
@@ -132,7 +133,8 @@ class Housekeeper:
         """End the jobs a lost orchestrator left running and mark the execution Failed, so it can be deleted."""
         for attempt in self.store.list_attempts(record.id):
             if not attempt.status.is_terminal:
-                end_orphan(attempt)
+                job_dir = self.settings.jobs_dir / record.id / attempt.step_name / str(attempt.attempt)
+                end_orphan(replace(attempt, pid=attempt.pid or read_supervisor_pid(job_dir)), None)
                 self.store.finish_attempt(record.id, attempt.step_name, attempt.attempt, status=StepStatus.FAILED,
                                           failure_kind="Interrupted", failure_reason="deleted after its "
                                           "orchestrator was lost")

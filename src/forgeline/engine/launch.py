@@ -15,7 +15,7 @@ from typing import Any
 from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.plan import StepPlan, plan_pipeline
-from forgeline.errors import ForgelineError
+from forgeline.errors import ForgelineError, StoreNotFoundError
 from forgeline.jobs.function import WORKER_ENV
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.connection import release_connections
@@ -216,9 +216,12 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
 
 def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any],
                    settings: Settings | None = None) -> list[StepPlan]:
-    """What a run with these parameters would reuse and what it would run (nothing is started)."""
+    """What a run with these parameters would reuse and what it would run (nothing is started, no store created)."""
     settings = settings or Settings.from_env()
-    store = SqlMetadataStore(settings.database_url)
+    try:
+        store = SqlMetadataStore(settings.database_url, create=False)
+    except StoreNotFoundError:
+        store = SqlMetadataStore("sqlite://")  # nothing has run here yet: an empty store in memory, all misses
     return plan_pipeline(pipeline, overrides, store, ArtifactStore(settings.artifact_root), settings, os.getcwd())
 
 
