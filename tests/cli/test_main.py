@@ -188,6 +188,7 @@ def test_the_execution_list_stays_readable_on_an_80_column_terminal(finished_id,
     pytest.param(["run", "pipeline.py", "-p", "Mode"], ["Mode"], id="override-without-value"),
 ])
 def test_errors_are_one_clear_line(greeter, cli, args, fragments):
+    greeter.store().close()  # an existing (empty) store: the error is about the execution, not the store
     run = cli(*args, cwd=greeter.root)
 
     assert_one_line_error(run, *fragments)
@@ -202,6 +203,7 @@ def test_logs_of_a_step_that_never_ran_say_so(finished_id, greeter, cli):
 
 
 def test_debug_shows_the_traceback(greeter, cli):
+    greeter.store().close()
     run = cli("--debug", "executions", "describe", "ffffffffffff", cwd=greeter.root)
 
     assert run.returncode != 0
@@ -224,3 +226,8 @@ def test_usage_errors_exit_2(cli, project):
 
     assert run.returncode == 2, run
     assert "Traceback" not in run.output
+
+
+def test_logs_of_an_attempt_that_does_not_exist_say_so(finished_id, greeter, cli):
+    assert_one_line_error(cli("logs", finished_id, "Hello", "--attempt", "5", cwd=greeter.root),
+                          "Hello", "no attempt 5", "Succeeded")

@@ -86,10 +86,10 @@ def first_log(store: MetadataStore, run: StepRun, attempt: int | None, follow: b
         run = store.get_step_run(run.execution_id, run.name)
         execution = store.get_execution(run.execution_id)
         if not follow or run.status.is_terminal or execution.status.is_terminal:
-            which = f"attempt {attempt}" if attempt is not None else "no logs"
+            which = f"no attempt {attempt} with a log" if attempt is not None else "no logs"
             reason = f", {run.failure_reason}" if run.failure_reason else ""
-            raise NotFoundError(f"step {run.name!r} of execution {run.execution_id} has {which}"
-                                f"{' with a log' if attempt is not None else ''} (status {run.status.value}{reason})")
+            raise NotFoundError(f"step {run.name!r} of execution {run.execution_id} has {which} "
+                                f"(status {run.status.value}{reason})")
         if not announced:
             err.print(f"waiting for step {run.name} to start (now {run.status.value})", highlight=False)
             announced = True
