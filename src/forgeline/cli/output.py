@@ -48,7 +48,7 @@ def print_json_lines(values: Iterable[Any]) -> None:
     """Write each record as one line of JSON (JSON Lines), flushing as it goes, for streams."""
     for value in values:
         sys.stdout.write(dumps(value, indent=None) + "\n")
-    sys.stdout.flush()
+        sys.stdout.flush()
 
 
 def one_line(text: str | None) -> Text:

@@ -36,7 +36,8 @@ def run(
     source: Annotated[str | None, typer.Option("--from", help="Execution that provides the other steps' outputs.")]
     = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Reuse no cached step result in this run (its "
-                                           "steps still record theirs for later runs).")] = False,
+                                           "steps still record theirs for later runs; a later retry or resume "
+                                           "of it looks the cache up again).")] = False,
     keep_jobs: Annotated[bool, typer.Option("--keep-jobs", help="Keep succeeded steps' job folders (removed by "
                                             "default; FORGELINE_KEEP_JOBS=1 sets it for every run).")] = False,
 ) -> None:
