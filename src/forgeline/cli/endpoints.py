@@ -112,6 +112,7 @@ def logs(name: NAME, follow: Annotated[bool, typer.Option(
     ctx.store.get_endpoint(check_endpoint_name(name))
     path = endpoint_log_path(ctx.settings, name)
     offset = 0
+    deleted = False
     while True:
         if path.exists():
             with open(path, "rb") as handle:
@@ -120,11 +121,13 @@ def logs(name: NAME, follow: Annotated[bool, typer.Option(
             offset += len(chunk)
             sys.stdout.write(chunk.decode(errors="replace"))
             sys.stdout.flush()
+        if deleted:
+            print(f"-- endpoint {name} was deleted", flush=True)
+            return
         if not follow:
             return
         time.sleep(0.25)
-        if not any(record.name == name for record in ctx.store.list_endpoints()):
-            return
+        deleted = not any(record.name == name for record in ctx.store.list_endpoints())
 
 
 def _summary(config: EndpointConfig) -> str:

@@ -48,7 +48,7 @@ class ModelRef:
             raise EndpointError(f"invalid model {text!r}: write group@version, group@approved or group@latest "
                                 "(e.g. payments-de@7)")
         if selector.isdigit() and int(selector) < 1:
-            raise EndpointError(f"invalid model {text!r}: versions count from 1")
+            raise EndpointError(f"invalid model {text!r}: versions count from 1; write group@version")
         return cls(group, str(int(selector)) if selector.isdigit() else selector)
 
     @property
