@@ -1,4 +1,4 @@
-"""Is an execution's orchestrator alive? The one answer that every reader of an execution uses.
+"""Is an execution's orchestrator alive? The one answer every reader uses, and the heartbeat it rests on.
 
 An orchestrator writes a heartbeat into its execution's record every few seconds. An unfinished execution
 whose heartbeat is older than ``Settings.orchestrator_timeout_seconds`` has lost its orchestrator. On SQLite
@@ -9,7 +9,9 @@ and only the heartbeat counts.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,6 +21,10 @@ from forgeline.store.metadata.records import ExecutionRecord
 
 MAX_HEARTBEAT_SECONDS = 5.0
 HEARTBEATS_PER_TIMEOUT = 6
+TAKEN_OVER_EXIT_CODE = 75
+"""How an orchestrator exits when it finds that another took its execution over (it had been thought lost)."""
+
+log = logging.getLogger("forgeline.orchestrator")
 
 
 def heartbeat_interval(settings: Settings) -> float:
@@ -95,3 +101,45 @@ def _judge(record: ExecutionRecord, settings: Settings, now: datetime | None) ->
 def runs_on_this_machine(settings: Settings) -> bool:
     """Whether every orchestrator of this store runs here (a SQLite file cannot be shared between machines)."""
     return settings.database_url.startswith("sqlite")
+
+
+class Heartbeat:
+    """The orchestrator's side: beat from a thread of its own, and stand down if another orchestrator took over.
+
+    A takeover happens when this process was thought lost (stopped, or silent past the timeout) and a resume
+    claimed the execution: from then on only the new orchestrator may write, so this one exits at once.
+    """
+
+    def __init__(self, store: MetadataStore, execution_id: str, settings: Settings) -> None:
+        self.store = store
+        self.execution_id = execution_id
+        self.interval = heartbeat_interval(settings)
+        self._done = threading.Event()
+
+    def start(self) -> None:
+        """Record this process as the execution's orchestrator and start beating."""
+        self.store.update_execution(self.execution_id, orchestrator_pid=os.getpid(), heartbeat_at=datetime.now(UTC))
+        # a thread of its own, so a long cache check never makes the orchestrator look dead
+        threading.Thread(target=self._beat, name="forgeline-heartbeat", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop beating (the execution has ended)."""
+        self._done.set()
+
+    def owned_record(self) -> ExecutionRecord:
+        """The execution as stored; if another orchestrator has taken it over, end this process at once."""
+        record = self.store.get_execution(self.execution_id)
+        if record.orchestrator_pid != os.getpid():
+            log.error("execution %s was taken over by another orchestrator (pid %s); this one stands down",
+                      self.execution_id, record.orchestrator_pid or "starting")
+            logging.shutdown()
+            os._exit(TAKEN_OVER_EXIT_CODE)
+        return record
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                self.owned_record()  # never refresh the heartbeat of an execution another orchestrator runs
+                self.store.update_execution(self.execution_id, heartbeat_at=datetime.now(UTC))
+            except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
+                log.warning("heartbeat failed", exc_info=True)

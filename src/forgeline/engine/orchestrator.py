@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.housekeeping import discard_empty_jobs_folder, discard_job_folder
 from forgeline.engine.inline import InlineContext, RunningPipeline, is_inline, run_inline
 from forgeline.engine.jobspecs import JobContext, build_job_spec
-from forgeline.engine.liveness import heartbeat_interval
+from forgeline.engine.liveness import Heartbeat
 from forgeline.engine.loops import LoopRunner
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
 from forgeline.engine.state import ExecutionState, now
@@ -36,7 +35,7 @@ from forgeline.jobs.function_loading import FunctionLoader
 from forgeline.jobs.spec import JobResult, JobSpec, JobStatus
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, MetricPoint, StepRun, StepStatus
+from forgeline.store.metadata.records import ExecutionStatus, MetricPoint, StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, JobStep, Step
@@ -44,8 +43,6 @@ from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, JobStep, 
 log = logging.getLogger("forgeline.orchestrator")
 
 STOP_POLL_SECONDS = 0.1
-TAKEN_OVER_EXIT_CODE = 75
-"""How an orchestrator exits when it finds that another took its execution over (it had been thought lost)."""
 STOP_GRACE_SECONDS = 10.0
 BLOCKING = (StepStatus.FAILED, StepStatus.SKIPPED, StepStatus.STOPPED)
 
@@ -114,6 +111,7 @@ class Orchestrator:
         self.fingerprinter = Fingerprinter(store)
         self.stopping = False
         self._last_stop_poll = 0.0
+        self.heartbeat = Heartbeat(store, self.id, settings)
 
     def _load_return(self, uri: str) -> Any:
         # the loader finds classes defined in user files, which plain pickle cannot import
@@ -121,9 +119,7 @@ class Orchestrator:
 
     def run(self) -> ExecutionStatus:
         """Run the loop to the end and record the execution's final status."""
-        self.store.update_execution(self.id, orchestrator_pid=os.getpid(), heartbeat_at=now())
-        done = threading.Event()
-        threading.Thread(target=self._beat, args=(done,), name="forgeline-heartbeat", daemon=True).start()
+        self.heartbeat.start()
         try:
             for adopted in settle_open_attempts(self.store, self.id, self.executor, self._spec_of):
                 step = self.steps[adopted.step_name]
@@ -139,7 +135,7 @@ class Orchestrator:
                                         ended_at=now())
             return ExecutionStatus.FAILED
         finally:
-            done.set()
+            self.heartbeat.stop()
             self.executor.shutdown()
 
     def request_stop(self) -> None:
@@ -311,7 +307,7 @@ class Orchestrator:
         self._conclude(job, future.result())
 
     def _conclude(self, job: RunningJob, result: JobResult) -> None:
-        self._owned_record()  # a job ended by a newer orchestrator's takeover must not be recorded by this one
+        self.heartbeat.owned_record()  # a job a newer orchestrator's takeover ended must not be recorded here
         name = job.step.name
         attempt = self.attempts.latest(name)  # later than job.attempt after spot restarts
         metrics = self._record_metrics(name, job.attempt, result)
@@ -354,7 +350,7 @@ class Orchestrator:
         if time.monotonic() - self._last_stop_poll < STOP_POLL_SECONDS and not self.stopping:
             return
         self._last_stop_poll = time.monotonic()
-        if not self.stopping and self._owned_record().status == ExecutionStatus.STOPPING:
+        if not self.stopping and self.heartbeat.owned_record().status == ExecutionStatus.STOPPING:
             self.stopping = True
         if self.stopping:
             self._stop_running()
@@ -368,31 +364,8 @@ class Orchestrator:
                 if job.handle is not None:
                     job.handle.stop(STOP_GRACE_SECONDS)
 
-    def _owned_record(self) -> ExecutionRecord:
-        """The execution as stored; if another orchestrator has taken it over, stand down at once.
-
-        That happens when this process was thought lost (stopped, or silent past the timeout) and a resume
-        claimed the execution: from then on only the new orchestrator may write.
-        """
-        record = self.store.get_execution(self.id)
-        if record.orchestrator_pid != os.getpid():
-            log.error("execution %s was taken over by another orchestrator (pid %s); this one stands down",
-                      self.id, record.orchestrator_pid or "starting")
-            logging.shutdown()
-            os._exit(TAKEN_OVER_EXIT_CODE)
-        return record
-
-    def _beat(self, done: threading.Event) -> None:
-        """Heartbeats from a thread of their own, so a long cache check never makes the loop look dead."""
-        while not done.wait(heartbeat_interval(self.settings)):
-            try:
-                self._owned_record()  # never refresh the heartbeat of an execution another orchestrator runs
-                self.store.update_execution(self.id, heartbeat_at=now())
-            except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
-                log.warning("heartbeat failed", exc_info=True)
-
     def _finalize(self) -> ExecutionStatus:
-        self._owned_record()
+        self.heartbeat.owned_record()
         self.loops.close_unfinished(self.stopping)
         for name in self.state.graph.order:
             if self.status[name] == StepStatus.PENDING:
