@@ -191,3 +191,22 @@ def test_endpoint_invoke_from_python(models: Any, serve: Any, monkeypatch: Any) 
 
     assert (answer.json(), answer.variant, answer.model) == ([[3.0, 1]], "AllTraffic", "m@1")
     assert endpoint.describe().status.value == "InService"
+
+
+def test_an_update_whose_models_cannot_load_leaves_the_old_ones_serving(models: Any, serve: Any,
+                                                                       wait_until: Any) -> None:
+    models("m")
+    models("m", code="def model_fn(model_dir):\n    raise OSError('weights missing')\n")
+    endpoint = Endpoint.create("risk", ["m@1"])
+    server = serve()
+    server.wait_serving("risk")
+
+    record = endpoint.update(["m@2"])
+    failed = wait_until(lambda: (d := endpoint.describe()).status.value == "Failed" and d, timeout=60,
+                        what="the update to fail")
+
+    assert failed.revision == record.revision
+    assert "weights missing" in (failed.status_message or "")
+    assert "still serving revision 1: AllTraffic = m@1" in (failed.status_message or "")
+    answer = server.invoke("risk", ROW)
+    assert (answer.status_code, answer.headers["x-forgeline-model"]) == (200, "m@1")

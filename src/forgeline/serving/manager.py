@@ -29,7 +29,7 @@ from forgeline.store.metadata.records import ModelPackageRecord
 
 log = logging.getLogger("forgeline.serving")
 
-POLL_SECONDS = 0.25
+POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -172,16 +172,19 @@ class EndpointManager:
         name, logger = record.name, self.logger(record.name)
         try:
             await self._deploy(record, logger)
-        except ForgelineError as exc:
-            self.problems[name] = str(exc)
-            logger.error("revision %d cannot be served: %s", record.revision, exc)
-            await asyncio.to_thread(self.store.set_endpoint_status, name, record.revision, EndpointStatus.FAILED,
-                                    message=str(exc))
         except Exception as exc:  # noqa: BLE001 - one endpoint's trouble must not stop the others
-            self.problems[name] = f"{type(exc).__name__}: {exc}"
-            logger.exception("revision %d cannot be served", record.revision)
+            problem = str(exc) if isinstance(exc, ForgelineError) else f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, ForgelineError):
+                logger.error("revision %d cannot be served: %s", record.revision, problem)
+            else:
+                logger.exception("revision %d cannot be served", record.revision)
+            current = self.endpoints.get(name)
+            if current is not None:  # the models that were serving go on serving
+                problem += (f" (still serving revision {current.revision}: "
+                            f"{'; '.join(f'{v.name} = {v.model}' for v in current.variants)})")
+            self.problems[name] = problem
             await asyncio.to_thread(self.store.set_endpoint_status, name, record.revision, EndpointStatus.FAILED,
-                                    message=self.problems[name])
+                                    message=problem)
         finally:
             self._applied[name] = record.revision
             self._busy.pop(name, None)
