@@ -154,6 +154,7 @@ def test_resume_refuses_an_execution_whose_orchestrator_is_alive_or_that_ended(p
     alive = cli("executions", "resume", execution.id, cwd=project.root)
     assert alive.returncode == 1
     assert "is still run by its orchestrator" in alive.stderr, alive
+    assert "FORGELINE_ORCHESTRATOR_TIMEOUT" in alive.stderr.replace("\n", ""), alive
 
     execution.stop()
     assert execution.wait(timeout=30).value == "Stopped"

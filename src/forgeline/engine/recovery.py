@@ -69,7 +69,8 @@ def resume_execution(execution_id: str, settings: Settings | None = None,
     if not liveness.lost:
         raise ForgelineError(
             f"execution {record.id} is still run by its orchestrator (pid {record.orchestrator_pid or 'starting'}, "
-            f"heard from {liveness.silent_seconds:.0f} s ago); nothing to resume")
+            f"heard from {liveness.silent_seconds:.0f} s ago); nothing to resume — an orchestrator is lost once "
+            f"silent for {settings.orchestrator_timeout_seconds:g} s (FORGELINE_ORCHESTRATOR_TIMEOUT)")
     if not take_over(store, record, settings, fork):
         raise ForgelineError(f"execution {record.id} was resumed by another forgeline command meanwhile")
     return PipelineExecution(record.id, store, settings)
