@@ -65,7 +65,7 @@ def _check_cli_inspection(cli: Any, backend: Backend, execution_id: str, steps: 
     assert execution_id in listed.stdout and "Succeeded" in listed.stdout
     described = cli("executions", "describe", execution_id, env=backend.env)
     assert described.returncode == 0, described
-    assert re.search(r"TrainRatio\s*│\s*0\.7\b", described.stdout), described
+    assert re.search(r"TrainRatio:\s*0\.7\b", described.stdout), described
     assert steps["Fit"].outputs["model"] in described.stdout
     logs = cli("logs", execution_id, "Fit", env=backend.env)
     assert logs.returncode == 0, logs

@@ -157,9 +157,9 @@ def plan_rows(cli_run) -> dict[str, tuple[str, str]]:
     assert cli_run.returncode == 0, cli_run
     rows = {}
     for line in cli_run.stdout.splitlines():
-        cells = [cell.strip() for cell in line.split("│")[1:-1]]
-        if len(cells) == 4 and cells[0] and cells[0] != "step":
-            rows[cells[0]] = (cells[2], cells[3])
+        row = re.match(r"^(\S+)\s{2,}\S+\s{2,}(HIT|MISS|SKIP|RUN)(?:\s{2,}(.*?))?\s*$", line)
+        if row:
+            rows[row.group(1)] = (row.group(2), row.group(3) or "")
     return rows
 
 

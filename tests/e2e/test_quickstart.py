@@ -82,7 +82,7 @@ def test_quickstart_succeeds_from_the_cli_and_can_be_inspected(cli, project, for
     assert re.search(r"started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", text), text  # times are shown
     assert re.search(r"ended: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", text), text
     for name, value in [("TrainRatio", "0.7"), ("Seed", "7"), ("AccuracyThreshold", "0.9")]:
-        assert re.search(rf"{name}\s*│\s*{re.escape(value)}\b", text), (name, text)
+        assert re.search(rf"{name}:\s*{re.escape(value)}\b", text), (name, text)
     for name in EXPECTED_STATUSES:
         assert name in text
     assert steps["Fit"].outputs["model"] in text  # outputs are listed with their URIs
@@ -159,4 +159,4 @@ def test_quickstart_below_the_threshold_fails_with_the_fail_step_message(cli, pr
     described = cli("executions", "describe", execution.id)
     assert described.returncode == 0, described
     assert expected in described.stdout
-    assert re.search(r"AccuracyThreshold\s*│\s*1\.01\b", described.stdout), described
+    assert re.search(r"AccuracyThreshold:\s*1\.01\b", described.stdout), described
