@@ -210,3 +210,26 @@ def test_an_update_whose_models_cannot_load_leaves_the_old_ones_serving(models: 
     assert "still serving revision 1: AllTraffic = m@1" in (failed.status_message or "")
     answer = server.invoke("risk", ROW)
     assert (answer.status_code, answer.headers["x-forgeline-model"]) == (200, "m@1")
+
+
+def test_a_model_that_hangs_times_out_with_504_and_its_worker_is_replaced(models: Any, serve: Any, wait_until: Any,
+                                                                          forgeline_home: Path) -> None:
+    models("m")
+    models("hang", sleep=3600)
+    Endpoint.create("risk", ["m@1"])
+    Endpoint.create("hang", ["hang@1"])
+    server = serve("--invocation-timeout", "1")
+    server.wait_serving("risk")
+    server.wait_serving("hang")
+    before = {w.pid for w in server.workers()}
+
+    answer = server.invoke("hang", ROW)
+
+    assert answer.status_code == 504 and "no answer within 1 s" in answer.json()["error"]
+    assert answer.json()["endpoint"] == "hang"
+    assert server.invoke("risk", ROW).status_code == 200  # the other endpoint never noticed
+    log = (forgeline_home / "endpoints" / "hang" / "endpoint.log").read_text()
+    hung = int(log.split("gave no answer")[0].rsplit("worker ", 1)[1])
+    assert hung in before
+    wait_until(lambda: hung not in {w.pid for w in server.workers()} and len(server.workers()) == 2, timeout=30,
+               what="the hung worker replaced")

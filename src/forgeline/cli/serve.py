@@ -16,6 +16,8 @@ def serve(
     workers_max: Annotated[int, typer.Option("--workers-max", help="Worker processes per variant, at most.")] = 4,
     worker_idle_seconds: Annotated[float, typer.Option(
         "--worker-idle-seconds", help="Retire a worker above the minimum after this long without requests.")] = 60.0,
+    invocation_timeout: Annotated[float, typer.Option(
+        "--invocation-timeout", help="Seconds a model may take to answer before the caller gets 504.")] = 60.0,
     token_file: Annotated[str | None, typer.Option(
         "--token-file", help="File of bearer tokens, one a line; requests without one of them get 401.")] = None,
 ) -> None:
@@ -26,7 +28,8 @@ def serve(
 
     ctx = CliContext()
     tokens = read_tokens(token_file) if token_file else None
-    scaling = ScalingDefaults(min_workers=workers_min, max_workers=workers_max, idle_seconds=worker_idle_seconds)
+    scaling = ScalingDefaults(min_workers=workers_min, max_workers=workers_max, idle_seconds=worker_idle_seconds,
+                              timeout_seconds=invocation_timeout)
 
     def announce(line: str) -> None:
         print(line, flush=True)

@@ -39,6 +39,7 @@ class ScalingDefaults:
     min_workers: int = 1
     max_workers: int = 4
     idle_seconds: float = 60.0
+    timeout_seconds: float = 60.0  # longest a batch may take before its callers get 504
 
 
 @dataclass
@@ -88,6 +89,7 @@ class EndpointManager:
         self._again: set[str] = set()
         self._cursor: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._draining: set[WorkerPool] = set()  # replaced pools finishing what they hold
         self.loggers: dict[str, logging.Logger] = {}
 
     def log_path(self, name: str) -> Path:
@@ -132,8 +134,8 @@ class EndpointManager:
         """Stop every worker of every endpoint."""
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*(v.pool.close() for r in self.endpoints.values() for v in r.variants),
-                             return_exceptions=True)
+        pools = {v.pool for r in self.endpoints.values() for v in r.variants} | self._draining
+        await asyncio.gather(*(pool.close() for pool in pools), return_exceptions=True)
         self.endpoints.clear()
 
     async def sync(self) -> None:
@@ -153,7 +155,8 @@ class EndpointManager:
             runtime = self.endpoints.pop(name)
             self._applied.pop(name, None)
             self.logger(name).info("endpoint deleted: stopping its workers")
-            self._background(asyncio.gather(*(v.pool.drain_and_close() for v in runtime.variants)))
+            for variant in runtime.variants:
+                self._drain(variant.pool)
 
     def _schedule(self, record: EndpointRecord, *, moved: bool = False) -> None:
         if record.name in self._busy:
@@ -162,6 +165,13 @@ class EndpointManager:
             return
         self._busy[record.name] = record.revision
         self._background(self._apply(record))
+
+    def _drain(self, pool: WorkerPool) -> None:
+        self._draining.add(pool)
+        task = asyncio.ensure_future(pool.drain_and_close())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._draining.discard(pool))
 
     def _background(self, awaitable: Any) -> None:
         task = asyncio.ensure_future(awaitable)
@@ -223,7 +233,7 @@ class EndpointManager:
         self.endpoints[record.name] = EndpointRuntime(record.name, record.revision, config, variants)
         self.problems.pop(record.name, None)
         for old in kept.values():
-            self._background(old.pool.drain_and_close())
+            self._drain(old.pool)
         deployed = {v.name: v.model.split(",") for v in variants}
         logger.info("revision %d in service: %s", record.revision,
                     "; ".join(f"{v.name} ({v.weight:g}) = {v.model}" for v in variants))
@@ -240,7 +250,7 @@ class EndpointManager:
         settings = PoolSettings(
             min_workers=self.scaling.min_workers, max_workers=max(self.scaling.max_workers, self.scaling.min_workers),
             max_batch_size=config.max_batch_size, max_batch_wait_us=config.max_batch_wait_us if batching else 0,
-            idle_seconds=self.scaling.idle_seconds,
+            idle_seconds=self.scaling.idle_seconds, timeout_seconds=self.scaling.timeout_seconds,
         )
         spec = {
             "endpoint": endpoint, "variant": variant.name, "home": str(self.settings.home),

@@ -49,6 +49,8 @@ class PoolSettings:
     max_batch_size: int = 32
     max_batch_wait_us: int = 0  # 0 unless a stage accepts batches: waiting only pays off then
     idle_seconds: float = 60.0
+    timeout_seconds: float = 60.0  # a batch unanswered this long: 504 to its callers, the worker is replaced
+    max_queue: int = 10_000  # requests waiting beyond this are refused with 503 (the endpoint is flooded)
 
 
 @dataclass
@@ -72,6 +74,7 @@ class Worker:
         self.ready = False
         self.batch: list[Pending] | None = None
         self.idle_since = time.monotonic()
+        self.sent_at = 0.0  # when the batch in flight was sent
         self.reader_task: asyncio.Task[None] | None = None
 
     @property
@@ -126,6 +129,10 @@ class WorkerPool:
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         if self.closing:
             future.set_result((503, JSON, b"", None, "the endpoint variant was stopped; retry"))
+            return future
+        if len(self.queue) >= self.settings.max_queue:
+            future.set_result((503, JSON, b"", None, f"{len(self.queue)} requests are waiting for this variant's "
+                                                      "workers already; retry later"))
             return future
         self.queue.append(Pending(request, future, time.monotonic()))
         self._dispatch()
@@ -277,6 +284,7 @@ class WorkerPool:
             if not batch:
                 continue
             worker.batch = batch
+            worker.sent_at = time.monotonic()
             self.batch_buckets[bisect.bisect_left(BATCH_BUCKETS, len(batch))] += 1
             self.batch_total += len(batch)
             try:
@@ -296,6 +304,8 @@ class WorkerPool:
 
     def _scale(self) -> None:
         now, settings = time.monotonic(), self.settings
+        for worker in [w for w in self.workers if w.batch and now - w.sent_at > settings.timeout_seconds]:
+            self._time_out(worker)
         count = len(self.workers) + self._spawning
         if (self.queue and self._spawning == 0 and count < settings.max_workers
                 and now - self.queue[0].enqueued > SCALE_UP_WAIT_SECONDS):
@@ -312,6 +322,20 @@ class WorkerPool:
                 self._stop(worker)
                 self.log.info("%s: worker %d idle for %.0f s: retired (%d workers)", self.label, worker.pid,
                          now - worker.idle_since, len(self.workers))
+
+    def _time_out(self, worker: Worker) -> None:
+        batch, worker.batch = worker.batch or [], None
+        self.log.error("%s: worker %d gave no answer to %d requests in %.0f s: replacing it", self.label,
+                       worker.pid, len(batch), self.settings.timeout_seconds)
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_result((504, JSON, b"", None, f"the model gave no answer within "
+                                                                 f"{self.settings.timeout_seconds:.0f} s"))
+        self.workers.remove(worker)
+        _kill(worker.process)
+        self._stop(worker)
+        if len(self.workers) + self._spawning < max(1, self.settings.min_workers) or self.queue:
+            self._spawn_in_background()
 
     def _stop(self, worker: Worker) -> None:
         if worker.reader_task is not None and worker.reader_task is not asyncio.current_task():
