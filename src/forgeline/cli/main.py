@@ -17,6 +17,7 @@ from forgeline.cli.imports import app as import_app
 from forgeline.cli.run import plan, run
 from forgeline.cli.serve import serve
 from forgeline.config import AUTO_RESUME_ENV
+from forgeline.engine.loader import shown, user_frame
 from forgeline.errors import ForgelineError
 
 app = typer.Typer(help="forgeline: ML pipelines that run locally in milliseconds per step.",
@@ -66,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the edge: anything unexpected still gets one line
         if debug:
             traceback.print_exc()
+        frame = user_frame(exc)
+        if frame is not None:  # it arose in the user's own code: say where, as Python would
+            err.print(Text.assemble(("error: ", "red"), f"{shown(frame.filename)}:{frame.lineno}: "
+                                    f"{type(exc).__name__}: {exc}"), highlight=False)
+            return 1
         err.print(Text.assemble(("error: ", "red"), f"unexpected {type(exc).__name__}: {exc} "
                                 "(rerun with --debug for details)"), highlight=False)
         return 1

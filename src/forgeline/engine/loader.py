@@ -71,14 +71,18 @@ def user_code_location(exc: BaseException, pipeline_file: Path) -> str:
     """
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{shown(exc.filename)}:{exc.lineno}"
+    chosen = user_frame(exc) or next((f for f in traceback.extract_tb(exc.__traceback__)
+                                      if Path(f.filename).resolve() == pipeline_file.resolve()), None)
+    return f"{shown(chosen.filename)}:{chosen.lineno}" if chosen else str(pipeline_file)
+
+
+def user_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of ``exc``'s traceback in the user's own files (not forgeline's, not Python's)."""
     library_roots = tuple({str(Path(p).resolve()) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
                           | {str(Path(__file__).resolve().parents[1])})
-    frames = traceback.extract_tb(exc.__traceback__)
-    user = [f for f in frames if not str(Path(f.filename).resolve()).startswith(library_roots)
-            and not f.filename.startswith("<")]
-    chosen = user[-1] if user else next((f for f in frames if Path(f.filename).resolve() == pipeline_file.resolve()),
-                                        None)
-    return f"{shown(chosen.filename)}:{chosen.lineno}" if chosen else str(pipeline_file)
+    user = [f for f in traceback.extract_tb(exc.__traceback__)
+            if not f.filename.startswith("<") and not str(Path(f.filename).resolve()).startswith(library_roots)]
+    return user[-1] if user else None
 
 
 def shown(filename: str) -> str:
