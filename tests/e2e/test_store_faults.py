@@ -19,6 +19,7 @@ import pytest
 from alembic import command
 
 from conftest import CliRun
+from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.migrate import HEAD_REVISION, alembic_config
 
 PIPELINE = """
@@ -82,7 +83,16 @@ def read_only_cli(home: Path, cwd: Path, *args: str) -> CliRun:
     return CliRun(tuple(args), process.returncode, process.stdout, process.stderr)
 
 
-def test_read_commands_work_on_a_read_only_store(project, forgeline_home, ran):
+@pytest.mark.parametrize("log", ["checkpointed", "write-ahead log open"])
+def test_read_commands_work_on_a_read_only_store(project, forgeline_home, ran, log):
+    release_connections()  # the last connection checkpoints the log into the database file and removes it
+    wal = forgeline_home / "forgeline.db-wal"
+    if log == "checkpointed":
+        assert not wal.exists()
+    else:  # another process still has the store open: its newest writes are only in the log
+        writer = project.store()
+        writer.update_execution(ran, failure_reason="written last")
+        assert wal.stat().st_size > 0
     files_before = sorted(p.name for p in forgeline_home.iterdir())
 
     listed = read_only_cli(forgeline_home, project.root, "executions", "list")
@@ -93,6 +103,7 @@ def test_read_commands_work_on_a_read_only_store(project, forgeline_home, ran):
 
     assert listed.returncode == 0 and ran in listed.stdout and "Succeeded" in listed.stdout, listed
     assert described.returncode == 0 and "Hello" in described.stdout, described
+    assert ("written last" in described.stdout) == (log != "checkpointed"), described
     assert logs.returncode == 0 and "hello from the job" in logs.stdout, logs
     assert pipelines.returncode == 0 and "faults" in pipelines.stdout, pipelines
     assert models.returncode == 0 and "no model package groups yet" in models.stdout, models
