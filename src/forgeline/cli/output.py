@@ -98,9 +98,7 @@ def fit(table: Table, console: Console, *elastic: str, droppable: Sequence[str] 
         for index, column in enumerate(table.columns):
             column._index = index  # rich renders cells by this position
         excess = Measurement.get(console, console.options.update(width=100_000), table).maximum - console.width
-    if excess <= 0:
-        return table
-    if not columns:
+    if excess <= 0 or not columns:
         return table
     widths = {id(c): _natural_width(c) for c in columns}
     floors = {id(c): min(ELASTIC_FLOOR, widths[id(c)]) for c in columns}
@@ -120,9 +118,8 @@ def _natural_width(column: Column) -> int:
 
 
 def _cell_len(cell: Any) -> int:
-    if isinstance(cell, Text):
-        return max((Text(line).cell_len for line in cell.plain.splitlines()), default=0)
-    return max((Text(line).cell_len for line in str(cell).splitlines()), default=0)
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    return max((Text(line).cell_len for line in text.splitlines()), default=0)
 
 
 def print_uris(console: Console, rows: Sequence[tuple[str, str]], indent: int = 2, separator: str = ": ") -> None:
