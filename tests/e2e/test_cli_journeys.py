@@ -109,27 +109,66 @@ def test_logs_follow_waits_for_a_pending_step_and_follows_it_to_its_end(gated, c
     assert step_status(gated, execution_id, "Second") == "Pending"  # held back behind First's gate
 
     out, err = tmp_path / "follow.out", tmp_path / "follow.err"
-    with open(out, "wb") as stdout, open(err, "wb") as stderr:
-        follower = subprocess.Popen([sys.executable, "-m", "forgeline.cli.main", "logs", execution_id, "Second",
-                                     "--follow"], cwd=gated.root, env={**cli.env, "COLUMNS": "200"},
-                                    stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
-        try:
-            wait_until(lambda: "waiting for step Second" in err.read_text(), timeout=60,
-                       what="the follower to say it waits")
-            assert follower.poll() is None, err.read_text()  # still there, not an error about missing logs
-            (gated.gates / "release-first").touch()
-            wait_until(lambda: "second says hi" in out.read_text(), timeout=60, what="Second's first line")
-            assert follower.poll() is None  # Second is still running: the follower keeps following
-            (gated.gates / "release-second").touch()
-            assert follower.wait(timeout=60) == 0, err.read_text()
-        finally:
-            if follower.poll() is None:
-                follower.kill()
+    follower = follow_in_background(cli, gated, execution_id, "Second", out, err)
+    try:
+        wait_until(lambda: "waiting for step Second" in err.read_text(), timeout=60,
+                   what="the follower to say it waits")
+        assert follower.poll() is None, err.read_text()  # still there, not an error about missing logs
+        (gated.gates / "release-first").touch()
+        wait_until(lambda: "second says hi" in out.read_text(), timeout=60, what="Second's first line")
+        assert follower.poll() is None  # Second is still running: the follower keeps following
+        (gated.gates / "release-second").touch()
+        assert follower.wait(timeout=60) == 0, err.read_text()
+    finally:
+        if follower.poll() is None:
+            follower.kill()
     assert out.read_text().splitlines() == ["second says hi", "second done"]
     assert "first" not in out.read_text()
 
 
 # -- cache hits: logs and metrics come from the execution that ran the step; --no-cache ------------------------
+
+
+HELD = """
+    from forgeline.workflow import CacheConfig, Pipeline, ProcessingStep, TrainingStep
+
+    hold = ProcessingStep(name="Hold", code="gate.py", arguments=["hold", {gates!r}])
+    train = TrainingStep(name="Train", entry_point="train.py", source_dir="code", depends_on=[hold],
+                         cache_config=CacheConfig(enable_caching=True))
+    pipeline = Pipeline(name="held", steps=[hold, train])
+"""
+
+
+def follow_in_background(cli, project, execution_id: str, step: str, out: Path, err: Path) -> subprocess.Popen:
+    with open(out, "wb") as stdout, open(err, "wb") as stderr:
+        return subprocess.Popen([sys.executable, "-m", "forgeline.cli.main", "logs", execution_id, step, "--follow"],
+                                cwd=project.root, env={**cli.env, "COLUMNS": "200"}, stdin=subprocess.DEVNULL,
+                                stdout=stdout, stderr=stderr)
+
+
+def test_logs_follow_of_a_step_that_turns_out_a_cache_hit_prints_the_source_log(gated, cli, wait_until, tmp_path):
+    gated.write("code/train.py", TRAIN)
+    gated.write("pipeline.py", HELD.format(gates=str(gated.gates)))
+    (gated.gates / "release-hold").touch()
+    source = run_ok(cli, gated)
+    (gated.gates / "release-hold").unlink()
+    execution_id = detach(cli, gated)
+    wait_until(lambda: step_status(gated, execution_id, "Hold") == "Executing", timeout=60, what="Hold to run")
+
+    out, err = tmp_path / "follow.out", tmp_path / "follow.err"
+    follower = follow_in_background(cli, gated, execution_id, "Train", out, err)
+    try:
+        wait_until(lambda: "waiting for step Train" in err.read_text(), timeout=60, what="the follower to wait")
+        (gated.gates / "release-hold").touch()
+        assert follower.wait(timeout=60) == 0, err.read_text()
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert gated.store().get_step_run(execution_id, "Train").cache_source == source
+    assert out.read_text().splitlines() == ["training on the only data there is", "accuracy 0.875"]
+    assert "cache hit" in err.read_text() and source in err.read_text()
+
+
 
 
 @pytest.fixture

@@ -50,11 +50,13 @@ def logs(
     err = Console(stderr=True)
     record = ctx.store.get_execution(execution_id)
     asked = ctx.store.get_step_run(record.id, step)
-    source = ran_in(ctx.store, asked)
-    announce_source(err, asked, source, "log")
     # while following: a lost orchestrator ends the wait with one line (or is resumed, with auto-resume)
-    running = PipelineExecution(source.execution_id, ctx.store, ctx.settings).ensure_running
-    chosen = first_log(ctx.store, source, attempt, follow, err, running)
+    running = PipelineExecution(record.id, ctx.store, ctx.settings).ensure_running
+    if follow:
+        asked = wait_for_start(ctx.store, asked, err, running)
+    source = ran_in(ctx.store, asked)  # a cache hit's log is that of the execution that ran the step
+    announce_source(err, asked, source, "log")
+    chosen = chosen_attempt(ctx.store, source, attempt)
     chunks = follow_log(ctx.store, source, chosen, follow and attempt is None, err, running) if follow \
         else read_chunks(chosen, 0)[0]
     if as_json:
@@ -72,29 +74,34 @@ def logged_attempts(store: MetadataStore, run: StepRun, attempt: int | None) -> 
     return [a for a in found if a.attempt == attempt] if attempt is not None else found
 
 
-def first_log(store: MetadataStore, run: StepRun, attempt: int | None, follow: bool, err: Console,
-              running: Callable[[], None] = lambda: None) -> StepAttempt:
-    """The attempt to print; when following a step that has not started yet, wait for it to start.
+def wait_for_start(store: MetadataStore, run: StepRun, err: Console,
+                   running: Callable[[], None] = lambda: None) -> StepRun:
+    """Wait until the step has a log or has ended (a cache hit, a skip), saying once on stderr that it waits.
 
     ``running`` is called at each poll and raises when the execution can no longer go on.
     """
     announced = False
     while True:
-        found = logged_attempts(store, run, attempt)
-        if found:
-            return found[-1]
         run = store.get_step_run(run.execution_id, run.name)
-        execution = store.get_execution(run.execution_id)
-        if not follow or run.status.is_terminal or execution.status.is_terminal:
-            which = f"no attempt {attempt} with a log" if attempt is not None else "no logs"
-            reason = f", {run.failure_reason}" if run.failure_reason else ""
-            raise NotFoundError(f"step {run.name!r} of execution {run.execution_id} has {which} "
-                                f"(status {run.status.value}{reason})")
+        if logged_attempts(store, run, None) or run.status.is_terminal \
+                or store.get_execution(run.execution_id).status.is_terminal:
+            return run
         if not announced:
             err.print(f"waiting for step {run.name} to start (now {run.status.value})", highlight=False)
             announced = True
         running()
         time.sleep(POLL_SECONDS)
+
+
+def chosen_attempt(store: MetadataStore, run: StepRun, attempt: int | None) -> StepAttempt:
+    """The attempt to print: the one asked for, or the latest; NotFoundError saying why there is none."""
+    found = logged_attempts(store, run, attempt)
+    if found:
+        return found[-1]
+    which = f"no attempt {attempt} with a log" if attempt is not None else "no logs"
+    reason = f", {run.failure_reason}" if run.failure_reason else ""
+    raise NotFoundError(f"step {run.name!r} of execution {run.execution_id} has {which} "
+                        f"(status {run.status.value}{reason})")
 
 
 def read_chunks(attempt: StepAttempt, offset: int) -> tuple[Iterator[tuple[int, str]], list[int]]:
