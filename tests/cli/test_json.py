@@ -103,3 +103,15 @@ def test_the_serialiser_gives_every_field_in_json_form():
     assert serialise({"a": [attempt], "n": nested})["n"]["metrics"][0] == {"name": "m", "a": 1, "b": 2,
                                                                          "difference": 1.0}
     assert json.loads(dumps([record, attempt])) == [doc, serialise(attempt)]
+
+
+def test_endpoints(registered, cli):
+    assert cli("endpoints", "create", "churn", "--model", "customer-churn@approved").returncode == 0
+    store = registered.registry.store
+
+    listed = as_json(cli, "endpoints", "list")
+    described = as_json(cli, "endpoints", "describe", "churn")
+
+    assert listed == serialise(store.list_endpoints()) and [e["name"] for e in listed] == ["churn"]
+    assert described == serialise(store.get_endpoint("churn"))
+    assert described["revision"] == 1 and described["status"] == listed[0]["status"]

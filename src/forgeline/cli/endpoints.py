@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from forgeline.cli.context import CliContext
+from forgeline.cli.output import JsonOption, print_json
 from forgeline.cli.render import when
 from forgeline.serving.config import EndpointConfig, check_endpoint_name
 from forgeline.serving.endpoint import Endpoint
@@ -54,9 +55,12 @@ def update(name: NAME, model: MODEL = None, variant: VARIANT = None, max_batch_s
 
 
 @app.command("list")
-def list_endpoints() -> None:
+def list_endpoints(as_json: JsonOption = False) -> None:
     """Every endpoint with its status and variants."""
     ctx = CliContext()
+    if as_json:
+        print_json(Endpoint.list(store=ctx.store))
+        return
     table = Table(box=None, pad_edge=False)
     for column in ("NAME", "STATUS", "REVISION", "VARIANTS", "UPDATED"):
         table.add_column(column)
@@ -67,10 +71,13 @@ def list_endpoints() -> None:
 
 
 @app.command("describe")
-def describe(name: NAME) -> None:
+def describe(name: NAME, as_json: JsonOption = False) -> None:
     """Configuration, status, and the versions the server serves now."""
     ctx = CliContext()
     record = Endpoint(name, settings=ctx.settings, store=ctx.store).describe()
+    if as_json:
+        print_json(record)
+        return
     config = EndpointConfig.from_json(record.config)
     console = ctx.console
     console.print(Text.assemble(("Endpoint ", "bold"), record.name, "  ", _status(record.status.value),
