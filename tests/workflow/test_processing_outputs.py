@@ -23,14 +23,13 @@ def in_a_project(tmp_path, monkeypatch):
 def test_optional_outputs_round_trip_through_the_definition_json():
     original = pipeline_with(ProcessingOutput(output_name="train", source="train"),
                              ProcessingOutput(output_name="extra", source="extra", optional=True))
-    document = json.loads(json.dumps(original.definition()))
-    [step] = Pipeline.from_definition(document).steps
+    [step] = Pipeline.from_definition(json.loads(original.definition())).steps
     assert [(o.output_name, o.optional) for o in step.outputs] == [("train", False), ("extra", True)]
 
 
 def test_a_required_output_keeps_the_definition_it_always_had():
     document = pipeline_with(ProcessingOutput(output_name="train", source="train")).definition()
-    [step] = [s for s in json.loads(json.dumps(document))["Steps"] if s["Name"] == "Prep"]
+    [step] = [s for s in json.loads(document)["Steps"] if s["Name"] == "Prep"]
     assert "Optional" not in step["Arguments"]["Outputs"][0]  # unchanged pipelines keep their version
 
 
