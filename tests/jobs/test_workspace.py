@@ -62,3 +62,12 @@ def test_a_missing_script_is_reported(tmp_path, artifacts):
     spec = processing_spec(tmp_path, tmp_path / "gone.py")
     with pytest.raises(JobError, match="gone.py does not exist"):
         prepare_workspace(spec, artifacts)
+
+
+def test_a_symlink_loop_inside_an_input_folder_is_named(tmp_path, artifacts):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "rows.csv").write_text("a\n")
+    (data / "loop").symlink_to(data / "loop")
+    with pytest.raises(JobInputError, match=r"input 'input': .*data/loop is a symlink loop"):
+        stage_input(StagedInput(str(data), "input"), tmp_path / "job", artifacts)

@@ -60,6 +60,7 @@ def stage_input(staged: StagedInput, job_dir: Path, artifacts: ArtifactStore, wo
             shutil.copytree(source, destination, dirs_exist_ok=True)
         except shutil.Error as exc:  # e.g. a symlink loop inside the folder
             first = exc.args[0][0] if exc.args and exc.args[0] else ("?", "?", str(exc))
+            _check_local_source(Path(first[0]), first[0], what, from_store=False)  # names a loop or broken link
             raise JobInputError(f"{what}: {first[0]} could not be copied: {first[2]}") from None
         return destination
     target = _file_target(destination, source.name)
