@@ -23,10 +23,13 @@ from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.migrate import HEAD_REVISION, alembic_config
 
 PIPELINE = """
-    from forgeline.workflow import Pipeline, ProcessingOutput, ProcessingStep
+    from forgeline.workflow import Model, Pipeline, ProcessingOutput, ProcessingStep, RegisterModel
 
     hello = ProcessingStep(name="Hello", code="hello.py", outputs=[ProcessingOutput(output_name="out", source="out")])
-    pipeline = Pipeline(name="faults", steps=[hello])
+    register = RegisterModel(name="Register", model=Model(model_data=hello.properties.outputs["out"]),
+                             model_package_group_name="greetings", approval_status="Approved",
+                             content_types=["text/csv"], response_types=["text/csv"])
+    pipeline = Pipeline(name="faults", steps=[hello, register])
 """
 
 HELLO = """
@@ -99,14 +102,16 @@ def test_read_commands_work_on_a_read_only_store(project, forgeline_home, ran, l
     described = read_only_cli(forgeline_home, project.root, "executions", "describe", ran)
     logs = read_only_cli(forgeline_home, project.root, "logs", ran, "Hello")
     pipelines = read_only_cli(forgeline_home, project.root, "pipelines", "list")
-    models = read_only_cli(forgeline_home, project.root, "models", "groups")
+    groups = read_only_cli(forgeline_home, project.root, "models", "groups")
+    models = read_only_cli(forgeline_home, project.root, "models", "list", "greetings")
 
     assert listed.returncode == 0 and ran in listed.stdout and "Succeeded" in listed.stdout, listed
     assert described.returncode == 0 and "Hello" in described.stdout, described
     assert ("written last" in described.stdout) == (log != "checkpointed"), described
     assert logs.returncode == 0 and "hello from the job" in logs.stdout, logs
     assert pipelines.returncode == 0 and "faults" in pipelines.stdout, pipelines
-    assert models.returncode == 0 and "no model package groups yet" in models.stdout, models
+    assert groups.returncode == 0 and "greetings" in groups.stdout, groups
+    assert models.returncode == 0 and "Approved" in models.stdout, models
     assert sorted(p.name for p in forgeline_home.iterdir()) == files_before
 
 
