@@ -110,6 +110,8 @@ class Housekeeper:
         self._remove(old, references)
         gone = {record.id for record in old}
         known = self.store.list_execution_ids() - gone
+        if not self.report.dry_run:
+            references = self.store.list_artifact_references()
         kept = [r for r in references if not (r.holder == ReferenceHolder.STEP_RUN and r.execution_id in gone)]
         self._expire_cache_entries({r.execution_id for r in kept if r.holder == ReferenceHolder.CACHE_ENTRY
                                     and r.execution_id not in known and r.execution_id not in gone}, kept)
@@ -145,6 +147,10 @@ class Housekeeper:
         ids = {record.id for record in records}
         kept = [r for r in references if not (r.holder == ReferenceHolder.STEP_RUN and r.execution_id in ids)]
         self._expire_cache_entries(ids, kept)
+        if not self.report.dry_run and records:
+            # Read again now that the expired entries are gone: a cache hit made meanwhile protects what it reuses.
+            kept = [r for r in self.store.list_artifact_references()
+                    if not (r.holder == ReferenceHolder.STEP_RUN and r.execution_id in ids)]
         kept = self._live(kept)
         for record in records:
             if not self.report.dry_run:
