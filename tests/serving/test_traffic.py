@@ -82,6 +82,18 @@ def test_an_endpoint_follows_approvals_and_falls_back_when_the_new_version_is_re
     assert Endpoint("risk").describe().deployed == {"AllTraffic": ["m@1"]}
 
 
+def test_an_endpoint_on_latest_swaps_to_each_newly_registered_version(models: Any, serve: Any) -> None:
+    models("m", bias=0.0)
+    Endpoint.create("risk", ["m@latest"])
+    server = serve()
+    server.wait_serving("risk", model="m@1")
+
+    models("m", bias=100.0, status="PendingManualApproval")
+    server.wait_serving("risk", model="m@2")
+
+    assert server.invoke("risk", ROW).json()[0][0] == 103.0
+
+
 def test_a_killed_worker_is_replaced_and_its_requests_retried(models: Any, serve: Any, wait_until: Any,
                                                              forgeline_home: Path) -> None:
     models("m", sleep=0.005)

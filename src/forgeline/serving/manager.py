@@ -84,7 +84,8 @@ class EndpointManager:
         self.endpoints: dict[str, EndpointRuntime] = {}
         self.records: dict[str, EndpointRecord] = {}
         self.problems: dict[str, str] = {}
-        self._applied: dict[str, int] = {}  # revision last applied (successfully or not) per endpoint
+        # (creation time, revision) last applied, successfully or not: a deleted and recreated endpoint is new
+        self._applied: dict[str, tuple[Any, int]] = {}
         self._busy: dict[str, int] = {}  # endpoints being applied, and the revision
         self._again: set[str] = set()
         self._cursor: int | None = None
@@ -149,7 +150,7 @@ class EndpointManager:
         for name, record in records.items():
             config = _config_or_none(record)
             followed = {ref.group for ref in config.model_refs if ref.follows_registry} if config else set()
-            if self._applied.get(name) != record.revision or followed & moved:
+            if self._applied.get(name) != (record.created_at, record.revision) or followed & moved:
                 self._schedule(record, moved=bool(followed & moved))
         for name in [n for n in self.endpoints if n not in records]:
             runtime = self.endpoints.pop(name)
@@ -196,7 +197,7 @@ class EndpointManager:
             await asyncio.to_thread(self.store.set_endpoint_status, name, record.revision, EndpointStatus.FAILED,
                                     message=problem)
         finally:
-            self._applied[name] = record.revision
+            self._applied[name] = (record.created_at, record.revision)
             self._busy.pop(name, None)
             if name in self._again:
                 self._again.discard(name)
