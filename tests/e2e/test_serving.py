@@ -100,7 +100,6 @@ REFUSALS = [
     (["create", "x", "--model", "nope@1"], "model nope@1: no model package group 'nope'"),
     (["create", "x", "--model", "payments-de@9"], "has no version 9"),
     (["create", "x", "--model", "nocode@1"], "has no inference code"),
-    (["create", "x", "--model", "payments-de"], "write group@version"),
     (["create", "x"], "needs at least one model"),
     (["create", "risk", "--model", "payments-de@1"], "already exists"),
     (["update", "nope", "--model", "payments-de@1"], "no endpoint 'nope'"),

@@ -135,7 +135,7 @@ def test_workers_scale_up_under_load_and_idle_ones_retire(models: Any, serve: An
 
     assert result.success == 1.0
     log = (forgeline_home / "endpoints" / "risk" / "endpoint.log").read_text()
-    assert "adding a worker" in log and "retired" in log
+    assert "adding a worker" in log and "ms after requests waiting asked for it" in log and "retired" in log
 
 
 def test_concurrent_requests_share_predict_calls_and_each_gets_its_own_answer(models: Any, serve: Any) -> None:

@@ -102,6 +102,7 @@ class WorkerPool:
         self._ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._flush = False  # the batch wait is over: send what is queued
+        self._scale_up_at: float | None = None  # when waiting requests asked for one more worker
         self._ticker: asyncio.Task[None] | None = None
         self._spawning = 0
         self._spawn_blocked_until = 0.0
@@ -169,7 +170,12 @@ class WorkerPool:
             self._stop(worker)
             return
         worker.reader_task = asyncio.get_running_loop().create_task(self._read_replies(worker))
-        self.log.info("%s: worker %d serving (%d workers)", self.label, worker.pid, len(self.workers))
+        if self._scale_up_at is not None:
+            self.log.info("%s: worker %d serving (%d workers), %.0f ms after requests waiting asked for it",
+                          self.label, worker.pid, len(self.workers), (time.monotonic() - self._scale_up_at) * 1000)
+            self._scale_up_at = None
+        else:
+            self.log.info("%s: worker %d serving (%d workers)", self.label, worker.pid, len(self.workers))
         self._dispatch()
 
     async def _start_worker(self) -> Worker:
@@ -311,6 +317,7 @@ class WorkerPool:
                 and now - self.queue[0].enqueued > SCALE_UP_WAIT_SECONDS):
             self.log.info("%s: %d requests waiting (oldest %.0f ms): adding a worker", self.label, len(self.queue),
                      (now - self.queue[0].enqueued) * 1000)
+            self._scale_up_at = now
             self._spawn_in_background()
             return
         ready = [w for w in self.workers if w.ready]
