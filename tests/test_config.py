@@ -1,0 +1,51 @@
+"""Settings: FORGELINE_HOME found like git finds .git, and the keep-jobs setting passed on to child processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from forgeline.config import Settings, find_home
+from forgeline.errors import ConfigurationError
+
+
+def test_the_nearest_store_above_wins(tmp_path: Path) -> None:
+    (tmp_path / ".forgeline").mkdir()
+    (tmp_path / "project" / ".forgeline").mkdir(parents=True)
+    deep = tmp_path / "project" / "src" / "pkg"
+    deep.mkdir(parents=True)
+    (tmp_path / "project" / "src" / ".forgeline").write_text("a file is not a store")
+
+    assert find_home(deep) == tmp_path / "project" / ".forgeline"
+    assert find_home(tmp_path / "project") == tmp_path / "project" / ".forgeline"
+    assert find_home(tmp_path) == tmp_path / ".forgeline"
+
+
+def test_settings_without_forgeline_home_use_the_found_store_or_say_where_they_looked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    above = [folder for folder in tmp_path.parents if (folder / ".forgeline").is_dir()]
+    assert not above, f"a .forgeline folder above the test folder would be found: {above}"
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+
+    nothing = Settings.from_env({})
+    (tmp_path / "a" / ".forgeline").mkdir()
+    found = Settings.from_env({})
+    explicit = Settings.from_env({"FORGELINE_HOME": str(tmp_path / "elsewhere")})
+
+    assert (nothing.home, nothing.searched_from) == (sub / ".forgeline", sub)
+    assert not (sub / ".forgeline").exists()  # finding creates nothing
+    assert (found.home, found.searched_from) == (tmp_path / "a" / ".forgeline", None)
+    assert found.database_url == f"sqlite:///{tmp_path / 'a' / '.forgeline' / 'forgeline.db'}"
+    assert (explicit.home, explicit.searched_from) == (tmp_path / "elsewhere", None)
+
+
+def test_keep_jobs_is_a_setting_children_see(tmp_path: Path) -> None:
+    kept = Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_KEEP_JOBS": "yes"})
+
+    assert kept.keep_jobs and Settings.from_env(kept.to_env()).keep_jobs
+    assert not Settings.from_env({"FORGELINE_HOME": str(tmp_path)}).keep_jobs
+    with pytest.raises(ConfigurationError, match="FORGELINE_KEEP_JOBS='maybe'"):
+        Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_KEEP_JOBS": "maybe"})
