@@ -61,6 +61,34 @@ def test_ten_swaps_under_300_rps_lose_no_request(models: Any, serve: Any) -> Non
     assert set(result.models) == {"m@1", "m@2"}
 
 
+def test_ten_approval_transitions_under_300_rps_lose_no_request(models: Any, serve: Any) -> None:
+    models("m", bias=0.0)
+    models("m", bias=100.0, status="PendingManualApproval")
+    Endpoint.create("risk", ["m@approved"])
+    server = serve()
+    server.wait_serving("risk", model="m@1")
+    registry = Registry()
+    done = threading.Event()
+    load = in_thread(open_loop, f"{server.url}/endpoints/risk/invocations", ROW, 300, stop=done.is_set,
+                     deadline_seconds=90)
+
+    try:
+        for transition in range(10):
+            if transition % 2 == 0:
+                registry.approve("m", 2)
+                server.wait_serving("risk", model="m@2")
+            else:
+                registry.reject("m", 2)
+                server.wait_serving("risk", model="m@1")
+    finally:
+        done.set()
+    result = load.result(timeout=120)
+
+    assert len(result.statuses) > 300
+    assert Counter(result.statuses) == {200: len(result.statuses)}, Counter(result.models)
+    assert set(result.models) == {"m@1", "m@2"}
+
+
 def test_an_endpoint_follows_approvals_and_falls_back_when_the_new_version_is_rejected(models: Any,
                                                                                       serve: Any) -> None:
     models("m", bias=0.0)
