@@ -47,6 +47,8 @@ def server(forgeline_home: Path) -> Any:
 
 def test_create_serve_invoke_update_describe_logs_and_delete(cli: Any, registry: Any, server: Any,
                                                              forgeline_home: Path, wait_until: Any) -> None:
+    assert "predict_fn accepts batches" in cli("models", "describe", "payments-de", "1").stdout
+    assert "accepts batches" not in cli("models", "describe", "features", "1").stdout
     assert cli("endpoints", "create", "risk-de", "--model", "payments-de@approved").returncode == 0
     created = cli("endpoints", "create", "risk-fr", "--model", "features@1", "--model", "payments-fr@1")
     assert created.returncode == 0 and "features@1 → payments-fr@1" in created.stdout

@@ -124,6 +124,8 @@ def describe(group: GROUP, version: VERSION, as_json: JsonOption = False) -> Non
         console.print("inference code: none (default handlers)")
     console.print(f"content types: {', '.join(package.content_types) or '-'}   "
                   f"response types: {', '.join(package.response_types) or '-'}")
+    if package.accepts_batches:
+        console.print("predict_fn accepts batches: endpoints gather concurrent requests into one call")
     console.print(f"created: {when(package.created_at)}")
     if package.description:
         print_paragraph(console, f"description: {package.description}")
