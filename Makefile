@@ -16,7 +16,7 @@ venv: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e '.[dev,examples]'
+	$(BIN)/python -m pip install -e '.[dev,examples,reports]'
 	touch $@
 
 demo-venv: $(DEMO_INSTALLED)
@@ -47,6 +47,13 @@ test-deps:
 			|| echo "could not install PostgreSQL: its tests will skip"; \
 	else \
 		echo "PostgreSQL is not installed and cannot be installed here (needs root and apt-get): its tests will skip"; \
+	fi
+	@# pdftoppm (poppler-utils): the report tests render a PDF page to check it is not blank; without it they skip that
+	@if command -v pdftoppm >/dev/null 2>&1; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q poppler-utils >/dev/null \
+			|| echo "could not install poppler-utils: the PDF rendering check will skip"; \
 	fi
 
 bench: venv

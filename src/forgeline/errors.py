@@ -81,3 +81,11 @@ class EndpointError(ForgelineError):
 
 class LoadTestError(ForgelineError):
     """A load test cannot run as asked (bad URL, rate, duration, header or body file)."""
+
+
+class ReportError(ForgelineError):
+    """An evaluation report cannot be made from its inputs (lengths, labels, task, scores)."""
+
+
+class DeploymentError(ForgelineError):
+    """A deployment did not go live; the endpoint keeps what it served before."""

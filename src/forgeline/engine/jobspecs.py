@@ -10,6 +10,7 @@ from typing import Any, TypedDict
 
 from forgeline.config import Settings
 from forgeline.engine.resolve import ResolutionContext, model_package_of, render, resolve
+from forgeline.engine.step_kinds import load_step_kinds
 from forgeline.errors import ExpressionError, PipelineDefinitionError
 from forgeline.jobs.code_folder import CodeFolderRules
 from forgeline.jobs.entrypoints import batch_transform
@@ -80,6 +81,8 @@ def code_rules_of(settings: Settings) -> CodeFolderRules:
 @singledispatch
 def build_job_spec(step: Step, ctx: JobContext) -> JobSpec:
     """The JobSpec that runs ``step``; every expression is resolved here."""
+    if load_step_kinds():  # a kind built above the engine (an evaluation report, a deployment)
+        return build_job_spec(step, ctx)
     raise PipelineDefinitionError(f"step {step.name!r} of type {step.step_type} does not run a job")
 
 

@@ -55,7 +55,7 @@ def current_user() -> str:
 
 def package_properties(package: ModelPackageRecord) -> dict[str, Any]:
     """What later steps see of a RegisterModel step (``register.properties.model_package_arn``, …)."""
-    return {"model_package_arn": package.arn, "model_package_version": package.version,
+    return {"model_package_arn": package.arn, "model_package": package.arn, "model_package_version": package.version,
             "model_package_group_name": package.group, "model_approval_status": package.approval_status.value,
             "model_data": package.model_data}
 

@@ -33,3 +33,18 @@ def read_property_files(spec: JobSpec) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             raise JobError(f"{what} is not valid JSON: {exc}") from None
     return parsed
+
+
+def read_properties_file(spec: JobSpec) -> dict[str, Any]:
+    """The properties a forgeline entry point wrote for its step (``JobSpec.properties_file``)."""
+    assert spec.properties_file is not None
+    path = job_path(Path(spec.job_dir), spec.properties_file, "properties file")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise JobError(f"the job wrote no properties: {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise JobError(f"the job's properties {path} could not be read: {exc}") from None
+    if not isinstance(document, dict):
+        raise JobError(f"the job's properties {path} are not a JSON object")
+    return document

@@ -7,7 +7,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from forgeline.errors import JobError, JobInputError
-from forgeline.jobs.properties import read_property_files
+from forgeline.jobs.properties import read_properties_file, read_property_files
 from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
 from forgeline.jobs.workspace import collect_outputs
 
@@ -60,6 +60,8 @@ def complete_job(
     try:
         if spec.property_files:
             all_properties["PropertyFiles"] = read_property_files(spec)
+        if spec.properties_file:
+            all_properties.update(read_properties_file(spec))
     except JobError as exc:
         return JobResult(
             status=JobStatus.FAILED,

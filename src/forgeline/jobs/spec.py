@@ -111,6 +111,8 @@ class JobSpec:
     working_dir: str | None = None  # the user's project folder (cwd of the launcher), for imports and paths
     max_run_seconds: float | None = None
     static_properties: dict[str, Any] = field(default_factory=dict)  # known before the run; merged into its result
+    # a JSON object forgeline's own job entry points write (relative to job_dir): its keys become step properties
+    properties_file: str | None = None
     # the interpreter of a script job: `python` as given, or a virtual environment built from `requirements`
     # (absolute path) once under `envs_dir`; neither: forgeline's own interpreter
     python: str | None = None

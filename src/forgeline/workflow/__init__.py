@@ -37,6 +37,8 @@ from forgeline.workflow.policies import (
 from forgeline.workflow.steps import (
     ConditionStep,
     DelayedReturn,
+    DeployStep,
+    EvaluationReportStep,
     FailStep,
     ForEach,
     ForEachItem,
@@ -68,3 +70,4 @@ __all__ = [
     "TrainingStep", "step",
 ]
 __all__ += ["Model", "ModelApprovalStatus", "ModelMetrics", "ModelPackage", "RegisterModel"]
+__all__ += ["DeployStep", "EvaluationReportStep"]

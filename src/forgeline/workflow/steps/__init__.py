@@ -2,6 +2,8 @@
 
 from forgeline.workflow.steps.base import JobStep, Step
 from forgeline.workflow.steps.condition import ConditionStep
+from forgeline.workflow.steps.deploy import DeployStep
+from forgeline.workflow.steps.evaluation_report import EvaluationReportStep
 from forgeline.workflow.steps.fail import FailStep
 from forgeline.workflow.steps.foreach import ForEach, ForEachItem
 from forgeline.workflow.steps.function import DelayedReturn, FunctionStep, StepFunction, step
@@ -23,3 +25,4 @@ __all__ = [
     "step",
 ]
 __all__ += ["Model", "ModelMetrics", "RegisterModel"]
+__all__ += ["DeployStep", "EvaluationReportStep"]

@@ -13,9 +13,11 @@ from forgeline.workflow.steps.base import Step, StepRef
 from forgeline.workflow.steps.processing import PropertyFile, script_files
 
 PACKAGE_PROPERTIES = frozenset(
-    {"model_package_arn", "model_package_version", "model_package_group_name", "model_approval_status", "model_data"}
+    {"model_package_arn", "model_package_version", "model_package_group_name", "model_approval_status", "model_data",
+     "model_package"}
 )
-"""What a RegisterModel step exposes once it has run (``model_package_arn`` is ``<group>/<version>``)."""
+"""What a RegisterModel step exposes once it has run (``model_package_arn`` is ``<group>/<version>``;
+``model_package`` names it the same way, for DeployStep(model=register.properties.model_package))."""
 
 
 @dataclass(frozen=True)

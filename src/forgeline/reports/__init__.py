@@ -1,0 +1,1 @@
+"""Evaluation reports: a candidate model against a baseline on the same labelled data, as HTML and PDF."""
