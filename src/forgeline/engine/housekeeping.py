@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -115,14 +116,14 @@ class Housekeeper:
         kept = [r for r in references if not (r.holder == ReferenceHolder.STEP_RUN and r.execution_id in gone)]
         self._expire_cache_entries({r.execution_id for r in kept if r.holder == ReferenceHolder.CACHE_ENTRY
                                     and r.execution_id not in known and r.execution_id not in gone}, kept)
-        kept = self._live(kept)
+        users = self._users(kept)
         for uri in listing.artifact_folders:
             if _name(uri) not in known and _name(uri) not in gone:
-                self._prune_artifacts(uri, kept, kind="leftover")
+                self._prune_artifacts(uri, users, kind="leftover")
         for path in [*listing.job_folders, *listing.log_folders]:
             if path.name not in known and path.name not in gone:
                 self._remove_local(path, "leftover")
-        self._remove_package_leftovers(listing.package_folders, kept)
+        self._remove_package_leftovers(listing.package_folders, users)
         return self.report
 
     def _list(self) -> _Listing:
@@ -151,7 +152,7 @@ class Housekeeper:
             # Read again now that the expired entries are gone: a cache hit made meanwhile protects what it reuses.
             kept = [r for r in self.store.list_artifact_references()
                     if not (r.holder == ReferenceHolder.STEP_RUN and r.execution_id in ids)]
-        kept = self._live(kept)
+        users = self._users(kept)
         for record in records:
             if not self.report.dry_run:
                 try:
@@ -159,35 +160,39 @@ class Housekeeper:
                 except ExecutionNotFoundError:
                     continue  # another delete or collection was faster
             self.report.removed.append(Removal("execution", record.id))
-            self._prune_artifacts(self.artifacts.uri(EXECUTIONS_FOLDER, record.id), kept, kind="artifacts")
+            self._prune_artifacts(self.artifacts.uri(EXECUTIONS_FOLDER, record.id), users, kind="artifacts")
             self._remove_local(self.settings.jobs_dir / record.id, "job folder")
             self._remove_local(self.settings.logs_dir / record.id, "logs")
 
     def _expire_cache_entries(self, execution_ids: Iterable[str | None], kept: list[ArtifactReference]) -> None:
-        """Delete the cache entries of these executions that no kept step reused; mark them in ``kept``."""
+        """Delete the cache entries of these executions that no kept step reused, and remember them as expired."""
         reused = {r.location for r in kept if r.holder == ReferenceHolder.STEP_RUN}
+        entries: dict[str | None, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for r in kept:
+            if r.holder == ReferenceHolder.CACHE_ENTRY:
+                entries[r.execution_id][r.name].append(r.location)
         for execution_id in execution_ids:
             if execution_id is None:
                 continue
-            keys = {entry.cache_key for entry in self.store.list_cache_entries_of(execution_id)}
-            keys |= {r.name for r in kept if r.holder == ReferenceHolder.CACHE_ENTRY and r.execution_id == execution_id}
+            locations = entries.get(execution_id, {})
+            keys = {entry.cache_key for entry in self.store.list_cache_entries_of(execution_id)} | set(locations)
             for key in sorted(keys):
-                locations = [r.location for r in kept if r.holder == ReferenceHolder.CACHE_ENTRY
-                             and r.execution_id == execution_id and r.name == key]
-                if any(location in reused for location in locations):
+                if any(location in reused for location in locations.get(key, ())):
                     continue
                 if not self.report.dry_run:
                     self.store.delete_cache_entry(execution_id, key)
                 self._dead.add((execution_id, key))
                 self.report.removed.append(Removal("cache entry", f"{key[:12]} of execution {execution_id}"))
 
-    def _live(self, references: list[ArtifactReference]) -> list[ArtifactReference]:
-        return [r for r in references
+    def _users(self, references: list[ArtifactReference]) -> _Users:
+        """The references that still count (expired cache entries' do not), indexed by execution folder."""
+        live = [r for r in references
                 if not (r.holder == ReferenceHolder.CACHE_ENTRY and (r.execution_id, r.name) in self._dead)]
+        return _Users(live, self.artifacts.uri(EXECUTIONS_FOLDER))
 
-    def _prune_artifacts(self, folder: str, kept: list[ArtifactReference], *, kind: str) -> None:
+    def _prune_artifacts(self, folder: str, kept: _Users, *, kind: str) -> None:
         """Remove an execution's artifact folder, or, when something still uses part of it, every other output."""
-        users = [r for r in kept if _overlaps(r.location, folder)]
+        users = kept.touching(folder)
         if not users:
             self._remove_artifact(folder, kind)
             return
@@ -203,10 +208,10 @@ class Housekeeper:
                 else:
                     self._remove_artifact(output, kind)
 
-    def _remove_package_leftovers(self, folders: list[str], kept: list[ArtifactReference]) -> None:
+    def _remove_package_leftovers(self, folders: list[str], kept: _Users) -> None:
         """Remove package folders no package uses, left by a registration that crashed, once its execution ended."""
         for folder in folders:
-            if any(_overlaps(r.location, folder) for r in kept):
+            if kept.touching(folder):
                 continue
             execution_id = package_folder_execution(_name(folder))
             if execution_id is None:
@@ -233,6 +238,28 @@ class Housekeeper:
         if not self.report.dry_run:
             local_files.remove(str(path))
         self.report.removed.append(Removal(kind, str(path), size))
+
+
+class _Users:
+    """Kept references indexed by the execution folder they point into, so each lookup scans few of them."""
+
+    def __init__(self, references: list[ArtifactReference], executions_root: str) -> None:
+        self.prefix = executions_root.rstrip("/") + "/"
+        self.by_execution: dict[str, list[ArtifactReference]] = defaultdict(list)
+        self.elsewhere: list[ArtifactReference] = []  # model packages' code, user paths, whole roots
+        for reference in references:
+            execution = self._execution_of(reference.location)
+            (self.by_execution[execution] if execution else self.elsewhere).append(reference)
+
+    def touching(self, folder: str) -> list[ArtifactReference]:
+        """The references to the folder, into it, or to a folder that holds it."""
+        candidates = self.elsewhere + self.by_execution.get(self._execution_of(folder) or "", [])
+        return [r for r in candidates if _overlaps(r.location, folder)]
+
+    def _execution_of(self, location: str) -> str | None:
+        if not location.startswith(self.prefix):
+            return None
+        return location[len(self.prefix):].split("/", 1)[0] or None
 
 
 def discard_job_folder(settings: Settings, execution_id: str, step_name: str) -> None:
