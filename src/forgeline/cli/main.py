@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from forgeline.cli import endpoints, endpoints_loadtest, executions, logs, metrics, models, pipelines
+from forgeline.cli import endpoints, endpoints_loadtest, executions, logs, metrics, models, pipelines, reports
 from forgeline.cli.gc import gc
 from forgeline.cli.imports import app as import_app
 from forgeline.cli.run import plan, run
@@ -42,6 +42,7 @@ app.command("gc")(gc)
 app.add_typer(executions.app, name="executions")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(models.app, name="models")
+app.add_typer(reports.app, name="reports")
 app.add_typer(import_app, name="import")
 app.add_typer(endpoints.app, name="endpoints")
 endpoints.app.command("loadtest")(endpoints_loadtest.loadtest)

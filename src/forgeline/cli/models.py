@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +21,7 @@ from forgeline.cli.output import (
     short_when,
 )
 from forgeline.cli.render import when
+from forgeline.errors import ReportError
 from forgeline.registry import Registry
 from forgeline.registry.comparison import flatten_metrics
 from forgeline.store.metadata.records import ModelPackageEvent
@@ -202,10 +204,28 @@ def compare(
     group: GROUP,
     a: Annotated[int, typer.Argument(help="First version.")],
     b: Annotated[int, typer.Argument(help="Second version.")],
+    data: Annotated[str | None, typer.Option("--data", help="Labelled rows (CSV with a header, or JSON Lines): "
+                                             "score both versions on them.")] = None,
+    label: Annotated[str | None, typer.Option("--label", help="The label column of --data.")] = None,
+    task: Annotated[str, typer.Option("--task", help="binary, multiclass or regression.")] = "binary",
+    segment: Annotated[str | None, typer.Option("--segment", help="A column of --data to break metrics "
+                                                "down by (e.g. market).")] = None,
+    content_type: Annotated[str | None, typer.Option("--content-type", help="What the models read (default: "
+                                                     "each package's first content type).")] = None,
+    score_field: Annotated[str, typer.Option("--score-field", help="The score's field in JSON answers.")] = "score",
+    report: Annotated[Path | None, typer.Option("--report", help="Write the report here (.pdf or .html).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Metrics of two versions side by side, with the difference (second minus first)."""
+    """Metrics of two versions side by side, with the difference (second minus first).
+
+    With --data and --label, both versions are scored on the same data and compared there (the second as the
+    candidate, the first as its baseline), with bootstrap intervals; --report writes the plotted report.
+    """
     ctx = CliContext()
+    if data is not None or label is not None or report is not None:
+        _compare_on_data(ctx, group, a, b, dict(data=data or "", label=label or "", task=task, segment=segment,
+                                                content_type=content_type, score_field=score_field), report, as_json)
+        return
     comparison = _registry(ctx).compare(group, a, b)
     if as_json:
         print_json(comparison)
@@ -218,6 +238,39 @@ def compare(
     for row in comparison.metrics:
         table.add_row(Text(row.name), _value(row.a), _value(row.b), _value(row.difference, signed=True))
     ctx.console.print(fit(table, ctx.console, "metric"))
+
+
+def _compare_on_data(ctx: CliContext, group: str, a: int, b: int, given: dict[str, Any], report: Path | None,
+                     as_json: bool) -> None:
+    if not given["data"] or not given["label"]:
+        raise ReportError("comparing on data needs both --data (labelled rows) and --label (their label column)")
+    # imported here: scikit-learn and matplotlib take seconds to import, which no other command should pay
+    try:
+        from forgeline.reports.comparison import DataComparison, compare_on_data
+    except ImportError as exc:
+        raise ReportError(f"reports need scikit-learn and matplotlib ({exc}): "
+                          "pip install 'forgeline[reports]'") from None
+
+    options = DataComparison(**given)
+    registry = _registry(ctx)
+    first, second = (registry.describe(group, version).package for version in (a, b))
+    written = compare_on_data(first, second, options, ctx.settings.home / "model-cache", report)
+    metrics = written.metrics
+    if as_json:
+        print_json({"group": group, "a": a, "b": b, "report": None if report is None else str(report),
+                    "metrics": metrics})
+        return
+    table = make_table("metric", f"v{a}", f"v{b}", "difference", "95 % interval",
+                       right=(f"v{a}", f"v{b}", "difference", "95 % interval"),
+                       title=f"{group}: v{b} against v{a} on {metrics['rows']:,} rows of {options.data}")
+    for name, value in metrics["candidate"].items():
+        change = metrics["difference"][name]
+        interval = "-" if change["low"] is None else f"[{change['low']:+.4g}, {change['high']:+.4g}]"
+        table.add_row(Text(name), _value(metrics["baseline"][name]), _value(value),
+                      _value(change["value"], signed=True), interval)
+    ctx.console.print(fit(table, ctx.console, "metric"))
+    if report is not None:
+        ctx.console.print(Text(f"report: {report}"), soft_wrap=True)
 
 
 @app.command("events")

@@ -38,8 +38,9 @@ def _binary(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
 def _multiclass(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, float]:
     labels = list(range(p.shape[1]))
     decided = p.argmax(axis=1)
+    p = p / np.clip(p.sum(axis=1, keepdims=True), 1e-12, None)  # rounded probabilities sum to one again
     try:
-        auc = float(skm.roc_auc_score(y, p / p.sum(axis=1, keepdims=True), multi_class="ovr", labels=labels))
+        auc = float(skm.roc_auc_score(y, p, multi_class="ovr", labels=labels))
     except ValueError:  # a class absent from this sample
         auc = float("nan")
     return {

@@ -14,7 +14,6 @@ from pathlib import Path
 from forgeline.errors import ForgelineError
 from forgeline.inference.loader import ModelSource
 from forgeline.jobs.entrypoints.batch_transform import staged_model
-from forgeline.reports.evaluation import ReportRequest, write_report
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -41,6 +40,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Write the report and the step's properties; exit 1 with one line naming what is wrong."""
     args = parse_arguments(argv)
+    try:
+        from forgeline.reports.evaluation import ReportRequest, write_report
+    except ImportError as exc:
+        print(f"evaluation reports need scikit-learn and matplotlib ({exc}): pip install 'forgeline[reports]'",
+              file=sys.stderr)
+        return 1
     baseline = None
     if args.baseline_model:
         baseline = ModelSource(str(staged_model(Path(args.baseline_model))),
