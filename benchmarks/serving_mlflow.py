@@ -37,4 +37,6 @@ class FraudModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
 if __name__ == "__main__":
     model_file, destination = Path(sys.argv[1]), Path(sys.argv[2])
     mlflow.pyfunc.save_model(str(destination), python_model=FraudModel(), artifacts={"model": str(model_file)},
-                             code_paths=[str(Path(__file__).with_name("serving_model.py"))])
+                             code_paths=[str(Path(__file__).with_name("serving_model.py")),
+                                         str(Path(__file__).resolve().parents[1] / "examples" / "payments" / "code"
+                                             / "orders.py")])
