@@ -11,9 +11,10 @@ never leaves a script running unseen.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
-import threading
+import time
 
 if __package__:
     from forgeline.jobs import process_tree
@@ -21,6 +22,8 @@ else:  # run by path under -S, as jobs are: the sibling file, without importing 
     import process_tree  # type: ignore[no-redef]
 
 CHUNK_BYTES = 64 * 1024
+EXIT_CHECK_SECONDS = 0.05
+"""How often the supervisor looks whether the script ended while something else still holds its pipes."""
 SUPERVISOR_PID_FILE = ".forgeline-supervisor.pid"
 LINGERING_PIPE_SECONDS = 2.0
 """How long to keep relaying after the script exited while a child it left behind holds its pipes."""
@@ -29,33 +32,47 @@ LEFTOVER_GRACE_SECONDS = 2.0
 
 
 class Relay:
-    """Copies one pipe of the script to this process's stream, or to the log file once nobody reads that."""
+    """Copies the script's pipes to this process's stdout and stderr, or to the log file once nobody reads those.
 
-    def __init__(self, source_fd: int, target_fd: int, log_path: str, lock: threading.Lock) -> None:
-        self._source_fd = source_fd
-        self._target_fd = target_fd
+    One thread (this one) polls both pipes: starting relay threads would cost more than the rest of the start.
+    """
+
+    def __init__(self, targets: dict[int, int], log_path: str) -> None:
+        self._targets = dict(targets)  # script pipe -> where it goes (1, 2; -1: the log file)
         self._log_path = log_path
-        self._lock = lock
-        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self._poller = select.poll()
+        for source in self._targets:
+            self._poller.register(source, select.POLLIN)
 
-    def _pump(self) -> None:
-        try:
-            while chunk := os.read(self._source_fd, CHUNK_BYTES):
-                self._write(chunk)
-        except OSError:
-            pass
-        finally:
-            os.close(self._source_fd)
+    @property
+    def open(self) -> bool:
+        """Whether some pipe may still deliver output."""
+        return bool(self._targets)
 
-    def _write(self, chunk: bytes) -> None:
+    def pump(self, timeout_seconds: float) -> None:
+        """Copy what arrives within ``timeout_seconds``; a pipe that reached its end is closed."""
+        for source, _ in self._poller.poll(max(0, int(timeout_seconds * 1000))):
+            try:
+                chunk = os.read(source, CHUNK_BYTES)
+            except OSError:
+                chunk = b""
+            if chunk:
+                self._write(source, chunk)
+            else:
+                self._poller.unregister(source)
+                os.close(source)
+                del self._targets[source]
+
+    def _write(self, source: int, chunk: bytes) -> None:
+        target = self._targets[source]
         try:
-            if self._target_fd >= 0:
+            if target >= 0:
                 while chunk:
-                    chunk = chunk[os.write(self._target_fd, chunk):]
+                    chunk = chunk[os.write(target, chunk):]
                 return
         except OSError:  # the orchestrator is gone: from now on the log file itself is the reader
-            self._target_fd = -1
-        with self._lock, open(self._log_path, "ab") as log:
+            self._targets = {fd: -1 for fd in self._targets}
+        with open(self._log_path, "ab") as log:
             log.write(chunk)
 
 
@@ -87,12 +104,14 @@ def note(log_path: str, text: str) -> None:
 
 
 def write_exit_status(path: str, exit_code: int) -> None:
-    """Record the script's exit code (negative: the signal that killed it) atomically, as one line of text."""
+    """Record the script's exit code (negative: the signal that killed it) atomically, as one line of text.
+
+    No fsync: the file must outlive the orchestrator, not the machine. After a crash of the machine a file
+    that came out empty reads as no exit status, and the job runs again, which is what such a crash needs.
+    """
     temporary = f"{path}.tmp"
     with open(temporary, "w") as handle:
         handle.write(f"{exit_code}\n")
-        handle.flush()
-        os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
@@ -133,15 +152,18 @@ def main(argv: list[str]) -> int:
     pid = start_script(command, stdout_write, stderr_write)
     os.close(stdout_write)
     os.close(stderr_write)
-    lock = threading.Lock()
-    relays = [Relay(stdout_read, 1, log_path, lock), Relay(stderr_read, 2, log_path, lock)]
-    for relay in relays:
-        relay.thread.start()
-    exit_code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    relay = Relay({stdout_read: 1, stderr_read: 2}, log_path)
+    ended: int | None = None
+    while relay.open and ended is None:  # until the script's pipes close, or it ends while a child holds them
+        relay.pump(EXIT_CHECK_SECONDS)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        ended = os.waitstatus_to_exitcode(status) if done else None
+    exit_code = ended if ended is not None else os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     # whatever the script left running ends with it: it would hold the job's pipes and outlive a stop
     leftovers = process_tree.end_descendants(LEFTOVER_GRACE_SECONDS)
-    for relay in relays:
-        relay.thread.join(LINGERING_PIPE_SECONDS)
+    lingering_until = time.monotonic() + LINGERING_PIPE_SECONDS
+    while relay.open and time.monotonic() < lingering_until:
+        relay.pump(lingering_until - time.monotonic())
     if leftovers:
         note(log_path, f"[forgeline] ended {len(leftovers)} process(es) the script left running "
                        f"(pids {', '.join(map(str, leftovers))})\n")
