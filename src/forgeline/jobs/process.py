@@ -86,7 +86,7 @@ def run_script(
     (cwd / SUPERVISOR_PID_FILE).unlink(missing_ok=True)
     try:
         process = subprocess.Popen(
-            # -S: the supervisor needs the standard library only, and starts in a few milliseconds
+            # -S: the supervisor needs the standard library only; skipping site saves part of its start-up
             [sys.executable, "-S", SUPERVISOR, str(exit_status), log_path, "--", *command],
             cwd=cwd,
             env=dict(env),
