@@ -5,8 +5,7 @@ costs tens of milliseconds, not a full interpreter's imports, under any interpre
 group and outlives an orchestrator that dies: its output then goes straight into the log file instead of the
 orchestrator's pipes, so the script never meets a broken pipe, and the exit status it writes lets a resumed
 orchestrator adopt the finished job instead of running it again. The script dies with its supervisor
-(parent-death signal), so killing the supervisor alone
-never leaves a script running unseen.
+(parent-death signal), so killing the supervisor alone never leaves a script running unseen.
 """
 
 from __future__ import annotations
