@@ -245,9 +245,14 @@ async def _run(url: str, bodies: Sequence[bytes], headers: Mapping[str, str], co
                 await asyncio.sleep(delay)
         due.put_nowait(index)
         index += 1
+    stopped = stop()
+    while stopped and not due.empty():  # told to stop: what no connection has taken yet is not sent at all
+        due.get_nowait()
     for _ in pool:
         due.put_nowait(None)
     await asyncio.gather(*pool)
+    if stopped:
+        return LoadResult([results[i] for i in sorted(results)])
     return LoadResult([results.get(i, Answer(0, {}, b"never sent")) for i in range(index)])
 
 

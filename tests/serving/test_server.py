@@ -167,3 +167,30 @@ def test_captured_pairs_land_as_json_lines_under_the_artifact_store(models: Any,
                                                                                      "m@1", 200)
     assert json.loads(first["request"]["data"]) == [[0, 0]] and first["latency_ms"] > 0
     assert json.loads(first["response"]["data"]) == [[0.0, 1]]
+
+
+def test_a_flooded_endpoint_does_not_fail_another(models: Any, serve: Any, wait_until: Any) -> None:
+    import threading
+
+    from serving.server_process import in_thread, open_loop
+
+    models("slow", sleep=0.05, accepts_batches=False)
+    models("fast")
+    Endpoint.create("flooded", ["slow@1"], max_batch_size=1)
+    Endpoint.create("calm", ["fast@1"])
+    server = serve("--workers-max", "1")
+    server.wait_serving("flooded")
+    server.wait_serving("calm")
+    done = threading.Event()
+    flood = in_thread(open_loop, f"{server.url}/endpoints/flooded/invocations", ROWS, 200, stop=done.is_set,
+                      deadline_seconds=30, connections=64)
+
+    try:
+        wait_until(lambda: server.listing()["flooded"]["variants"][0]["queue"] > 30, timeout=30,
+                   what="the flooded endpoint's queue to grow")
+        calm = [server.invoke("calm", ROWS).status_code for _ in range(30)]
+    finally:
+        done.set()
+    flood.result(timeout=120)
+
+    assert calm == [200] * 30

@@ -62,7 +62,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, scal
                         format="%(asctime)s forgeline serve %(levelname)s %(message)s")
     config = uvicorn.Config(app, loop=_best("uvloop", "auto"), http=_best("httptools", "auto"), lifespan="on",
                             access_log=False, log_level="warning", timeout_keep_alive=30, backlog=2048,
-                            proxy_headers=False)
+                            proxy_headers=False, timeout_graceful_shutdown=30)
     bound_host, bound_port = sock.getsockname()[:2]
     url = f"http://{'[' + bound_host + ']' if ':' in bound_host else bound_host}:{bound_port}"
     (announce or print)(f"forgeline serve: listening on {url}")
