@@ -61,8 +61,17 @@ def expand(loop: ForEach, items: list[Any]) -> list[Iteration]:
     for index, (item, label) in enumerate(zip(items, labels_for(items), strict=True)):
         names = {name: f"{loop.name}-{label}-{name}" for name in body_names}
         steps = [Step.from_request(rewrite(request, names, item)) for request in requests]
-        iterations.append(Iteration(index, item, label, steps, names))
+        iterations.append(Iteration(index, item, label, [*steps, *nested_in(steps)], names))
     return iterations
+
+
+def nested_in(steps: list[Step]) -> list[Step]:
+    """The steps a body's steps own (a ConditionStep's branches), at any depth: they run in the iteration too."""
+    found: list[Step] = []
+    for step in steps:
+        inner = step.nested_steps()
+        found += [*inner, *nested_in(inner)]
+    return found
 
 
 def rewrite(value: Any, names: dict[str, str], item: Any) -> Any:
