@@ -1,4 +1,4 @@
-"""AttemptLedger: each step's current attempt, what its retry policies may still spend, pids and spot restarts."""
+"""AttemptLedger: each step's current attempt, the attempts of this round, pids and spot restarts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterable
 
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import StepRun, StepStatus
-from forgeline.workflow.policies import RetryPolicy
-from forgeline.workflow.steps import Step
 
 log = logging.getLogger("forgeline.orchestrator")
 
@@ -41,11 +39,9 @@ class AttemptLedger:
         self.current[step_name] = attempt
         return attempt
 
-    def retry_policy(self, step: Step, failure_kind: str | None) -> RetryPolicy | None:
-        """The first retry policy of ``step`` that covers this failure of its current attempt and allows another."""
-        attempt = self.latest(step.name) - self.round_base.get(step.name, 0)
-        policies: list[RetryPolicy] = getattr(step, "retry_policies", [])
-        return next((policy for policy in policies if policy.allows(failure_kind, attempt)), None)
+    def round_attempt(self, step_name: str) -> int:
+        """The step's current attempt counted within this round (what retry policies limit)."""
+        return self.latest(step_name) - self.round_base.get(step_name, 0)
 
     def pid_recorder(self, step_name: str) -> Callable[[int], None]:
         """Record a job's process id as soon as it starts, so a resumed orchestrator can end orphans."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
+from forgeline.engine.inline import is_inline
 from forgeline.engine.resolve import ResolutionContext
+from forgeline.engine.scheduler import Scheduler, StepKind
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import StepStatus
 from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.pipeline import Pipeline
-from forgeline.workflow.steps import Step
+from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, Step
 
 
 def now() -> datetime:
@@ -19,30 +19,39 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def kind_of(step: Step) -> StepKind:
+    """How the orchestrator performs ``step``."""
+    if isinstance(step, ConditionStep):
+        return StepKind.CONDITION
+    if isinstance(step, ForEach):
+        return StepKind.FOREACH
+    if isinstance(step, FailStep):
+        return StepKind.FAIL
+    return StepKind.INLINE if is_inline(step) else StepKind.JOB
+
+
 class ExecutionState:
-    """Each step's status, the step graph (ForEach iterations included) and what expressions can see."""
+    """The steps of one execution (ForEach iterations included), their scheduler and what expressions can see."""
 
     def __init__(self, store: MetadataStore, execution_id: str, pipeline: Pipeline,
-                 resolution: ResolutionContext) -> None:
+                 resolution: ResolutionContext, max_parallel: int) -> None:
         self.store = store
         self.id = execution_id
         self.pipeline_name = pipeline.name
         self.steps: dict[str, Step] = {s.name: s for s in pipeline.steps}
-        self.graph: StepGraph = pipeline.graph
-        self.status: dict[str, StepStatus] = {}
         self.resolution = resolution
+        self.scheduler = Scheduler(pipeline.graph, {s.name: kind_of(s) for s in pipeline.steps}, max_parallel,
+                                   {s.name: getattr(s, "retry_policies", []) for s in pipeline.steps})
 
-    def set(self, name: str, status: StepStatus, **fields: Any) -> None:
-        """Move a step to ``status`` in memory and in the store (a terminal status also sets ended_at)."""
-        self.status[name] = status
-        if status.is_terminal:
-            fields.setdefault("ended_at", now())
-        self.store.update_step_run(self.id, name, status=status, **fields)
+    @property
+    def graph(self) -> StepGraph:
+        """The step graph, ForEach iterations included."""
+        return self.scheduler.graph
 
     def add_steps(self, steps: Sequence[Step]) -> None:
         """Add steps made at run time (a ForEach's iterations) to the graph, and to the store where new."""
         for step in steps:
             self.steps[step.name] = step
-            self.status.setdefault(step.name, StepStatus.PENDING)
         self.store.add_step_runs(self.id, [(s.name, s.step_type) for s in steps])
-        self.graph = StepGraph.build(list(self.steps.values()))
+        self.scheduler.add_steps(StepGraph.build(list(self.steps.values())), {s.name: kind_of(s) for s in steps},
+                                 {s.name: getattr(s, "retry_policies", []) for s in steps})

@@ -1,0 +1,49 @@
+"""Runtime: the backends an execution works with, built once at an edge (CLI, orchestrator process, Python API).
+
+Nothing below the edges reads the environment or constructs a backend: it is handed a Runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from forgeline.config import Settings
+from forgeline.errors import ConfigurationError
+from forgeline.executors.base import Executor
+from forgeline.executors.local import LocalExecutor
+from forgeline.store.artifacts import ArtifactStore
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.sql_store import SqlMetadataStore
+
+ExecutorFactory = Callable[[int], Executor]
+"""Makes the executor of one execution, given how many of its jobs may run at once."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Settings, metadata store, artifact store and executor factory, shared by everything below an edge."""
+
+    settings: Settings
+    store: MetadataStore
+    artifacts: ArtifactStore
+    executor_factory: ExecutorFactory
+
+    @classmethod
+    def build(cls, settings: Settings, store: MetadataStore | None = None) -> Runtime:
+        """The runtime ``settings`` describe (``store``: one already open on the same database)."""
+        artifacts = ArtifactStore(settings.artifact_root)
+        return cls(settings, store or SqlMetadataStore(settings.database_url), artifacts,
+                   executor_factory(settings.executor, artifacts))
+
+    @classmethod
+    def from_env(cls) -> Runtime:
+        """The runtime the FORGELINE_* variables describe (for edges only)."""
+        return cls.build(Settings.from_env())
+
+
+def executor_factory(name: str, artifacts: ArtifactStore) -> ExecutorFactory:
+    """The factory of the executor called ``name`` (see Settings.executor)."""
+    if name == "local":
+        return lambda max_parallel: LocalExecutor(artifacts, max_parallel)
+    raise ConfigurationError(f"no executor called {name!r}; FORGELINE_EXECUTOR accepts: local")

@@ -1,0 +1,82 @@
+"""record_transition: the one way a step changes status — in the scheduler, in the store and in what expressions see.
+
+A transition persists together the step's status (with its times, failure reason, outputs and properties),
+the end of its current attempt when it has one, and, when it succeeded, its property document: the view of the
+step that later expressions (``Steps.<name>...``) resolve against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from forgeline.engine.state import ExecutionState, now
+from forgeline.store.metadata.records import StepStatus
+
+
+@dataclass(frozen=True)
+class AttemptEnd:
+    """How a step's job attempt ended."""
+
+    number: int
+    status: StepStatus
+    failure_kind: str | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A step's move to ``status``, with what is known of it then (None: leave as stored)."""
+
+    step: str
+    status: StepStatus
+    started_at: datetime | None = None
+    failure_reason: str | None = None
+    outputs: Mapping[str, str] | None = None
+    properties: Mapping[str, Any] | None = None
+    metrics: Mapping[str, float] | None = None
+    cache_source: str | None = None  # the execution whose cached result this step reused
+    attempt: AttemptEnd | None = None
+
+
+def property_document(outputs: Mapping[str, str], metrics: Mapping[str, float],
+                      properties: Mapping[str, Any]) -> dict[str, Any]:
+    """What expressions see of a finished step: its outputs, metrics and properties."""
+    return {"outputs": dict(outputs), "metrics": dict(metrics), **properties}
+
+
+def record_transition(state: ExecutionState, transition: Transition) -> None:
+    """Persist ``transition``: scheduler status, step record, attempt end and property document together.
+
+    A step going back to Pending to retry keeps its stored status (Executing) while it backs off: only its
+    attempt's end is stored.
+    """
+    name, status = transition.step, transition.status
+    state.scheduler.mark(name, status)
+    if transition.attempt is not None:
+        end = transition.attempt
+        state.store.finish_attempt(state.id, name, end.number, status=end.status, failure_kind=end.failure_kind,
+                                   failure_reason=end.failure_reason)
+    if status == StepStatus.PENDING:
+        return
+    fields: dict[str, Any] = {"status": status}
+    if status.is_terminal:
+        fields["ended_at"] = now()
+    if transition.started_at is not None:
+        fields["started_at"] = transition.started_at
+    if status == StepStatus.SUCCEEDED:
+        fields["failure_reason"] = None
+    elif transition.failure_reason is not None:
+        fields["failure_reason"] = transition.failure_reason
+    for key in ("outputs", "properties", "metrics"):
+        value = getattr(transition, key)
+        if value is not None:
+            fields[key] = dict(value)
+    if transition.cache_source is not None:
+        fields.update(cache_hit=True, cache_source=transition.cache_source)
+    state.store.update_step_run(state.id, name, **fields)
+    if status == StepStatus.SUCCEEDED:
+        state.resolution.step_properties[name] = property_document(
+            transition.outputs or {}, transition.metrics or {}, transition.properties or {})

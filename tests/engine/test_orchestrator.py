@@ -1,0 +1,210 @@
+"""The orchestrator in this process over a real SQLite store, with jobs played by a scripted executor.
+
+Covers what the scheduling rules look like once recorded — statuses, attempts, reasons, fan-in — without
+starting a process or depending on timing: every job ends the moment the script says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from forgeline.config import Settings
+from forgeline.engine.launch import create_execution
+from forgeline.engine.orchestrator import Orchestrator
+from forgeline.engine.runtime import Runtime
+from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
+from forgeline.store.artifacts import ArtifactStore
+from forgeline.store.metadata.records import ExecutionStatus, StepStatus
+from forgeline.store.metadata.sql_store import SqlMetadataStore
+from forgeline.workflow import (
+    ConditionEquals,
+    ConditionStep,
+    FailStep,
+    ForEach,
+    ForEachItem,
+    ParameterString,
+    Pipeline,
+    ProcessingStep,
+    RetryPolicy,
+)
+from forgeline.workflow.policies import SelectiveExecutionConfig
+
+FAILED = JobResult(JobStatus.FAILED, failure_kind=FailureKind.JOB_FAILED, failure_reason="exit code 3")
+OK = JobResult(JobStatus.SUCCEEDED)
+
+
+@dataclass
+class ScriptedHandle:
+    """A job that ends when the script says: at once, or when it is stopped."""
+
+    future: Future[JobResult] = field(default_factory=Future)
+    pid: int | None = None
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        if not self.future.done():
+            self.future.set_result(JobResult(JobStatus.STOPPED, failure_reason="stopped"))
+
+
+class ScriptedExecutor:
+    """Plays each job by step name: a list of results, one per attempt; None keeps the job running."""
+
+    def __init__(self, results: dict[str, list[JobResult | None]], on_submit: Callable[[str], None] = lambda _: None):
+        self.results = results
+        self.on_submit = on_submit
+        self.submitted: list[str] = []
+        self.lock = threading.Lock()
+
+    def submit(self, spec: JobSpec, on_start=None, on_restart=None) -> ScriptedHandle:
+        step = spec.job_id.split("/")[1]
+        with self.lock:
+            self.submitted.append(step)
+            attempt = self.submitted.count(step)
+        planned = self.results.get(step, [OK])
+        result = planned[min(attempt, len(planned)) - 1]
+        handle = ScriptedHandle()
+        if result is not None:
+            handle.future.set_result(result)
+        self.on_submit(step)
+        return handle
+
+    def adopt(self, spec: JobSpec) -> JobResult | None:
+        return None
+
+    def shutdown(self) -> None:
+        pass
+
+
+class Project:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "job.py").write_text("print('a job')\n")
+        self.settings = Settings.from_env({"FORGELINE_HOME": str(root / ".forgeline")})
+        self.store = SqlMetadataStore(self.settings.database_url)
+        self.artifacts = ArtifactStore(self.settings.artifact_root)
+
+    def run(self, pipeline: Pipeline, executor: ScriptedExecutor, parameters=None,
+            selective: SelectiveExecutionConfig | None = None) -> str:
+        execution_id = create_execution(pipeline, parameters or {}, self.store, str(self.root), selective)
+        runtime = Runtime(self.settings, self.store, self.artifacts, lambda _: executor)
+        Orchestrator(execution_id, runtime).run()
+        return execution_id
+
+    def steps(self, execution_id: str) -> dict:
+        return {r.name: r for r in self.store.list_step_runs(execution_id)}
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch) -> Project:
+    monkeypatch.chdir(tmp_path)
+    return Project(tmp_path)
+
+
+def job(name: str, *after, retries=None, arguments=None) -> ProcessingStep:
+    return ProcessingStep(name=name, code="job.py", depends_on=list(after), retry_policies=retries,
+                          arguments=arguments)
+
+
+def test_a_failed_job_skips_its_downstream_steps_and_fails_the_execution(project):
+    a = job("A")
+    b = job("B", a)
+    side = job("Side")
+    executor = ScriptedExecutor({"A": [FAILED]})
+    execution = project.run(Pipeline(name="p", steps=[a, b, side]), executor)
+    steps = project.steps(execution)
+    assert steps["A"].status == StepStatus.FAILED and steps["A"].failure_reason == "exit code 3"
+    assert steps["B"].status == StepStatus.SKIPPED and steps["B"].failure_reason == "upstream step 'A' failed"
+    assert steps["Side"].status == StepStatus.SUCCEEDED
+    record = project.store.get_execution(execution)
+    assert record.status == ExecutionStatus.FAILED and record.failure_reason == "step 'A' failed: exit code 3"
+    assert sorted(executor.submitted) == ["A", "Side"]
+
+
+def test_retries_record_each_attempt_and_the_step_succeeds_on_its_third(project):
+    a = job("A", retries=[RetryPolicy(on=["JobFailed"], max_attempts=3, interval_seconds=0.001)])
+    execution = project.run(Pipeline(name="p", steps=[a]), ScriptedExecutor({"A": [FAILED, FAILED, OK]}))
+    attempts = project.store.list_attempts(execution, "A")
+    assert [a.status for a in attempts] == [StepStatus.FAILED, StepStatus.FAILED, StepStatus.SUCCEEDED]
+    assert attempts[0].failure_kind == "JobFailed"
+    run = project.steps(execution)["A"]
+    assert run.status == StepStatus.SUCCEEDED and run.attempts == 3 and run.failure_reason is None
+
+
+def test_a_spent_retry_policy_fails_the_step_after_max_attempts(project):
+    a = job("A", retries=[RetryPolicy(on=["JobFailed"], max_attempts=2, interval_seconds=0.001)])
+    execution = project.run(Pipeline(name="p", steps=[a]), ScriptedExecutor({"A": [FAILED]}))
+    assert len(project.store.list_attempts(execution, "A")) == 2
+    assert project.store.get_execution(execution).status == ExecutionStatus.FAILED
+
+
+def test_a_condition_runs_one_branch_and_a_property_of_it_is_recorded(project):
+    choice = ParameterString("Choice", default_value="left")
+    left, right = job("Left"), job("Right")
+    cond = ConditionStep(name="Which", conditions=[ConditionEquals(choice, "left")], if_steps=[left],
+                         else_steps=[right])
+    pipeline = Pipeline(name="p", parameters=[choice], steps=[cond])
+    executor = ScriptedExecutor({})
+    execution = project.run(pipeline, executor, {"Choice": "right"})
+    steps = project.steps(execution)
+    assert steps["Which"].properties == {"outcome": False}
+    assert steps["Left"].status == StepStatus.SKIPPED
+    assert steps["Left"].failure_reason == "not chosen: Which evaluated to false"
+    assert executor.submitted == ["Right"]
+
+
+def test_a_fail_step_fails_the_execution_with_its_message(project):
+    gate = FailStep(name="Gate", error_message="quality too low")
+    after = job("After", gate)
+    execution = project.run(Pipeline(name="p", steps=[gate, after]), ScriptedExecutor({}))
+    record = project.store.get_execution(execution)
+    assert record.status == ExecutionStatus.FAILED and record.failure_reason == "quality too low"
+    assert project.steps(execution)["After"].failure_reason == "execution failed before this step started"
+
+
+def test_a_foreach_runs_one_body_per_item_and_fails_naming_the_failed_item(project):
+    item = ForEachItem()
+    body = job("Body", arguments=["--kind", item])
+    loop = ForEach(name="Loop", items=["a", "b", "c"], steps=[body], max_concurrency=1)
+    after = job("After", loop)
+    executor = ScriptedExecutor({"Loop-b-Body": [FAILED]})
+    execution = project.run(Pipeline(name="p", steps=[loop, after]), executor)
+    steps = project.steps(execution)
+    assert executor.submitted == ["Loop-a-Body", "Loop-b-Body", "Loop-c-Body"]  # one at a time, in item order
+    assert steps["Loop"].status == StepStatus.FAILED
+    assert steps["Loop"].failure_reason == "item 'b': step 'Loop-b-Body' failed"
+    assert steps["Loop"].properties["items"] == ["a", "b", "c"]
+    assert steps["After"].status == StepStatus.SKIPPED
+
+
+def test_a_stop_stops_the_running_job_and_skips_what_did_not_start(project):
+    a, b = job("A"), job("B")
+    after = job("After", a)
+    holder: dict[str, str] = {}
+    executor = ScriptedExecutor({"A": [None], "B": [None]},
+                                on_submit=lambda step: step == "B" and project.store.request_stop(holder["id"]))
+    pipeline = Pipeline(name="p", steps=[a, b, after])
+    holder["id"] = execution_id = create_execution(pipeline, {}, project.store, str(project.root))
+    Orchestrator(execution_id, Runtime(project.settings, project.store, project.artifacts, lambda _: executor)).run()
+    steps = project.steps(execution_id)
+    assert steps["A"].status == StepStatus.STOPPED and steps["B"].status == StepStatus.STOPPED
+    assert steps["After"].failure_reason == "execution stopped before this step started"
+    assert project.store.get_execution(execution_id).status == ExecutionStatus.STOPPED
+
+
+def test_a_selective_run_runs_only_the_selected_step_and_reuses_the_rest(project):
+    a = job("A")
+    b = job("B", a)
+    c = job("C", b)
+    pipeline = Pipeline(name="p", steps=[a, b, c])
+    first = project.run(pipeline, ScriptedExecutor({}))
+    executor = ScriptedExecutor({})
+    second = project.run(pipeline, executor, selective=SelectiveExecutionConfig(first, ["B"]))
+    steps = project.steps(second)
+    assert executor.submitted == ["B"]
+    assert steps["A"].cache_source == first and steps["C"].status == StepStatus.SKIPPED
+    assert project.store.get_execution(second).status == ExecutionStatus.SUCCEEDED
