@@ -47,6 +47,22 @@ class StoreNotFoundError(StoreError, NotFoundError):
     """No metadata store where the settings point: nothing has been run there yet."""
 
 
+class StoreUnavailableError(StoreError):
+    """The metadata store stayed locked or unreachable for longer than FORGELINE_STORE_RETRY_SECONDS."""
+
+
+class StoreReplacedError(StoreError):
+    """The SQLite database file was deleted or replaced while this process was using it."""
+
+
+class StaleOwnerError(StoreError):
+    """An orchestrator wrote with a fencing epoch older than the execution's: another one owns it now."""
+
+
+class ExecutionFinishedError(StoreError):
+    """The execution already ended: its final status cannot change (retry reopens it explicitly)."""
+
+
 class OrchestratorLostError(ForgelineError):
     """An unfinished execution's orchestrator stopped beating (killed, crashed, machine restarted)."""
 

@@ -19,6 +19,7 @@ from forgeline.store.metadata.records import (
     ModelPackageDraft,
     StepStatus,
 )
+from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
 from forgeline.workflow.models import ModelApprovalStatus
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -29,12 +30,12 @@ def _execution(store: MetadataStore, execution_id: str, *, ended: datetime | Non
     version = store.save_pipeline_version("clean", {"steps": ["fit"]})
     store.create_execution(execution_id=execution_id, pipeline_name="clean", pipeline_version=version.version,
                            parameters={}, work_dir="/w", steps=[("fit", "training")])
-    store.update_step_run(execution_id, "fit", status=StepStatus.SUCCEEDED,
-                          outputs={"model": f"/artifacts/executions/{execution_id}/fit/model"},
-                          properties={"ReturnUri": f"s3://bucket/executions/{execution_id}/fit/return.pkl",
-                                      "nested": [{"deep": "/data/input.csv"}], "note": "not a location"})
+    store.update_step_run(execution_id, "fit", StepRunUpdate(
+        status=StepStatus.SUCCEEDED, outputs={"model": f"/artifacts/executions/{execution_id}/fit/model"},
+        properties={"ReturnUri": f"s3://bucket/executions/{execution_id}/fit/return.pkl",
+                    "nested": [{"deep": "/data/input.csv"}], "note": "not a location"}))
     if status.is_terminal:
-        store.update_execution(execution_id, status=status, ended_at=ended or NOW)
+        store.update_execution(execution_id, ExecutionUpdate(status=status, ended_at=ended or NOW))
 
 
 def _cache_entry(execution_id: str, key: str) -> CacheEntry:

@@ -12,11 +12,14 @@ import pytest
 
 from contracts.cache_and_metrics_contract import CacheAndMetricsContract
 from contracts.endpoint_store_contract import EndpointStoreContract
+from contracts.execution_ownership_contract import ExecutionOwnershipContract
 from contracts.housekeeping_store_contract import HousekeepingStoreContract
 from contracts.model_registry_contract import ModelRegistryContract
+from contracts.step_events_contract import StepEventsContract
 from forgeline.errors import ExecutionNotFoundError, PipelineNotFoundError, StepNotFoundError, StoreError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionStatus, StepStatus
+from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
 
 DEFINITION: dict[str, Any] = {
     "version": "1",
@@ -36,7 +39,7 @@ def _is_utc(value: datetime | None) -> bool:
 
 
 class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, EndpointStoreContract,
-                            HousekeepingStoreContract):
+                            HousekeepingStoreContract, ExecutionOwnershipContract, StepEventsContract):
     """Shared tests; a backend's test module subclasses this and provides a fresh, empty `store`."""
 
     @pytest.fixture
@@ -206,28 +209,35 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
     def test_update_execution_sets_fields_and_returns_the_record(self, store: MetadataStore) -> None:
         self._execution(store)
         ended = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=2)))
-        updated = store.update_execution(
-            "exec-0001",
+        updated = store.update_execution("exec-0001", ExecutionUpdate(
             status=ExecutionStatus.FAILED,
             ended_at=ended,
             failure_reason="step 'train' failed",
             orchestrator_pid=4242,
             heartbeat_at=ended,
-        )
+            code_snapshot="sha256-abc",
+        ))
         assert updated.status is ExecutionStatus.FAILED
         assert updated.ended_at == ended and _is_utc(updated.ended_at)
         assert updated.ended_at is not None and updated.ended_at.hour == 1  # 03:04+02:00 is 01:04 UTC
         assert (updated.failure_reason, updated.orchestrator_pid) == ("step 'train' failed", 4242)
+        assert updated.code_snapshot == "sha256-abc"
         assert store.get_execution("exec-0001") == updated
+
+    def test_an_empty_update_changes_nothing_and_none_clears_a_field(self, store: MetadataStore) -> None:
+        self._execution(store)
+        before = store.update_execution("exec-0001", ExecutionUpdate(failure_reason="why"))
+        assert store.update_execution("exec-0001", ExecutionUpdate()) == before
+        assert store.update_execution("exec-0001", ExecutionUpdate(failure_reason=None)).failure_reason is None
 
     def test_update_execution_refuses_unknown_fields_and_naive_datetimes(self, store: MetadataStore) -> None:
         self._execution(store)
-        with pytest.raises(ValueError, match="pipeline_name"):
-            store.update_execution("exec-0001", pipeline_name="other")
+        with pytest.raises(TypeError, match="pipeline_name"):
+            ExecutionUpdate(pipeline_name="other")  # type: ignore[call-arg]
         with pytest.raises(ValueError, match="naive"):
-            store.update_execution("exec-0001", ended_at=datetime(2030, 1, 1))
+            store.update_execution("exec-0001", ExecutionUpdate(ended_at=datetime(2030, 1, 1)))
         with pytest.raises(ValueError):
-            store.update_execution("exec-0001", status="Sleeping")
+            store.update_execution("exec-0001", ExecutionUpdate(status="Sleeping"))  # type: ignore[arg-type]
         assert store.get_execution("exec-0001").status is ExecutionStatus.EXECUTING
 
     def test_parent_execution_is_recorded_set_and_cleared(self, store: MetadataStore) -> None:
@@ -246,8 +256,10 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
         assert child.parent_execution_id == "exec-0001"
         assert store.get_execution("exec-0002") == child
         self._execution(store, "exec-0003")
-        assert store.update_execution("exec-0003", parent_execution_id="exec-0002").parent_execution_id == "exec-0002"
-        assert store.update_execution("exec-0003", parent_execution_id=None).parent_execution_id is None
+        assert store.update_execution(
+            "exec-0003", ExecutionUpdate(parent_execution_id="exec-0002")).parent_execution_id == "exec-0002"
+        assert store.update_execution(
+            "exec-0003", ExecutionUpdate(parent_execution_id=None)).parent_execution_id is None
 
     def test_parent_execution_must_exist(self, store: MetadataStore) -> None:
         self._execution(store, "exec-0001")
@@ -264,12 +276,12 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
         with pytest.raises(ExecutionNotFoundError):
             store.get_execution("exec-0002")
         with pytest.raises(ExecutionNotFoundError, match="no parent execution 'gone'"):
-            store.update_execution("exec-0001", parent_execution_id="gone", failure_reason="x")
+            store.update_execution("exec-0001", ExecutionUpdate(parent_execution_id="gone", failure_reason="x"))
         assert store.get_execution("exec-0001").failure_reason is None
 
     def test_update_of_missing_execution_raises(self, store: MetadataStore) -> None:
         with pytest.raises(ExecutionNotFoundError, match="no execution 'nope'"):
-            store.update_execution("nope", failure_reason="x")
+            store.update_execution("nope", ExecutionUpdate(failure_reason="x"))
         with pytest.raises(ExecutionNotFoundError):
             store.request_stop("nope")
 
@@ -278,21 +290,21 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
         assert store.request_stop("exec-0001").status is ExecutionStatus.STOPPING
         assert store.request_stop("exec-0001").status is ExecutionStatus.STOPPING
         self._execution(store, "exec-0002")
-        finished = store.update_execution("exec-0002", status=ExecutionStatus.SUCCEEDED)
+        finished = store.update_execution("exec-0002", ExecutionUpdate(status=ExecutionStatus.SUCCEEDED))
         assert store.request_stop("exec-0002") == finished
 
     def test_claim_lost_execution_has_one_winner_per_heartbeat_seen(self, store: MetadataStore) -> None:
         self._execution(store, "exec-0001")
         assert store.claim_lost_execution("exec-0001", None)  # an orchestrator that never beat
-        seen = store.update_execution("exec-0001", orchestrator_pid=4242,
-                                      heartbeat_at=datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=UTC))
+        seen = store.update_execution("exec-0001", ExecutionUpdate(
+            orchestrator_pid=4242, heartbeat_at=datetime(2020, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)))
         reread = store.get_execution("exec-0001")  # the value a reader holds, as the backend hands it back
         assert store.claim_lost_execution("exec-0001", reread.heartbeat_at)
         assert not store.claim_lost_execution("exec-0001", seen.heartbeat_at)  # claimed: the heartbeat moved
         claimed = store.get_execution("exec-0001")
         assert claimed.orchestrator_pid is None and claimed.heartbeat_at is not None
         assert claimed.heartbeat_at > reread.heartbeat_at
-        finished = store.update_execution("exec-0001", status=ExecutionStatus.FAILED)
+        finished = store.update_execution("exec-0001", ExecutionUpdate(status=ExecutionStatus.FAILED))
         assert not store.claim_lost_execution("exec-0001", finished.heartbeat_at)
 
     # -- step runs ----------------------------------------------------------------------------------------
@@ -300,9 +312,7 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
     def test_update_step_run_round_trips_every_field(self, store: MetadataStore) -> None:
         self._execution(store)
         started = datetime(2030, 5, 6, 7, 8, 9, tzinfo=UTC)
-        updated = store.update_step_run(
-            "exec-0001",
-            "train",
+        updated = store.update_step_run("exec-0001", "train", StepRunUpdate(
             status=StepStatus.SUCCEEDED,
             started_at=started,
             ended_at=started + timedelta(seconds=3),
@@ -313,7 +323,7 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
             cache_hit=True,
             cache_source="exec-0000",
             metrics={"loss": 0.125, "acc": 1.0},
-        )
+        ))
         assert updated.status is StepStatus.SUCCEEDED
         assert updated.started_at == started and _is_utc(updated.ended_at)
         assert updated.outputs == {"model": "s3://bucket/model"}
@@ -324,20 +334,22 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
         assert store.get_step_run("exec-0001", "prepare").status is StepStatus.PENDING
 
     def test_update_step_run_refuses_identity_and_unknown_fields(self, store: MetadataStore) -> None:
+        for field in ("kind", "colour", "position", "name", "execution_id"):
+            with pytest.raises(TypeError, match=field):
+                StepRunUpdate(**{field: "x"})
+
+    def test_none_empties_a_step_runs_documents(self, store: MetadataStore) -> None:
         self._execution(store)
-        for field in ("kind", "colour", "position"):
-            with pytest.raises(ValueError, match=field):
-                store.update_step_run("exec-0001", "train", **{field: "x"})
-        # execution_id and name are the method's own parameters, so Python itself refuses them twice.
-        with pytest.raises(TypeError):
-            store.update_step_run("exec-0001", "train", **{"name": "renamed"})
+        store.update_step_run("exec-0001", "train", StepRunUpdate(outputs={"m": "/m"}, properties={"p": 1}))
+        cleared = store.update_step_run("exec-0001", "train", StepRunUpdate(outputs=None, properties=None))
+        assert (cleared.outputs, cleared.properties) == ({}, {})
 
     def test_missing_step_or_execution_raises_the_right_error(self, store: MetadataStore) -> None:
         self._execution(store)
         with pytest.raises(StepNotFoundError, match="no step 'nope'.*prepare, train, evaluate"):
             store.get_step_run("exec-0001", "nope")
         with pytest.raises(StepNotFoundError):
-            store.update_step_run("exec-0001", "nope", status=StepStatus.FAILED)
+            store.update_step_run("exec-0001", "nope", StepRunUpdate(status=StepStatus.FAILED))
         with pytest.raises(ExecutionNotFoundError):
             store.get_step_run("missing", "train")
         with pytest.raises(ExecutionNotFoundError):
@@ -345,7 +357,7 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
 
     def test_add_step_runs_appends_pending_and_ignores_existing_names(self, store: MetadataStore) -> None:
         self._execution(store)
-        store.update_step_run("exec-0001", "train", status=StepStatus.EXECUTING)
+        store.update_step_run("exec-0001", "train", StepRunUpdate(status=StepStatus.EXECUTING))
         store.add_step_runs("exec-0001", [("train", "training"), ("fan-1", "processing"), ("fan-0", "processing")])
         store.add_step_runs("exec-0001", [("fan-1", "processing"), ("fan-2", "processing")])
         runs = store.list_step_runs("exec-0001")

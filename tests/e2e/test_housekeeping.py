@@ -19,6 +19,7 @@ import pytest
 from forgeline.engine.liveness import process_alive
 from forgeline.jobs.code_folder import format_size
 from forgeline.registry import Registry
+from forgeline.store.metadata.updates import ExecutionUpdate
 
 PIPELINE = """
     from forgeline.workflow import (CacheConfig, Model, Pipeline, ProcessingInput, ProcessingOutput, ProcessingStep,
@@ -119,7 +120,7 @@ def test_gc_collects_old_executions_and_what_only_they_used(housekeeping, cli, f
     old = run_once(housekeeping, cli, "--no-cache")
     recent = run_once(housekeeping, cli, "--no-cache")
     store = housekeeping.store()
-    store.update_execution(old, ended_at=datetime.now(UTC) - timedelta(days=40))
+    store.update_execution(old, ExecutionUpdate(ended_at=datetime.now(UTC) - timedelta(days=40)))
     old_artifacts = artifacts_of(forgeline_home, old)
     expected = size_of(old_artifacts / "Prepare", old_artifacts / "Train" / "report", forgeline_home / "logs" / old)
 

@@ -21,6 +21,7 @@ from alembic import command
 from conftest import CliRun
 from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.migrate import HEAD_REVISION, alembic_config
+from forgeline.store.metadata.updates import ExecutionUpdate
 
 PIPELINE = """
     from forgeline.workflow import Model, Pipeline, ProcessingOutput, ProcessingStep, RegisterModel
@@ -94,7 +95,7 @@ def test_read_commands_work_on_a_read_only_store(project, forgeline_home, ran, l
         assert not wal.exists()
     else:  # another process still has the store open: its newest writes are only in the log
         writer = project.store()
-        writer.update_execution(ran, failure_reason="written last")
+        writer.update_execution(ran, ExecutionUpdate(failure_reason="written last"))
         assert wal.stat().st_size > 0
     files_before = sorted(p.name for p in forgeline_home.iterdir())
 

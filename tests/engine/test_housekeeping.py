@@ -15,6 +15,7 @@ from forgeline.errors import ForgelineError
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import CacheEntry, ExecutionStatus, ModelPackageDraft, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
+from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
 from forgeline.workflow.models import ModelApprovalStatus
 
 NOW = datetime.now(UTC)
@@ -36,7 +37,8 @@ def stores(request: Any, tmp_path: Path) -> Any:
 
 
 def _execution(store: SqlMetadataStore, artifacts: ArtifactStore, settings: Settings, execution_id: str,
-               ended: datetime, reuse: str | None = None) -> dict[str, str]:
+               ended: datetime | None, reuse: str | None = None) -> dict[str, str]:
+    """A finished execution (still running when ``ended`` is None) with its artifacts, logs and job folder."""
     version = store.save_pipeline_version("p", {"steps": ["Prep", "Fit"]})
     store.create_execution(execution_id=execution_id, pipeline_name="p", pipeline_version=version.version,
                            parameters={}, work_dir="/w", steps=[("Prep", "processing"), ("Fit", "training")])
@@ -46,14 +48,15 @@ def _execution(store: SqlMetadataStore, artifacts: ArtifactStore, settings: Sett
     if reuse is None:
         artifacts.write_bytes(f"{uris['data']}/rows.csv", b"r" * 300)
         store.put_cache_entry(CacheEntry("k" * 64, "p", "Prep", "processing", execution_id, {},
-                                         {"data": uris["data"]}, {}, ended))
+                                         {"data": uris["data"]}, {}, ended or NOW))
     artifacts.write_bytes(f"{uris['model']}/model.bin", b"m" * 200)
     artifacts.write_bytes(uris["report"], b"{}" * 50)
-    store.update_step_run(execution_id, "Prep", status=StepStatus.SUCCEEDED, outputs={"data": uris["data"]},
-                          cache_hit=reuse is not None, cache_source=reuse)
-    store.update_step_run(execution_id, "Fit", status=StepStatus.SUCCEEDED,
-                          outputs={"model": uris["model"]}, properties={"Report": uris["report"]})
-    store.update_execution(execution_id, status=ExecutionStatus.SUCCEEDED, ended_at=ended)
+    store.update_step_run(execution_id, "Prep", StepRunUpdate(
+        status=StepStatus.SUCCEEDED, outputs={"data": uris["data"]}, cache_hit=reuse is not None, cache_source=reuse))
+    store.update_step_run(execution_id, "Fit", StepRunUpdate(
+        status=StepStatus.SUCCEEDED, outputs={"model": uris["model"]}, properties={"Report": uris["report"]}))
+    if ended is not None:
+        store.update_execution(execution_id, ExecutionUpdate(status=ExecutionStatus.SUCCEEDED, ended_at=ended))
     for folder in (settings.logs_dir / execution_id, settings.jobs_dir / execution_id / "Fit" / "1"):
         folder.mkdir(parents=True)
         (folder / "out.log").write_text("x" * 10)
@@ -98,8 +101,8 @@ def test_collect_takes_only_old_executions_then_expired_cache_entries_and_leftov
 
 def test_a_running_execution_is_refused(stores: Any) -> None:
     store, artifacts, settings = stores
-    _execution(store, artifacts, settings, "exec-1", NOW)
-    store.update_execution("exec-1", status=ExecutionStatus.EXECUTING, ended_at=None, heartbeat_at=NOW)
+    _execution(store, artifacts, settings, "exec-1", None)
+    store.update_execution("exec-1", ExecutionUpdate(heartbeat_at=NOW))
 
     with pytest.raises(ForgelineError, match="exec-1 is running"):
         Housekeeper(store, artifacts, replace(settings, orchestrator_timeout_seconds=3600)).delete_execution("exec-1")

@@ -20,6 +20,7 @@ from forgeline.errors import ExpressionError, ForgelineError, ModelPackageNotFou
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
+from forgeline.store.metadata.updates import StepRunUpdate
 from forgeline.workflow import (
     Model,
     ModelMetrics,
@@ -69,8 +70,8 @@ class Harness:
         for name, document in finished.items():
             outputs = document.get("outputs", {})
             properties = {k: v for k, v in document.items() if k != "outputs"}
-            self.store.update_step_run(execution_id, name, status=StepStatus.SUCCEEDED, outputs=outputs,
-                                       properties=properties)
+            self.store.update_step_run(execution_id, name, StepRunUpdate(status=StepStatus.SUCCEEDED, outputs=outputs,
+                                                                         properties=properties))
         resolution = ResolutionContext(execution_id, pipeline.name, datetime.now(UTC), parameters or {},
                                        step_properties=dict(finished))
         running = RunningPipeline(pipeline.name, {s.name: s for s in pipeline.steps}, pipeline.graph)

@@ -17,21 +17,21 @@ import os
 import shutil
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from forgeline.config import Settings
-from forgeline.engine.adoption import end_orphan
 from forgeline.engine.liveness import check_orchestrator
 from forgeline.engine.registration import PACKAGES_FOLDER, package_folder_execution
 from forgeline.errors import ExecutionNotFoundError, ForgelineError
-from forgeline.jobs.process import read_supervisor_pid
+from forgeline.executors.local import end_orphaned_job
 from forgeline.store import local_files
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepStatus
+from forgeline.store.metadata.updates import ExecutionUpdate
 
 EXECUTIONS_FOLDER = "executions"
 
@@ -137,12 +137,12 @@ class Housekeeper:
         for attempt in self.store.list_attempts(record.id):
             if not attempt.status.is_terminal:
                 job_dir = self.settings.jobs_dir / record.id / attempt.step_name / str(attempt.attempt)
-                end_orphan(replace(attempt, pid=attempt.pid or read_supervisor_pid(job_dir)), None)
+                end_orphaned_job(job_dir)
                 self.store.finish_attempt(record.id, attempt.step_name, attempt.attempt, status=StepStatus.FAILED,
                                           failure_kind="Interrupted", failure_reason="deleted after its "
                                           "orchestrator was lost")
-        self.store.update_execution(record.id, status=ExecutionStatus.FAILED, ended_at=datetime.now(UTC),
-                                    failure_reason="orchestrator lost; deleted")
+        self.store.update_execution(record.id, ExecutionUpdate(
+            status=ExecutionStatus.FAILED, ended_at=datetime.now(UTC), failure_reason="orchestrator lost; deleted"))
 
     def _remove(self, records: list[ExecutionRecord], references: list[ArtifactReference]) -> None:
         ids = {record.id for record in records}

@@ -22,6 +22,7 @@ from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
+from forgeline.store.metadata.updates import StepRunUpdate
 from forgeline.workflow.parameters import resolve_parameter_values
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.policies import SelectiveExecutionConfig
@@ -58,12 +59,12 @@ def create_execution(pipeline: Pipeline, overrides: Mapping[str, Any], store: Me
         for step in pipeline.steps:
             run = reused.get(step.name)
             if run is not None:
-                store.update_step_run(execution_id, step.name, status=StepStatus.SUCCEEDED, outputs=run.outputs,
-                                      properties=run.properties, metrics=run.metrics, cache_hit=True,
-                                      cache_source=source.id, started_at=run.started_at, ended_at=run.ended_at)
+                store.update_step_run(execution_id, step.name, StepRunUpdate(
+                    status=StepStatus.SUCCEEDED, outputs=run.outputs, properties=run.properties, metrics=run.metrics,
+                    cache_hit=True, cache_source=source.id, started_at=run.started_at, ended_at=run.ended_at))
             elif step.name not in selective.selected_steps:
-                store.update_step_run(execution_id, step.name, status=StepStatus.SKIPPED,
-                                      failure_reason="not selected for this execution")
+                store.update_step_run(execution_id, step.name, StepRunUpdate(
+                    status=StepStatus.SKIPPED, failure_reason="not selected for this execution"))
     return execution_id
 
 

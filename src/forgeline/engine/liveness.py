@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from forgeline.config import Settings
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord
+from forgeline.store.metadata.updates import ExecutionUpdate
 
 MAX_HEARTBEAT_SECONDS = 5.0
 HEARTBEATS_PER_TIMEOUT = 6
@@ -118,7 +119,8 @@ class Heartbeat:
 
     def start(self) -> None:
         """Record this process as the execution's orchestrator and start beating."""
-        self.store.update_execution(self.execution_id, orchestrator_pid=os.getpid(), heartbeat_at=datetime.now(UTC))
+        self.store.update_execution(self.execution_id,
+                                    ExecutionUpdate(orchestrator_pid=os.getpid(), heartbeat_at=datetime.now(UTC)))
         # a thread of its own, so a long cache check never makes the orchestrator look dead
         threading.Thread(target=self._beat, name="forgeline-heartbeat", daemon=True).start()
 
@@ -140,6 +142,6 @@ class Heartbeat:
         while not self._done.wait(self.interval):
             try:
                 self.owned_record()  # never refresh the heartbeat of an execution another orchestrator runs
-                self.store.update_execution(self.execution_id, heartbeat_at=datetime.now(UTC))
+                self.store.update_execution(self.execution_id, ExecutionUpdate(heartbeat_at=datetime.now(UTC)))
             except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
                 log.warning("heartbeat failed", exc_info=True)

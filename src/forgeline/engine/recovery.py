@@ -7,8 +7,6 @@ status (``retry`` reruns them), and the attempts the dead orchestrator left open
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.launch import launch_orchestrator
@@ -17,6 +15,7 @@ from forgeline.errors import ForgelineError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
+from forgeline.store.metadata.updates import StepRunUpdate
 from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.pipeline import Pipeline
 
@@ -47,10 +46,11 @@ def retry_execution(execution_id: str, settings: Settings | None = None, fork: b
     for run in runs.values():
         if run.status == StepStatus.SUCCEEDED or (run.status == StepStatus.SKIPPED and not_chosen(run, graph, runs)):
             continue
-        store.update_step_run(record.id, run.name, status=StepStatus.PENDING, failure_reason=None, ended_at=None)
-    # a fresh heartbeat and no pid: alive to every reader until the new orchestrator records itself
-    store.update_execution(record.id, status=ExecutionStatus.EXECUTING, failure_reason=None, ended_at=None,
-                           orchestrator_pid=None, heartbeat_at=datetime.now(UTC))
+        store.update_step_run(record.id, run.name,
+                              StepRunUpdate(status=StepStatus.PENDING, failure_reason=None, ended_at=None))
+    # Executing at a new epoch with a fresh heartbeat and no pid: alive to every reader until the new
+    # orchestrator records itself, and closed to any earlier orchestrator's writes
+    store.reopen_execution(record.id)
     store.close()
     launch_orchestrator(record.id, settings, record.work_dir, fork)
     return PipelineExecution(record.id, store, settings)

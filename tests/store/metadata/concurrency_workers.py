@@ -6,6 +6,7 @@ from typing import Any
 
 from forgeline.store.metadata.records import StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
+from forgeline.store.metadata.updates import StepRunUpdate
 
 SHARED_DEFINITION: dict[str, Any] = {"steps": [{"name": f"step-{n}", "kind": "processing"} for n in range(5)]}
 STEP_COUNT = 5
@@ -32,7 +33,7 @@ def write_one_execution(database_url: str, index: int, barrier: Any) -> None:
     for round_number in range(UPDATE_ROUNDS):
         for n in range(STEP_COUNT):
             store.update_step_run(
-                execution_id, f"step-{n}", status=StepStatus.EXECUTING, properties={"round": round_number}
+                execution_id, f"step-{n}", StepRunUpdate(status=StepStatus.EXECUTING, properties={"round": round_number})
             )
     store.close()
 

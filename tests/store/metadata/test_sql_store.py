@@ -64,7 +64,8 @@ def test_connections_use_wal_foreign_keys_normal_sync_and_busy_timeout(tmp_path:
             for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout")
         }
     store.close()
-    assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 1, "busy_timeout": 30000}
+    # a third of FORGELINE_STORE_RETRY_SECONDS (30 s): the store tries again twice within it
+    assert pragma == {"journal_mode": "wal", "foreign_keys": 1, "synchronous": 1, "busy_timeout": 10000}
 
 
 def test_a_database_from_a_newer_forgeline_is_refused_clearly(tmp_path: Path) -> None:

@@ -23,10 +23,12 @@ _CORRUPT = ("file is not a database", "database disk image is malformed")
 _READ_ONLY = ("attempt to write a readonly database", "readonly database")
 
 
-def create_metadata_engine(database_url: str, *, create: bool = True) -> Engine:
+def create_metadata_engine(database_url: str, *, create: bool = True,
+                           busy_timeout_seconds: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> Engine:
     """Create an engine for the URL; for SQLite check the file first, then create its folder or open it read-only.
 
     ``create=False`` refuses (StoreNotFoundError) a SQLite file that does not exist instead of creating it.
+    ``busy_timeout_seconds``: how long one SQLite statement waits for another process's write lock.
     """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
@@ -37,8 +39,13 @@ def create_metadata_engine(database_url: str, *, create: bool = True) -> Engine:
             url = read_only_url(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
-    event.listen(engine, "connect", _configure_sqlite_connection)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_seconds})
+    busy_milliseconds = int(busy_timeout_seconds * 1000)
+
+    def configure(dbapi_connection: Any, connection_record: Any) -> None:
+        _configure_sqlite_connection(dbapi_connection, busy_milliseconds)
+
+    event.listen(engine, "connect", configure)
     event.listen(engine, "begin", _begin_sqlite_transaction)
     event.listen(engine, "handle_error", _explain_sqlite_error)
     _ENGINES.add(engine)
@@ -78,12 +85,12 @@ def _explain_sqlite_error(context: ExceptionContext) -> None:
         raise StoreError(f"cannot open the metadata database {path}: check that it exists and can be read") from error
 
 
-def _configure_sqlite_connection(dbapi_connection: Any, connection_record: Any) -> None:
+def _configure_sqlite_connection(dbapi_connection: Any, busy_milliseconds: int) -> None:
     # pysqlite's implicit BEGIN is deferred and misses SELECTs; we emit our own in _begin_sqlite_transaction.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor.execute(f"PRAGMA busy_timeout = {busy_milliseconds}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from forgeline.errors import ExecutionNotFoundError, PipelineNotFoundError, StoreError
+from forgeline.errors import ExecutionFinishedError, ExecutionNotFoundError, PipelineNotFoundError, StoreError
 from forgeline.store.metadata.column_types import utc_now
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
 from forgeline.store.metadata.rows import to_execution
@@ -28,8 +28,12 @@ def insert_execution(
     parameters: dict[str, Any],
     work_dir: str,
     parent_execution_id: str | None,
+    status: ExecutionStatus = ExecutionStatus.EXECUTING,
+    code_snapshot: str | None = None,
 ) -> None:
-    """Insert an Executing execution of a stored pipeline version, started now."""
+    """Insert an Executing (started now) or Queued execution of a stored pipeline version."""
+    if status not in (ExecutionStatus.EXECUTING, ExecutionStatus.QUEUED):
+        raise ValueError(f"a new execution is Executing or Queued, not {ExecutionStatus(status).value}")
     found = connection.execute(
         select(pipeline_versions.c.id).where(
             pipeline_versions.c.pipeline_name == pipeline_name,
@@ -48,12 +52,13 @@ def insert_execution(
                 id=execution_id,
                 pipeline_name=pipeline_name,
                 pipeline_version=pipeline_version,
-                status=ExecutionStatus.EXECUTING.value,
+                status=ExecutionStatus(status).value,
                 parameters=parameters,
                 work_dir=work_dir,
                 created_at=now,
-                started_at=now,
+                started_at=now if status == ExecutionStatus.EXECUTING else None,
                 parent_execution_id=parent_execution_id,
+                code_snapshot=code_snapshot,
             )
         )
     except IntegrityError as error:
@@ -119,7 +124,17 @@ def require_parent(connection: Connection, parent_execution_id: str | None) -> N
 
 
 def update_execution(connection: Connection, execution_id: str, values: dict[str, Any]) -> ExecutionRecord:
-    """Write already-validated column values and return the execution as it now is."""
+    """Write already-validated column values and return the execution as it now is.
+
+    A finished execution's status is final: ExecutionFinishedError when ``values`` would change it.
+    """
+    if "status" in values:
+        current = load_execution(connection, execution_id).status
+        if current.is_terminal and values["status"] != current.value:
+            raise ExecutionFinishedError(
+                f"execution {execution_id} already ended ({current.value}); its status cannot become "
+                f"{values['status']} (`forgeline executions retry` reruns a failed or stopped execution)"
+            )
     if values:
         connection.execute(update(executions).where(executions.c.id == execution_id).values(**values))
     record = load_execution(connection, execution_id)
@@ -139,13 +154,38 @@ def claim_lost_execution(connection: Connection, execution_id: str, last_heartbe
     unfinished = executions.c.status.in_([ExecutionStatus.EXECUTING.value, ExecutionStatus.STOPPING.value])
     result = connection.execute(
         update(executions).where(executions.c.id == execution_id, seen, unfinished)
-        .values(heartbeat_at=utc_now(), orchestrator_pid=None)
+        # No owner and a new epoch: the lost orchestrator is fenced off and the next claim succeeds.
+        .values(heartbeat_at=utc_now(), orchestrator_pid=None, owner=None, lease_expires_at=None,
+                epoch=executions.c.epoch + 1)
     )
     return result.rowcount == 1
 
 
+def reopen_execution(connection: Connection, execution_id: str) -> ExecutionRecord:
+    """Failed or Stopped -> Executing again (a retry), unowned and at a new epoch so no earlier owner can write."""
+    record = load_execution(connection, execution_id)
+    if record.status not in (ExecutionStatus.FAILED, ExecutionStatus.STOPPED):
+        raise ExecutionFinishedError(
+            f"execution {execution_id} is {record.status.value}: only a failed or stopped execution can be reopened"
+        )
+    connection.execute(
+        update(executions).where(executions.c.id == execution_id).values(
+            status=ExecutionStatus.EXECUTING.value, failure_reason=None, ended_at=None, orchestrator_pid=None,
+            heartbeat_at=utc_now(), owner=None, lease_expires_at=None, epoch=executions.c.epoch + 1)
+    )
+    return load_execution(connection, execution_id)
+
+
 def request_stop(connection: Connection, execution_id: str) -> ExecutionRecord:
-    """Executing -> Stopping in one conditional UPDATE, so a concurrent finish is never overwritten."""
+    """Executing -> Stopping, Queued -> Stopped (nothing runs yet), each in one conditional UPDATE.
+
+    Conditional, so a concurrent finish or claim is never overwritten.
+    """
+    connection.execute(
+        update(executions)
+        .where(executions.c.id == execution_id, executions.c.status == ExecutionStatus.QUEUED.value)
+        .values(status=ExecutionStatus.STOPPED.value, ended_at=utc_now())
+    )
     connection.execute(
         update(executions)
         .where(executions.c.id == execution_id, executions.c.status == ExecutionStatus.EXECUTING.value)

@@ -18,13 +18,22 @@ from forgeline.store.metadata.records import (
     PipelineSummary,
     PipelineVersion,
     StepAttempt,
+    StepEvent,
+    StepEventDraft,
     StepRun,
     StepStatus,
 )
+from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
 
 
 class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protocol):
-    """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction."""
+    """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction.
+
+    Writes an orchestrator makes take ``epoch``: when given and not the execution's current epoch (another
+    owner claimed it since), the write is refused with StaleOwnerError and nothing changes. A call that meets a
+    locked or unreachable database keeps trying for a configured time, then raises StoreUnavailableError; a
+    SQLite file deleted or replaced under the store raises StoreReplacedError.
+    """
 
     def close(self) -> None:
         """Close pooled connections (the store stays usable and reconnects on its next call)."""
@@ -56,10 +65,13 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protoco
         work_dir: str,
         steps: list[tuple[str, str]],
         parent_execution_id: str | None = None,
+        status: ExecutionStatus = ExecutionStatus.EXECUTING,
+        code_snapshot: str | None = None,
     ) -> ExecutionRecord:
-        """Record a new Executing execution and one Pending StepRun per (name, kind), in order.
+        """Record a new Executing (or Queued) execution and one Pending StepRun per (name, kind), in order.
 
         parent_execution_id names the execution a selective run takes outputs from; it must exist.
+        code_snapshot is the id of the code snapshot (forgeline.store.snapshots) the execution runs from.
         """
         ...
 
@@ -73,20 +85,43 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protoco
         """Executions, newest first, optionally of one pipeline, of some statuses, created at or after since."""
         ...
 
-    def update_execution(self, execution_id: str, **fields: Any) -> ExecutionRecord:
-        """Set some of the execution's fields; ValueError names any that cannot be set.
+    def update_execution(self, execution_id: str, update: ExecutionUpdate, *,
+                         epoch: int | None = None) -> ExecutionRecord:
+        """Apply the update; a finished execution's status is final (ExecutionFinishedError).
 
-        Settable: status, started_at, ended_at, failure_reason, orchestrator_pid, heartbeat_at and
-        parent_execution_id (an existing execution's full id, or None).
+        ExecutionNotFoundError for an unknown execution or parent_execution_id (nothing changes then).
         """
         ...
 
     def request_stop(self, execution_id: str) -> ExecutionRecord:
-        """Move an Executing execution to Stopping; any other execution comes back unchanged."""
+        """Executing -> Stopping, Queued -> Stopped (nothing runs yet); any other execution comes back unchanged."""
+        ...
+
+    def reopen_execution(self, execution_id: str) -> ExecutionRecord:
+        """Failed or Stopped -> Executing for a retry: unowned, at a new epoch; ExecutionFinishedError otherwise."""
         ...
 
     def claim_lost_execution(self, execution_id: str, last_heartbeat_at: datetime | None) -> bool:
-        """Take over an unfinished execution whose last heartbeat is still the one seen; False if another did."""
+        """Take over an unfinished execution whose last heartbeat is still the one seen; False if another did.
+
+        The owner and lease are cleared and the epoch counts up, so the lost orchestrator's writes are refused.
+        """
+        ...
+
+    def claim_execution(self, execution_id: str, owner: str, lease_seconds: float) -> int | None:
+        """Own an unfinished execution for lease_seconds; the new epoch, or None when another owner's lease is live.
+
+        Succeeds when the execution is unowned, its lease expired, ``owner`` holds it already, or it is Queued
+        (it becomes Executing, started now). Each success counts the epoch up and beats the heartbeat.
+        """
+        ...
+
+    def renew_lease(self, execution_id: str, epoch: int, lease_seconds: float) -> bool:
+        """Extend the lease held at ``epoch`` by lease_seconds from now and beat the heartbeat; False if lost."""
+        ...
+
+    def claim_next_queued(self, owner: str, lease_seconds: float, max_running: int) -> tuple[str, int] | None:
+        """Claim the oldest Queued execution when fewer than max_running hold a live lease; (id, epoch) or None."""
         ...
 
     def list_step_runs(self, execution_id: str) -> list[StepRun]:
@@ -97,15 +132,17 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protoco
         """One step run; StepNotFoundError when the execution has no such step."""
         ...
 
-    def update_step_run(self, execution_id: str, name: str, **fields: Any) -> StepRun:
-        """Set any StepRun fields except execution_id, name and kind."""
+    def update_step_run(self, execution_id: str, name: str, update: StepRunUpdate, *,
+                        epoch: int | None = None) -> StepRun:
+        """Apply the update to one step run; StepNotFoundError when the execution has no such step."""
         ...
 
-    def add_step_runs(self, execution_id: str, steps: list[tuple[str, str]]) -> None:
+    def add_step_runs(self, execution_id: str, steps: list[tuple[str, str]], *, epoch: int | None = None) -> None:
         """Append Pending step runs (e.g. ForEach iterations); names already present are ignored."""
         ...
 
-    def start_attempt(self, execution_id: str, step_name: str, *, log_path: str | None) -> StepAttempt:
+    def start_attempt(self, execution_id: str, step_name: str, *, log_path: str | None,
+                      epoch: int | None = None) -> StepAttempt:
         """Open the step's next attempt (Executing) and count it on the StepRun."""
         ...
 
@@ -118,6 +155,7 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protoco
         status: StepStatus,
         failure_kind: str | None = None,
         failure_reason: str | None = None,
+        epoch: int | None = None,
     ) -> StepAttempt:
         """Close an attempt with its final status and, when it failed, why."""
         ...
@@ -126,11 +164,20 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protoco
         """Attempts of one step, or of the whole execution, in the order they started."""
         ...
 
-    def set_attempt_pid(self, execution_id: str, step_name: str, attempt: int, pid: int | None) -> None:
+    def set_attempt_pid(self, execution_id: str, step_name: str, attempt: int, pid: int | None, *,
+                        epoch: int | None = None) -> None:
         """Record (None: clear) the OS process id of an attempt's job, so a resumed orchestrator can end it."""
         ...
 
-    def put_cache_entry(self, entry: CacheEntry) -> None:
+    def append_events(self, events: Sequence[StepEventDraft], *, epoch: int | None = None) -> list[StepEvent]:
+        """Append events in order; each gets its cursor (id), growing in commit order within an execution."""
+        ...
+
+    def events(self, execution_id: str, after: int | None = None, limit: int | None = 1000) -> list[StepEvent]:
+        """The execution's events with a cursor above ``after`` (None: all), oldest first, at most ``limit``."""
+        ...
+
+    def put_cache_entry(self, entry: CacheEntry, *, epoch: int | None = None) -> None:
         """Add a reusable result of a succeeded step; older entries with the same key stay."""
         ...
 
@@ -156,7 +203,7 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protoco
         """Insert or replace content index entries (for a path given twice, the last wins)."""
         ...
 
-    def add_metric_points(self, points: Sequence[MetricPoint]) -> None:
+    def add_metric_points(self, points: Sequence[MetricPoint], *, epoch: int | None = None) -> None:
         """Append metric points of existing step runs; StepNotFoundError names a missing step."""
         ...
 

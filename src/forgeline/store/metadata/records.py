@@ -13,6 +13,7 @@ from forgeline.workflow.models import ModelApprovalStatus
 class ExecutionStatus(StrEnum):
     """Lifecycle of a pipeline execution (SageMaker's vocabulary)."""
 
+    QUEUED = "Queued"  # waiting for a launcher to claim it; no orchestrator yet
     EXECUTING = "Executing"
     STOPPING = "Stopping"
     STOPPED = "Stopped"
@@ -33,6 +34,7 @@ class StepStatus(StrEnum):
 
     PENDING = "Pending"
     STARTING = "Starting"
+    QUEUED = "Queued"  # waiting for a launcher to claim it; no orchestrator yet
     EXECUTING = "Executing"
     STOPPING = "Stopping"
     STOPPED = "Stopped"
@@ -87,6 +89,10 @@ class ExecutionRecord:
     orchestrator_pid: int | None = None
     heartbeat_at: datetime | None = None
     parent_execution_id: str | None = None
+    owner: str | None = None  # who holds the lease (an orchestrator or a launcher), None when unowned
+    epoch: int = 0  # fencing token: counts claims; a write carrying an older epoch is refused
+    lease_expires_at: datetime | None = None
+    code_snapshot: str | None = None  # id of the code snapshot in the artifact store the execution runs from
 
 
 @dataclass(frozen=True)
@@ -233,3 +239,39 @@ class ModelPackageEvent:
     def arn(self) -> str:
         """The package's identifier: ``<group>/<version>``."""
         return f"{self.group}/{self.version}"
+
+
+class StepEventKind(StrEnum):
+    """What a step event is about: a transition of the execution, a step or an attempt, or a pointer."""
+
+    EXECUTION = "execution"
+    STEP = "step"
+    ATTEMPT = "attempt"
+    LOG = "log"
+    METRIC = "metric"
+
+
+@dataclass(frozen=True)
+class StepEventDraft:
+    """An event about to be appended; the store gives it its cursor (id) and time."""
+
+    execution_id: str
+    kind: StepEventKind
+    step_name: str | None = None
+    attempt: int | None = None
+    status: str | None = None  # the new ExecutionStatus or StepStatus value, for transitions
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One appended event; ``id`` is the cursor: it grows with every event of an execution, in commit order."""
+
+    id: int
+    execution_id: str
+    kind: StepEventKind
+    step_name: str | None
+    attempt: int | None
+    status: str | None
+    payload: dict[str, Any]
+    created_at: datetime

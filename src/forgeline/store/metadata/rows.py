@@ -17,44 +17,27 @@ from forgeline.store.metadata.records import (
     MetricPoint,
     PipelineVersion,
     StepAttempt,
+    StepEvent,
+    StepEventKind,
     StepRun,
     StepStatus,
 )
-
-EXECUTION_FIELDS = frozenset(
-    {"status", "started_at", "ended_at", "failure_reason", "orchestrator_pid", "heartbeat_at", "parent_execution_id"}
-)
-STEP_RUN_FIELDS = frozenset(
-    {
-        "status",
-        "started_at",
-        "ended_at",
-        "attempts",
-        "failure_reason",
-        "outputs",
-        "properties",
-        "cache_hit",
-        "cache_source",
-        "metrics",
-    }
-)
+from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
 
 
-def execution_values(fields: dict[str, Any]) -> dict[str, Any]:
-    """Column values for an execution update; ValueError names any field that cannot be updated."""
-    _reject_unknown(fields, EXECUTION_FIELDS, "execution")
-    _require_aware_fields(fields)
-    values = dict(fields)
+def execution_values(update: ExecutionUpdate) -> dict[str, Any]:
+    """Column values for an execution update; ValueError for a naive datetime or an unknown status."""
+    values = update.changes()
+    _require_aware_fields(values)
     if "status" in values:
         values["status"] = ExecutionStatus(values["status"]).value
     return values
 
 
-def step_run_values(fields: dict[str, Any]) -> dict[str, Any]:
-    """Column values for a step run update; ValueError names any field that cannot be updated."""
-    _reject_unknown(fields, STEP_RUN_FIELDS, "step run")
-    _require_aware_fields(fields)
-    values = dict(fields)
+def step_run_values(update: StepRunUpdate) -> dict[str, Any]:
+    """Column values for a step run update; ValueError for a naive datetime or an unknown status."""
+    values = update.changes()
+    _require_aware_fields(values)
     if "status" in values:
         values["status"] = StepStatus(values["status"]).value
     for column in ("outputs", "properties", "metrics"):
@@ -99,6 +82,10 @@ def to_execution(row: Row[Any]) -> ExecutionRecord:
         orchestrator_pid=row.orchestrator_pid,
         heartbeat_at=row.heartbeat_at,
         parent_execution_id=row.parent_execution_id,
+        owner=row.owner,
+        epoch=row.epoch,
+        lease_expires_at=row.lease_expires_at,
+        code_snapshot=row.code_snapshot,
     )
 
 
@@ -134,6 +121,20 @@ def to_step_attempt(row: Row[Any]) -> StepAttempt:
         failure_reason=row.failure_reason,
         log_path=row.log_path,
         pid=row.pid,
+    )
+
+
+def to_step_event(row: Row[Any]) -> StepEvent:
+    """A step_events row as a StepEvent."""
+    return StepEvent(
+        id=row.id,
+        execution_id=row.execution_id,
+        kind=StepEventKind(row.kind),
+        step_name=row.step_name,
+        attempt=row.attempt,
+        status=row.status,
+        payload=row.payload,
+        created_at=row.created_at,
     )
 
 
@@ -211,9 +212,3 @@ def _require_aware_fields(values: dict[str, Any]) -> None:
     for name, value in values.items():
         if isinstance(value, datetime):
             require_aware(name, value)
-
-
-def _reject_unknown(fields: dict[str, Any], allowed: frozenset[str], what: str) -> None:
-    unknown = sorted(set(fields) - allowed)
-    if unknown:
-        raise ValueError(f"cannot update {what} field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")

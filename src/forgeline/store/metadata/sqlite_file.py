@@ -30,6 +30,16 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(database).expanduser().absolute()
 
 
+def sqlite_path(url: URL) -> Path | None:
+    """The database file of any SQLite URL (plain path or read-only ``file:`` URI), None for other databases."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database.startswith("file:"):
+        return Path(urllib.parse.unquote(database.removeprefix("file:")))
+    return sqlite_file(url)
+
+
 def check_database_file(path: Path, *, create: bool) -> bool:
     """Refuse a missing (unless ``create``) or emptied database; return whether it can only be read."""
     if not path.exists():
@@ -78,12 +88,9 @@ def is_read_only(url: URL) -> bool:
 
 def display_path(url: URL) -> str:
     """The file a SQLite URL names, for messages (the URL itself for other databases)."""
-    path = sqlite_file(url)
+    path = sqlite_path(url)
     if path is not None:
         return str(path)
-    database = url.database or ""
-    if url.get_backend_name() == "sqlite" and database.startswith("file:"):
-        return urllib.parse.unquote(database.removeprefix("file:"))
     return url.render_as_string(hide_password=True)
 
 

@@ -67,6 +67,12 @@ executions = Table(
     Column("heartbeat_at", UtcDateTime(), nullable=True),
     # No foreign key: a selective run only borrows the parent's outputs and must not pin or cascade with it.
     Column("parent_execution_id", String(64), nullable=True),
+    # Ownership: one orchestrator (or launcher) at a time holds a lease; every claim counts the epoch up, and a
+    # write carrying an older epoch is refused, so an owner that paused and woke up stops itself.
+    Column("owner", String(255), nullable=True),
+    Column("epoch", Integer, nullable=False, server_default="0"),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
+    Column("code_snapshot", String(128), nullable=True),
     # An execution always runs a stored definition: resume and lineage read it back.
     ForeignKeyConstraint(
         ["pipeline_name", "pipeline_version"],
@@ -233,4 +239,20 @@ endpoints = Table(
     Column("deployed", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+step_events = Table(
+    "step_events",
+    metadata_obj,
+    # The id is the cursor readers resume from; AUTOINCREMENT so SQLite never hands out a deleted row's id again.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("execution_id", String(64), ForeignKey("executions.id", ondelete="CASCADE"), nullable=False),
+    Column("step_name", String(255), nullable=True),
+    Column("attempt", Integer, nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index(None, "execution_id", "id"),
+    sqlite_autoincrement=True,
 )

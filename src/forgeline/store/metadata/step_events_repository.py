@@ -1,0 +1,58 @@
+"""The append-only step event log: execution, step and attempt transitions and log and metric pointers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, insert, select
+
+from forgeline.errors import ExecutionNotFoundError
+from forgeline.store.metadata.column_types import utc_now
+from forgeline.store.metadata.records import StepEvent, StepEventDraft, StepEventKind
+from forgeline.store.metadata.rows import to_step_event
+from forgeline.store.metadata.tables import executions, step_events
+
+
+def append_events(connection: Connection, drafts: Sequence[StepEventDraft]) -> list[StepEvent]:
+    """Insert the events in order and return them with their cursors; ExecutionNotFoundError for a missing one.
+
+    Each execution's row is locked first (FOR UPDATE on PostgreSQL; SQLite serialises writers anyway), so the
+    events of one execution commit in id order and a reader that resumes after a cursor never skips one.
+    """
+    now = utc_now()
+    for execution_id in sorted({draft.execution_id for draft in drafts}):
+        found = connection.execute(
+            select(executions.c.id).where(executions.c.id == execution_id).with_for_update()
+        ).first()
+        if found is None:
+            raise ExecutionNotFoundError(f"no execution '{execution_id}'")
+    appended = []
+    for draft in drafts:
+        values = {
+            "execution_id": draft.execution_id,
+            "step_name": draft.step_name,
+            "attempt": draft.attempt,
+            "kind": StepEventKind(draft.kind).value,
+            "status": None if draft.status is None else str(draft.status),
+            # exactly what the JSON column hands back later, so the returned event equals the one read back
+            "payload": json.loads(json.dumps(draft.payload)),
+            "created_at": now,
+        }
+        event_id = connection.execute(insert(step_events).values(**values).returning(step_events.c.id)).scalar_one()
+        appended.append(StepEvent(id=event_id, kind=StepEventKind(draft.kind), **{
+            key: value for key, value in values.items() if key != "kind"}))
+    return appended
+
+
+def list_events(connection: Connection, execution_id: str, after: int | None, limit: int | None) -> list[StepEvent]:
+    """The execution's events with an id above ``after``, oldest first, at most ``limit``."""
+    query = select(step_events).where(step_events.c.execution_id == execution_id).order_by(step_events.c.id)
+    if after is not None:
+        query = query.where(step_events.c.id > after)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = connection.execute(query).all()
+    if not rows and connection.execute(select(executions.c.id).where(executions.c.id == execution_id)).first() is None:
+        raise ExecutionNotFoundError(f"no execution '{execution_id}'")
+    return [to_step_event(row) for row in rows]

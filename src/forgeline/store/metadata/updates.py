@@ -1,0 +1,80 @@
+"""Typed updates of executions and step runs: each field left UNSET stays as stored, None clears it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import Enum
+from typing import Any, Final, TypeVar
+
+from forgeline.store.metadata.records import ExecutionStatus, StepStatus
+
+
+class Unset(Enum):
+    """The type of UNSET: a field the update leaves alone (None would mean "clear it")."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
+_Update = TypeVar("_Update", "ExecutionUpdate", "StepRunUpdate")
+
+
+@dataclass(frozen=True)
+class ExecutionUpdate:
+    """Fields of an execution to change; ownership, epoch and lease change only through claims."""
+
+    status: ExecutionStatus | Unset = UNSET
+    started_at: datetime | None | Unset = UNSET
+    ended_at: datetime | None | Unset = UNSET
+    failure_reason: str | None | Unset = UNSET
+    orchestrator_pid: int | None | Unset = UNSET
+    heartbeat_at: datetime | None | Unset = UNSET
+    parent_execution_id: str | None | Unset = UNSET  # an existing execution's full id, or None
+    code_snapshot: str | None | Unset = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this update sets, by name."""
+        return _changes(self)
+
+
+@dataclass(frozen=True)
+class StepRunUpdate:
+    """Fields of a step run to change (its execution, name and kind never change)."""
+
+    status: StepStatus | Unset = UNSET
+    started_at: datetime | None | Unset = UNSET
+    ended_at: datetime | None | Unset = UNSET
+    attempts: int | Unset = UNSET
+    failure_reason: str | None | Unset = UNSET
+    outputs: dict[str, str] | None | Unset = UNSET  # None: empty
+    properties: dict[str, Any] | None | Unset = UNSET  # None: empty
+    cache_hit: bool | Unset = UNSET
+    cache_source: str | None | Unset = UNSET
+    metrics: dict[str, float] | None | Unset = UNSET  # None: empty
+
+    def changes(self) -> dict[str, Any]:
+        """The fields this update sets, by name."""
+        return _changes(self)
+
+
+def execution_update(fields_by_name: dict[str, Any]) -> ExecutionUpdate:
+    """An ExecutionUpdate from keyword fields; ValueError names any field that cannot be set."""
+    return _build(ExecutionUpdate, fields_by_name, "execution")
+
+
+def step_run_update(fields_by_name: dict[str, Any]) -> StepRunUpdate:
+    """A StepRunUpdate from keyword fields; ValueError names any field that cannot be set."""
+    return _build(StepRunUpdate, fields_by_name, "step run")
+
+
+def _build(kind: type[_Update], fields_by_name: dict[str, Any], what: str) -> _Update:
+    allowed = {item.name for item in fields(kind)}
+    unknown = sorted(set(fields_by_name) - allowed)
+    if unknown:
+        raise ValueError(f"cannot update {what} field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    return kind(**fields_by_name)
+
+
+def _changes(update: ExecutionUpdate | StepRunUpdate) -> dict[str, Any]:
+    return {item.name: value for item in fields(update) if (value := getattr(update, item.name)) is not UNSET}
