@@ -21,6 +21,9 @@ AUTO_RESUME_ENV = "FORGELINE_AUTO_RESUME"
 ORCHESTRATOR_TIMEOUT_ENV = "FORGELINE_ORCHESTRATOR_TIMEOUT"
 DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS = 30.0
 """An orchestrator silent this long is lost: six of its heartbeats (one every timeout/6 s, at most 5 s)."""
+EXECUTOR_ENV = "FORGELINE_EXECUTOR"
+EXECUTORS = ("local",)
+"""The executors FORGELINE_EXECUTOR may name; ``local`` runs jobs as processes on this machine."""
 STORE_RETRY_ENV = "FORGELINE_STORE_RETRY_SECONDS"
 DEFAULT_STORE_RETRY_SECONDS = 30.0
 """A metadata store call keeps trying this long through a locked or unreachable database, then fails clearly."""
@@ -38,6 +41,7 @@ class Settings:
     auto_resume: bool = False  # a command that finds an execution's orchestrator lost resumes it
     orchestrator_timeout_seconds: float = DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS
     keep_jobs: bool = False  # keep a succeeded step's job folder (by default it is removed)
+    executor: str = "local"  # where jobs run (one of EXECUTORS)
     store_retry_seconds: float = DEFAULT_STORE_RETRY_SECONDS
     # FORGELINE_HOME unset and no .forgeline in this folder or above: home is ./.forgeline, made by the first write
     searched_from: Path | None = None
@@ -61,7 +65,8 @@ class Settings:
                    orchestrator_timeout_seconds=parse_seconds(env.get(ORCHESTRATOR_TIMEOUT_ENV),
                                                               ORCHESTRATOR_TIMEOUT_ENV,
                                                               DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS),
-                   keep_jobs=parse_flag(env.get(KEEP_JOBS_ENV), KEEP_JOBS_ENV), searched_from=searched_from,
+                   keep_jobs=parse_flag(env.get(KEEP_JOBS_ENV), KEEP_JOBS_ENV),
+                   executor=parse_executor(env.get(EXECUTOR_ENV)), searched_from=searched_from,
                    store_retry_seconds=parse_seconds(env.get(STORE_RETRY_ENV), STORE_RETRY_ENV,
                                                      DEFAULT_STORE_RETRY_SECONDS))
 
@@ -85,6 +90,7 @@ class Settings:
             AUTO_RESUME_ENV: "1" if self.auto_resume else "0",
             ORCHESTRATOR_TIMEOUT_ENV: f"{self.orchestrator_timeout_seconds:g}",
             KEEP_JOBS_ENV: "1" if self.keep_jobs else "0",
+            EXECUTOR_ENV: self.executor,
             STORE_RETRY_ENV: f"{self.store_retry_seconds:g}",
         }
 
@@ -131,6 +137,14 @@ def parse_flag(text: str | None, what: str) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise ConfigurationError(f"{what}={text!r} is not a yes/no value; write 1 or 0")
+
+
+def parse_executor(text: str | None) -> str:
+    """An executor name (see EXECUTORS); unset is ``local``."""
+    name = (text or "local").strip().lower() or "local"
+    if name not in EXECUTORS:
+        raise ConfigurationError(f"{EXECUTOR_ENV}={text!r} is not an executor; accepted: {', '.join(EXECUTORS)}")
+    return name
 
 
 def parse_seconds(text: str | None, what: str, default: float) -> float:
