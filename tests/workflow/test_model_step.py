@@ -159,7 +159,7 @@ def test_the_entry_point_must_exist_when_the_pipeline_is_defined(tmp_path: Path,
 def test_register_properties_are_checked_where_they_are_used() -> None:
     train = train_step()
     register = register_step(train)
-    for bad, message in ((register.properties.model_package, "has no property 'model_package'"),
+    for bad, message in ((register.properties.model_package_name, "has no property 'model_package_name'"),
                          (register.properties.model_package_arn["x"], "model_package_arn is a plain value")):
         use = ProcessingStep(name="Use", code="use.py", arguments=[bad])
         with pytest.raises(PipelineDefinitionError, match=message):
