@@ -106,3 +106,13 @@ def test_a_report_without_then_with_a_baseline_gates_the_pipeline(project: Any, 
     assert weak.status == "Failed" and "below 0.8" in (weak.failure_reason or "")
     assert weak.steps["Report"].properties["metrics"]["candidate"]["auc"] < 0.8
     assert np.isfinite(weak.steps["Report"].properties["metrics"]["difference"]["auc"]["value"])
+
+
+def test_a_bad_input_fails_the_report_step_with_one_line(project: Any) -> None:
+    project.write("prepare.py", PREPARE)
+    project.write("pipeline.py", PIPELINE.replace('label="defaulted"', 'label="churned"'))
+    finished = project.run(timeout=180)
+    assert finished.status == "Failed"
+    reason = finished.steps["Report"].failure_reason or ""
+    assert "the data has no label column 'churned' (its columns: x, market, defaulted)" in reason
+    assert "\n" not in reason.strip() and "Traceback" not in reason
