@@ -1,0 +1,133 @@
+"""Content-addressed code snapshots in the artifact store: what an execution runs, frozen when it is created.
+
+A snapshot is a manifest (relative path -> content hash, size, executable bit) plus one blob per distinct
+content, each stored once under its SHA-256 whatever file or snapshot it came from::
+
+    <root>/snapshots/blobs/<2 hex>/<sha256>
+    <root>/snapshots/manifests/<snapshot id>.json
+
+The snapshot id is the SHA-256 of the manifest's canonical JSON, so the same code always gets the same id and
+is stored once. Restoring checks every blob against its hash: a damaged snapshot is refused, never run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from forgeline.errors import ArtifactNotFoundError, StoreError
+from forgeline.store.artifacts import ArtifactStore
+
+SNAPSHOTS_FOLDER = "snapshots"
+MANIFEST_VERSION = 1
+_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SnapshotFile:
+    """One file of a snapshot: its content hash, size and whether it is executable."""
+
+    sha256: str
+    size: int
+    executable: bool = False
+
+
+def save_snapshot(artifacts: ArtifactStore, files: Mapping[str, str | Path]) -> str:
+    """Store these files (relative path in the snapshot -> local file) and return the snapshot's id.
+
+    Blobs already stored (by any earlier snapshot) are not uploaded again.
+    """
+    manifest: dict[str, SnapshotFile] = {}
+    for relative, local in files.items():
+        name = _checked_relative_path(relative)
+        if name in manifest:
+            raise ValueError(f"snapshot path {relative!r} is given twice (as {name!r})")
+        path = Path(local)
+        try:
+            info = path.stat()
+            with path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        except FileNotFoundError as error:
+            raise ArtifactNotFoundError(f"cannot snapshot {relative!r}: no file at {path}") from error
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"cannot snapshot {relative!r}: {path} is not a regular file")
+        manifest[name] = SnapshotFile(digest, info.st_size, bool(info.st_mode & stat.S_IXUSR))
+        blob = _blob_uri(artifacts, digest)
+        if not artifacts.exists(blob):
+            artifacts.put(path, blob)
+    document = _manifest_json(manifest)
+    snapshot_id = hashlib.sha256(document).hexdigest()
+    manifest_uri = _manifest_uri(artifacts, snapshot_id)
+    if not artifacts.exists(manifest_uri):
+        artifacts.write_bytes(manifest_uri, document)
+    return snapshot_id
+
+
+def read_snapshot(artifacts: ArtifactStore, snapshot_id: str) -> dict[str, SnapshotFile]:
+    """The files of a snapshot by relative path; ArtifactNotFoundError names an unknown snapshot id."""
+    if len(snapshot_id) != 64 or any(char not in "0123456789abcdef" for char in snapshot_id):
+        raise ArtifactNotFoundError(f"{snapshot_id!r} is not a code snapshot id (64 lowercase hex characters)")
+    try:
+        document = artifacts.read_bytes(_manifest_uri(artifacts, snapshot_id))
+    except ArtifactNotFoundError as error:
+        raise ArtifactNotFoundError(
+            f"no code snapshot {snapshot_id} in the artifact store {artifacts.root}") from error
+    if hashlib.sha256(document).hexdigest() != snapshot_id:
+        raise StoreError(f"code snapshot {snapshot_id} in {artifacts.root} is damaged (its manifest does not match "
+                         "its id); rerun the pipeline to make a new one")
+    parsed = json.loads(document)
+    return {name: SnapshotFile(**entry) for name, entry in parsed["files"].items()}
+
+
+def restore_snapshot(artifacts: ArtifactStore, snapshot_id: str, dest_dir: str | Path) -> list[Path]:
+    """Write the snapshot's files under dest_dir (created if needed, files replaced) and return their paths."""
+    destination = Path(dest_dir)
+    restored = []
+    for name, entry in read_snapshot(artifacts, snapshot_id).items():
+        target = destination.joinpath(*PurePosixPath(name).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle_number, staging_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        os.close(handle_number)
+        staging = Path(staging_name)
+        try:
+            artifacts.get(_blob_uri(artifacts, entry.sha256), staging)
+            with staging.open("rb") as handle:
+                if hashlib.file_digest(handle, "sha256").hexdigest() != entry.sha256:
+                    raise StoreError(f"code snapshot {snapshot_id} is damaged: the stored content of {name!r} "
+                                     "does not match its hash; rerun the pipeline to make a new snapshot")
+            os.chmod(staging, 0o755 if entry.executable else 0o644)
+            os.replace(staging, target)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+        restored.append(target)
+    return restored
+
+
+def _checked_relative_path(relative: str) -> str:
+    """The path in POSIX form; ValueError for an empty, absolute or escaping ('..') one."""
+    name = PurePosixPath(relative.replace("\\", "/"))
+    if not name.parts or name.is_absolute() or ".." in name.parts or str(name) == ".":
+        raise ValueError(f"snapshot path {relative!r} must be relative, inside the snapshot, without '..'")
+    return str(name)
+
+
+def _manifest_json(manifest: Mapping[str, SnapshotFile]) -> bytes:
+    files = {name: {"sha256": entry.sha256, "size": entry.size, "executable": entry.executable}
+             for name, entry in sorted(manifest.items())}
+    return json.dumps({"version": MANIFEST_VERSION, "files": files}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _blob_uri(artifacts: ArtifactStore, digest: str) -> str:
+    return artifacts.uri(SNAPSHOTS_FOLDER, "blobs", digest[:2], digest)
+
+
+def _manifest_uri(artifacts: ArtifactStore, snapshot_id: str) -> str:
+    return artifacts.uri(SNAPSHOTS_FOLDER, "manifests", f"{snapshot_id}.json")
