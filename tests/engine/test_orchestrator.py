@@ -6,10 +6,8 @@ starting a process or depending on timing: every job ends the moment the script 
 
 from __future__ import annotations
 
-import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from forgeline.config import Settings
 from forgeline.engine.launch import create_execution
 from forgeline.engine.orchestrator import Orchestrator
 from forgeline.engine.runtime import Runtime
+from forgeline.executors.base import JobRef
 from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ExecutionStatus, StepStatus
@@ -39,41 +38,44 @@ FAILED = JobResult(JobStatus.FAILED, failure_kind=FailureKind.JOB_FAILED, failur
 OK = JobResult(JobStatus.SUCCEEDED)
 
 
-@dataclass
-class ScriptedHandle:
-    """A job that ends when the script says: at once, or when it is stopped."""
-
-    future: Future[JobResult] = field(default_factory=Future)
-    pid: int | None = None
-
-    def stop(self, grace_seconds: float = 10.0) -> None:
-        if not self.future.done():
-            self.future.set_result(JobResult(JobStatus.STOPPED, failure_reason="stopped"))
-
-
 class ScriptedExecutor:
-    """Plays each job by step name: a list of results, one per attempt; None keeps the job running."""
+    """Plays each job by step name: a list of results, one per attempt; None keeps the job running until cancelled."""
 
     def __init__(self, results: dict[str, list[JobResult | None]], on_submit: Callable[[str], None] = lambda _: None):
         self.results = results
         self.on_submit = on_submit
         self.submitted: list[str] = []
-        self.lock = threading.Lock()
+        self.ended: dict[JobRef, JobResult | None] = {}
 
-    def submit(self, spec: JobSpec, on_start=None, on_restart=None) -> ScriptedHandle:
+    def submit(self, spec: JobSpec, on_restart=None) -> JobRef:
         step = spec.job_id.split("/")[1]
-        with self.lock:
-            self.submitted.append(step)
-            attempt = self.submitted.count(step)
+        self.submitted.append(step)
         planned = self.results.get(step, [OK])
-        result = planned[min(attempt, len(planned)) - 1]
-        handle = ScriptedHandle()
-        if result is not None:
-            handle.future.set_result(result)
+        ref = JobRef(spec.job_id)
+        self.ended[ref] = planned[min(self.submitted.count(step), len(planned)) - 1]
         self.on_submit(step)
-        return handle
+        return ref
 
-    def adopt(self, spec: JobSpec) -> JobResult | None:
+    def poll(self, ref: JobRef) -> JobResult | None:
+        return self.ended[ref]
+
+    def wait(self, ref: JobRef, timeout: float | None = None) -> JobResult | None:
+        return self.ended[ref]
+
+    def wait_any(self, refs, timeout=None) -> list[JobRef]:
+        ended = [ref for ref in refs if self.ended[ref] is not None]
+        if not ended and timeout:
+            time.sleep(timeout)  # nothing will end by itself: the orchestrator polls for a stop meanwhile
+        return ended
+
+    def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
+        if self.ended[ref] is None:
+            self.ended[ref] = JobResult(JobStatus.STOPPED, failure_reason="stopped")
+
+    def logs(self, ref: JobRef) -> str:
+        return ""
+
+    def recover(self, spec: JobSpec) -> JobResult | None:
         return None
 
     def shutdown(self) -> None:

@@ -7,6 +7,9 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
+from forgeline.errors import JobError
 from forgeline.executors.local import LocalExecutor
 from forgeline.jobs.spec import FailureKind, JobSpec, JobStatus
 
@@ -41,8 +44,8 @@ def alive(pid: int) -> bool:
 def test_two_processing_jobs_really_run_in_parallel(project, specs, executor):
     code = write(project / "timed.py", TIMESTAMPS)
     first, second = specs.processing(code), specs.processing(code)
-    handles = [executor.submit(first), executor.submit(second)]
-    results = [handle.future.result(timeout=10) for handle in handles]
+    refs = [executor.submit(first), executor.submit(second)]
+    results = [executor.wait(ref, timeout=10) for ref in refs]
     assert all(result.status is JobStatus.SUCCEEDED for result in results)
     (start_a, end_a), (start_b, end_b) = (
         json.loads((Path(spec.job_dir) / "times.json").read_text()) for spec in (first, second)
@@ -52,8 +55,8 @@ def test_two_processing_jobs_really_run_in_parallel(project, specs, executor):
 
 def test_a_function_job_runs_on_a_warm_worker(steps, specs, executor, artifacts):
     uri = artifacts.uri("exec-1", "pid", "return.pkl")
-    first = executor.submit(specs.function(steps, "pid", return_uri=uri)).future.result(timeout=10)
-    second = executor.submit(specs.function(steps, "pid")).future.result(timeout=10)
+    first = executor.wait(executor.submit(specs.function(steps, "pid", return_uri=uri)), timeout=10)
+    second = executor.wait(executor.submit(specs.function(steps, "pid")), timeout=10)
     assert first.status is JobStatus.SUCCEEDED, first.failure_reason
     assert first.properties["ReturnUri"] == uri
     assert first.properties["Return"] == second.properties["Return"]  # no new process for the second call
@@ -62,27 +65,27 @@ def test_a_function_job_runs_on_a_warm_worker(steps, specs, executor, artifacts)
 def test_stopping_a_processing_job(project, specs, executor):
     code = write(project / "sleepy.py", "import time\nopen('ready.txt', 'w').write('ready\\n')\ntime.sleep(30)\n")
     spec = specs.processing(code)
-    handle = executor.submit(spec)
+    ref = executor.submit(spec)
     wait_for(Path(spec.job_dir) / "ready.txt")
-    handle.stop(grace_seconds=1.0)
-    assert handle.future.result(timeout=10).status is JobStatus.STOPPED
+    executor.cancel(ref, grace_seconds=1.0)
+    assert executor.wait(ref, timeout=10).status is JobStatus.STOPPED
 
 
 def test_stopping_a_function_job_kills_its_worker_which_is_replaced(steps, specs, executor):
     spec = specs.function(steps, "sleep", 30)
-    handle = executor.submit(spec)
+    ref = executor.submit(spec)
     worker_pid = int(wait_for(Path(spec.job_dir) / "ready.txt"))
-    handle.stop(grace_seconds=1.0)
-    result = handle.future.result(timeout=10)
+    executor.cancel(ref, grace_seconds=1.0)
+    result = executor.wait(ref, timeout=10)
     assert result.status is JobStatus.STOPPED
     assert not alive(worker_pid)
-    after = executor.submit(specs.function(steps, "pid")).future.result(timeout=10)
+    after = executor.wait(executor.submit(specs.function(steps, "pid")), timeout=10)
     assert after.status is JobStatus.SUCCEEDED
     assert after.properties["Return"] != worker_pid
 
 
 def test_a_function_past_its_max_run_time_times_out(steps, specs, executor):
-    result = executor.submit(specs.function(steps, "sleep", 30, max_run_seconds=0.3)).future.result(timeout=10)
+    result = executor.wait(executor.submit(specs.function(steps, "sleep", 30, max_run_seconds=0.3)), timeout=10)
     assert result.failure_kind is FailureKind.TIMEOUT
     assert result.failure_reason is not None
     assert result.failure_reason.startswith("MaxRuntimeExceeded: job ran longer than 0.3 s")
@@ -96,26 +99,24 @@ def test_a_queued_job_stopped_before_it_starts_never_runs(project, specs, artifa
         first = executor.submit(specs.processing(blocker))
         queued_spec = specs.processing(never)
         queued = executor.submit(queued_spec)
-        queued.stop()
-        assert queued.future.result(timeout=10).status is JobStatus.STOPPED
-        assert first.future.result(timeout=10).status is JobStatus.SUCCEEDED
+        executor.cancel(queued)
+        assert executor.wait(queued, timeout=10).status is JobStatus.STOPPED
+        assert executor.wait(first, timeout=10).status is JobStatus.SUCCEEDED
         assert not (Path(queued_spec.job_dir) / "ran.txt").exists()
     finally:
         executor.shutdown()
 
 
-def test_an_unknown_job_kind_fails_without_raising(tmp_path, executor):
-    spec = JobSpec(kind="telepathy", job_id="e/s/1", job_dir=str(tmp_path / "j"), log_path=str(tmp_path / "l"))
-    result = executor.submit(spec).future.result(timeout=1)
-    assert result.failure_kind is FailureKind.INFRASTRUCTURE_ERROR
-    assert result.failure_reason == "LocalExecutor cannot run 'telepathy' jobs (it runs: function, processing, training)"
+def test_an_unknown_job_kind_is_refused_naming_the_kinds(tmp_path):
+    with pytest.raises(JobError, match=r"job e/s/1: unknown job kind 'telepathy' \(kinds: processing, training, function\)"):
+        JobSpec(kind="telepathy", job_id="e/s/1", job_dir=str(tmp_path / "j"), log_path=str(tmp_path / "l"))
 
 
 def test_shutdown_stops_running_jobs(project, specs, artifacts):
     executor = LocalExecutor(artifacts, max_parallel=2)
     code = write(project / "sleepy.py", "import time\nopen('ready.txt', 'w').write('ready\\n')\ntime.sleep(30)\n")
     spec = specs.processing(code)
-    handle = executor.submit(spec)
+    ref = executor.submit(spec)
     wait_for(Path(spec.job_dir) / "ready.txt")
     executor.shutdown(grace_seconds=1.0)
-    assert handle.future.result(timeout=1).status is JobStatus.STOPPED
+    assert executor.poll(ref).status is JobStatus.STOPPED

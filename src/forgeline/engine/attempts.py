@@ -1,14 +1,11 @@
-"""AttemptLedger: each step's current attempt, the attempts of this round, pids and spot restarts."""
+"""AttemptLedger: each step's current attempt, the attempts of this round and spot restarts."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import StepRun, StepStatus
-
-log = logging.getLogger("forgeline.orchestrator")
 
 
 class AttemptLedger:
@@ -42,16 +39,6 @@ class AttemptLedger:
     def round_attempt(self, step_name: str) -> int:
         """The step's current attempt counted within this round (what retry policies limit)."""
         return self.latest(step_name) - self.round_base.get(step_name, 0)
-
-    def pid_recorder(self, step_name: str) -> Callable[[int], None]:
-        """Record a job's process id as soon as it starts, so a resumed orchestrator can end orphans."""
-        def record(pid: int) -> None:
-            attempt = self.latest(step_name)  # a spot restart has opened a new attempt by now
-            try:
-                self.store.set_attempt_pid(self.execution_id, step_name, attempt, pid)
-            except Exception:  # noqa: BLE001 - a pid is a convenience; never fail the job over it
-                log.warning("could not record pid %s of %s attempt %s", pid, step_name, attempt)
-        return record
 
     def restart_recorder(self, step_name: str, log_path: str) -> Callable[[str], None]:
         """Record a spot restart: the current attempt ends Interrupted (why), the restart is the next attempt."""

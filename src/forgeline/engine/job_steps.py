@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 from forgeline.config import Settings
@@ -21,7 +20,7 @@ from forgeline.engine.scheduler import Retry
 from forgeline.engine.state import ExecutionState, now
 from forgeline.engine.transitions import AttemptEnd, Transition, record_transition
 from forgeline.errors import ForgelineError
-from forgeline.executors.base import Executor, JobHandle
+from forgeline.executors.base import Executor, JobRef
 from forgeline.jobs.spec import JobResult, JobSpec, JobStatus
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ExecutionRecord, MetricPoint, StepStatus
@@ -38,7 +37,7 @@ class RunningJob:
 
     step: Step
     spec: JobSpec
-    handle: JobHandle | None  # None: adopted from a dead orchestrator, already ended
+    ref: JobRef | None  # None: adopted from a dead orchestrator, already ended
     attempt: int  # its first attempt; spot restarts open later ones (see JobSteps.attempts)
     cache_key: CacheKey | None
 
@@ -57,7 +56,7 @@ class JobSteps:
         self.cache_lookups = cache_lookups  # False (run --no-cache): results are still recorded in the cache
         self.cache = StepCache(state.store, artifacts)
         self.fingerprinter = Fingerprinter(state.store)
-        self.running: dict[Future[JobResult], RunningJob] = {}
+        self.running: dict[JobRef, RunningJob] = {}
 
     def submit(self, step: Step) -> None:
         """Build the step's job spec and submit it, unless its inputs fail to resolve or the cache has its result."""
@@ -76,9 +75,8 @@ class JobSteps:
         attempt = self.attempts.start(step.name, spec.log_path)
         record_transition(state, Transition(step.name, StepStatus.EXECUTING,
                                             started_at=now() if first_attempt else None))
-        handle = self.executor.submit(spec, on_start=self.attempts.pid_recorder(step.name),
-                                      on_restart=self.attempts.restart_recorder(step.name, spec.log_path))
-        self.running[handle.future] = RunningJob(step, spec, handle, attempt, key)
+        ref = self.executor.submit(spec, on_restart=self.attempts.restart_recorder(step.name, spec.log_path))
+        self.running[ref] = RunningJob(step, spec, ref, attempt, key)
 
     def spec_of(self, step: Step, attempt: int, strict: bool = False) -> JobSpec | None:
         """The JobSpec of one attempt of ``step`` (specs are pure: rebuilt alike); None for a step with no job."""
@@ -113,10 +111,12 @@ class JobSteps:
             metrics=entry.properties.get("metrics", {}), cache_source=entry.execution_id))
         return True
 
-    def finish(self, future: Future[JobResult]) -> None:
-        """Conclude the job behind a completed future."""
-        job = self.running.pop(future)
-        self.conclude(job, future.result())
+    def finish(self, ref: JobRef) -> None:
+        """Conclude a job that has ended."""
+        result = self.executor.poll(ref)
+        if result is None:
+            raise RuntimeError(f"job {ref.id} was reported ended but has no result")
+        self.conclude(self.running.pop(ref), result)
 
     def conclude(self, job: RunningJob, result: JobResult) -> None:
         """Record how a job attempt ended; the scheduler decides whether the step retries or settles."""
@@ -167,5 +167,5 @@ class JobSteps:
         for job in self.running.values():
             if job.step.name in stopping:
                 record_transition(self.state, Transition(job.step.name, StepStatus.STOPPING))
-                if job.handle is not None:
-                    job.handle.stop(STOP_GRACE_SECONDS)
+                if job.ref is not None:
+                    self.executor.cancel(job.ref, STOP_GRACE_SECONDS)

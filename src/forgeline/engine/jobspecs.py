@@ -17,6 +17,7 @@ from forgeline.jobs.entrypoints import batch_transform
 from forgeline.jobs.spec import (
     CollectedOutput,
     FunctionRef,
+    JobKind,
     JobSpec,
     MetricDefinition,
     PropertyFileSpec,
@@ -119,7 +120,7 @@ def interpreter_fields(interpreter: Interpreter, ctx: JobContext) -> Interpreter
 def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
     code, source_dir = script_paths(step.code, step.source_dir, ctx)
     return JobSpec(
-        kind="processing",
+        kind=JobKind.PROCESSING,
         job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
         job_dir=ctx.job_dir(step.name),
         log_path=ctx.log_path(step.name),
@@ -158,7 +159,7 @@ def _training(step: TrainingStep, ctx: JobContext) -> JobSpec:
         checkpoint = ctx.local_path(checkpoint)
     instance_type = resolve(step.instance_type, ctx.resolution)
     return JobSpec(
-        kind="training",
+        kind=JobKind.TRAINING,
         job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
         job_dir=ctx.job_dir(step.name),
         log_path=ctx.log_path(step.name),
@@ -191,7 +192,7 @@ def _training(step: TrainingStep, ctx: JobContext) -> JobSpec:
 def _function(step: FunctionStep, ctx: JobContext) -> JobSpec:
     ref = step.function
     return JobSpec(
-        kind="function",
+        kind=JobKind.FUNCTION,
         job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
         job_dir=ctx.job_dir(step.name),
         log_path=ctx.log_path(step.name),
@@ -244,7 +245,7 @@ def _transform(step: TransformStep, ctx: JobContext) -> JobSpec:
     if step.accept:
         arguments += ["--accept", step.accept]
     return JobSpec(
-        kind="processing",
+        kind=JobKind.PROCESSING,
         job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
         job_dir=ctx.job_dir(step.name),
         log_path=ctx.log_path(step.name),

@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, wait
 from typing import Any
 
 from forgeline.engine import registration  # noqa: F401 - registers RegisterModel's inline runner
@@ -30,6 +29,7 @@ from forgeline.engine.transitions import Transition, property_document, record_t
 from forgeline.errors import ForgelineError
 from forgeline.jobs.function_loading import FunctionLoader
 from forgeline.store.metadata.records import ExecutionStatus, StepStatus
+from forgeline.store.metadata.updates import ExecutionUpdate
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, Step
 
@@ -104,8 +104,8 @@ class Orchestrator:
             log.exception("orchestrator failed")
             self.jobs.stop(self.scheduler.request_stop())
             reason = f"orchestrator error: {type(exc).__name__}: {exc}"
-            self.store.update_execution(self.id, status=ExecutionStatus.FAILED, failure_reason=reason,
-                                        ended_at=now())
+            self.store.update_execution(self.id, ExecutionUpdate(status=ExecutionStatus.FAILED,
+                                                                 failure_reason=reason, ended_at=now()))
             return ExecutionStatus.FAILED
         finally:
             self.heartbeat.stop()
@@ -131,10 +131,9 @@ class Orchestrator:
                 break
             timeout = self.scheduler.wait_timeout(time.monotonic(), STOP_POLL_SECONDS)
             if self.jobs.running:
-                done, _ = wait(list(self.jobs.running), timeout=timeout, return_when=FIRST_COMPLETED)
-                for future in done:
+                for ref in self.executor.wait_any(list(self.jobs.running), timeout):
                     self.heartbeat.owned_record()  # a job a newer orchestrator's takeover ended is not ours
-                    self.jobs.finish(future)
+                    self.jobs.finish(ref)
             else:
                 time.sleep(timeout)
 
@@ -220,7 +219,8 @@ class Orchestrator:
             if reason is None:
                 runs = {r.name: r for r in self.store.list_step_runs(self.id)}
                 reason = "; ".join(f"step {n!r} failed: {runs[n].failure_reason}" for n in verdict.failed)
-        self.store.update_execution(self.id, status=verdict.status, failure_reason=reason, ended_at=now())
+        self.store.update_execution(self.id, ExecutionUpdate(status=verdict.status, failure_reason=reason,
+                                                             ended_at=now()))
         discard_empty_jobs_folder(self.settings, self.id)
         return verdict.status
 

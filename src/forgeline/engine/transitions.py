@@ -14,6 +14,7 @@ from typing import Any
 
 from forgeline.engine.state import ExecutionState, now
 from forgeline.store.metadata.records import StepStatus
+from forgeline.store.metadata.updates import StepRunUpdate
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def record_transition(state: ExecutionState, transition: Transition) -> None:
             fields[key] = dict(value)
     if transition.cache_source is not None:
         fields.update(cache_hit=True, cache_source=transition.cache_source)
-    state.store.update_step_run(state.id, name, **fields)
+    state.store.update_step_run(state.id, name, StepRunUpdate(**fields))
     if status == StepStatus.SUCCEEDED:
         state.resolution.step_properties[name] = property_document(
             transition.outputs or {}, transition.metrics or {}, transition.properties or {})

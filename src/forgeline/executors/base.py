@@ -1,46 +1,58 @@
-"""The Executor protocol: submit a JobSpec, get a handle to wait on or stop."""
+"""The Executor protocol: submit a JobSpec, get an opaque JobRef; poll, wait, cancel and read logs through it.
+
+Nothing in it names a process: where and how a job runs (a local process group, a cluster task) is the
+executor's business, and so is taking over the jobs an orchestrator that died left behind (``recover``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Protocol
 
 from forgeline.jobs.spec import JobResult, JobSpec
 
 
-class JobHandle(Protocol):
-    """A submitted job: a future of its result, and a way to stop it."""
+@dataclass(frozen=True)
+class JobRef:
+    """A submitted job, as its executor named it; opaque to everyone else."""
 
-    @property
-    def future(self) -> Future[JobResult]:
-        """Completes with the JobResult (never raises: failures are results)."""
-        ...
-
-    def stop(self, grace_seconds: float = 10.0) -> None:
-        """Ask the job to end (SIGTERM), then force it (SIGKILL) after the grace period; result is Stopped."""
-        ...
-
-    @property
-    def pid(self) -> int | None:
-        """OS process id of the job while it runs on this machine (None elsewhere or not yet started)."""
-        ...
+    id: str
 
 
 class Executor(Protocol):
-    """Runs jobs somewhere and reports their results."""
+    """Runs jobs somewhere and reports their results; failures are results, never exceptions."""
 
-    def submit(self, spec: JobSpec, on_start: Callable[[int], None] | None = None,
-               on_restart: Callable[[str], None] | None = None) -> JobHandle:
-        """Start the job without waiting for it; ``on_start`` gets each OS process id the job starts.
+    def submit(self, spec: JobSpec, on_restart: Callable[[str], None] | None = None) -> JobRef:
+        """Start the job without waiting for it.
 
         ``on_restart`` gets the reason each time the job starts again after an interruption (spot restarts),
-        before the new process starts.
+        before it starts again.
         """
         ...
 
-    def adopt(self, spec: JobSpec) -> JobResult | None:
-        """The result of an attempt that ended while no orchestrator watched it; None if it cannot be adopted."""
+    def poll(self, ref: JobRef) -> JobResult | None:
+        """The job's result once it has ended, else None."""
+        ...
+
+    def wait(self, ref: JobRef, timeout: float | None = None) -> JobResult | None:
+        """Block until the job ends (its result) or ``timeout`` seconds pass (None)."""
+        ...
+
+    def wait_any(self, refs: Collection[JobRef], timeout: float | None = None) -> list[JobRef]:
+        """Block until one of ``refs`` has ended or ``timeout`` seconds pass; the ones that have ended."""
+        ...
+
+    def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
+        """Ask the job to end, forcing it after ``grace_seconds``; its result is Stopped."""
+        ...
+
+    def logs(self, ref: JobRef) -> str:
+        """What the job has written so far (stdout and stderr)."""
+        ...
+
+    def recover(self, spec: JobSpec) -> JobResult | None:
+        """An attempt a previous orchestrator submitted: its result if it ended; else it is ended, and None."""
         ...
 
     def shutdown(self) -> None:

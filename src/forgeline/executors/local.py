@@ -2,44 +2,35 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Collection
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from forgeline.errors import JobError
+from forgeline.executors.base import JobRef
 from forgeline.executors.worker_pool import WarmWorkerPool
-from forgeline.jobs.control import JobControl
-from forgeline.jobs.function import run_function_job
-from forgeline.jobs.processing import adopt_processing_job, run_processing_job
+from forgeline.jobs.control import JobControl, signal_process_group
+from forgeline.jobs.process import read_supervisor_pid
 from forgeline.jobs.results import infrastructure_failure
+from forgeline.jobs.runners import JobEnvironment, KindRunner, runner_for
 from forgeline.jobs.spec import JobResult, JobSpec
-from forgeline.jobs.training import adopt_training_job, run_training_job
+from forgeline.store.artifacts import ArtifactStore
 
-if TYPE_CHECKING:
-    from forgeline.store.artifacts import ArtifactStore
-
-JobRunner = Callable[[JobSpec, JobControl], JobResult]
-"""Runs one job to its end in the calling thread; stops come through the JobControl."""
+JOB_PID_FILE = ".forgeline-job.pid"
+"""Written into the job directory when the job's process starts: its process group, for ``recover``."""
 
 
 @dataclass(frozen=True)
-class LocalJobHandle:
+class LocalJob:
     """A job submitted to a LocalExecutor."""
 
+    spec: JobSpec
     future: Future[JobResult]
     control: JobControl
-
-    def stop(self, grace_seconds: float = 10.0) -> None:
-        """Ask the job to end (SIGTERM), then force it (SIGKILL) after the grace period; result is Stopped."""
-        self.control.stop(grace_seconds)
-
-    @property
-    def pid(self) -> int | None:
-        """OS process id of the job while it runs."""
-        return self.control.pid
 
 
 class LocalExecutor:
@@ -49,46 +40,64 @@ class LocalExecutor:
         if max_parallel < 1:
             raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
         self._artifacts = artifacts
-        self._python = python
         self._threads = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="forgeline-job")
         self._workers = WarmWorkerPool(max_parallel, python=python)
-        self._runners: dict[str, JobRunner] = {
-            "processing": self._run_processing,
-            "training": self._run_training,
-            "function": self._run_function,
-        }
+        self._env = JobEnvironment(artifacts, self._workers, python)
         self._lock = threading.Lock()
+        self._jobs: dict[str, LocalJob] = {}
         self._active: set[JobControl] = set()
 
-    def submit(self, spec: JobSpec, on_start: Callable[[int], None] | None = None,
-               on_restart: Callable[[str], None] | None = None) -> LocalJobHandle:
-        """Start the job without waiting for it; its future always completes with a JobResult."""
-        control = JobControl(on_attach=on_start, on_restart=on_restart)
-        runner = self._runners.get(spec.kind)
-        if runner is None:
-            future: Future[JobResult] = Future()
-            kinds = ", ".join(sorted(self._runners))
-            future.set_result(
-                infrastructure_failure(JobError(f"LocalExecutor cannot run '{spec.kind}' jobs (it runs: {kinds})"))
-            )
-            return LocalJobHandle(future, control)
+    def submit(self, spec: JobSpec, on_restart: Callable[[str], None] | None = None) -> JobRef:
+        """Start the job without waiting for it; its reference is its job id."""
+        control = JobControl(on_attach=lambda pid: record_job_pid(spec, pid), on_restart=on_restart)
         with self._lock:
+            if spec.job_id in self._jobs:
+                raise JobError(f"job {spec.job_id} was already submitted to this executor")
             self._active.add(control)
-        future = self._threads.submit(self._run, runner, spec, control)
-        return LocalJobHandle(future, control)
+            future = self._threads.submit(self._run, runner_for(spec.kind), spec, control)
+            self._jobs[spec.job_id] = LocalJob(spec, future, control)
+        return JobRef(spec.job_id)
 
-    def adopt(self, spec: JobSpec) -> JobResult | None:
-        """The result of a script job that ended after its orchestrator died (its supervisor recorded the exit).
+    def poll(self, ref: JobRef) -> JobResult | None:
+        """The job's result once it has ended, else None."""
+        future = self._job(ref).future
+        return future.result() if future.done() else None
 
-        None when it has not ended, or cannot be adopted (a @step call, a spot job killed mid-run): run it again.
-        """
-        adopter = {"processing": adopt_processing_job, "training": adopt_training_job}.get(spec.kind)
-        if adopter is None:
-            return None
+    def wait(self, ref: JobRef, timeout: float | None = None) -> JobResult | None:
+        """Block until the job ends (its result) or ``timeout`` seconds pass (None)."""
+        done, _ = wait([self._job(ref).future], timeout=timeout)
+        return self.poll(ref) if done else None
+
+    def wait_any(self, refs: Collection[JobRef], timeout: float | None = None) -> list[JobRef]:
+        """Block until one of ``refs`` has ended or ``timeout`` seconds pass; the ones that have ended."""
+        futures = {self._job(ref).future: ref for ref in refs}
+        done, _ = wait(list(futures), timeout=timeout, return_when=FIRST_COMPLETED)
+        return [ref for future, ref in futures.items() if future in done]
+
+    def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
+        """SIGTERM the job's processes, SIGKILL after ``grace_seconds``; its result is Stopped."""
+        self._job(ref).control.stop(grace_seconds)
+
+    def logs(self, ref: JobRef) -> str:
+        """The job's log as written so far."""
         try:
-            return adopter(spec, self._artifacts)
+            return Path(self._job(ref).spec.log_path).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def recover(self, spec: JobSpec) -> JobResult | None:
+        """Adopt a script job that ended after its orchestrator died (its supervisor recorded the exit).
+
+        A job not ended, or one that cannot be adopted (a @step call, a spot job killed mid-run), has its
+        processes ended; None: run it again.
+        """
+        try:
+            result = runner_for(spec.kind).adopt(spec, self._artifacts)
         except Exception as exc:  # collecting the outputs failed: a result all the same
             return infrastructure_failure(exc)
+        if result is None:
+            end_orphaned_job(Path(spec.job_dir))
+        return result
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Stop running and queued jobs, wait for their threads, then end the warm workers."""
@@ -99,20 +108,42 @@ class LocalExecutor:
         self._threads.shutdown(wait=True)
         self._workers.shutdown()
 
-    def _run(self, runner: JobRunner, spec: JobSpec, control: JobControl) -> JobResult:
+    def _job(self, ref: JobRef) -> LocalJob:
+        job = self._jobs.get(ref.id)
+        if job is None:
+            raise JobError(f"job {ref.id} was not submitted to this executor")
+        return job
+
+    def _run(self, runner: KindRunner, spec: JobSpec, control: JobControl) -> JobResult:
         try:
-            return runner(spec, control)
+            return runner.run(spec, self._env, control)
         except Exception as exc:  # a bug must still end as a result, or the orchestrator waits forever
             return infrastructure_failure(exc)
         finally:
             with self._lock:
                 self._active.discard(control)
 
-    def _run_processing(self, spec: JobSpec, control: JobControl) -> JobResult:
-        return run_processing_job(spec, self._artifacts, control, python=self._python)
 
-    def _run_training(self, spec: JobSpec, control: JobControl) -> JobResult:
-        return run_training_job(spec, self._artifacts, control, python=self._python)
+def record_job_pid(spec: JobSpec, pid: int) -> None:
+    """Note the process group of a job's newest process in its job directory (a restart replaces it)."""
+    try:
+        Path(spec.job_dir).mkdir(parents=True, exist_ok=True)
+        (Path(spec.job_dir) / JOB_PID_FILE).write_text(str(pid))
+    except OSError:
+        pass  # only recovery needs it; a script job's supervisor records its own as well
 
-    def _run_function(self, spec: JobSpec, control: JobControl) -> JobResult:
-        return run_function_job(spec, self._artifacts, self._workers, control)
+
+def end_orphaned_job(job_dir: Path) -> None:
+    """SIGKILL the process group of a job a dead orchestrator left behind, if it still runs."""
+    for pid in (read_pid(job_dir / JOB_PID_FILE), read_supervisor_pid(job_dir)):
+        if pid:
+            signal_process_group(pid, signal.SIGKILL)  # a group already gone is ignored
+
+
+def read_pid(path: Path) -> int | None:
+    """A process id written in ``path``; None if there is none."""
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
+

@@ -7,7 +7,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from forgeline.errors import JobError
 from forgeline.jobs.code_folder import CodeFolderRules
+
+
+class JobKind(StrEnum):
+    """What a job runs; forgeline.jobs.runners maps each kind to the function that runs it."""
+
+    PROCESSING = "processing"  # a script, run as `python <code> <arguments>`
+    TRAINING = "training"  # a script in SageMaker's script mode, with channels, checkpoints and metrics
+    FUNCTION = "function"  # a @step function called in a warm worker
 
 
 class FailureKind(StrEnum):
@@ -90,7 +99,7 @@ class TrainingSpec:
 class JobSpec:
     """Everything an executor needs to run one attempt of one step, with every expression already resolved."""
 
-    kind: str  # "processing" | "training" | "function"
+    kind: JobKind
     job_id: str  # "<execution>/<step>/<attempt>", unique
     job_dir: str  # fresh working directory for this attempt
     log_path: str  # stdout and stderr of the job, as they stream
@@ -120,6 +129,26 @@ class JobSpec:
     envs_dir: str | None = None
     training: TrainingSpec | None = None
     sagemaker_paths: bool = False  # run the script with the job directory mounted at /opt/ml
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "kind", JobKind(self.kind))
+        except ValueError:
+            kinds = ", ".join(kind.value for kind in JobKind)
+            raise JobError(f"job {self.job_id}: unknown job kind {self.kind!r} (kinds: {kinds})") from None
+
+    def to_json(self) -> str:
+        """This spec as a JSON document (JobError when a @step argument in it is not JSON)."""
+        from forgeline.jobs.spec_json import spec_to_json  # the codec reads this module's types
+
+        return spec_to_json(self)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        """The spec a ``to_json`` document describes (JobError when it is not one)."""
+        from forgeline.jobs.spec_json import spec_from_json
+
+        return spec_from_json(text)
 
 
 @dataclass(frozen=True)
