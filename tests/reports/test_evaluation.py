@@ -136,3 +136,21 @@ def test_every_bad_input_fails_with_one_line(tmp_path: Path, change: dict, messa
         write_report(request, tmp_path / "report")
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "report" / "report.pdf").exists()
+
+
+def test_predictions_with_ids_must_follow_the_data_row_for_row(tmp_path: Path) -> None:
+    data = _data(tmp_path)
+    joined = tmp_path / "joined.csv"  # what a transform with join_source="Input" writes: the record, then the score
+    joined.write_text("".join(f"{i},{m},{s}\n" for i, (m, s) in enumerate(zip(MARKETS, CANDIDATE))))
+    written = write_report(ReportRequest(data=str(data), label="defaulted", predictions=str(joined), id_column="x"),
+                           tmp_path / "ok")
+    assert written.metrics["candidate"]["auc"] == pytest.approx(skm.roc_auc_score(LABELS, CANDIDATE), abs=1e-12)
+
+    lines = joined.read_text().splitlines()
+    lines[3], lines[4] = lines[4], lines[3]
+    joined.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ReportError) as caught:
+        write_report(ReportRequest(data=str(data), label="defaulted", predictions=str(joined), id_column="x"),
+                     tmp_path / "swapped")
+    assert str(caught.value) == ("prediction row 4 is for x '4' but data row 4 is '3': predictions must follow the "
+                                 "data's rows in order")

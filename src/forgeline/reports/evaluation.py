@@ -11,7 +11,7 @@ from forgeline.errors import ReportError
 from forgeline.inference.loader import ModelSource
 from forgeline.reports.baseline import score_baseline
 from forgeline.reports.figures import close, report_figures
-from forgeline.reports.inputs import TASKS, labelled_scores, read_rows, read_scores
+from forgeline.reports.inputs import TASKS, check_ids, labelled_scores, read_ids, read_rows, read_scores
 from forgeline.reports.metrics import report_metrics
 from forgeline.reports.render import HTML_NAME, METRICS_NAME, PDF_NAME, write_html, write_pdf
 
@@ -31,6 +31,7 @@ class ReportRequest:
     score_field: str = "score"
     threshold: float = 0.5
     segment: str | None = None
+    id_column: str | None = None  # a column of the data the predictions carry too (JSON field or first CSV column)
     title: str = "Evaluation report"
     cache_dir: str = ".model-cache"
 
@@ -70,9 +71,11 @@ def write_report(request: ReportRequest, folder: Path) -> WrittenReport:
     rows = read_rows(request.data)
     candidate = (request.candidate_scores if request.candidate_scores is not None
                  else read_scores(str(request.predictions), request.score_field))
+    if request.id_column is not None and request.predictions is not None:
+        check_ids(rows, request.id_column, read_ids(request.predictions, request.id_column))
     baseline = request.baseline_scores
     if baseline is None and request.baseline is not None:
-        drop = [request.label] + ([request.segment] if request.segment else [])
+        drop = [request.label, *(c for c in (request.segment, request.id_column) if c)]
         baseline = score_baseline(request.baseline, rows, drop, request.baseline_input, request.score_field,
                                   request.cache_dir)
     data = labelled_scores(rows, request.label, request.task, candidate, baseline, request.segment)

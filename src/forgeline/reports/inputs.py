@@ -117,6 +117,36 @@ def read_scores(location: str | Path, score_field: str) -> list[Any]:
     return scores
 
 
+def read_ids(location: str | Path, id_column: str) -> list[str]:
+    """The row ids of predictions: ``id_column`` of JSON lines, or the first column of CSV lines."""
+    ids: list[str] = []
+    for path in data_files(location, "predictions"):
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        for number, line in enumerate(lines, 1):
+            if line.lstrip().startswith("{"):
+                item = json.loads(line)
+                if id_column not in item:
+                    raise ReportError(f"predictions {path} line {number} has no id field {id_column!r}")
+                ids.append(str(item[id_column]))
+            else:
+                first = next(csv.reader([line]))[0]
+                if not (number == 1 and first == id_column):  # a header line
+                    ids.append(first)
+    return ids
+
+
+def check_ids(rows: Sequence[dict[str, Any]], id_column: str, predicted: Sequence[str]) -> None:
+    """Refuse predictions whose ids are not the data's, row for row."""
+    if id_column not in rows[0]:
+        raise ReportError(f"the data has no id column {id_column!r} (its columns: {', '.join(rows[0])})")
+    if len(predicted) != len(rows):
+        raise ReportError(f"the predictions have {len(predicted)} id(s) for {len(rows)} data row(s)")
+    for number, (row, given) in enumerate(zip(rows, predicted), 1):
+        if str(row[id_column]) != given:
+            raise ReportError(f"prediction row {number} is for {id_column} {given!r} but data row {number} is "
+                              f"{str(row[id_column])!r}: predictions must follow the data's rows in order")
+
+
 @dataclass(frozen=True)
 class LabelledScores:
     """Labels (class indexes, or numbers for regression), each model's scores, classes and segments, checked."""

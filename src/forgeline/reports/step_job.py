@@ -44,6 +44,8 @@ def _evaluation_report(step: EvaluationReportStep, ctx: JobContext) -> JobSpec:
                  "--title", step.title, "--output", "report", "--properties", PROPERTIES_FILE]
     if step.segment:
         arguments += ["--segment", step.segment]
+    if step.id_column:
+        arguments += ["--id-column", step.id_column]
     inputs = [StagedInput(ctx.local_path(predictions) if "://" not in predictions else predictions,
                           "input/predictions"),
               StagedInput(ctx.local_path(data) if "://" not in data else data, "input/data")]

@@ -26,6 +26,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--score-field", default="score")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--segment")
+    parser.add_argument("--id-column")
     parser.add_argument("--title", default="Evaluation report")
     parser.add_argument("--output", required=True)
     parser.add_argument("--properties", required=True)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     request = ReportRequest(
         data=args.data, label=args.label, task=args.task, predictions=args.predictions, baseline=baseline,
         baseline_input=args.baseline_input, score_field=args.score_field, threshold=args.threshold,
-        segment=args.segment, title=args.title, cache_dir=str(Path("model-cache").resolve()),
+        segment=args.segment, id_column=args.id_column, title=args.title, cache_dir=str(Path("model-cache").resolve()),
     )
     started = time.perf_counter()
     try:

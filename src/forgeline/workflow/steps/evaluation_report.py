@@ -32,6 +32,7 @@ class EvaluationReportStep(JobStep):
         score_field: str = "score",
         threshold: float = 0.5,
         segment: str | None = None,
+        id_column: str | None = None,
         title: str | None = None,
         depends_on: Sequence[StepRef] | None = None,
         display_name: str | None = None,
@@ -68,6 +69,7 @@ class EvaluationReportStep(JobStep):
         self.score_field = score_field
         self.threshold = float(threshold)
         self.segment = segment
+        self.id_column = id_column  # checked row for row against the predictions' ids, when given
         self.title = title or f"{name}: evaluation report"
 
     def arguments(self) -> dict[str, Any]:
@@ -76,7 +78,7 @@ class EvaluationReportStep(JobStep):
             "Predictions": serialize(self.predictions), "Data": serialize(self.data), "Label": self.label,
             "Task": self.task, "Baseline": serialize(self.baseline), "BaselineInput": self.baseline_input,
             "ScoreField": self.score_field, "Threshold": self.threshold, "Segment": self.segment,
-            "Title": self.title,
+            "IdColumn": self.id_column, "Title": self.title,
         }
 
     @classmethod
@@ -86,7 +88,8 @@ class EvaluationReportStep(JobStep):
             predictions=parse_value(args["Predictions"]), data=parse_value(args["Data"]), label=args["Label"],
             task=args.get("Task", "binary"), baseline=parse_value(args.get("Baseline")),
             baseline_input=args.get("BaselineInput"), score_field=args.get("ScoreField", "score"),
-            threshold=args.get("Threshold", 0.5), segment=args.get("Segment"), title=args.get("Title"),
+            threshold=args.get("Threshold", 0.5), segment=args.get("Segment"), id_column=args.get("IdColumn"),
+            title=args.get("Title"),
             **cls.common_kwargs(request),
         )
 
