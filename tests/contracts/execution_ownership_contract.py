@@ -17,11 +17,13 @@ from forgeline.store.metadata.records import (
     CacheEntry,
     ExecutionStatus,
     MetricPoint,
+    ModelPackageDraft,
     StepEventDraft,
     StepEventKind,
     StepStatus,
 )
 from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
+from forgeline.workflow.models import ModelApprovalStatus
 
 LEASE = 600.0  # seconds: a lease no test outlives
 EXPIRED = 0.0  # a lease that has run out by the next call
@@ -145,6 +147,21 @@ class ExecutionOwnershipContract:
             write(current)
         assert store.get_execution(execution_id).failure_reason == "written"
         assert store.list_attempts(execution_id, "a")[0].status is StepStatus.INTERRUPTED
+
+    def test_a_registration_with_a_stale_epoch_registers_nothing(self, store: MetadataStore) -> None:
+        execution_id = _execution(store)
+        stale = store.claim_execution(execution_id, "paused", EXPIRED)
+        current = store.claim_execution(execution_id, "successor", LEASE)
+        assert stale is not None and current is not None
+        draft = ModelPackageDraft(group="fenced", approval_status=ModelApprovalStatus.APPROVED,
+                                  model_data="/m", lineage={"execution_id": execution_id, "step": "Register"})
+        with pytest.raises(StaleOwnerError):
+            store.create_model_package(draft, actor="pipeline", epoch=stale)
+        assert store.list_model_package_groups() == []
+        assert store.create_model_package(draft, actor="pipeline", epoch=current).version == 1
+        with pytest.raises(ValueError, match="lineage\\['execution_id'\\]"):
+            store.create_model_package(ModelPackageDraft(group="fenced", approval_status=ModelApprovalStatus.APPROVED,
+                                                         model_data="/m"), actor="pipeline", epoch=current)
 
     def test_writes_without_an_epoch_are_not_fenced(self, store: MetadataStore) -> None:
         execution_id = _execution(store)

@@ -53,3 +53,23 @@ def register_packages(database_url: str, index: int, barrier: Any) -> None:
                                   model_data=f"/models/{index}-{n}", lineage={"execution_id": f"exec-{index:02d}"})
         store.create_model_package(draft, actor=f"worker-{index}")
     store.close()
+
+
+CLAIM_LEASE_SECONDS = 600.0
+
+
+def claim_one_execution(database_url: str, index: int, barrier: Any, results: Any) -> None:
+    """Claim the shared execution at the same moment as every other worker; report what came back."""
+    store = SqlMetadataStore(database_url)
+    barrier.wait(timeout=60)
+    results.put((f"worker-{index}", store.claim_execution("contested", f"worker-{index}", CLAIM_LEASE_SECONDS)))
+    store.close()
+
+
+def claim_from_the_queue(database_url: str, index: int, barrier: Any, results: Any, max_running: int) -> None:
+    """Take from the queue twice, at the same moment as every other worker; report each claim."""
+    store = SqlMetadataStore(database_url)
+    barrier.wait(timeout=60)
+    for _ in range(2):
+        results.put((f"worker-{index}", store.claim_next_queued(f"worker-{index}", CLAIM_LEASE_SECONDS, max_running)))
+    store.close()

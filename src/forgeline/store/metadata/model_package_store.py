@@ -16,11 +16,13 @@ from forgeline.workflow.models import ModelApprovalStatus
 class ModelPackageStore(Protocol):
     """Versioned model packages per group and the history of their approval statuses; each call one transaction."""
 
-    def create_model_package(self, draft: ModelPackageDraft, *, actor: str) -> ModelPackageRecord:
+    def create_model_package(self, draft: ModelPackageDraft, *, actor: str,
+                             epoch: int | None = None) -> ModelPackageRecord:
         """Store the draft as its group's next version (1, 2, 3, … never reused), creating the group if needed.
 
         Records the first event (no from_status → the draft's status) by ``actor``; concurrent calls for one
-        group get distinct versions.
+        group get distinct versions. ``epoch`` fences the registration like every write of the execution named
+        by ``lineage['execution_id']`` (StaleOwnerError, nothing registered).
         """
         ...
 

@@ -158,15 +158,24 @@ class SqlMetadataStore(SqlExecutionStore):
         return self._tx.read(lambda connection: metric_points_repository.list_metric_points(
             connection, execution_id, step_name, name))
 
-    def create_model_package(self, draft: ModelPackageDraft, *, actor: str) -> ModelPackageRecord:
+    def create_model_package(self, draft: ModelPackageDraft, *, actor: str,
+                             epoch: int | None = None) -> ModelPackageRecord:
         """Store the draft as its group's next version, creating the group if needed; record its first event."""
         stored = replace(draft, metrics=json.loads(json.dumps(draft.metrics)),
                          lineage=json.loads(json.dumps(draft.lineage)))
+        execution_id = stored.lineage.get("execution_id")
+        if epoch is not None and not isinstance(execution_id, str):
+            raise ValueError("a registration fenced by an epoch needs lineage['execution_id'], the execution's id")
+
+        def work(connection: Connection) -> ModelPackageRecord:
+            if isinstance(execution_id, str):
+                ownership_repository.check_epoch(connection, execution_id, epoch)
+            return model_packages_repository.insert_package(connection, stored, actor)
+
         for attempt in range(1, _SAVE_ATTEMPTS + 1):
             try:
                 # SQLite: BEGIN IMMEDIATE makes registrations queue up, so each reads the newest version first.
-                return self._tx.write(lambda connection: model_packages_repository.insert_package(
-                    connection, stored, actor))
+                return self._tx.write(work)
             except IntegrityError as error:
                 # Another process took this version number (or created the group) first: the next round sees it.
                 if attempt == _SAVE_ATTEMPTS:
