@@ -8,7 +8,7 @@ from typing import Any
 from forgeline.engine.jobspecs import JobContext, build_job_spec, find_package, resolved_env
 from forgeline.engine.resolve import model_package_of, render, resolve
 from forgeline.errors import ModelPackageNotFoundError
-from forgeline.jobs.spec import CollectedOutput, JobSpec, StagedInput
+from forgeline.jobs.spec import CollectedOutput, JobKind, JobSpec, StagedInput
 from forgeline.reports.jobs import evaluation_report
 from forgeline.store.metadata.records import ModelPackageRecord
 from forgeline.workflow.models import LatestApprovedModelPackage
@@ -60,7 +60,7 @@ def _evaluation_report(step: EvaluationReportStep, ctx: JobContext) -> JobSpec:
             arguments += ["--baseline-code", "input/baseline/code", "--baseline-entry-point", package.entry_point]
         properties["baseline_package_arn"] = package.arn
     return JobSpec(
-        kind="processing",
+        kind=JobKind.PROCESSING,
         job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
         job_dir=ctx.job_dir(step.name),
         log_path=ctx.log_path(step.name),

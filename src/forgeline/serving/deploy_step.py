@@ -8,7 +8,7 @@ from forgeline.config import ARTIFACT_ROOT_ENV, DATABASE_URL_ENV, HOME_ENV
 from forgeline.engine.jobspecs import JobContext, build_job_spec, resolved_env
 from forgeline.engine.resolve import render, resolve
 from forgeline.errors import ExpressionError
-from forgeline.jobs.spec import JobSpec
+from forgeline.jobs.spec import JobKind, JobSpec
 from forgeline.serving.jobs import deploy
 from forgeline.workflow.steps import DeployStep
 
@@ -36,7 +36,7 @@ def _deploy(step: DeployStep, ctx: JobContext) -> JobSpec:
     env = {HOME_ENV: str(settings.home), DATABASE_URL_ENV: settings.database_url,
            ARTIFACT_ROOT_ENV: settings.artifact_root, **resolved_env({}, ctx)}
     return JobSpec(
-        kind="processing",
+        kind=JobKind.PROCESSING,
         job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
         job_dir=ctx.job_dir(step.name),
         log_path=ctx.log_path(step.name),
