@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, inspect, text
 
 from forgeline.store.metadata.migrate import HEAD_REVISION, alembic_config, current_revision
-from forgeline.store.metadata.records import StepStatus
+from forgeline.store.metadata.records import StepEventDraft, StepEventKind, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.store.metadata.tables import metadata_obj
 
@@ -106,5 +106,31 @@ def test_downgrade_to_0001_keeps_the_runs_and_upgrading_again_restores_the_schem
     assert reopened.get_execution("exec-0002").parent_execution_id is None
     [attempt] = reopened.list_attempts("exec-0002", "fit")
     assert (attempt.status, attempt.log_path, attempt.pid) == (StepStatus.EXECUTING, "/logs/fit.log", None)
+    reopened.close()
+    assert _differences(url, metadata_obj) == []
+
+
+def test_a_0004_database_upgrades_with_its_executions_unowned_and_no_events(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'forgeline.db'}"
+    store = SqlMetadataStore(url)
+    store.save_pipeline_version("train", {"steps": ["fit"]})
+    store.create_execution(execution_id="exec-0001", pipeline_name="train", pipeline_version=1, parameters={},
+                           work_dir="/w", steps=[("fit", "training")])
+    store.claim_execution("exec-0001", "orchestrator", 60)
+    store.append_events([StepEventDraft("exec-0001", StepEventKind.STEP, step_name="fit", status="Executing")])
+    store.close()
+
+    command.downgrade(alembic_config(url=url), "0004")
+    assert not {"owner", "epoch", "lease_expires_at", "code_snapshot"} & _columns(url, "executions")
+    engine = create_engine(url)
+    assert "step_events" not in inspect(engine).get_table_names()
+    engine.dispose()
+
+    reopened = SqlMetadataStore(url)  # migrates forward on open
+    record = reopened.get_execution("exec-0001")
+    assert (record.owner, record.epoch, record.lease_expires_at, record.code_snapshot) == (None, 0, None, None)
+    assert reopened.events("exec-0001") == []
+    assert [run.name for run in reopened.list_step_runs("exec-0001")] == ["fit"]  # nothing cascaded away
+    assert reopened.claim_execution("exec-0001", "next", 60) == 1
     reopened.close()
     assert _differences(url, metadata_obj) == []
