@@ -17,6 +17,7 @@ from forgeline.engine.liveness import check_orchestrator, heartbeat_interval, pr
 from forgeline.errors import ConfigurationError
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
+from forgeline.store.metadata.updates import ExecutionUpdate
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -112,7 +113,7 @@ def store(tmp_path) -> SqlMetadataStore:
 
 
 def test_a_lost_execution_is_claimed_by_one_taker_only(store, dead_pid):
-    seen = store.update_execution("abc123def456", orchestrator_pid=dead_pid, heartbeat_at=NOW)
+    seen = store.update_execution("abc123def456", ExecutionUpdate(orchestrator_pid=dead_pid, heartbeat_at=NOW))
     assert store.claim_lost_execution(seen.id, seen.heartbeat_at)
     assert not store.claim_lost_execution(seen.id, seen.heartbeat_at)  # the second taker saw the old heartbeat
     claimed = store.get_execution(seen.id)
@@ -120,14 +121,15 @@ def test_a_lost_execution_is_claimed_by_one_taker_only(store, dead_pid):
 
 
 def test_a_finished_execution_cannot_be_claimed(store):
-    ended = store.update_execution("abc123def456", status=ExecutionStatus.FAILED, heartbeat_at=NOW)
+    ended = store.update_execution("abc123def456", ExecutionUpdate(status=ExecutionStatus.FAILED, heartbeat_at=NOW))
     assert not store.claim_lost_execution(ended.id, ended.heartbeat_at)
 
 
 def test_liveness_confirms_a_loss_against_the_store(store, tmp_path, dead_pid):
     """An orchestrator that finished between a reader's read and its process check is not reported lost."""
     settings = replace(settings_for(tmp_path), database_url=f"sqlite:///{tmp_path / 'forgeline.db'}")
-    stale = store.update_execution("abc123def456", orchestrator_pid=dead_pid, heartbeat_at=datetime.now(UTC))
-    store.update_execution(stale.id, status=ExecutionStatus.SUCCEEDED)  # what the orchestrator did last
+    stale = store.update_execution("abc123def456", ExecutionUpdate(orchestrator_pid=dead_pid,
+                                                                    heartbeat_at=datetime.now(UTC)))
+    store.update_execution(stale.id, ExecutionUpdate(status=ExecutionStatus.SUCCEEDED))  # what the orchestrator did last
     assert check_orchestrator(stale, settings).lost  # the stale copy alone looks lost...
     assert not check_orchestrator(stale, settings, store).lost  # ...the store says it finished

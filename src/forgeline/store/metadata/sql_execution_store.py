@@ -29,7 +29,7 @@ from forgeline.store.metadata.records import (
 )
 from forgeline.store.metadata.rows import execution_values, step_run_values
 from forgeline.store.metadata.transactions import Transactions
-from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate, execution_update, step_run_update
+from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
 
 
 class SqlExecutionStore:
@@ -79,13 +79,10 @@ class SqlExecutionStore:
             lambda connection: executions_repository.list_executions(connection, pipeline_name, limit, statuses, since)
         )
 
-    def update_execution(self, execution_id: str, update: ExecutionUpdate | None = None, *,
-                         epoch: int | None = None, **legacy_fields: Any) -> ExecutionRecord:
-        """Apply ``update``; ExecutionFinishedError when it would change a finished execution's status.
-
-        ``legacy_fields`` (keyword fields instead of an ExecutionUpdate) is kept for callers not yet moved over.
-        """
-        values = execution_values(update if update is not None else execution_update(legacy_fields))
+    def update_execution(self, execution_id: str, update: ExecutionUpdate, *,
+                         epoch: int | None = None) -> ExecutionRecord:
+        """Apply ``update``; ExecutionFinishedError when it would change a finished execution's status."""
+        values = execution_values(update)
 
         def work(connection: Connection) -> ExecutionRecord:
             ownership_repository.check_epoch(connection, execution_id, epoch)
@@ -129,13 +126,10 @@ class SqlExecutionStore:
         """One step run; StepNotFoundError when the execution has no such step."""
         return self._tx.read(lambda connection: steps_repository.load_step_run(connection, execution_id, name))
 
-    def update_step_run(self, execution_id: str, name: str, update: StepRunUpdate | None = None, *,
-                        epoch: int | None = None, **legacy_fields: Any) -> StepRun:
-        """Apply ``update`` to one step run.
-
-        ``legacy_fields`` (keyword fields instead of a StepRunUpdate) is kept for callers not yet moved over.
-        """
-        values = step_run_values(update if update is not None else step_run_update(legacy_fields))
+    def update_step_run(self, execution_id: str, name: str, update: StepRunUpdate, *,
+                        epoch: int | None = None) -> StepRun:
+        """Apply ``update`` to one step run; StepNotFoundError when the execution has no such step."""
+        values = step_run_values(update)
 
         def work(connection: Connection) -> StepRun:
             ownership_repository.check_epoch(connection, execution_id, epoch)

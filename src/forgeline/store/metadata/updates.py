@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from forgeline.store.metadata.records import ExecutionStatus, StepStatus
 
@@ -17,7 +17,6 @@ class Unset(Enum):
 
 
 UNSET: Final = Unset.UNSET
-_Update = TypeVar("_Update", "ExecutionUpdate", "StepRunUpdate")
 
 
 @dataclass(frozen=True)
@@ -56,24 +55,6 @@ class StepRunUpdate:
     def changes(self) -> dict[str, Any]:
         """The fields this update sets, by name."""
         return _changes(self)
-
-
-def execution_update(fields_by_name: dict[str, Any]) -> ExecutionUpdate:
-    """An ExecutionUpdate from keyword fields; ValueError names any field that cannot be set."""
-    return _build(ExecutionUpdate, fields_by_name, "execution")
-
-
-def step_run_update(fields_by_name: dict[str, Any]) -> StepRunUpdate:
-    """A StepRunUpdate from keyword fields; ValueError names any field that cannot be set."""
-    return _build(StepRunUpdate, fields_by_name, "step run")
-
-
-def _build(kind: type[_Update], fields_by_name: dict[str, Any], what: str) -> _Update:
-    allowed = {item.name for item in fields(kind)}
-    unknown = sorted(set(fields_by_name) - allowed)
-    if unknown:
-        raise ValueError(f"cannot update {what} field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    return kind(**fields_by_name)
 
 
 def _changes(update: ExecutionUpdate | StepRunUpdate) -> dict[str, Any]:
