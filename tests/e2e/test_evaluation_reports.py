@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,18 @@ def test_a_bad_input_fails_the_report_step_with_one_line(project: Any) -> None:
     reason = finished.steps["Report"].failure_reason or ""
     assert "the data has no label column 'churned' (its columns: x, market, defaulted)" in reason
     assert "\n" not in reason.strip() and "Traceback" not in reason
+
+
+def test_a_cached_report_keeps_its_metrics_property_and_records_no_logged_metrics(project: Any) -> None:
+    project.write("prepare.py", PREPARE)
+    cached = PIPELINE.replace("title=\"risk weekly candidate\")",
+                              "title=\"risk weekly candidate\", cache_config=CacheConfig(enable_caching=True))")
+    project.write("pipeline.py", "from forgeline.workflow import CacheConfig\n" + textwrap.dedent(cached))
+    first = project.run(timeout=180)
+    again = project.run(timeout=180)
+    assert (first.status, again.status) == ("Succeeded", "Succeeded"), (again.failure_reason, again.statuses())
+    report = again.steps["Report"]
+    assert report.cache_source == first.execution.id
+    assert report.properties["metrics"] == first.steps["Report"].properties["metrics"]
+    assert report.metrics == {}  # the report's metrics are a property, not metrics parsed from a log
+    assert again.steps["Gate"].properties["outcome"] is True

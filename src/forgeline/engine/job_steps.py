@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from forgeline.config import Settings
 from forgeline.engine.attempts import AttemptLedger
@@ -108,7 +109,7 @@ class JobSteps:
             return False
         record_transition(self.state, Transition(
             step.name, StepStatus.SUCCEEDED, started_at=now(), outputs=entry.outputs, properties=entry.properties,
-            metrics=entry.properties.get("metrics", {}), cache_source=entry.execution_id))
+            metrics=logged_metrics(entry.properties), cache_source=entry.execution_id))
         return True
 
     def finish(self, ref: JobRef) -> None:
@@ -169,3 +170,12 @@ class JobSteps:
                 record_transition(self.state, Transition(job.step.name, StepStatus.STOPPING))
                 if job.ref is not None:
                     self.executor.cancel(job.ref, STOP_GRACE_SECONDS)
+
+
+def logged_metrics(properties: dict[str, Any]) -> dict[str, float]:
+    """The final metric values of a cached result; a step's own ``metrics`` property (a report's) is not one."""
+    found = properties.get("metrics")
+    if not isinstance(found, dict) or not all(
+            isinstance(value, (int, float)) and not isinstance(value, bool) for value in found.values()):
+        return {}
+    return {str(name): float(value) for name, value in found.items()}
