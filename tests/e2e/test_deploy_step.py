@@ -32,6 +32,7 @@ def store(forgeline_home: Path, tmp_path: Path) -> Any:
     register(store, root, "payments-de", bias=100.0, status="PendingManualApproval")  # v2
     register(store, root, "payments-de", bias=5.0, fail=True)  # v3: answers 500 to every request
     register(store, root, "payments-de", bias=7.0)  # v4
+    register(store, root, "payments-de", code="def model_fn(model_dir):\n    raise RuntimeError('corrupt model')\n")
     yield store
     store.close()
 
@@ -71,6 +72,13 @@ def test_a_deployment_goes_live_and_a_failing_one_leaves_the_previous_version(pr
     record = store.get_endpoint("risk-de")
     assert record.config["variants"][0]["models"] == ["payments-de@2"]
     server.wait_serving("risk-de", revision=record.revision, model="payments-de@2")
+    assert server.invoke("risk-de", [[1, 2]]).headers["x-forgeline-model"] == "payments-de@2"
+
+    unloadable = _deploy(project, "payments-de/5")  # the server cannot load it: it never serves that revision
+    assert unloadable.status == "Failed"
+    reason = unloadable.steps["Deploy"].failure_reason or ""
+    assert "could not serve revision" in reason and "corrupt model" in reason, reason
+    assert store.get_endpoint("risk-de").config["variants"][0]["models"] == ["payments-de@2"]
     assert server.invoke("risk-de", [[1, 2]]).headers["x-forgeline-model"] == "payments-de@2"
 
 
