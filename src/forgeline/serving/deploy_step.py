@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from forgeline.config import ARTIFACT_ROOT_ENV, DATABASE_URL_ENV, HOME_ENV
-from forgeline.engine.jobspecs import JobContext, build_job_spec, resolved_env
+from forgeline.config import ARTIFACT_ROOT_ENV, DATABASE_URL_ENV, HOME_ENV, Settings
+from forgeline.engine.jobspecs import JobContext, build_job_spec
 from forgeline.engine.resolve import render, resolve
 from forgeline.errors import ExpressionError
 from forgeline.jobs.spec import JobKind, JobSpec
@@ -32,15 +33,12 @@ def _deploy(step: DeployStep, ctx: JobContext) -> JobSpec:
         arguments += ["--url", step.server_url]
     if step.sample_body is not None:
         arguments += ["--sample-body", step.sample_body]
-    settings = ctx.settings  # the job reaches the metadata store this execution uses
-    env = {HOME_ENV: str(settings.home), DATABASE_URL_ENV: settings.database_url,
-           ARTIFACT_ROOT_ENV: settings.artifact_root, **resolved_env({}, ctx)}
     return JobSpec(
         kind=JobKind.PROCESSING,
         job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
         job_dir=ctx.job_dir(step.name),
         log_path=ctx.log_path(step.name),
-        env=env,
+        env=store_environment(ctx.settings),
         code=DEPLOY_SCRIPT,
         arguments=tuple(arguments),
         working_dir=ctx.work_dir,
@@ -48,3 +46,18 @@ def _deploy(step: DeployStep, ctx: JobContext) -> JobSpec:
         properties_file=PROPERTIES_FILE,
         max_run_seconds=step.timeout + 120,
     )
+
+
+def store_environment(settings: Settings) -> dict[str, str]:
+    """The variables that lead the job to this execution's metadata store (the job inherits the rest).
+
+    A database URL (it may hold a password) is written into the job's environment only when the inherited
+    environment would not find the same store by itself.
+    """
+    env = {HOME_ENV: str(settings.home)}
+    inherited = Settings.from_env({**os.environ, HOME_ENV: str(settings.home)})
+    if inherited.database_url != settings.database_url:
+        env[DATABASE_URL_ENV] = settings.database_url
+    if inherited.artifact_root != settings.artifact_root:
+        env[ARTIFACT_ROOT_ENV] = settings.artifact_root
+    return env
