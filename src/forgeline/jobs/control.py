@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 from collections.abc import Callable
 from enum import Enum
-from typing import Any
+from typing import Protocol
 
 from forgeline.jobs.process_tree import descendants, signal_all
 from forgeline.jobs.spec import FailureKind, JobResult, JobStatus
@@ -21,6 +20,17 @@ class EndCause(Enum):
     TIMED_OUT = "TimedOut"
 
 
+class JobProcess(Protocol):
+    """What JobControl needs of a job's process: a ``subprocess.Popen``, or a forked supervisor."""
+
+    @property
+    def pid(self) -> int:
+        """Its process id, which is also its process group."""
+
+    def poll(self) -> int | None:
+        """Its return code once it has ended, else None."""
+
+
 def signal_process_group(pgid: int, sig: signal.Signals) -> None:
     """Send `sig` to a whole process group, ignoring a group that is already gone."""
     try:
@@ -29,7 +39,7 @@ def signal_process_group(pgid: int, sig: signal.Signals) -> None:
         pass
 
 
-def kill_process_tree(process: subprocess.Popen[Any]) -> None:
+def kill_process_tree(process: JobProcess) -> None:
     """SIGKILL a job's process group and, while its leader lives, every process below it (setsid ones too)."""
     # a leader already waited for has ended its tree itself (the supervisor does), and its pid may be reused
     below = descendants(process.pid) if process.poll() is None else []
@@ -49,7 +59,7 @@ class JobControl:
         self._on_attach = on_attach
         self._on_restart = on_restart
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[Any] | None = None
+        self._process: JobProcess | None = None
         self._cause: EndCause | None = None
         self._grace_seconds = 10.0
         self._terminating = False
@@ -68,7 +78,7 @@ class JobControl:
         """Why the job was ended by forgeline, or None while nobody asked."""
         return self._cause
 
-    def attach(self, process: subprocess.Popen[Any]) -> None:
+    def attach(self, process: JobProcess) -> None:
         """Take charge of the running job's process; a stop that came earlier takes effect now."""
         with self._lock:
             self._process = process

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 LineCallback = Callable[[str, str], None]
 """Called with (stream, line) for every line, stream being "stdout" or "stderr"; e.g. a metric regex."""
@@ -20,6 +19,18 @@ READ_CHUNK_BYTES = 64 * 1024
 MAX_LINE_BYTES = 64 * 1024
 """Line callbacks (metric regexes) and the stderr tail see at most this much of one line."""
 """Longer stderr lines are cut in the tail that failure messages quote (the log keeps them whole)."""
+
+
+class PipedProcess(Protocol):
+    """A process whose output LogCapture reads: a ``subprocess.Popen`` with pipes, or a forked supervisor."""
+
+    @property
+    def stdout(self) -> IO[bytes] | None:
+        """The read end of its stdout pipe."""
+
+    @property
+    def stderr(self) -> IO[bytes] | None:
+        """The read end of its stderr pipe."""
 
 
 class BoundedLines:
@@ -70,7 +81,7 @@ class LogCapture:
         self._threads: list[threading.Thread] = []
         self._open_streams = 0
 
-    def start(self, process: subprocess.Popen[bytes]) -> LogCapture:
+    def start(self, process: PipedProcess) -> LogCapture:
         """Start reading a process started with stdout=PIPE and stderr=PIPE; returns self."""
         pipes = [(stream, pipe) for stream, pipe in (("stdout", process.stdout), ("stderr", process.stderr)) if pipe]
         self._open_streams = len(pipes)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from forgeline.jobs.control import EndCause, JobControl, ended_by_forgeline
 from forgeline.jobs.logs import LineCallback, LogCapture
 from forgeline.jobs.results import failure_of, interrupted
 from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
+from forgeline.jobs.supervisor_start import start_supervisor
 from forgeline.jobs.workspace import CODE_FOLDER
 
 TIMEOUT_GRACE_SECONDS = 10.0
@@ -36,8 +35,6 @@ EXIT_STATUS_FILE = ".forgeline-exit-status"
 """Written into the job directory by the job's supervisor when its script ends (see jobs/supervisor.py)."""
 SUPERVISOR_PID_FILE = ".forgeline-supervisor.pid"
 """Written into the job directory by the job's supervisor as it starts: the job's process group."""
-
-SUPERVISOR = str(Path(__file__).with_name("supervisor.py"))
 
 
 @dataclass(frozen=True)
@@ -85,16 +82,8 @@ def run_script(
     exit_status.unlink(missing_ok=True)  # a restarted training script must not look finished
     (cwd / SUPERVISOR_PID_FILE).unlink(missing_ok=True)
     try:
-        process = subprocess.Popen(
-            # -S: the supervisor needs the standard library only; skipping site saves part of its start-up
-            [sys.executable, "-S", SUPERVISOR, str(exit_status), log_path, "--", *command],
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group, so stop and timeout reach its children too
-        )
+        # in its own session, so stop and timeout reach the script's children too
+        process = start_supervisor(command, cwd=cwd, env=env, exit_status=exit_status, log_path=log_path)
     except BaseException:
         capture.close()
         raise

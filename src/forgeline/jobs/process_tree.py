@@ -11,20 +11,37 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 
 PR_SET_CHILD_SUBREAPER = 36
 KILL_ROUNDS = 100
 """SIGKILL rounds before giving up on a process that will not die (one stuck in the kernel)."""
 
 
+_prctl: list[Callable[..., int] | None] = []  # resolved once: a forked child must not load libraries
+
+
+def prctl_function() -> Callable[..., int] | None:
+    """The C library's ``prctl``, loaded on first use (call it before forking), or None on other systems."""
+    if not _prctl:
+        try:
+            import ctypes
+
+            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
+        except (OSError, AttributeError):
+            _prctl.append(None)
+    return _prctl[0]
+
+
+def prctl(option: int, argument: int) -> bool:
+    """Call Linux's ``prctl(option, argument)``; False where that is not possible (another system)."""
+    function = prctl_function()
+    return function is not None and int(function(option, argument, 0, 0, 0)) == 0
+
+
 def become_subreaper() -> bool:
     """Make this process the parent of every orphan below it (Linux); False where that is not possible."""
-    try:
-        import ctypes
-
-        return int(ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
+    return prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def _parents() -> dict[int, tuple[int, str]]:
@@ -97,8 +114,25 @@ def reap_children() -> None:
             return
 
 
+def has_children() -> bool:
+    """Whether this process has a child, running or ended and not yet collected (one system call, collects none).
+
+    Without one, nothing descends from it: a process whose parent ended was re-parented, to this process if it
+    is a subreaper, else out of its tree. So this spares reading all of ``/proc`` when the script left nothing.
+    """
+    if not hasattr(os, "waitid"):  # cannot tell: look in /proc
+        return True
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def end_descendants(grace_seconds: float, poll_seconds: float = 0.05) -> list[int]:
     """End every process below this one: SIGTERM, then SIGKILL after ``grace_seconds``; return who was there."""
+    if not has_children():
+        return []
     me = os.getpid()
     leftovers = descendants(me)
     if not leftovers:

@@ -15,12 +15,14 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 
 if __package__:
     from forgeline.jobs import process_tree
 else:  # run by path under -S, as jobs are: the sibling file, without importing forgeline
     import process_tree  # type: ignore[no-redef]
 
+PR_SET_PDEATHSIG = 1
 CHUNK_BYTES = 64 * 1024
 EXIT_CHECK_SECONDS = 0.05
 """How often the supervisor looks whether the script ended while something else still holds its pipes."""
@@ -80,13 +82,7 @@ def prepare_script_process() -> None:
     """In the script's process before exec: default signal handling, and SIGKILL when the supervisor dies."""
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(number, signal.SIG_DFL)
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except Exception:  # noqa: BLE001, S110 - best effort: other systems keep the old behaviour
-        pass
+    process_tree.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # best effort: other systems keep the old behaviour
 
 
 def relay_stop(signum: int, frame: object) -> None:
@@ -115,8 +111,11 @@ def write_exit_status(path: str, exit_code: int) -> None:
     os.replace(temporary, path)
 
 
-def start_script(command: list[str], stdout_fd: int, stderr_fd: int) -> int:
-    """Fork and exec the script with its output on the given pipes; a script that cannot start exits 127."""
+def start_script(command: list[str], stdout_fd: int, stderr_fd: int, env: dict[str, str] | None = None) -> int:
+    """Fork and exec the script with its output on the given pipes (and ``env``, if given; else this process's).
+
+    A script that cannot start exits 127.
+    """
     pid = os.fork()
     if pid:
         return pid
@@ -125,7 +124,9 @@ def start_script(command: list[str], stdout_fd: int, stderr_fd: int) -> int:
         os.dup2(stdout_fd, 1)
         os.dup2(stderr_fd, 2)
         prepare_script_process()
-        os.execvp(command[0], command)
+        if env is None:
+            os.execvp(command[0], command)
+        os.execvpe(command[0], command, env)
     except BaseException as exc:  # noqa: BLE001 - whatever it is, the child must not return into main
         os.write(2, f"could not start {command[0]}: {exc}\n".encode())
     finally:
@@ -137,7 +138,16 @@ def main(argv: list[str]) -> int:
     if len(argv) < 4 or argv[2] != "--":
         print("usage: supervisor.py <exit-status-file> <log-file> -- <command>...", file=sys.stderr)
         return 2
-    exit_status_path, log_path, command = argv[0], argv[1], argv[3:]
+    return supervise(argv[0], argv[1], argv[3:])
+
+
+def supervise(exit_status_path: str, log_path: str, command: list[str], env: dict[str, str] | None = None,
+              started: Callable[[], None] | None = None) -> int:
+    """The supervisor's work, in this process: run ``command``, relay, write its exit status; the code to exit with.
+
+    ``started`` is called once this process is ready to be stopped (its signal handlers set), before the script
+    starts; ``env`` is the script's environment (None: this process's).
+    """
     # found by a resumed orchestrator even when the one that started this job died before recording its pid
     with open(os.path.join(os.path.dirname(exit_status_path), SUPERVISOR_PID_FILE), "w") as pid_file:
         pid_file.write(str(os.getpid()))
@@ -146,10 +156,12 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, relay_stop)
     process_tree.become_subreaper()  # orphans below it come to it, even those that called setsid
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if started is not None:
+        started()
     # fork and exec by hand: the subprocess module alone would double this process's start-up time
     stdout_read, stdout_write = os.pipe()
     stderr_read, stderr_write = os.pipe()
-    pid = start_script(command, stdout_write, stderr_write)
+    pid = start_script(command, stdout_write, stderr_write, env)
     os.close(stdout_write)
     os.close(stderr_write)
     relay = Relay({stdout_read: 1, stderr_read: 2}, log_path)
