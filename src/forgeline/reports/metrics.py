@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn import metrics as skm
 
 from forgeline.reports.inputs import LabelledScores
@@ -70,7 +71,7 @@ RESAMPLED_METRICS: dict[str, Callable[[np.ndarray, np.ndarray, float], dict[str,
 """What each resample computes (the same values, without scikit-learn's per-call checks where it matters)."""
 
 
-def model_metrics(task: str, labels: Sequence[Any], scores: Sequence[Any], threshold: float) -> dict[str, float]:
+def model_metrics(task: str, labels: ArrayLike, scores: ArrayLike, threshold: float) -> dict[str, float]:
     """Every metric of one model's scores against the labels."""
     y, p = np.asarray(labels), np.asarray(scores, dtype=np.float64)
     return TASK_METRICS[task](y, p, threshold)
@@ -145,7 +146,8 @@ def report_metrics(data: LabelledScores, threshold: float = 0.5) -> dict[str, An
         metrics["baseline"] = model_metrics(data.task, data.labels, data.baseline, threshold)
         metrics["difference"] = bootstrap_difference(data, threshold)
     metrics["segments"] = by_segment(data, threshold)
-    return _finite(metrics)
+    finite: dict[str, Any] = _finite(metrics)
+    return finite
 
 
 def _finite(value: Any) -> Any:
