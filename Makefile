@@ -33,7 +33,8 @@ demo: demo-venv
 	@echo "forgeline is installed in $(BIN). To type just 'forgeline': source $(VENV)/bin/activate"
 	@echo "(or add $$(cd $(BIN) && pwd) to your PATH)"
 
-test: venv test-deps
+# The tests run only on code that passes the lint (ruff, mypy strict, the import-linter layers).
+test: venv test-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # PostgreSQL server binaries for the backend tests (tests/backends, tests/store/metadata/test_postgres_store.py).
