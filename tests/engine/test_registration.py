@@ -14,7 +14,7 @@ import pytest
 from forgeline.config import Settings
 from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.inline import InlineContext, InlineResult, RunningPipeline, is_inline, run_inline
-from forgeline.engine.registration import source_data, upstream_of
+from forgeline.engine.registration import source_data
 from forgeline.engine.resolve import ResolutionContext, resolve
 from forgeline.errors import ExpressionError, ForgelineError, ModelPackageNotFoundError
 from forgeline.store.artifacts import ArtifactStore
@@ -261,7 +261,7 @@ def test_latest_approved_without_a_registry_lookup_says_so() -> None:
 
 def test_upstream_and_source_data_helpers() -> None:
     pipeline = pipeline_with()
-    assert upstream_of(pipeline.graph, "RegisterModel") == {"Train"}
+    assert pipeline.graph.ancestors("RegisterModel") == {"Train"}
     steps = [{"name": "A", "inputs": [{"name": "raw", "uri": "/d/raw.csv", "fingerprint": "f1"}],
               "outputs": [{"name": "out", "uri": "/a/out"}]},
              {"name": "B", "inputs": [{"name": "x", "uri": "/a/out/train.csv", "fingerprint": "f2"},

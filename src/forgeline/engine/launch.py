@@ -75,14 +75,7 @@ def steps_to_reuse(pipeline: Pipeline, selective: SelectiveExecutionConfig,
     if unknown:
         raise ForgelineError(f"selected step(s) {', '.join(map(repr, unknown))} are not in pipeline "
                              f"{pipeline.name!r} (its steps: {', '.join(pipeline.graph.order)})")
-    selected = set(selective.selected_steps)
-    needed: set[str] = set()
-    stack = list(selected)
-    while stack:
-        for parent in pipeline.graph.upstream[stack.pop()]:
-            if parent not in selected and parent not in needed:
-                needed.add(parent)
-                stack.append(parent)
+    needed = pipeline.graph.ancestors(*selective.selected_steps) - set(selective.selected_steps)
     reused = {}
     for name in sorted(needed):
         run = source_runs.get(name)

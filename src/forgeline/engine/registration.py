@@ -36,7 +36,6 @@ from forgeline.jobs.code_folder import CodeFolderRules, copy_code_folder
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ModelPackageDraft, ModelPackageRecord
 from forgeline.workflow.expressions import JsonGet, Property, walk
-from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.models import check_group_name, parse_approval_status
 from forgeline.workflow.steps import Model, ProcessingStep, PropertyFile, RegisterModel, Step, TrainingStep
 
@@ -120,7 +119,7 @@ def prepare_registration(step: RegisterModel, ctx: InlineContext) -> Registratio
     code = inference_code(step.model, work_dir, step.name)
     description = step.model_package_description
     pipeline = ctx.pipeline  # the running view: inside a ForEach, this iteration's renamed steps
-    ancestors = upstream_of(pipeline.graph, step.name)
+    ancestors = pipeline.graph.ancestors(step.name)
     metrics, metrics_source = read_metrics(step, pipeline, ancestors, ctx)
     lineage = trace_lineage(step, pipeline, ancestors, model_data, ctx)
     if metrics_source is not None:
@@ -197,18 +196,6 @@ def copy_code(code: InferenceCode, uri: str, artifacts: ArtifactStore, staging: 
             staging.parent.rmdir()  # the step's own folder, when nothing else is in it
         except OSError:
             pass
-
-
-def upstream_of(graph: StepGraph, name: str) -> set[str]:
-    """Every step that (transitively) runs before ``name``."""
-    found: set[str] = set()
-    stack = [name]
-    while stack:
-        for parent in graph.upstream.get(stack.pop(), ()):
-            if parent not in found:
-                found.add(parent)
-                stack.append(parent)
-    return found
 
 
 def read_metrics(step: RegisterModel, pipeline: RunningPipeline, ancestors: set[str],

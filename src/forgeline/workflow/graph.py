@@ -38,6 +38,17 @@ class StepGraph:
                 upstream.setdefault(nested.name, set()).add(s.name)
         return cls(tuple(s.name for s in steps), {k: frozenset(v) for k, v in upstream.items()}, branch_of)
 
+    def ancestors(self, *names: str) -> set[str]:
+        """Every step that (transitively) runs before any of ``names``; a name is its own ancestor only in a cycle."""
+        found: set[str] = set()
+        stack = list(names)
+        while stack:
+            for parent in self.upstream.get(stack.pop(), ()):
+                if parent not in found:
+                    found.add(parent)
+                    stack.append(parent)
+        return found
+
     def topological_order(self) -> list[str]:
         """Every step after all of its upstream steps, otherwise in definition order (the graph is acyclic)."""
         placed: list[str] = []
