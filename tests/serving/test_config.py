@@ -13,6 +13,7 @@ def test_model_references_name_a_version_the_approved_or_the_latest() -> None:
     assert ModelRef.parse("payments-de@Approved").follows_registry
     assert str(ModelRef.parse("features@latest")) == "features@latest"
     assert not ModelRef.parse("g@3").follows_registry
+    assert ModelRef.parse("payments-de/7") == ModelRef("payments-de", "7")  # a registry package id names it too
 
 
 @pytest.mark.parametrize("text", ["payments", "payments@", "@7", "payments@0", "payments@newest"])

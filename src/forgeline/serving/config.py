@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from forgeline.errors import EndpointError
+from forgeline.workflow.models import FOLLOW_APPROVED, FOLLOW_LATEST, parse_package_id
 
-APPROVED = "approved"
-LATEST = "latest"
+APPROVED = FOLLOW_APPROVED
+LATEST = FOLLOW_LATEST
 DEFAULT_VARIANT = "AllTraffic"
 DEFAULT_MAX_BATCH_SIZE = 32
 DEFAULT_MAX_BATCH_WAIT_US = 500
@@ -41,15 +42,14 @@ class ModelRef:
 
     @classmethod
     def parse(cls, text: str) -> ModelRef:
-        """``payments@7``, ``payments@approved`` or ``payments@latest``."""
-        group, at, selector = str(text).strip().rpartition("@")
-        selector = selector.lower()
-        if not at or not group or not (selector.isdigit() or selector in (APPROVED, LATEST)):
+        """``payments@7``, ``payments@approved`` or ``payments@latest`` (a package id ``payments/7`` too)."""
+        parsed = parse_package_id(text)
+        if parsed is None:
             raise EndpointError(f"invalid model {text!r}: write group@version, group@approved or group@latest "
                                 "(e.g. payments-de@7)")
-        if selector.isdigit() and int(selector) < 1:
+        if parsed.version is not None and parsed.version < 1:
             raise EndpointError(f"invalid model {text!r}: versions count from 1; write group@version")
-        return cls(group, str(int(selector)) if selector.isdigit() else selector)
+        return cls(parsed.group, parsed.selector)
 
     @property
     def follows_registry(self) -> bool:

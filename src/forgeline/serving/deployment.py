@@ -18,16 +18,13 @@ from forgeline.errors import DeploymentError, EndpointError, EndpointNotFoundErr
 from forgeline.serving.config import ModelRef
 from forgeline.serving.endpoint import Endpoint
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.workflow.models import parse_package_arn
 
 POLL_SECONDS = 0.2
 
 
 def model_reference(model: str) -> str:
     """``group@7`` for a package id ``group/7``; ``group@7``, ``group@approved`` as they are."""
-    parsed = parse_package_arn(str(model))
-    text = f"{parsed[0]}@{parsed[1]}" if parsed else str(model)
-    return str(ModelRef.parse(text))
+    return str(ModelRef.parse(str(model)))
 
 
 @dataclass(frozen=True)

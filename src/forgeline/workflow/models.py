@@ -1,8 +1,9 @@
-"""Model package vocabulary: approval statuses and ``ModelPackage.latest_approved(group)``, resolved at run time."""
+"""Model package vocabulary: approval statuses, package ids and ``ModelPackage.latest_approved(group)``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -29,10 +30,44 @@ def parse_approval_status(value: Any, error: type[ForgelineError] = PipelineDefi
         raise error(f"invalid model approval status {value!r}: use one of {valid}") from None
 
 
+FOLLOW_APPROVED = "approved"
+"""``group@approved``: the group's newest Approved version, whichever it is when the name is resolved."""
+FOLLOW_LATEST = "latest"
+"""``group@latest``: the group's newest version."""
+
+
+@dataclass(frozen=True)
+class PackageId:
+    """A model package named in text: its group and a version number, ``approved`` or ``latest``."""
+
+    group: str
+    selector: str
+
+    @property
+    def version(self) -> int | None:
+        """The version number, or None when the name follows the registry (``approved``, ``latest``)."""
+        return int(self.selector) if self.selector.isdigit() else None
+
+    def __str__(self) -> str:
+        return f"{self.group}@{self.selector}"
+
+
+def parse_package_id(text: str) -> PackageId | None:
+    """The package ``group/7``, ``group@7``, ``group@approved`` or ``group@latest`` names; None for other text."""
+    text = str(text).strip()
+    group, at, selector = text.rpartition("@")
+    if not at:
+        group, _, selector = text.rpartition("/")
+    selector = selector.lower()
+    if not group or not (selector.isdigit() or (at and selector in (FOLLOW_APPROVED, FOLLOW_LATEST))):
+        return None
+    return PackageId(group, str(int(selector)) if selector.isdigit() else selector)
+
+
 def parse_package_arn(arn: str) -> tuple[str, int] | None:
-    """``("group", 7)`` for a package id ``"group/7"``, or None when the text is not one."""
-    group, _, version = arn.rpartition("/")
-    return (group, int(version)) if group and version.isdigit() else None
+    """``("group", 7)`` for a package id naming one version (``group/7``, ``group@7``), else None."""
+    parsed = parse_package_id(arn)
+    return None if parsed is None or parsed.version is None else (parsed.group, parsed.version)
 
 
 def check_group_name(name: str) -> str:
