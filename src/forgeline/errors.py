@@ -84,7 +84,11 @@ class ModelPackageNotFoundError(NotFoundError):
 
 
 class ModelRegistryError(ForgelineError):
-    """A model cannot be registered, moved to a status or loaded as asked (missing data or code, bad input)."""
+    """A model cannot be registered or moved to a status as asked (bad status, unknown package id)."""
+
+
+class InferenceError(ForgelineError):
+    """A model cannot be loaded or cannot answer (missing artifacts or entry point, a body or type it cannot handle)."""
 
 
 class EndpointNotFoundError(NotFoundError):

@@ -9,7 +9,7 @@ import sys
 import numpy
 import pytest
 
-from forgeline.errors import ModelRegistryError
+from forgeline.errors import InferenceError
 from forgeline.inference import handlers
 from forgeline.inference.handlers import csv_lines, csv_rows, default_input_fn, default_output_fn
 
@@ -41,14 +41,14 @@ def test_csv_rows_match_float_on_every_value() -> None:
     (b"# 1,2\n", "not a number"),  # no comment syntax: every line is data
 ])
 def test_csv_rows_say_what_is_wrong(body: bytes, message: str) -> None:
-    with pytest.raises(ModelRegistryError, match=message):
+    with pytest.raises(InferenceError, match=message):
         csv_rows(body)
 
 
 def test_without_numpy_csv_becomes_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "numpy", None)  # import numpy raises ImportError
     assert csv_rows(b"1,2\n3,4\n") == [[1.0, 2.0], [3.0, 4.0]]
-    with pytest.raises(ModelRegistryError, match="not a number"):
+    with pytest.raises(InferenceError, match="not a number"):
         csv_rows(b"1,a\n")
 
 
@@ -99,10 +99,15 @@ def test_json_lines_in_and_out() -> None:
     assert default_output_fn(numpy.array([[1, 2], [3, 4]]), "application/jsonlines") == "[1, 2]\n[3, 4]\n"
     answer = default_output_fn([{"p": numpy.float64(0.5)}, 2], "application/x-jsonlines")
     assert [json.loads(line) for line in answer.splitlines()] == [{"p": 0.5}, 2]
-    with pytest.raises(ModelRegistryError, match="line 2 of the request body is not valid JSON"):
+    with pytest.raises(InferenceError, match="line 2 of the request body is not valid JSON"):
         default_input_fn(b"1\n{\n", "application/jsonlines")
 
 
+def test_a_prediction_json_cannot_hold_says_to_define_output_fn() -> None:
+    with pytest.raises(InferenceError, match="holds a set, which JSON cannot hold; define output_fn"):
+        default_output_fn({"labels": {1, 2}}, "application/json")
+
+
 def test_unknown_media_types_name_the_ones_the_defaults_know() -> None:
-    with pytest.raises(ModelRegistryError, match=f"reads {handlers.JSON}, {handlers.JSON_LINES} and text/csv"):
+    with pytest.raises(InferenceError, match=f"reads {handlers.JSON}, {handlers.JSON_LINES} and text/csv"):
         default_input_fn(b"<x/>", "application/xml")

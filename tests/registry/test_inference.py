@@ -11,7 +11,7 @@ import fsspec
 import numpy
 import pytest
 
-from forgeline.errors import ModelRegistryError
+from forgeline.errors import InferenceError
 from forgeline.inference.handlers import default_output_fn
 from forgeline.registry import ModelSource, load_model
 from forgeline.store.artifacts import ArtifactStore
@@ -151,18 +151,18 @@ def test_what_cannot_load_or_answer_says_what_to_define(tiny: Any, tmp_path: Pat
     model_dir, code_dir, _ = tiny(inference=inference)
     if not model_file:
         (model_dir / "model.pkl").unlink()
-    with pytest.raises(ModelRegistryError, match=message):
+    with pytest.raises(InferenceError, match=message):
         predictor = load_model(ModelSource(str(model_dir), str(code_dir), "inference.py"), cache_dir=tmp_path / "c")
         if call is not None:
             predictor.predict(call[0], call[1], call[2])
 
 
 def test_missing_sources_are_named(tmp_path: Path) -> None:
-    with pytest.raises(ModelRegistryError, match="model data .*nothing.tar.gz does not exist"):
+    with pytest.raises(InferenceError, match="model data .*nothing.tar.gz does not exist"):
         load_model(ModelSource(str(tmp_path / "nothing.tar.gz")), cache_dir=tmp_path / "c")
-    with pytest.raises(ModelRegistryError, match="inference code folder .*nocode does not exist"):
+    with pytest.raises(InferenceError, match="inference code folder .*nocode does not exist"):
         load_model(ModelSource(str(tmp_path), str(tmp_path / "nocode"), "inference.py"), cache_dir=tmp_path / "c")
-    with pytest.raises(ModelRegistryError, match="entry point .*missing.py does not exist"):
+    with pytest.raises(InferenceError, match="entry point .*missing.py does not exist"):
         load_model(ModelSource(str(tmp_path), str(tmp_path), "missing.py"), cache_dir=tmp_path / "c")
-    with pytest.raises(ModelRegistryError, match="cannot load a model from 42"):
+    with pytest.raises(InferenceError, match="cannot load a model from 42"):
         load_model(42)

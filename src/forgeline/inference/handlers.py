@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forgeline.errors import ModelRegistryError
+from forgeline.errors import InferenceError
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -36,12 +36,12 @@ def default_model_fn(model_dir: str) -> Any:
             try:
                 import joblib
             except ImportError:
-                raise ModelRegistryError(f"{path} needs joblib to load: pip install joblib") from None
+                raise InferenceError(f"{path} needs joblib to load: pip install joblib") from None
             return joblib.load(path)
         with path.open("rb") as handle:
             return pickle.load(handle)
     present = ", ".join(sorted(p.name for p in folder.iterdir())[:10]) if folder.is_dir() else "nothing"
-    raise ModelRegistryError(
+    raise InferenceError(
         f"the model directory {folder} has no {' or '.join(MODEL_FILES)} (it has: {present or 'nothing'}); "
         "define model_fn(model_dir) in the entry point to load the model"
     )
@@ -58,7 +58,7 @@ def default_input_fn(body: Any, content_type: str) -> Any:
         return _json_document(body)
     if kind in JSON_LINES_ALIASES:
         return _json_lines(body)
-    raise ModelRegistryError(
+    raise InferenceError(
         f"unsupported content type {content_type!r}: the default input_fn reads {JSON}, {JSON_LINES} and {CSV}; "
         "define input_fn(body, content_type) in the entry point"
     )
@@ -68,7 +68,7 @@ def default_predict_fn(data: Any, model: Any) -> Any:
     """``model.predict(data)``."""
     predict = getattr(model, "predict", None)
     if not callable(predict):
-        raise ModelRegistryError(
+        raise InferenceError(
             f"the model ({type(model).__name__}) has no predict method; define predict_fn(data, model) in the "
             "entry point"
         )
@@ -87,7 +87,7 @@ def default_output_fn(prediction: Any, accept: str) -> str:
         if not isinstance(rows, (list, tuple)):
             rows = [rows]
         return "".join(json.dumps(row, default=_plain) + "\n" for row in rows)
-    raise ModelRegistryError(
+    raise InferenceError(
         f"unsupported accept type {accept!r}: the default output_fn writes {JSON}, {JSON_LINES} and {CSV}; "
         "define output_fn(prediction, accept) in the entry point"
     )
@@ -111,7 +111,7 @@ def csv_rows(body: bytes | bytearray | str) -> Any:
     except ValueError as exc:
         problem = ("rows of different lengths" if "number of columns" in str(exc)
                    else "a value that is not a number")
-        raise ModelRegistryError(f"the CSV body holds {problem}: {exc}") from None
+        raise InferenceError(f"the CSV body holds {problem}: {exc}") from None
 
 
 def csv_lines(prediction: Any) -> str:
@@ -157,7 +157,7 @@ def _json_document(body: bytes | bytearray | str) -> Any:
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data":  # several documents, one a line: a batch of JSON records
             return _json_lines(body)
-        raise ModelRegistryError(f"the request body is not valid JSON: {exc}") from None
+        raise InferenceError(f"the request body is not valid JSON: {exc}") from None
 
 
 def _json_lines(body: bytes | bytearray | str) -> list[Any]:
@@ -168,7 +168,7 @@ def _json_lines(body: bytes | bytearray | str) -> list[Any]:
             try:
                 documents.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise ModelRegistryError(f"line {number} of the request body is not valid JSON: {exc}") from None
+                raise InferenceError(f"line {number} of the request body is not valid JSON: {exc}") from None
     return documents
 
 
@@ -176,7 +176,7 @@ def _python_csv_rows(text: str) -> list[list[float]]:
     try:
         return [[float(value) for value in line.split(",")] for line in text.splitlines() if line.strip()]
     except ValueError as exc:
-        raise ModelRegistryError(f"the CSV body holds a value that is not a number: {exc}") from None
+        raise InferenceError(f"the CSV body holds a value that is not a number: {exc}") from None
 
 
 def _plain(value: Any) -> Any:
@@ -185,4 +185,5 @@ def _plain(value: Any) -> Any:
         convert = getattr(value, method, None)
         if callable(convert):
             return convert()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable; define output_fn(prediction, accept)")
+    raise InferenceError(f"the prediction holds a {type(value).__name__}, which JSON cannot hold; "
+                         "define output_fn(prediction, accept) in the entry point")

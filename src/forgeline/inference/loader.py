@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from forgeline.errors import ArtifactNotFoundError, ModelRegistryError
+from forgeline.errors import ArtifactNotFoundError, InferenceError
 from forgeline.inference import handlers
 from forgeline.store.artifacts import ArtifactStore, is_local
 
@@ -55,7 +55,7 @@ def model_source(package: Any) -> ModelSource:
     if isinstance(package, ModelPackageRecord):
         model_source.register(ModelPackageRecord, _registered)
         return _registered(package)
-    raise ModelRegistryError(f"cannot load a model from {package!r}: pass a model package or a ModelSource")
+    raise InferenceError(f"cannot load a model from {package!r}: pass a model package or a ModelSource")
 
 
 @model_source.register
@@ -154,7 +154,7 @@ def materialize_model(model_data: str, cache: Path, fetcher: ArtifactStore) -> P
                 return _publish(staging, target)
             local = fetched
         elif not local.is_file():
-            raise ModelRegistryError(f"model data {model_data} does not exist")
+            raise InferenceError(f"model data {model_data} does not exist")
         staging.mkdir()
         if local.name.endswith(ARCHIVE_SUFFIXES):
             _unpack(local, staging)
@@ -168,7 +168,7 @@ def materialize_folder(uri: str, cache: Path, fetcher: ArtifactStore) -> Path:
     local = _local_path(uri)
     if local is not None:
         if not local.is_dir():
-            raise ModelRegistryError(f"inference code folder {uri} does not exist")
+            raise InferenceError(f"inference code folder {uri} does not exist")
         return local
     target = cache / cache_key(uri) / "code"
     if target.is_dir():
@@ -182,21 +182,21 @@ def import_entry_point(code_dir: Path | None, entry_point: str) -> ModuleType:
     """Import the entry point under a fresh module name, with its folder first on sys.path for its own imports."""
     path = (code_dir / entry_point) if code_dir is not None else Path(entry_point)
     if not path.is_file():
-        raise ModelRegistryError(f"the entry point {path} does not exist")
+        raise InferenceError(f"the entry point {path} does not exist")
     folder = str(path.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)
     name = f"{MODULE_PREFIX}{cache_key(str(path.resolve()))}_{secrets.token_hex(4)}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise ModelRegistryError(f"the entry point {path} cannot be imported as a Python module")
+        raise InferenceError(f"the entry point {path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise ModelRegistryError(f"importing the entry point {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise InferenceError(f"importing the entry point {path} failed: {type(exc).__name__}: {exc}") from exc
     return module
 
 
@@ -208,7 +208,7 @@ def _fetch(uri: str, destination: Path, fetcher: ArtifactStore) -> None:
     try:
         fetcher.get(uri, destination)
     except ArtifactNotFoundError:
-        raise ModelRegistryError(f"{uri} does not exist") from None
+        raise InferenceError(f"{uri} does not exist") from None
 
 
 def _unpack(archive: Path, destination: Path) -> None:
@@ -216,7 +216,7 @@ def _unpack(archive: Path, destination: Path) -> None:
         with tarfile.open(archive) as tar:
             tar.extractall(destination, filter="data")  # refuses absolute paths and links out of destination
     except (tarfile.TarError, OSError) as exc:
-        raise ModelRegistryError(f"cannot unpack model archive {archive}: {exc}") from None
+        raise InferenceError(f"cannot unpack model archive {archive}: {exc}") from None
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from forgeline.errors import ModelRegistryError
+from forgeline.errors import InferenceError
 from forgeline.inference import handlers
 from forgeline.inference.loader import Predictor
 
@@ -26,7 +26,7 @@ Reply = tuple[int, str, bytes, int | None, str | None]
 """(status, content type, body, failing stage or None, error message or None)."""
 
 _DEFAULT_TYPES = frozenset({handlers.JSON, handlers.CSV, *handlers.JSON_LINES_ALIASES})
-_CLIENT_ERRORS = (ModelRegistryError, ValueError, UnicodeDecodeError)
+_CLIENT_ERRORS = (InferenceError, ValueError, UnicodeDecodeError)
 
 
 class StageError(Exception):
