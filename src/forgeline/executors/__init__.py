@@ -1,1 +1,1 @@
-"""Where a job runs: local processes or a Ray cluster, behind one Executor protocol."""
+"""Where a job runs, behind one Executor protocol: local processes today (LocalExecutor)."""
