@@ -66,7 +66,8 @@ class FunctionLoader:
             found = inner
         if not callable(found):
             raise TypeError(f"'{name}' is a {type(found).__name__}, not a function")
-        return found  # type: ignore[no-any-return]
+        function: Callable[..., Any] = found
+        return function
 
     def load_file(self, path: str) -> ModuleType:
         """Import a Python file under its stable module name, again only when it changed since last time."""

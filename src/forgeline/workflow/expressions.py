@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import string
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from forgeline.errors import PipelineDefinitionError
@@ -106,6 +106,12 @@ def parse_path(text: str) -> tuple[PathPart, ...]:
 class Property(Expression):
     """A property of a step, known once the step has run (``step.properties.outputs["train"]``)."""
 
+    # Set once in __init__ (attribute writes are refused after); declared so that reading them is not mistaken
+    # for a property path through __getattr__.
+    _step_name: str
+    _path: tuple[PathPart, ...]
+    _step: Step | None
+
     def __init__(self, step_name: str, path: tuple[PathPart, ...] = (), step: Step | None = None) -> None:
         object.__setattr__(self, "_step_name", step_name)
         object.__setattr__(self, "_path", sagemaker_alias(path))
@@ -114,17 +120,17 @@ class Property(Expression):
     @property
     def step_name(self) -> str:
         """Name of the step this property belongs to."""
-        return self.__dict__["_step_name"]  # type: ignore[no-any-return]
+        return self._step_name
 
     @property
     def path(self) -> tuple[PathPart, ...]:
         """Attribute and key path inside the step's properties."""
-        return self.__dict__["_path"]  # type: ignore[no-any-return]
+        return self._path
 
     @property
     def step(self) -> Step | None:
         """The step object, when built in Python (None when parsed from a definition)."""
-        return self.__dict__["_step"]  # type: ignore[no-any-return]
+        return self._step
 
     def __getattr__(self, name: str) -> Property:
         if name.startswith("_"):
@@ -358,10 +364,10 @@ def parse_value(value: Any) -> Any:
     return {k: parse_value(v) for k, v in value.items()}
 
 
-def _parse_get(ref: str, parameter_reference: Any) -> Expression:
+def _parse_get(ref: str, parameter_reference: Callable[[str], Expression]) -> Expression:
     head, _, rest = ref.partition(".")
     if head == "Parameters":
-        return parameter_reference(rest)  # type: ignore[no-any-return]
+        return parameter_reference(rest)
     if head == "Execution":
         if rest not in ExecutionVariables.NAMES:
             raise PipelineDefinitionError(f"unknown execution variable {rest!r}")
