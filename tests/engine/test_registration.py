@@ -127,7 +127,8 @@ def test_registration_records_the_package_and_its_properties(harness: Harness) -
 
     assert result.properties == {
         "model_package_arn": "digits-cnn/1", "model_package_version": 1, "model_package_group_name": "digits-cnn",
-        "model_approval_status": "PendingManualApproval", "model_data": train["outputs"]["model"]}
+        "model_approval_status": "PendingManualApproval", "model_data": train["outputs"]["model"],
+        "model_package": "digits-cnn/1"}
     package = harness.store.get_model_package("digits-cnn", 1)
     assert package.metrics == METRICS
     assert (package.description, package.entry_point) == ("first cut", "inference.py")
