@@ -49,3 +49,13 @@ def test_keep_jobs_is_a_setting_children_see(tmp_path: Path) -> None:
     assert not Settings.from_env({"FORGELINE_HOME": str(tmp_path)}).keep_jobs
     with pytest.raises(ConfigurationError, match="FORGELINE_KEEP_JOBS='maybe'"):
         Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_KEEP_JOBS": "maybe"})
+
+
+def test_store_retry_seconds_is_a_setting_children_see(tmp_path: Path) -> None:
+    patient = Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_STORE_RETRY_SECONDS": "120"})
+
+    assert patient.store_retry_seconds == 120 and Settings.from_env(patient.to_env()).store_retry_seconds == 120
+    assert Settings.from_env({"FORGELINE_HOME": str(tmp_path)}).store_retry_seconds == 30
+    for bad in ("soon", "0", "-5"):
+        with pytest.raises(ConfigurationError, match=f"FORGELINE_STORE_RETRY_SECONDS='{bad}'"):
+            Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_STORE_RETRY_SECONDS": bad})
