@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ from .conftest import write
 def start_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "forked" and not sys.platform.startswith("linux"):
         pytest.skip("the supervisor is forked on Linux only")
-    monkeypatch.setattr(supervisor_start, "FORK_SUPERVISOR", request.param == "forked")
+    monkeypatch.setattr(supervisor_start, "LAUNCH_SUPERVISOR", request.param == "forked")
     return str(request.param)
 
 
@@ -102,3 +103,50 @@ def test_a_forked_supervisor_keeps_none_of_the_orchestrator_s_descriptors(tmp_pa
     assert own_pipe not in found["targets"]
     # standard input, output and error, and the read ends of the script's two pipes: nothing else
     assert len(found["fds"]) == 5, found
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor launcher is used on Linux only")
+def test_a_job_outlives_its_supervisor_launcher_and_the_next_job_gets_a_new_one(tmp_path, project, monkeypatch,
+                                                                                wait_until):
+    monkeypatch.setattr(supervisor_start, "LAUNCH_SUPERVISOR", True)
+    script = write(project / "waits.py", """
+        import os, sys, time
+        open("started", "w").close()
+        while not os.path.exists("release"):
+            time.sleep(0.02)
+        print("released")
+        sys.exit(4)
+        """)
+    launchers: list[int] = []
+
+    def kill_launcher_then_release() -> None:
+        wait_until((tmp_path / "started").exists, what="the script to start")
+        launchers.append(_parent_of(read_supervisor_pid(tmp_path)))
+        os.kill(launchers[0], signal.SIGKILL)
+        wait_until(lambda: _ended(launchers[0]), what="the launcher to die")
+        (tmp_path / "release").write_text("")
+
+    killer = threading.Thread(target=kill_launcher_then_release)
+    killer.start()
+    try:
+        ended = run_script([sys.executable, str(script)], cwd=tmp_path, env=dict(os.environ),
+                           log_path=str(tmp_path / "job.log"), control=JobControl())
+    finally:
+        killer.join()
+    assert ended.exit_code == 4  # recorded by the supervisor, which carried on without its launcher
+    assert "released" in (tmp_path / "job.log").read_text()
+
+    again = run_script([sys.executable, "-c", "pass"], cwd=tmp_path, env=dict(os.environ),
+                       log_path=str(tmp_path / "again.log"), control=JobControl())
+    assert again.exit_code == 0  # the dead launcher could not have started it: a new one did

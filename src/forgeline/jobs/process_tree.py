@@ -1,7 +1,8 @@
 """A job's process tree: every process descending from its supervisor, read from ``/proc``, and ending it.
 
-Standard library only: the job supervisor (``supervisor.py``, run by path under ``python -S``) imports this
-file as its sibling, and JobControl imports it as ``forgeline.jobs.process_tree``. A child that called
+Standard library only: the job supervisor and its launcher (``supervisor.py``, ``supervisor_launcher.py``, run
+by path under ``python -S``) import this file as their sibling, and JobControl imports it as
+``forgeline.jobs.process_tree``. A child that called
 ``setsid`` leaves its parent's process group, so signalling the group misses it; it stays in this tree, because
 the supervisor is a child subreaper: orphans anywhere below it are re-parented to it, not to init.
 """

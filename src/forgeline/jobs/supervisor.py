@@ -1,7 +1,8 @@
 """The supervisor of a script job: runs the script, relays its output, and records how it ended in the job directory.
 
-Run as ``python -S supervisor.py <exit-status-file> <log-file> -- <command>...``: standard library only, so it
-costs tens of milliseconds, not a full interpreter's imports, under any interpreter. It leads the job's process
+On Linux the supervisor launcher (``supervisor_launcher.py``) forks it and calls :func:`supervise`, which costs
+about a millisecond; elsewhere it runs as ``python -S supervisor.py <exit-status-file> <log-file> -- <command>...``:
+standard library only, so it costs tens of milliseconds, not a full interpreter's imports. It leads the job's process
 group and outlives an orchestrator that dies: its output then goes straight into the log file instead of the
 orchestrator's pipes, so the script never meets a broken pipe, and the exit status it writes lets a resumed
 orchestrator adopt the finished job instead of running it again. The script dies with its supervisor
@@ -15,7 +16,6 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable
 
 if __package__:
     from forgeline.jobs import process_tree
@@ -141,12 +141,10 @@ def main(argv: list[str]) -> int:
     return supervise(argv[0], argv[1], argv[3:])
 
 
-def supervise(exit_status_path: str, log_path: str, command: list[str], env: dict[str, str] | None = None,
-              started: Callable[[], None] | None = None) -> int:
+def supervise(exit_status_path: str, log_path: str, command: list[str], env: dict[str, str] | None = None) -> int:
     """The supervisor's work, in this process: run ``command``, relay, write its exit status; the code to exit with.
 
-    ``started`` is called once this process is ready to be stopped (its signal handlers set), before the script
-    starts; ``env`` is the script's environment (None: this process's).
+    ``env`` is the script's environment (None: this process's).
     """
     # found by a resumed orchestrator even when the one that started this job died before recording its pid
     with open(os.path.join(os.path.dirname(exit_status_path), SUPERVISOR_PID_FILE), "w") as pid_file:
@@ -156,8 +154,6 @@ def supervise(exit_status_path: str, log_path: str, command: list[str], env: dic
     signal.signal(signal.SIGTERM, relay_stop)
     process_tree.become_subreaper()  # orphans below it come to it, even those that called setsid
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if started is not None:
-        started()
     # fork and exec by hand: the subprocess module alone would double this process's start-up time
     stdout_read, stdout_write = os.pipe()
     stderr_read, stderr_write = os.pipe()

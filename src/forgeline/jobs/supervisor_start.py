@@ -1,81 +1,198 @@
-"""Starting a job's supervisor: forked from this process on Linux, else a fresh ``python -S supervisor.py``.
+"""Starting a job's supervisor: forked by this process's supervisor launcher on Linux, else ``python -S supervisor.py``.
 
-A new interpreter costs tens of milliseconds per job; a fork of the orchestrator costs well under one, and the
-forked child has the supervisor's code loaded already. The child is a copy of a process that may run other
-threads (their locks copied in whatever state they were), so between fork and ``os._exit`` it does only what
-cannot wait on such a lock: system calls through ``os``, ``select`` and ``signal``, ``open()`` of its own files,
-and the standard-library-only supervisor (``jobs/supervisor.py``). No logging, no ``sys.stdout``, no database,
-no threads, no imports of C libraries (``prctl`` is loaded before forking), and no cyclic garbage collection,
-which could finalise the orchestrator's objects and close descriptors that by then are the job's own.
+The launcher (``jobs/supervisor_launcher.py``) is one small single-threaded process per orchestrator, started
+with its first script job; forking a supervisor from it costs about a millisecond, where a new interpreter costs
+tens, and a fork of the orchestrator itself several (its size and threads make the fork, and every page either
+side writes afterwards, expensive). This process is not the supervisor's parent then: the launcher reports when
+each supervisor can be stopped and how it ended, and :class:`LaunchedSupervisor` gives jobs the part of
+``subprocess.Popen`` they use (pid, pipes, poll, wait).
 
-Other systems start the supervisor by path, as a new interpreter: fork without exec is not safe there in a
-process with threads (macOS), and they have no child subreaper or parent-death signal either.
+Other systems start each supervisor by path, as a new interpreter: they have no child subreaper or parent-death
+signal, which the supervisor relies on, and forking there is not the cheap, safe operation it is on Linux.
 """
 
 from __future__ import annotations
 
-import gc
+import marshal
 import os
-import signal
+import queue
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO
 
-from forgeline.jobs import process_tree, supervisor
+from forgeline.jobs import supervisor, supervisor_launcher
+from forgeline.jobs.supervisor_launcher import HEADER, RECORD
 
-FORK_SUPERVISOR = sys.platform.startswith("linux") and hasattr(os, "fork")
-"""Fork the supervisor from this process (Linux); elsewhere start a new interpreter on ``supervisor.py``."""
+LAUNCH_SUPERVISOR = sys.platform.startswith("linux")
+"""Start supervisors through the launcher (Linux); elsewhere start a new interpreter on ``supervisor.py``."""
 SUPERVISOR = str(Path(supervisor.__file__))
-CHILD_FAILED = 1
-"""Exit code of a forked supervisor that failed before its script could be run."""
+LAUNCHER = str(Path(supervisor_launcher.__file__))
 UNKNOWN_EXIT = 255
-"""Return code of a supervisor whose exit status this process could not collect."""
+"""Return code of a supervisor whose end was not reported (its launcher died first)."""
+GONE_CHECK_SECONDS = 0.05
+"""How often to look whether a supervisor still runs once its launcher is gone."""
 
 
-class ForkedSupervisor:
-    """A supervisor forked from this process: the part of ``subprocess.Popen`` that jobs use (pid, pipes, wait)."""
+class SupervisorLauncherError(OSError):
+    """The supervisor launcher could not start a job's supervisor."""
 
-    def __init__(self, pid: int, stdout_fd: int, stderr_fd: int) -> None:
+
+class _Ending:
+    """How one launched supervisor ended, filled in by the thread that reads the launcher's reports."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.code: int | None = None  # None once done: the launcher died before it could tell
+
+
+class LaunchedSupervisor:
+    """A supervisor started by the launcher: the part of ``subprocess.Popen`` that jobs use."""
+
+    def __init__(self, pid: int, stdout_fd: int, stderr_fd: int, ending: _Ending) -> None:
         self.pid = pid
         self.stdout: IO[bytes] = open(stdout_fd, "rb")  # noqa: SIM115 - closed by the log capture that reads it
         self.stderr: IO[bytes] = open(stderr_fd, "rb")  # noqa: SIM115
         self.returncode: int | None = None
-        self._waitpid_lock = threading.Lock()
+        self._ending = ending
 
     def poll(self) -> int | None:
-        """Its return code if it has ended, else None (also while another thread waits for it)."""
-        if self.returncode is None and self._waitpid_lock.acquire(blocking=False):
-            try:
-                self._collect(os.WNOHANG)
-            finally:
-                self._waitpid_lock.release()
+        """Its return code if it has ended, else None."""
+        if self.returncode is None and self._ending.done.is_set():
+            self.returncode = self._code()
         return self.returncode
 
     def wait(self) -> int:
         """Wait for it to end; its return code (negative: the signal that killed it)."""
-        with self._waitpid_lock:
-            while self.returncode is None:
-                self._collect(0)
+        self._ending.done.wait()
+        self.returncode = self._code()
         return self.returncode
 
-    def _collect(self, options: int) -> None:
+    def _code(self) -> int:
+        if self._ending.code is not None:
+            return self._ending.code
+        while _alive(self.pid):  # its launcher died before it could tell: watch the pid instead
+            time.sleep(GONE_CHECK_SECONDS)
+        return UNKNOWN_EXIT
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (an init that does not collect orphans leaves them as zombies: ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+class SupervisorLauncher:
+    """This process's connection to its supervisor launcher, and the thread that reads the launcher's reports."""
+
+    def __init__(self) -> None:
+        own, theirs = socket.socketpair()
+        with theirs:
+            self._process = subprocess.Popen(
+                [sys.executable, "-S", LAUNCHER, str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                start_new_session=True,  # no terminal's signals: it ends when this process closes the socket
+            )
+        self._channel = own
+        self._requests = threading.Lock()  # one request at a time: answers come in the order of requests
+        self._answers: queue.Queue[tuple[int, _Ending] | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._running: dict[int, _Ending] = {}
+        self.lost = False
+        threading.Thread(target=self._read_reports, name="forgeline-supervisor-launcher", daemon=True).start()
+
+    def launch(self, command: Sequence[str], cwd: Path, env: Mapping[str, str], exit_status: Path,
+               log_path: str) -> LaunchedSupervisor:
+        """Have the launcher fork the supervisor of ``command``; returns once it can be stopped."""
+        payload = marshal.dumps((list(command), str(cwd), dict(env), str(exit_status), log_path))
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
         try:
-            pid, status = os.waitpid(self.pid, options)
-        except ChildProcessError:  # collected by someone else: how it ended is lost
-            self.returncode = UNKNOWN_EXIT
-            return
-        if pid == self.pid:
-            self.returncode = os.waitstatus_to_exitcode(status)
+            with self._requests:
+                try:
+                    socket.send_fds(self._channel, [HEADER.pack(len(payload))], [stdout_write, stderr_write])
+                    self._channel.sendall(payload)
+                except OSError as exc:
+                    raise SupervisorLauncherError(f"the supervisor launcher is gone: {exc}") from exc
+                answer = self._answers.get()
+        except BaseException:
+            os.close(stdout_read)
+            os.close(stderr_read)
+            raise
+        finally:
+            os.close(stdout_write)
+            os.close(stderr_write)
+        if answer is None:
+            os.close(stdout_read)
+            os.close(stderr_read)
+            raise SupervisorLauncherError("the supervisor launcher could not start the job's supervisor")
+        pid, ending = answer
+        return LaunchedSupervisor(pid, stdout_read, stderr_read, ending)
+
+    def _read_reports(self) -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = self._channel.recv(64 * RECORD.size)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            pending += chunk
+            while len(pending) >= RECORD.size:
+                kind, pid, code = RECORD.unpack(pending[:RECORD.size])
+                pending = pending[RECORD.size:]
+                self._report(kind, pid, code)
+        with self._lock:
+            self.lost = True
+            running, self._running = list(self._running.values()), {}
+        for ending in running:
+            ending.done.set()  # without a code: each waiter watches its supervisor's pid instead
+        self._answers.put(None)
+
+    def _report(self, kind: bytes, pid: int, code: int) -> None:
+        if kind == b"S":
+            ending = _Ending()
+            with self._lock:
+                self._running[pid] = ending
+            self._answers.put((pid, ending))
+        elif kind == b"F":
+            self._answers.put(None)
+        else:
+            with self._lock:
+                ended = self._running.pop(pid, None)
+            if ended is not None:
+                ended.code = code
+                ended.done.set()
+
+
+_launcher: list[tuple[int, SupervisorLauncher]] = []  # (the process it belongs to, its launcher)
+_launcher_lock = threading.Lock()
+
+
+def launcher() -> SupervisorLauncher:
+    """This process's supervisor launcher, started on first use (again if the last one died)."""
+    with _launcher_lock:
+        if not _launcher or _launcher[0][0] != os.getpid() or _launcher[0][1].lost:
+            _launcher[:] = [(os.getpid(), SupervisorLauncher())]
+        return _launcher[0][1]
 
 
 def start_supervisor(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], exit_status: Path,
-                     log_path: str) -> ForkedSupervisor | subprocess.Popen[bytes]:
+                     log_path: str) -> LaunchedSupervisor | subprocess.Popen[bytes]:
     """Start the supervisor of ``command`` in its own session, its output on pipes; returns once it can be stopped."""
-    if FORK_SUPERVISOR:
-        return fork_supervisor(list(command), cwd=cwd, env=dict(env), exit_status=exit_status, log_path=log_path)
+    if LAUNCH_SUPERVISOR:
+        try:
+            return launcher().launch(command, cwd, env, exit_status, log_path)
+        except SupervisorLauncherError:  # it died since the last job: once more, with a new one
+            return launcher().launch(command, cwd, env, exit_status, log_path)
     return subprocess.Popen(
         # -S: the supervisor needs the standard library only; skipping site saves part of its start-up
         [sys.executable, "-S", SUPERVISOR, str(exit_status), log_path, "--", *command],
@@ -86,70 +203,3 @@ def start_supervisor(command: Sequence[str], *, cwd: Path, env: Mapping[str, str
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, so stop and timeout reach its children too
     )
-
-
-def fork_supervisor(command: list[str], *, cwd: Path, env: dict[str, str], exit_status: Path,
-                    log_path: str) -> ForkedSupervisor:
-    """Fork this process into the supervisor of ``command``; returns once the child leads its own session."""
-    process_tree.prctl_function()  # loaded here: the child must not load a library
-    max_fd = os.sysconf("SC_OPEN_MAX")
-    pipes = (*os.pipe(), *os.pipe(), *os.pipe())
-    stdout_read, stdout_write, stderr_read, stderr_write, ready_read, ready_write = pipes
-    # Signals wait until the child has its own handlers: an orchestrator's handler must never run in it.
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        pid = os.fork()
-        if pid == 0:
-            _supervise_in_child(command, str(cwd), env, str(exit_status), log_path,
-                                (stdout_write, stderr_write, ready_write), max_fd, mask)
-    except BaseException:
-        for fd in pipes:
-            os.close(fd)
-        raise
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-    for fd in (stdout_write, stderr_write, ready_write):
-        os.close(fd)
-    try:
-        os.read(ready_read, 1)  # a byte once it can be stopped; nothing if it failed first (it exits then)
-    finally:
-        os.close(ready_read)
-    return ForkedSupervisor(pid, stdout_read, stderr_read)
-
-
-def _supervise_in_child(command: list[str], cwd: str, env: dict[str, str], exit_status: str, log_path: str,
-                        fds: tuple[int, int, int], max_fd: int, mask: Iterable[int]) -> NoReturn:
-    """The forked child: become the job's session leader with only its own descriptors, supervise, exit."""
-    code = CHILD_FAILED
-    try:
-        gc.disable()
-        os.setsid()
-        _reset_signal_handlers()
-        os.chdir(cwd)
-        stdout_write, stderr_write, ready_write = fds
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(stdout_write, 1)
-        os.dup2(stderr_write, 2)
-        os.dup2(ready_write, 3)
-        os.closerange(4, max_fd)  # the orchestrator's database, log files and other jobs' pipes
-
-        def started() -> None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            os.write(3, b"\0")
-            os.close(3)
-
-        code = supervisor.supervise(exit_status, log_path, command, env, started)
-    except BaseException as exc:  # noqa: BLE001 - whatever it is, the child must not return into the orchestrator
-        try:
-            os.write(2, f"[forgeline] the job's supervisor failed: {exc!r}\n".encode())
-        except OSError:
-            pass
-    finally:
-        os._exit(code)
-
-
-def _reset_signal_handlers() -> None:
-    """Default handling for every signal the orchestrator handles in Python; ignored signals stay ignored."""
-    for number in signal.valid_signals():
-        if number == signal.SIGCHLD or callable(signal.getsignal(number)):
-            signal.signal(number, signal.SIG_DFL)
