@@ -34,6 +34,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 STOP_LEFTOVERS_SECONDS = 15.0
 
 
+def job_process_group(execution: Any, step: str, attempt: int = 1) -> int | None:
+    """The process group a running job's executor noted in its job folder (None before the job started)."""
+    from forgeline.config import Settings
+    from forgeline.executors.local import JOB_PID_FILE
+
+    job_dir = Settings.from_env().jobs_dir / execution.id / step / str(attempt)
+    try:
+        return int((job_dir / JOB_PID_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 @pytest.fixture
 def forgeline_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh FORGELINE_HOME (database, artifacts, logs, jobs) for this test only.

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from conftest import job_process_group
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.liveness import process_alive
 from forgeline.errors import OrchestratorLostError
@@ -137,7 +138,7 @@ def test_a_job_that_finished_while_its_orchestrator_was_dead_is_adopted_not_reru
     execution = project.load().start()
     wait_until(started(project, "Finisher", "Crasher", "Runner"), timeout=60, what="the three steps to start")
     attempts = {a.step_name: a for a in execution.list_attempts()}
-    runner_group = wait_until(lambda: execution.list_attempts("Runner")[0].pid, timeout=10, what="Runner's pid")
+    runner_group = wait_until(lambda: job_process_group(execution, "Runner"), timeout=10, what="Runner's pid")
     kill_orchestrator(execution, wait_until)
 
     (project.root / "release").write_text("")  # Finisher and Crasher end with nobody watching
@@ -191,7 +192,7 @@ def test_auto_resume_lets_a_later_command_resume_a_lost_execution(project, cli, 
     # FORGELINE_AUTO_RESUME=1 does the same for every command; describe resumes a second lost execution
     orphans_project(project, release="release-2", crasher_code=0)
     second = project.load().start()
-    wait_until(lambda: len([a for a in second.list_attempts() if a.pid]) == 3, timeout=60,
+    wait_until(lambda: all(job_process_group(second, s) for s in ("Finisher", "Crasher", "Runner")), timeout=60,
                what="the second execution's three jobs to start")
     kill_orchestrator(second, wait_until)
     for release in ("release-2", "release-2-runner"):
@@ -203,7 +204,7 @@ def test_auto_resume_lets_a_later_command_resume_a_lost_execution(project, cli, 
     # and for Python readers: wait() resumes instead of raising
     orphans_project(project, release="release-3", crasher_code=0)
     third = project.load().start()
-    wait_until(lambda: len([a for a in third.list_attempts() if a.pid]) == 3, timeout=60,
+    wait_until(lambda: all(job_process_group(third, s) for s in ("Finisher", "Crasher", "Runner")), timeout=60,
                what="the third execution's three jobs to start")
     kill_orchestrator(third, wait_until)
     for release in ("release-3", "release-3-runner"):

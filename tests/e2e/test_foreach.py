@@ -67,17 +67,6 @@ def test_each_item_runs_its_own_body_and_results_fan_in_in_order(loop_project):
     assert done.steps["report"].properties["Return"] == "mailer=12;bag=6;box=6"
 
 
-def test_the_concurrency_cap_keeps_items_apart(loop_project):
-    done = loop_project.run()
-    spans = sorted(
-        (min(done.steps[f"PerKind-{k}-{s}"].started_at for s in ("Split", "score")),
-         max(done.steps[f"PerKind-{k}-{s}"].ended_at for s in ("Split", "score")))
-        for k in ("mailer", "bag", "box")
-    )
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
-        assert start >= end, spans
-
-
 def test_items_are_cached_one_by_one(loop_project):
     loop_project.run(parameters={"Kinds": "mailer,bag"})
     done = loop_project.run(parameters={"Kinds": "mailer,bag,box"})

@@ -51,11 +51,3 @@ def test_independent_steps_overlap(project, config):
     assert overlap(steps["Left"], steps["Right"]), (interval(steps["Left"]), interval(steps["Right"]))
     # The join waits for both branches.
     assert steps["After"].started_at >= max(steps["Left"].ended_at, steps["Right"].ended_at)
-
-
-def test_max_parallel_steps_one_serialises_independent_steps(project):
-    steps = branches(project, ", parallelism_config=ParallelismConfiguration(max_parallel_steps=1)")
-
-    assert not overlap(steps["Left"], steps["Right"]), (interval(steps["Left"]), interval(steps["Right"]))
-    first, second = sorted([steps["Left"], steps["Right"]], key=lambda run: run.started_at)
-    assert second.started_at >= first.ended_at

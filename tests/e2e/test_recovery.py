@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from conftest import job_process_group
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.liveness import process_alive
 
@@ -113,7 +114,7 @@ def test_resume_after_the_orchestrator_was_killed_reruns_only_what_was_running(p
                timeout=30, what="Slow to hang and Side to finish")
     orphan = int(project.pid_file.read_text())
     # the orchestrator records the job's process group (its supervisor leads it) as soon as the job starts
-    wait_until(lambda: execution.list_attempts("Slow")[0].pid == os.getpgid(orphan), timeout=10,
+    wait_until(lambda: job_process_group(execution, "Slow") == os.getpgid(orphan), timeout=10,
                what="Slow's process group recorded")
     before = steps_of(execution)
     assert before["Slow"].status.value == "Executing"

@@ -68,3 +68,14 @@ def test_database_url_and_artifact_root_are_honoured(project, cli, tmp_path, for
     [record] = store.list_executions()
     [write] = store.list_step_runs(record.id)
     assert write.outputs["out"].startswith(str(artifact_root))
+
+
+def test_forgeline_executor_local_runs_and_an_unknown_one_is_one_clear_line(project, cli):
+    tiny(project)
+
+    run = cli("run", "pipeline.py", cwd=project.root, env={"FORGELINE_EXECUTOR": "local"})
+    assert run.returncode == 0 and "Succeeded" in run.output, run
+
+    refused = cli("executions", "list", cwd=project.root, env={"FORGELINE_EXECUTOR": "ray"})
+    assert refused.returncode != 0
+    assert refused.stderr.strip() == "error: FORGELINE_EXECUTOR='ray' is not an executor; accepted: local", refused

@@ -27,6 +27,7 @@ from forgeline.workflow import (
     FailStep,
     ForEach,
     ForEachItem,
+    ParallelismConfiguration,
     ParameterString,
     Pipeline,
     ProcessingStep,
@@ -210,3 +211,51 @@ def test_a_selective_run_runs_only_the_selected_step_and_reuses_the_rest(project
     assert executor.submitted == ["B"]
     assert steps["A"].cache_source == first and steps["C"].status == StepStatus.SKIPPED
     assert project.store.get_execution(second).status == ExecutionStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("cap, expected_peak", [(1, 1), (2, 2), (None, 3)])
+def test_a_foreach_never_runs_more_items_at_once_than_its_cap(project, cap, expected_peak):
+    item = ForEachItem()
+    loop = ForEach(name="Loop", items=["a", "b", "c"], steps=[job("Body", arguments=["--kind", item])],
+                   max_concurrency=cap)
+    peak = []
+    executor = ScriptedExecutor({f"Loop-{k}-Body": [None] for k in "abc"})
+
+    def on_submit(step: str) -> None:  # every job runs until the orchestrator has started all it may
+        running = [ref for ref, result in executor.ended.items() if result is None]
+        peak.append(len(running))
+
+    executor.on_submit = on_submit
+    original = executor.wait_any
+
+    def end_one(refs, timeout=None):  # the oldest running job ends each time the orchestrator waits
+        running = [ref for ref in refs if executor.ended[ref] is None]
+        if running:
+            executor.ended[running[0]] = OK
+        return original(refs, timeout)
+
+    executor.wait_any = end_one
+    pipeline = Pipeline(name="p", steps=[loop], parallelism_config=ParallelismConfiguration(max_parallel_steps=8))
+    execution = project.run(pipeline, executor)
+    assert project.store.get_execution(execution).status == ExecutionStatus.SUCCEEDED
+    assert max(peak) == expected_peak
+
+
+def test_max_parallel_steps_one_runs_independent_jobs_one_after_the_other(project):
+    executor = ScriptedExecutor({name: [None] for name in ("A", "B", "C")})
+    peak = []
+    executor.on_submit = lambda step: peak.append(sum(r is None for r in executor.ended.values()))
+    original = executor.wait_any
+
+    def end_one(refs, timeout=None):
+        running = [ref for ref in refs if executor.ended[ref] is None]
+        if running:
+            executor.ended[running[0]] = OK
+        return original(refs, timeout)
+
+    executor.wait_any = end_one
+    pipeline = Pipeline(name="p", steps=[job("A"), job("B"), job("C")],
+                        parallelism_config=ParallelismConfiguration(max_parallel_steps=1))
+    execution = project.run(pipeline, executor)
+    assert project.store.get_execution(execution).status == ExecutionStatus.SUCCEEDED
+    assert peak == [1, 1, 1] and executor.submitted == ["A", "B", "C"]

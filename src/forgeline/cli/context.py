@@ -6,6 +6,7 @@ from functools import cached_property
 
 from forgeline.cli.output import make_console
 from forgeline.config import HOME_FOLDER, Settings
+from forgeline.engine.runtime import Runtime
 from forgeline.errors import StoreNotFoundError
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 
@@ -18,10 +19,13 @@ class CliContext:
         self.console = make_console()
 
     @cached_property
-    def store(self) -> SqlMetadataStore:
-        """The metadata store; never created here (commands that start executions create it)."""
+    def runtime(self) -> Runtime:
+        """Settings, the metadata store, the artifact store and the executor, built once for the command.
+
+        The metadata store is never created here (commands that start executions create it).
+        """
         try:
-            return SqlMetadataStore(self.settings.database_url, create=False)
+            return Runtime.build(self.settings, create=False)
         except StoreNotFoundError as exc:
             start = self.settings.searched_from
             if start is None:
@@ -31,3 +35,10 @@ class CliContext:
                 f"no forgeline store found: looked for a {HOME_FOLDER} folder in {start} and every folder above "
                 f"it; `forgeline run <pipeline.py>` creates {start / HOME_FOLDER}, or set FORGELINE_HOME"
             ) from None
+
+    @property
+    def store(self) -> SqlMetadataStore:
+        """The metadata store (see ``runtime``)."""
+        store = self.runtime.store
+        assert isinstance(store, SqlMetadataStore)
+        return store

@@ -117,7 +117,7 @@ def retry(
 ) -> None:
     """Rerun only the failed, stopped and not-yet-run steps of a finished execution."""
     ctx = CliContext()
-    finish(retry_execution(execution_id, ctx.settings, fork=True), ctx, detach)
+    finish(retry_execution(execution_id, ctx.runtime, fork=True), ctx, detach)
 
 
 @app.command("resume")
@@ -127,7 +127,7 @@ def resume(
 ) -> None:
     """Continue an execution whose orchestrator died (steps that had succeeded are not re-run)."""
     ctx = CliContext()
-    finish(resume_execution(execution_id, ctx.settings, fork=True), ctx, detach)
+    finish(resume_execution(execution_id, ctx.runtime, fork=True), ctx, detach)
 
 
 @app.command("delete")

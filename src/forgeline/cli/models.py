@@ -36,7 +36,7 @@ BY = Annotated[str | None, typer.Option("--by", help="Who decides (default: the 
 
 
 def _registry(ctx: CliContext) -> Registry:
-    return Registry(ctx.settings, store=ctx.store)
+    return Registry(runtime=ctx.runtime)
 
 
 def _status(status: str | None) -> Text:

@@ -7,12 +7,12 @@ from typing import Any
 
 from forgeline.config import Settings
 from forgeline.engine.liveness import OrchestratorLiveness, check_orchestrator
+from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError, OrchestratorLostError
 from forgeline.jobs.function_loading import FunctionLoader
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepAttempt, StepRun, StepStatus
-from forgeline.store.metadata.sql_store import SqlMetadataStore
 
 
 class PipelineExecution:
@@ -26,8 +26,8 @@ class PipelineExecution:
     @classmethod
     def get(cls, execution_id: str, settings: Settings | None = None) -> PipelineExecution:
         """Open an existing execution by id (or unique id prefix)."""
-        settings = settings or Settings.from_env()
-        return cls(execution_id, SqlMetadataStore(settings.database_url), settings)
+        runtime = Runtime.at_edge(settings)
+        return cls(execution_id, runtime.store, runtime.settings)
 
     def record(self) -> ExecutionRecord:
         """The execution as currently stored."""

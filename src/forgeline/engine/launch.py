@@ -15,9 +15,9 @@ from typing import Any
 from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.plan import StepPlan, plan_pipeline
+from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError, StoreNotFoundError
 from forgeline.jobs.function import WORKER_ENV
-from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import StepRun, StepStatus
@@ -181,21 +181,23 @@ def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fo
 
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
                     selective: SelectiveExecutionConfig | None = None, fork: bool = True,
-                    cache_lookups: bool = True, keep_jobs: bool | None = None) -> PipelineExecution:
+                    cache_lookups: bool = True, keep_jobs: bool | None = None,
+                    runtime: Runtime | None = None) -> PipelineExecution:
     """Start ``pipeline`` with parameter ``overrides`` and return at once with the execution's handle.
 
     ``cache_lookups=False`` reuses no cached result in this run; its steps still record theirs.
     ``keep_jobs=True`` keeps succeeded steps' job folders (None: as ``Settings.keep_jobs`` says).
+    ``runtime``: the backends an edge built (the CLI); else built here from ``settings`` (the Python API).
     """
     if os.environ.get(WORKER_ENV):
         raise ForgelineError(
             "pipeline.start() was called while a @step worker imported the pipeline file; "
             "put the call under `if __name__ == \"__main__\":`"
         )
-    settings = settings or Settings.from_env()
+    runtime = runtime or Runtime.at_edge(settings)
+    settings, store = runtime.settings, runtime.store
     if keep_jobs is not None:
         settings = dataclasses.replace(settings, keep_jobs=keep_jobs)
-    store = SqlMetadataStore(settings.database_url)
     work_dir = os.getcwd()
     execution_id = create_execution(pipeline, overrides, store, work_dir, selective)
     store.close()  # no database file may be open across a fork; the handle reconnects on its next read
@@ -213,15 +215,15 @@ def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any],
     """What a run with these parameters would reuse and what it would run (nothing is started, no store created)."""
     settings = settings or Settings.from_env()
     try:
-        store = SqlMetadataStore(settings.database_url, create=False)
-    except StoreNotFoundError:
-        store = SqlMetadataStore("sqlite://")  # nothing has run here yet: an empty store in memory, all misses
-    return plan_pipeline(pipeline, overrides, store, ArtifactStore(settings.artifact_root), settings, os.getcwd())
+        runtime = Runtime.build(settings, create=False)
+    except StoreNotFoundError:  # nothing has run here yet: an empty store in memory, all misses
+        runtime = Runtime.build(settings, store=SqlMetadataStore("sqlite://"))
+    return plan_pipeline(pipeline, overrides, runtime.store, runtime.artifacts, settings, os.getcwd())
 
 
 def upsert_pipeline(pipeline: Pipeline, settings: Settings | None = None) -> dict[str, Any]:
     """Store ``pipeline``'s definition as its newest version (a new version only when it changed)."""
-    store = SqlMetadataStore((settings or Settings.from_env()).database_url)
+    store = Runtime.at_edge(settings).store
     try:
         version = store.save_pipeline_version(pipeline.name, pipeline.to_request())
     finally:
@@ -231,7 +233,7 @@ def upsert_pipeline(pipeline: Pipeline, settings: Settings | None = None) -> dic
 
 def describe_pipeline(name: str, settings: Settings | None = None) -> dict[str, Any]:
     """The stored pipeline called ``name``: its newest definition (JSON text), version and times."""
-    store = SqlMetadataStore((settings or Settings.from_env()).database_url)
+    store = Runtime.at_edge(settings).store
     try:
         version = store.get_pipeline_version(name)
         summary = next((p for p in store.list_pipelines() if p.name == name), None)
@@ -245,7 +247,7 @@ def describe_pipeline(name: str, settings: Settings | None = None) -> dict[str, 
 
 def list_pipeline_executions(name: str, settings: Settings | None = None, limit: int = 50) -> dict[str, Any]:
     """The newest executions of pipeline ``name``, in SageMaker's ``PipelineExecutionSummaries`` shape."""
-    store = SqlMetadataStore((settings or Settings.from_env()).database_url)
+    store = Runtime.at_edge(settings).store
     try:
         records = store.list_executions(name, limit)
     finally:

@@ -11,10 +11,10 @@ from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.launch import launch_orchestrator
 from forgeline.engine.liveness import check_orchestrator
+from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepRun, StepStatus
-from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.store.metadata.updates import StepRunUpdate
 from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.pipeline import Pipeline
@@ -31,10 +31,9 @@ def not_chosen(run: StepRun, graph: StepGraph, runs: dict[str, StepRun]) -> bool
     return bool(condition.properties.get("outcome")) != owner[1]
 
 
-def retry_execution(execution_id: str, settings: Settings | None = None, fork: bool = False) -> PipelineExecution:
+def retry_execution(execution_id: str, runtime: Runtime, fork: bool = False) -> PipelineExecution:
     """Rerun the failed, stopped and not-run steps of a finished execution, keeping what succeeded."""
-    settings = settings or Settings.from_env()
-    store = SqlMetadataStore(settings.database_url)
+    settings, store = runtime.settings, runtime.store
     record = store.get_execution(execution_id)
     if not record.status.is_terminal:
         raise ForgelineError(f"execution {record.id} is still {record.status.value}; stop it first, "
@@ -56,11 +55,9 @@ def retry_execution(execution_id: str, settings: Settings | None = None, fork: b
     return PipelineExecution(record.id, store, settings)
 
 
-def resume_execution(execution_id: str, settings: Settings | None = None,
-                     fork: bool = False) -> PipelineExecution:
+def resume_execution(execution_id: str, runtime: Runtime, fork: bool = False) -> PipelineExecution:
     """Take over an execution whose orchestrator died; a new orchestrator continues it where it stood."""
-    settings = settings or Settings.from_env()
-    store = SqlMetadataStore(settings.database_url)
+    settings, store = runtime.settings, runtime.store
     record = store.get_execution(execution_id)
     if record.status.is_terminal:
         raise ForgelineError(f"execution {record.id} already ended ({record.status.value}); "

@@ -30,16 +30,25 @@ class Runtime:
     executor_factory: ExecutorFactory
 
     @classmethod
-    def build(cls, settings: Settings, store: MetadataStore | None = None) -> Runtime:
-        """The runtime ``settings`` describe (``store``: one already open on the same database)."""
+    def build(cls, settings: Settings, *, store: MetadataStore | None = None, create: bool = True) -> Runtime:
+        """The runtime ``settings`` describe; ``store``: one already open on the same database.
+
+        ``create=False``: a SQLite database that does not exist yet is refused (StoreNotFoundError), not made.
+        """
         artifacts = ArtifactStore(settings.artifact_root)
-        return cls(settings, store or SqlMetadataStore(settings.database_url), artifacts,
-                   executor_factory(settings.executor, artifacts))
+        store = store or SqlMetadataStore(settings.database_url, create=create,
+                                          retry_seconds=settings.store_retry_seconds)
+        return cls(settings, store, artifacts, executor_factory(settings.executor, artifacts))
+
+    @classmethod
+    def at_edge(cls, settings: Settings | None = None, *, create: bool = True) -> Runtime:
+        """The runtime of an edge (a Python API call): from ``settings``, or from FORGELINE_* when None."""
+        return cls.build(settings or Settings.from_env(), create=create)
 
     @classmethod
     def from_env(cls) -> Runtime:
-        """The runtime the FORGELINE_* variables describe (for edges only)."""
-        return cls.build(Settings.from_env())
+        """The runtime the FORGELINE_* variables describe (the orchestrator process)."""
+        return cls.at_edge()
 
 
 def executor_factory(name: str, artifacts: ArtifactStore) -> ExecutorFactory:

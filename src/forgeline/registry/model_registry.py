@@ -12,6 +12,7 @@ from typing import Any
 from forgeline.config import Settings
 from forgeline.engine.registration import current_user
 from forgeline.engine.resolve import ResolutionContext, model_package_of
+from forgeline.engine.runtime import Runtime
 from forgeline.errors import ModelRegistryError
 from forgeline.inference.loader import Predictor, load_model
 from forgeline.registry.comparison import MetricsComparison, compare_metrics
@@ -22,7 +23,6 @@ from forgeline.store.metadata.records import (
     ModelPackageGroupSummary,
     ModelPackageRecord,
 )
-from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.workflow.models import (
     LatestApprovedModelPackage,
     ModelApprovalStatus,
@@ -43,20 +43,27 @@ class Registry:
     """Model package groups and versions in the metadata store, with their code and artifacts."""
 
     def __init__(self, settings: Settings | None = None, *, store: ModelPackageStore | None = None,
-                 artifacts: ArtifactStore | None = None) -> None:
-        self.settings = settings or Settings.from_env()
+                 artifacts: ArtifactStore | None = None, runtime: Runtime | None = None) -> None:
+        """Packages in ``runtime``'s stores; without one (the Python API), in those ``settings`` or FORGELINE_* name."""
+        self._runtime = runtime
+        self.settings = runtime.settings if runtime is not None else settings or Settings.from_env()
         self._given_store = store
         self._given_artifacts = artifacts
 
     @cached_property
     def store(self) -> ModelPackageStore:
         """The metadata store holding the packages."""
-        return self._given_store or SqlMetadataStore(self.settings.database_url)
+        return self._given_store or self._backends().store
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
         """The artifact store holding model data and copied inference code."""
-        return self._given_artifacts or ArtifactStore(self.settings.artifact_root)
+        return self._given_artifacts or self._backends().artifacts
+
+    def _backends(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = Runtime.build(self.settings)
+        return self._runtime
 
     def groups(self) -> builtins.list[ModelPackageGroupSummary]:
         """Every group with its number of versions, newest version and newest Approved version."""
