@@ -1,1 +1,1 @@
-"""Where a job runs, behind one Executor protocol: local processes today (LocalExecutor)."""
+"""Where a job runs, behind one Executor protocol (executors/base.py); LocalExecutor runs jobs on this machine."""
