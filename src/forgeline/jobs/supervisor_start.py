@@ -63,7 +63,10 @@ class LaunchedSupervisor:
     def poll(self) -> int | None:
         """Its return code if it has ended, else None."""
         if self.returncode is None and self._ending.done.is_set():
-            self.returncode = self._code()
+            if self._ending.code is not None:
+                self.returncode = self._ending.code
+            elif not _alive(self.pid):  # its launcher died before it could tell
+                self.returncode = UNKNOWN_EXIT
         return self.returncode
 
     def wait(self) -> int:
