@@ -167,6 +167,27 @@ def test_an_emptied_database_beside_earlier_work_is_refused_not_started_over(pro
     assert fresh.returncode == 0, fresh
 
 
+def test_a_locked_store_is_waited_for_then_named_in_one_line(project, cli, forgeline_home, ran):
+    database = forgeline_home / "forgeline.db"
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process in a long write transaction
+    try:
+        locked = cli("run", "pipeline.py", cwd=project.root, env={"FORGELINE_STORE_RETRY_SECONDS": "1"})
+    finally:
+        holder.rollback()
+        holder.close()
+    one_line_error(locked, str(database), "stayed unavailable for 1 s", "database is locked",
+                   "FORGELINE_STORE_RETRY_SECONDS")
+    assert [record.id for record in project.store().list_executions()] == [ran]  # nothing half-recorded
+    again = cli("run", "pipeline.py", cwd=project.root, env={"FORGELINE_STORE_RETRY_SECONDS": "1"})
+    assert again.returncode == 0, again
+
+
+def test_a_retry_time_that_is_not_a_number_of_seconds_is_refused(project, cli, ran):
+    refused = cli("executions", "list", cwd=project.root, env={"FORGELINE_STORE_RETRY_SECONDS": "soon"})
+    one_line_error(refused, "FORGELINE_STORE_RETRY_SECONDS='soon' is not a positive number of seconds")
+
+
 def test_a_database_of_a_newer_forgeline_is_refused_by_name_and_version(project, cli, forgeline_home, ran):
     database = forgeline_home / "forgeline.db"
     with sqlite3.connect(database) as connection:
