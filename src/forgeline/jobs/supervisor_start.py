@@ -100,7 +100,7 @@ class SupervisorLauncher:
         with theirs:
             self._process = subprocess.Popen(
                 [sys.executable, "-S", LAUNCHER, str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 start_new_session=True,  # no terminal's signals: it ends when this process closes the socket
             )
         self._channel = own
