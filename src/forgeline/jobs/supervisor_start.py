@@ -124,7 +124,11 @@ class SupervisorLauncher:
                     self._channel.sendall(payload)
                 except OSError as exc:
                     raise SupervisorLauncherError(f"the supervisor launcher is gone: {exc}") from exc
-                answer = self._answers.get()
+                try:
+                    answer = self._answers.get()
+                except BaseException:  # its answer would go to the next request: use a new launcher from now on
+                    self.lost = True
+                    raise
         except BaseException:
             os.close(stdout_read)
             os.close(stderr_read)
