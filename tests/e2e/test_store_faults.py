@@ -19,6 +19,7 @@ import pytest
 from alembic import command
 
 from conftest import CliRun
+from forgeline.engine.liveness import process_alive
 from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.migrate import HEAD_REVISION, alembic_config
 from forgeline.store.metadata.updates import ExecutionUpdate
@@ -259,3 +260,51 @@ def test_read_commands_never_create_a_store_and_say_where_they_looked(project, c
     run = cli("run", "pipeline.py", cwd=project.root, unset=NOTHING_SET)  # a command that writes creates it
     assert run.returncode == 0, run
     assert (project.root / ".forgeline" / "forgeline.db").is_file()
+
+
+GATED = """
+    import sys, time
+    from pathlib import Path
+
+    gate = Path(sys.argv[1])
+    deadline = time.monotonic() + 300  # never reached in a passing test: the test opens the gate
+    while not gate.exists():
+        if time.monotonic() > deadline:
+            sys.exit(3)
+        time.sleep(0.02)
+"""
+
+
+def test_a_database_deleted_under_a_running_orchestrator_is_reported_not_recreated(project, cli, forgeline_home,
+                                                                                   wait_until):
+    gate = project.root / "open"
+    project.write("gated.py", GATED)
+    project.write("pipeline.py", f"""
+        from forgeline.workflow import Pipeline, ProcessingStep
+
+        first = ProcessingStep(name="First", code="gated.py", arguments=[{str(gate)!r}])
+        second = ProcessingStep(name="Second", code="gated.py", arguments=[{str(gate)!r}], depends_on=[first])
+        pipeline = Pipeline(name="deleted", steps=[first, second])
+    """)
+    started = cli("run", "pipeline.py", "--detach", cwd=project.root)
+    assert started.returncode == 0, started
+    store = project.store()
+    [execution] = store.list_executions()
+    wait_until(lambda: store.get_step_run(execution.id, "First").status.value == "Executing", timeout=60,
+               what="the first step to run")
+    orchestrator = wait_until(lambda: store.get_execution(execution.id).orchestrator_pid,
+                              what="the orchestrator's pid")
+    store.close()
+    release_connections()
+    database = forgeline_home / "forgeline.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    gate.write_text("")  # the first step ends: its orchestrator has something to record
+
+    log = forgeline_home / "logs" / execution.id / "orchestrator.log"
+    wait_until(lambda: log.exists() and f"{database} was deleted while this process was using it" in log.read_text(),
+               timeout=60, what="the orchestrator to report the deleted database")
+    wait_until(lambda: not process_alive(orchestrator), timeout=60, what="the orchestrator to exit")
+    assert not database.exists()  # nothing recreated it: no record went into a new, empty store
+    listed = cli("executions", "list", cwd=project.root)
+    one_line_error(listed, f"no forgeline metadata database at {database}")
