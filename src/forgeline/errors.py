@@ -59,6 +59,10 @@ class StaleOwnerError(StoreError):
     """An orchestrator wrote with a fencing epoch older than the execution's: another one owns it now."""
 
 
+class ExecutionOwnedError(StoreError):
+    """Another orchestrator holds a live lease on the execution: only one may run it."""
+
+
 class ExecutionFinishedError(StoreError):
     """The execution already ended: its final status cannot change (retry reopens it explicitly)."""
 

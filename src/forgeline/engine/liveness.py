@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from forgeline.config import Settings
+from forgeline.errors import StaleOwnerError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord
 from forgeline.store.metadata.updates import ExecutionUpdate
@@ -23,7 +24,7 @@ from forgeline.store.metadata.updates import ExecutionUpdate
 MAX_HEARTBEAT_SECONDS = 5.0
 HEARTBEATS_PER_TIMEOUT = 6
 TAKEN_OVER_EXIT_CODE = 75
-"""How an orchestrator exits when it finds that another took its execution over (it had been thought lost)."""
+"""How an orchestrator exits when another owns its execution (it was thought lost, or two were started)."""
 
 log = logging.getLogger("forgeline.orchestrator")
 
@@ -105,22 +106,27 @@ def runs_on_this_machine(settings: Settings) -> bool:
 
 
 class Heartbeat:
-    """The orchestrator's side: beat from a thread of its own, and stand down if another orchestrator took over.
+    """The orchestrator's side: renew its lease from a thread of its own, and notice when another took over.
 
     A takeover happens when this process was thought lost (stopped, or silent past the timeout) and a resume
-    claimed the execution: from then on only the new orchestrator may write, so this one exits at once.
+    claimed the execution at a newer epoch: from then on only the new orchestrator may write, so this one's
+    lease cannot be renewed, its writes are refused, and it stands down (StaleOwnerError).
     """
 
-    def __init__(self, store: MetadataStore, execution_id: str, settings: Settings) -> None:
+    def __init__(self, store: MetadataStore, execution_id: str, settings: Settings, epoch: int) -> None:
         self.store = store
         self.execution_id = execution_id
+        self.epoch = epoch
+        self.lease_seconds = settings.orchestrator_timeout_seconds
         self.interval = heartbeat_interval(settings)
         self._done = threading.Event()
+        self._lost = threading.Event()
 
     def start(self) -> None:
-        """Record this process as the execution's orchestrator and start beating."""
+        """Record this process as the execution's orchestrator and start renewing the lease."""
         self.store.update_execution(self.execution_id,
-                                    ExecutionUpdate(orchestrator_pid=os.getpid(), heartbeat_at=datetime.now(UTC)))
+                                    ExecutionUpdate(orchestrator_pid=os.getpid(), heartbeat_at=datetime.now(UTC)),
+                                    epoch=self.epoch)
         # a thread of its own, so a long cache check never makes the orchestrator look dead
         threading.Thread(target=self._beat, name="forgeline-heartbeat", daemon=True).start()
 
@@ -129,19 +135,19 @@ class Heartbeat:
         self._done.set()
 
     def owned_record(self) -> ExecutionRecord:
-        """The execution as stored; if another orchestrator has taken it over, end this process at once."""
+        """The execution as stored; StaleOwnerError once another orchestrator has claimed it."""
         record = self.store.get_execution(self.execution_id)
-        if record.orchestrator_pid != os.getpid():
-            log.error("execution %s was taken over by another orchestrator (pid %s); this one stands down",
-                      self.execution_id, record.orchestrator_pid or "starting")
-            logging.shutdown()
-            os._exit(TAKEN_OVER_EXIT_CODE)
+        if self._lost.is_set() or record.epoch != self.epoch:
+            raise StaleOwnerError(
+                f"execution {self.execution_id} was taken over by {record.owner or 'another orchestrator'} "
+                f"(epoch {record.epoch}, this one held {self.epoch})")
         return record
 
     def _beat(self) -> None:
         while not self._done.wait(self.interval):
             try:
-                self.owned_record()  # never refresh the heartbeat of an execution another orchestrator runs
-                self.store.update_execution(self.execution_id, ExecutionUpdate(heartbeat_at=datetime.now(UTC)))
-            except Exception:  # noqa: BLE001 - a missed heartbeat is retried at the next beat
+                if not self.store.renew_lease(self.execution_id, self.epoch, self.lease_seconds):
+                    self._lost.set()  # the main loop stands down at its next look (owned_record)
+                    return
+            except Exception:  # noqa: BLE001 - a missed renewal is retried at the next beat
                 log.warning("heartbeat failed", exc_info=True)

@@ -19,14 +19,21 @@ from forgeline.engine.attempts import AttemptLedger
 from forgeline.engine.housekeeping import discard_empty_jobs_folder
 from forgeline.engine.inline import InlineContext, RunningPipeline, run_inline
 from forgeline.engine.job_steps import JobSteps, RunningJob
-from forgeline.engine.liveness import Heartbeat
+from forgeline.engine.liveness import TAKEN_OVER_EXIT_CODE, Heartbeat
 from forgeline.engine.loops import LoopRunner
+from forgeline.engine.ownership import fenced, owner_name
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
 from forgeline.engine.runtime import Runtime
 from forgeline.engine.scheduler import Action, EndLoop, Skip, StepKind
 from forgeline.engine.state import ExecutionState, now
 from forgeline.engine.transitions import Transition, property_document, record_transition
-from forgeline.errors import ForgelineError
+from forgeline.errors import (
+    ExecutionOwnedError,
+    ForgelineError,
+    StaleOwnerError,
+    StoreReplacedError,
+    StoreUnavailableError,
+)
 from forgeline.jobs.function_loading import FunctionLoader
 from forgeline.store.metadata.records import ExecutionStatus, StepStatus
 from forgeline.store.metadata.updates import ExecutionUpdate
@@ -39,12 +46,23 @@ STOP_POLL_SECONDS = 0.1
 
 
 class Orchestrator:
-    """Drives one execution to a terminal status."""
+    """Drives one execution to a terminal status.
+
+    It first claims the execution (ExecutionOwnedError when another orchestrator's lease is live); every write
+    it makes then carries the claim's epoch, and it stands down when a newer owner has claimed the execution.
+    """
 
     def __init__(self, execution_id: str, runtime: Runtime, cache_lookups: bool = True) -> None:
         self.runtime = runtime
-        self.store = store = runtime.store
         self.settings, self.artifacts = runtime.settings, runtime.artifacts
+        epoch = runtime.store.claim_execution(execution_id, owner_name(), self.settings.orchestrator_timeout_seconds)
+        if epoch is None:
+            holder = runtime.store.get_execution(execution_id)
+            raise ExecutionOwnedError(
+                f"execution {holder.id} is {holder.status.value} and run by another orchestrator "
+                f"({holder.owner or 'starting'}); this one exits")
+        self.epoch = epoch
+        self.store = store = fenced(runtime.store, epoch)
         self.record = store.get_execution(execution_id)
         self.id = self.record.id
         version = store.get_pipeline_version(self.record.pipeline_name, self.record.pipeline_version)
@@ -82,7 +100,8 @@ class Orchestrator:
                              cache_lookups)
         self.stop_requested = False
         self._last_stop_poll = 0.0
-        self.heartbeat = Heartbeat(store, self.id, self.settings)
+        self.heartbeat = Heartbeat(runtime.store, self.id, self.settings, epoch)
+        self.stood_down = False  # another owner took the execution over, or the store failed: nothing recorded
 
     def _load_return(self, uri: str) -> Any:
         # the loader finds classes defined in user files, which plain pickle cannot import
@@ -100,6 +119,12 @@ class Orchestrator:
                 self.jobs.conclude(job, adopted.result)
             self._loop()
             return self._finalize()
+        except StaleOwnerError as exc:
+            return self._stand_down(f"another orchestrator took execution {self.id} over; this one stands down "
+                                    f"({exc})")
+        except (StoreUnavailableError, StoreReplacedError) as exc:
+            return self._stand_down(f"{exc}; this orchestrator stops its jobs and exits — once the store is back, "
+                                    f"`forgeline executions resume {self.id}`")
         except Exception as exc:
             log.exception("orchestrator failed")
             self.jobs.stop(self.scheduler.request_stop())
@@ -109,7 +134,13 @@ class Orchestrator:
             return ExecutionStatus.FAILED
         finally:
             self.heartbeat.stop()
-            self.executor.shutdown()
+            self.executor.shutdown()  # ends the jobs still running (none once the execution finished)
+
+    def _stand_down(self, message: str) -> ExecutionStatus:
+        """Write nothing more: say why in one line; the jobs end as the executor shuts down."""
+        log.error("%s", message)
+        self.stood_down = True
+        return ExecutionStatus.EXECUTING
 
     def request_stop(self) -> None:
         """Stop from inside the orchestrator process (SIGTERM handler)."""
@@ -239,9 +270,15 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
         return 2
     # force: a forked orchestrator must not write into handlers its parent process configured
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
-    orchestrator = Orchestrator(args[0], runtime or Runtime.from_env(), cache_lookups=cache_lookups)
+    try:
+        orchestrator = Orchestrator(args[0], runtime or Runtime.from_env(), cache_lookups=cache_lookups)
+    except ExecutionOwnedError as exc:
+        log.error("%s", exc)
+        return TAKEN_OVER_EXIT_CODE
     signal.signal(signal.SIGTERM, lambda *_: orchestrator.request_stop())
     status = orchestrator.run()
+    if orchestrator.stood_down:
+        return TAKEN_OVER_EXIT_CODE
     return 0 if status == ExecutionStatus.SUCCEEDED else 1
 
 
