@@ -16,10 +16,11 @@ from rich.console import Console
 from forgeline.cli.context import CliContext
 from forgeline.cli.output import JsonOption, print_json_lines
 from forgeline.cli.step_source import announce_source, ran_in
+from forgeline.cli.watch import LIVENESS_CHECK_SECONDS
 from forgeline.engine.execution import PipelineExecution
 from forgeline.errors import NotFoundError
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import StepAttempt, StepRun
+from forgeline.store.metadata.records import StepAttempt, StepEvent, StepEventKind, StepRun, StepStatus
 
 LOG_CHUNK_BYTES = 1024 * 1024
 """Logs are read this much at a time, so a huge log (or one endless line) never sits in memory whole."""
@@ -128,22 +129,44 @@ def read_chunks(attempt: StepAttempt, offset: int) -> tuple[Iterator[tuple[int, 
 
 def follow_log(store: MetadataStore, run: StepRun, attempt: StepAttempt, next_attempts: bool,
                err: Console, running: Callable[[], None] = lambda: None) -> Iterator[tuple[int, str]]:
-    """The log as it grows until the step ends; with ``next_attempts``, a retry's log follows its predecessor's."""
+    """The log as it grows until the step ends; with ``next_attempts``, a retry's log follows its predecessor's.
+
+    The step's end and its next attempts are learnt from the execution's step events, read from a cursor.
+    """
     offset = 0
+    cursor: int | None = None
+    ended = store.get_step_run(run.execution_id, run.name).status.is_terminal  # an execution from before events
+    newest_attempt = attempt.attempt
+    checked = time.monotonic()
     while True:
-        ended = store.get_step_run(run.execution_id, run.name).status.is_terminal
+        events = [e for e in store.events(run.execution_id, after=cursor) if e.step_name == run.name]
+        cursor = events[-1].id if events else cursor
+        for event in events:
+            ended = step_ended(event, ended)
+            if event.kind == StepEventKind.LOG and event.attempt is not None:
+                newest_attempt = max(newest_attempt, event.attempt)
         chunks, reached = read_chunks(attempt, offset)
         yield from chunks
         offset = reached[0]
-        newer = [a for a in logged_attempts(store, run, None) if a.attempt > attempt.attempt] if next_attempts else []
+        newer = [a for a in logged_attempts(store, run, None) if a.attempt > attempt.attempt] \
+            if next_attempts and newest_attempt > attempt.attempt else []
         if newer:
             attempt, offset = newer[0], 0
             err.print(f"--- attempt {attempt.attempt}", highlight=False)
             continue
         if ended:  # read once more after the end was seen, so the last lines are not lost
             return
-        running()
+        if time.monotonic() - checked >= LIVENESS_CHECK_SECONDS:
+            checked = time.monotonic()
+            running()
         time.sleep(POLL_SECONDS)
+
+
+def step_ended(event: StepEvent, ended: bool) -> bool:
+    """Whether the step has ended, after ``event`` (a step status event decides; others leave ``ended``)."""
+    if event.kind != StepEventKind.STEP or event.status is None:
+        return ended
+    return StepStatus(event.status).is_terminal
 
 
 def split_lines(chunks: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:

@@ -40,6 +40,8 @@ def run(
                                            "of it looks the cache up again).")] = False,
     keep_jobs: Annotated[bool, typer.Option("--keep-jobs", help="Keep succeeded steps' job folders (removed by "
                                             "default; FORGELINE_KEEP_JOBS=1 sets it for every run).")] = False,
+    queue: Annotated[bool, typer.Option("--queue", help="Record the execution Queued and print its id: a queue "
+                                        "launcher (a forgeline server) starts it when there is room.")] = False,
 ) -> None:
     """Start a pipeline and watch its steps; exit 0 when it succeeds."""
     ctx = CliContext()
@@ -51,8 +53,8 @@ def run(
     pipeline = load_pipeline(pipeline_file, pipeline_name)
     execution = start_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings,
                                 selective=selective, fork=True, cache_lookups=not no_cache,
-                                keep_jobs=True if keep_jobs else None)
-    finish(execution, ctx, detach)
+                                keep_jobs=True if keep_jobs else None, queued=queue)
+    finish(execution, ctx, detach or queue)
 
 
 def plan(

@@ -16,7 +16,10 @@ from rich.text import Text
 from forgeline.cli.context import CliContext
 from forgeline.cli.render import status_text, steps_table
 from forgeline.engine.execution import PipelineExecution
-from forgeline.store.metadata.records import ExecutionStatus
+from forgeline.store.metadata.records import ExecutionStatus, StepEventKind
+
+LIVENESS_CHECK_SECONDS = 1.0
+"""While no event comes, how often the watcher reads the execution itself (its orchestrator may be lost)."""
 
 
 class HangUp(KeyboardInterrupt):
@@ -60,7 +63,11 @@ def stop_and_wait(execution: PipelineExecution, ctx: CliContext) -> ExecutionSta
 
 
 def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) -> ExecutionStatus:
-    """Show a live table of the execution's steps until it ends; Ctrl-C or a closed terminal stops it."""
+    """Show a live table of the execution's steps until it ends; Ctrl-C or a closed terminal stops it.
+
+    It follows the execution's step events from a cursor and redraws when new ones come; the records are
+    read again only then, and every LIVENESS_CHECK_SECONDS to notice a lost orchestrator.
+    """
 
     def view() -> Group:
         record = execution.record()
@@ -77,13 +84,21 @@ def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) 
             status = stop_and_wait(execution, ctx)
         ctx.console.print(view())
         return status
+    cursor = None
+    checked = 0.0
     with Live(view(), console=ctx.console, refresh_per_second=8, transient=False) as live:
         while True:
             try:
-                status = execution.status  # a lost orchestrator: one error line, or resumed (auto-resume)
-                live.update(view())
-                if status.is_terminal:
-                    return status
+                events = execution.events(after=cursor)
+                ended = any(e.kind == StepEventKind.EXECUTION and e.status is not None
+                            and ExecutionStatus(e.status).is_terminal for e in events)
+                if events or ended or time.monotonic() - checked >= LIVENESS_CHECK_SECONDS:
+                    cursor = events[-1].id if events else cursor
+                    checked = time.monotonic()
+                    status = execution.status  # a lost orchestrator: one error line, or resumed (auto-resume)
+                    live.update(view())
+                    if status.is_terminal:
+                        return status
                 time.sleep(interval)
             except HangUp:
                 raise

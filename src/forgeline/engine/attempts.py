@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import StepRun, StepStatus
+from forgeline.store.metadata.records import StepEventDraft, StepEventKind, StepRun, StepStatus
 
 
 class AttemptLedger:
@@ -34,6 +34,10 @@ class AttemptLedger:
         """Open the step's next attempt in the store and make it the current one."""
         attempt = self.store.start_attempt(self.execution_id, step_name, log_path=log_path).attempt
         self.current[step_name] = attempt
+        self.store.append_events([
+            StepEventDraft(self.execution_id, StepEventKind.ATTEMPT, step_name, attempt, StepStatus.EXECUTING.value),
+            StepEventDraft(self.execution_id, StepEventKind.LOG, step_name, attempt, payload={"path": log_path}),
+        ])
         return attempt
 
     def round_attempt(self, step_name: str) -> int:
@@ -46,6 +50,9 @@ class AttemptLedger:
             self.store.finish_attempt(self.execution_id, step_name, self.latest(step_name),
                                       status=StepStatus.INTERRUPTED, failure_kind="Interrupted",
                                       failure_reason=reason)
+            self.store.append_events([StepEventDraft(
+                self.execution_id, StepEventKind.ATTEMPT, step_name, self.latest(step_name),
+                StepStatus.INTERRUPTED.value, {"failure_kind": "Interrupted", "failure_reason": reason})])
             self.start(step_name, log_path)
             self.round_base[step_name] = self.round_base.get(step_name, 0) + 1  # restarts spend no retries
         return record

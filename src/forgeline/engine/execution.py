@@ -12,7 +12,14 @@ from forgeline.errors import ForgelineError, OrchestratorLostError
 from forgeline.jobs.function_loading import FunctionLoader
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepAttempt, StepRun, StepStatus
+from forgeline.store.metadata.records import (
+    ExecutionRecord,
+    ExecutionStatus,
+    StepAttempt,
+    StepEvent,
+    StepRun,
+    StepStatus,
+)
 
 
 class PipelineExecution:
@@ -109,6 +116,10 @@ class PipelineExecution:
     def list_attempts(self, step_name: str | None = None) -> list[StepAttempt]:
         """Every recorded attempt, optionally of one step."""
         return self.store.list_attempts(self.id, step_name)
+
+    def events(self, after: int | None = None) -> list[StepEvent]:
+        """The execution's step events in order, only those after cursor ``after`` (an event's ``id``) when given."""
+        return self.store.events(self.id, after=after)
 
     def describe(self) -> dict[str, Any]:
         """The execution and its steps as a plain dict."""

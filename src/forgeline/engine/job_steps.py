@@ -24,7 +24,7 @@ from forgeline.errors import ForgelineError
 from forgeline.executors.base import Executor, JobRef
 from forgeline.jobs.spec import JobResult, JobSpec, JobStatus
 from forgeline.store.artifacts import ArtifactStore
-from forgeline.store.metadata.records import ExecutionRecord, MetricPoint, StepStatus
+from forgeline.store.metadata.records import ExecutionRecord, MetricPoint, StepEventDraft, StepEventKind, StepStatus
 from forgeline.workflow.steps import JobStep, Step
 
 log = logging.getLogger("forgeline.orchestrator")
@@ -160,7 +160,11 @@ class JobSteps:
                         name=s.name, value=s.value, timestamp=s.timestamp, seq=s.seq)
             for s in result.metrics
         ])
-        return {s.name: s.value for s in result.metrics}
+        final = {s.name: s.value for s in result.metrics}
+        self.state.store.append_events([StepEventDraft(
+            self.state.id, StepEventKind.METRIC, step_name, first_attempt,
+            payload={"names": sorted(final), "points": len(result.metrics)})])
+        return final
 
     def stop(self, names: list[str]) -> None:
         """Record these running steps Stopping and ask their jobs to end."""

@@ -1,4 +1,9 @@
-"""Start an execution: check parameters, store the definition, hand the run to a detached orchestrator."""
+"""Start an execution: check parameters, store the definition, hand the run to a detached orchestrator.
+
+Who starts the orchestrator is a Launcher: ProcessLauncher forks or spawns one per execution at once (the CLI
+and the Python API); QueueLauncher claims Queued executions from the metadata store, at most ``max_running``
+at a time, and spawns an orchestrator for each (a long-running server).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +15,18 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
+from forgeline.engine.ownership import owner_name
 from forgeline.engine.plan import StepPlan, plan_pipeline
 from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError, StoreNotFoundError
 from forgeline.jobs.function import WORKER_ENV
 from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import StepRun, StepStatus
+from forgeline.store.metadata.records import ExecutionStatus, StepRun, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.store.metadata.updates import StepRunUpdate
 from forgeline.workflow.parameters import resolve_parameter_values
@@ -34,8 +40,9 @@ def new_execution_id() -> str:
 
 
 def create_execution(pipeline: Pipeline, overrides: Mapping[str, Any], store: MetadataStore,
-                     work_dir: str, selective: SelectiveExecutionConfig | None = None) -> str:
-    """Validate parameters and record a new execution with every step Pending; nothing runs yet."""
+                     work_dir: str, selective: SelectiveExecutionConfig | None = None,
+                     status: ExecutionStatus = ExecutionStatus.EXECUTING) -> str:
+    """Validate parameters and record a new execution (Executing, or Queued) with every step Pending."""
     source = None
     if selective is not None:
         source = store.get_execution(selective.source_execution_id)
@@ -53,7 +60,7 @@ def create_execution(pipeline: Pipeline, overrides: Mapping[str, Any], store: Me
     store.create_execution(
         execution_id=execution_id, pipeline_name=pipeline.name, pipeline_version=version.version,
         parameters=values, work_dir=work_dir, steps=[(s.name, s.step_type) for s in pipeline.steps],
-        parent_execution_id=source.id if source else None,
+        parent_execution_id=source.id if source else None, status=status,
     )
     if selective is not None and source is not None:
         for step in pipeline.steps:
@@ -179,15 +186,68 @@ def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fo
         spawn_orchestrator(execution_id, settings, work_dir, options)
 
 
+class Launcher(Protocol):
+    """Starts the orchestrators of executions."""
+
+    def launch(self, execution_id: str, work_dir: str, options: Sequence[str] = ()) -> None:
+        """Start an orchestrator for this (already recorded) execution."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcessLauncher:
+    """An orchestrator per execution at once: forked from this process when ``fork`` and safe, else spawned."""
+
+    settings: Settings
+    fork: bool = True
+
+    def launch(self, execution_id: str, work_dir: str, options: Sequence[str] = ()) -> None:
+        """Fork or spawn the execution's orchestrator, detached from this process."""
+        launch_orchestrator(execution_id, self.settings, work_dir, self.fork, options)
+
+
+class QueueLauncher:
+    """Runs Queued executions: claims them in the metadata store, at most ``max_running`` at once (a server)."""
+
+    def __init__(self, runtime: Runtime, max_running: int) -> None:
+        if max_running < 1:
+            raise ForgelineError(f"max_running must be at least 1, not {max_running}")
+        self.runtime = runtime
+        self.max_running = max_running
+
+    def run_once(self) -> list[str]:
+        """Claim queued executions, oldest first, while fewer than max_running run; the ids given an orchestrator.
+
+        Each claimed execution's orchestrator is spawned with the claim's epoch: it continues the claim
+        instead of claiming again.
+        """
+        from forgeline.engine.orchestrator import EPOCH_OPTION
+
+        store, settings = self.runtime.store, self.runtime.settings
+        started: list[str] = []
+        while True:
+            claimed = store.claim_next_queued(owner_name(), settings.orchestrator_timeout_seconds, self.max_running)
+            if claimed is None:
+                return started
+            execution_id, epoch = claimed
+            self.launch(execution_id, store.get_execution(execution_id).work_dir, (f"{EPOCH_OPTION}={epoch}",))
+            started.append(execution_id)
+
+    def launch(self, execution_id: str, work_dir: str, options: Sequence[str] = ()) -> None:
+        """Spawn the execution's orchestrator (a fresh process: a server runs threads, so it never forks)."""
+        spawn_orchestrator(execution_id, self.runtime.settings, work_dir, options)
+
+
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
                     selective: SelectiveExecutionConfig | None = None, fork: bool = True,
                     cache_lookups: bool = True, keep_jobs: bool | None = None,
-                    runtime: Runtime | None = None) -> PipelineExecution:
+                    runtime: Runtime | None = None, queued: bool = False) -> PipelineExecution:
     """Start ``pipeline`` with parameter ``overrides`` and return at once with the execution's handle.
 
     ``cache_lookups=False`` reuses no cached result in this run; its steps still record theirs.
     ``keep_jobs=True`` keeps succeeded steps' job folders (None: as ``Settings.keep_jobs`` says).
     ``runtime``: the backends an edge built (the CLI); else built here from ``settings`` (the Python API).
+    ``queued=True`` records the execution Queued and starts nothing: a QueueLauncher (a server) runs it.
     """
     if os.environ.get(WORKER_ENV):
         raise ForgelineError(
@@ -199,6 +259,12 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
     if keep_jobs is not None:
         settings = dataclasses.replace(settings, keep_jobs=keep_jobs)
     work_dir = os.getcwd()
+    if queued:
+        if not cache_lookups or keep_jobs is not None:
+            raise ForgelineError("a queued execution runs with its launcher's settings: drop --no-cache and "
+                                 "--keep-jobs (or keep_jobs), or start it without --queue")
+        execution_id = create_execution(pipeline, overrides, store, work_dir, selective, ExecutionStatus.QUEUED)
+        return PipelineExecution(execution_id, store, settings)
     execution_id = create_execution(pipeline, overrides, store, work_dir, selective)
     store.close()  # no database file may be open across a fork; the handle reconnects on its next read
     options: tuple[str, ...] = ()

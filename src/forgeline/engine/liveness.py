@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from forgeline.config import Settings
 from forgeline.errors import StaleOwnerError
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import ExecutionRecord
+from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
 from forgeline.store.metadata.updates import ExecutionUpdate
 
 MAX_HEARTBEAT_SECONDS = 5.0
@@ -91,7 +91,7 @@ def check_orchestrator(record: ExecutionRecord, settings: Settings, store: Metad
 def _judge(record: ExecutionRecord, settings: Settings, now: datetime | None) -> OrchestratorLiveness:
     last_sign = record.heartbeat_at or record.created_at
     silent = max(0.0, ((now or datetime.now(UTC)) - last_sign).total_seconds())
-    if record.status.is_terminal:
+    if record.status.is_terminal or record.status == ExecutionStatus.QUEUED:  # a queued one has none yet
         return OrchestratorLiveness(record.id, False, silent, record.orchestrator_pid)
     lost = silent > settings.orchestrator_timeout_seconds or (
         record.orchestrator_pid is not None and runs_on_this_machine(settings)

@@ -35,7 +35,7 @@ from forgeline.errors import (
     StoreUnavailableError,
 )
 from forgeline.jobs.function_loading import FunctionLoader
-from forgeline.store.metadata.records import ExecutionStatus, StepStatus
+from forgeline.store.metadata.records import ExecutionStatus, StepEventDraft, StepEventKind, StepStatus
 from forgeline.store.metadata.updates import ExecutionUpdate
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, Step
@@ -52,12 +52,19 @@ class Orchestrator:
     it makes then carries the claim's epoch, and it stands down when a newer owner has claimed the execution.
     """
 
-    def __init__(self, execution_id: str, runtime: Runtime, cache_lookups: bool = True) -> None:
+    def __init__(self, execution_id: str, runtime: Runtime, cache_lookups: bool = True,
+                 epoch: int | None = None) -> None:
+        """``epoch``: a claim a launcher made for this orchestrator (a queued execution); else it claims now."""
         self.runtime = runtime
         self.settings, self.artifacts = runtime.settings, runtime.artifacts
-        epoch = runtime.store.claim_execution(execution_id, owner_name(), self.settings.orchestrator_timeout_seconds)
+        if epoch is None:
+            epoch = runtime.store.claim_execution(execution_id, owner_name(),
+                                                  self.settings.orchestrator_timeout_seconds)
         if epoch is None:
             holder = runtime.store.get_execution(execution_id)
+            if holder.status.is_terminal:
+                raise ExecutionOwnedError(f"execution {holder.id} already ended ({holder.status.value}); "
+                                          "this orchestrator exits")
             raise ExecutionOwnedError(
                 f"execution {holder.id} is {holder.status.value} and run by another orchestrator "
                 f"({holder.owner or 'starting'}); this one exits")
@@ -109,8 +116,9 @@ class Orchestrator:
 
     def run(self) -> ExecutionStatus:
         """Run the loop to the end and record the execution's final status."""
-        self.heartbeat.start()
         try:
+            self.heartbeat.start()
+            self._execution_event(ExecutionStatus.EXECUTING)
             for adopted in settle_open_attempts(self.store, self.id, self.executor, self._spec_of):
                 step = self.state.steps[adopted.step_name]
                 job = RunningJob(step, adopted.spec, None, adopted.attempt,
@@ -131,10 +139,16 @@ class Orchestrator:
             reason = f"orchestrator error: {type(exc).__name__}: {exc}"
             self.store.update_execution(self.id, ExecutionUpdate(status=ExecutionStatus.FAILED,
                                                                  failure_reason=reason, ended_at=now()))
+            self._execution_event(ExecutionStatus.FAILED, reason)
             return ExecutionStatus.FAILED
         finally:
             self.heartbeat.stop()
             self.executor.shutdown()  # ends the jobs still running (none once the execution finished)
+
+    def _execution_event(self, status: ExecutionStatus, failure_reason: str | None = None) -> None:
+        payload = {} if failure_reason is None else {"failure_reason": failure_reason}
+        self.store.append_events([StepEventDraft(self.id, StepEventKind.EXECUTION, status=status.value,
+                                                 payload=payload)])
 
     def _stand_down(self, message: str) -> ExecutionStatus:
         """Write nothing more: say why in one line; the jobs end as the executor shuts down."""
@@ -252,26 +266,32 @@ class Orchestrator:
                 reason = "; ".join(f"step {n!r} failed: {runs[n].failure_reason}" for n in verdict.failed)
         self.store.update_execution(self.id, ExecutionUpdate(status=verdict.status, failure_reason=reason,
                                                              ended_at=now()))
+        self._execution_event(verdict.status, reason)
         discard_empty_jobs_folder(self.settings, self.id)
         return verdict.status
 
 
 NO_CACHE_FLAG = "--no-cache"
 """Orchestrator argument: reuse no cached result in this run (results are still recorded)."""
+EPOCH_OPTION = "--epoch"
+"""Orchestrator argument ``--epoch=N``: continue the claim at epoch N a launcher made, instead of claiming."""
 
 
 def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
     """Entry point of the orchestrator process (``runtime``: built from the environment when not given)."""
     args = sys.argv[1:] if argv is None else argv
     cache_lookups = NO_CACHE_FLAG not in args
-    args = [arg for arg in args if arg != NO_CACHE_FLAG]
-    if len(args) != 1:
-        print(f"usage: python -m forgeline.engine.orchestrator <execution-id> [{NO_CACHE_FLAG}]", file=sys.stderr)
+    epochs = [arg.removeprefix(f"{EPOCH_OPTION}=") for arg in args if arg.startswith(f"{EPOCH_OPTION}=")]
+    args = [arg for arg in args if arg != NO_CACHE_FLAG and not arg.startswith(f"{EPOCH_OPTION}=")]
+    if len(args) != 1 or len(epochs) > 1 or not all(epoch.isdigit() for epoch in epochs):
+        print(f"usage: python -m forgeline.engine.orchestrator <execution-id> [{NO_CACHE_FLAG}] "
+              f"[{EPOCH_OPTION}=N]", file=sys.stderr)
         return 2
     # force: a forked orchestrator must not write into handlers its parent process configured
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
-        orchestrator = Orchestrator(args[0], runtime or Runtime.from_env(), cache_lookups=cache_lookups)
+        orchestrator = Orchestrator(args[0], runtime or Runtime.from_env(), cache_lookups=cache_lookups,
+                                    epoch=int(epochs[0]) if epochs else None)
     except ExecutionOwnedError as exc:
         log.error("%s", exc)
         return TAKEN_OVER_EXIT_CODE

@@ -2,7 +2,8 @@
 
 A transition persists together the step's status (with its times, failure reason, outputs and properties),
 the end of its current attempt when it has one, and, when it succeeded, its property document: the view of the
-step that later expressions (``Steps.<name>...``) resolve against.
+step that later expressions (``Steps.<name>...``) resolve against. Right after, it appends the matching step
+events (the attempt's end, the step's new status), which watchers follow with a cursor.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from forgeline.engine.state import ExecutionState, now
-from forgeline.store.metadata.records import StepStatus
+from forgeline.store.metadata.records import StepEventDraft, StepEventKind, StepStatus
 from forgeline.store.metadata.updates import StepRunUpdate
 
 
@@ -61,6 +62,7 @@ def record_transition(state: ExecutionState, transition: Transition) -> None:
         state.store.finish_attempt(state.id, name, end.number, status=end.status, failure_kind=end.failure_kind,
                                    failure_reason=end.failure_reason)
     if status == StepStatus.PENDING:
+        state.store.append_events(transition_events(state.id, transition))
         return
     fields: dict[str, Any] = {"status": status}
     if status.is_terminal:
@@ -78,6 +80,26 @@ def record_transition(state: ExecutionState, transition: Transition) -> None:
     if transition.cache_source is not None:
         fields.update(cache_hit=True, cache_source=transition.cache_source)
     state.store.update_step_run(state.id, name, StepRunUpdate(**fields))
+    state.store.append_events(transition_events(state.id, transition))
     if status == StepStatus.SUCCEEDED:
         state.resolution.step_properties[name] = property_document(
             transition.outputs or {}, transition.metrics or {}, transition.properties or {})
+
+
+def transition_events(execution_id: str, transition: Transition) -> list[StepEventDraft]:
+    """The events of ``transition``: its attempt's end (when it has one), then the step's new status."""
+    events = []
+    end = transition.attempt
+    if end is not None:
+        events.append(StepEventDraft(execution_id, StepEventKind.ATTEMPT, transition.step, end.number,
+                                     end.status.value, _present(failure_kind=end.failure_kind,
+                                                                failure_reason=end.failure_reason)))
+    if transition.status != StepStatus.PENDING:
+        events.append(StepEventDraft(execution_id, StepEventKind.STEP, transition.step, None, transition.status.value,
+                                     _present(failure_reason=transition.failure_reason,
+                                              cache_source=transition.cache_source)))
+    return events
+
+
+def _present(**values: str | None) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}

@@ -153,15 +153,17 @@ class Pipeline:
         settings: Settings | None = None,
         selective_execution_config: SelectiveExecutionConfig | None = None,
         keep_jobs: bool | None = None,
+        queued: bool = False,
     ) -> Any:
         """Store this definition, start an execution in a background orchestrator, and return its handle.
 
         ``keep_jobs=True`` keeps each succeeded step's job folder (removed by default; FORGELINE_KEEP_JOBS=1).
+        ``queued=True`` records it Queued instead: a queue launcher (a server) starts it when there is room.
         """
         from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine does the work
 
         return start_execution(self, parameters or {}, settings=settings, selective=selective_execution_config,
-                               keep_jobs=keep_jobs)
+                               keep_jobs=keep_jobs, queued=queued)
 
     def plan(self, parameters: Mapping[str, Any] | None = None, settings: Settings | None = None) -> Any:
         """Per step, whether a run with these parameters would reuse a cached result (HIT) or run (MISS), and why."""
