@@ -29,7 +29,7 @@ PIPELINE = """
         inputs=[ProcessingInput(source=f"s3://{BUCKET}/raw/data.csv", destination="in"),
                 ProcessingInput(source=f"s3://{BUCKET}/lookup", destination="lookup")],
         outputs=[ProcessingOutput(output_name="rows", source="out"),
-                 ProcessingOutput(output_name="nothing", source="empty"),
+                 ProcessingOutput(output_name="nothing", source="empty", optional=True),
                  ProcessingOutput(output_name="copy", source="out",
                                   destination=f"s3://{BUCKET}/published/rows")])
     train = TrainingStep(

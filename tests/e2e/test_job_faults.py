@@ -110,7 +110,7 @@ def test_an_output_never_written_fails_its_step_by_name_unless_optional(project,
     else:
         assert finished.status == "Failed"
         reason = finished.steps["Prepare"].failure_reason
-        assert reason.startswith("output 'extra' was never written: the job left extra empty")
+        assert reason.startswith("output 'extra' was never written: its folder 'extra' is empty after the job")
         assert "optional=True" in reason
         assert last_attempt(finished, "Prepare").failure_kind == "JobFailed"
 

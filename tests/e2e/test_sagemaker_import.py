@@ -3,6 +3,8 @@ imported with `forgeline import sagemaker`, run end to end, and compared with th
 
 from __future__ import annotations
 
+import importlib.util
+
 import json
 import os
 import shutil
@@ -137,9 +139,14 @@ def test_vision_pytorch_script_mode_with_spot_checkpoints_gate_and_transform(cli
     # checkpoints went to the mapped s3://my-bucket/vision/checkpoints
     assert (project / "data" / "vision" / "checkpoints" / "last.pt").is_file()
 
+    # the user's inference code, on the directly trained model (loaded by path: another test's module of the
+    # same name may already sit in sys.modules)
+    loaded = importlib.util.spec_from_file_location("vision_user_inference", project / "src" / "inference.py")
+    assert loaded is not None and loaded.loader is not None
+    inference = importlib.util.module_from_spec(loaded)
     sys.path.insert(0, str(project / "src"))
     try:
-        import inference  # the user's inference code, on the directly trained model
+        loaded.loader.exec_module(inference)
     finally:
         sys.path.remove(str(project / "src"))
     model = inference.model_fn(str(scratch / "model"))

@@ -25,8 +25,6 @@ def load_pipeline(target: str, name: str | None = None) -> Pipeline:
         raise PipelineDefinitionError(f"pipeline file {file_part!r} does not exist")
     if path.suffix == ".json":  # a forgeline definition document (Pipeline.definition(), an imported pipeline)
         return Pipeline.from_definition(path.read_text())
-    if path.suffix == ".json":  # a forgeline definition document (Pipeline.definition(), an imported pipeline)
-        return Pipeline.from_definition(path.read_text())
     module_name = file_module_name(str(path))
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:

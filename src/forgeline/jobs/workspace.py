@@ -78,8 +78,9 @@ def collect_outputs(spec: JobSpec, artifacts: ArtifactStore) -> dict[str, str]:
         written = local.is_file() or (local.is_dir() and any(local.iterdir()))
         if not written and not output.optional:
             raise JobInputError(
-                f"output '{output.name}' was never written: the job left {output.source} "
-                f"{'empty' if local.exists() else 'absent'}; write it, or declare the output optional=True"
+                f"output '{output.name}' was never written: its folder '{output.source}' is "
+                f"{'empty' if local.exists() else 'missing'} after the job; write it, or declare the output "
+                "optional=True"
             )
         if not local.exists():
             local.mkdir(parents=True)
