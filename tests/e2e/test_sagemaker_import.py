@@ -4,7 +4,6 @@ imported with `forgeline import sagemaker`, run end to end, and compared with th
 from __future__ import annotations
 
 import importlib.util
-
 import json
 import os
 import shutil
