@@ -53,7 +53,8 @@ test-deps:
 	@if command -v pdftoppm >/dev/null 2>&1; then \
 		:; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q poppler-utils >/dev/null \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q poppler-utils >/dev/null 2>&1 \
+			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q poppler-utils >/dev/null; }; } \
 			|| echo "could not install poppler-utils: the PDF rendering check will skip"; \
 	fi
 
