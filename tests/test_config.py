@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,17 @@ def test_store_retry_seconds_is_a_setting_children_see(tmp_path: Path) -> None:
     for bad in ("soon", "0", "-5"):
         with pytest.raises(ConfigurationError, match=f"FORGELINE_STORE_RETRY_SECONDS='{bad}'"):
             Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_STORE_RETRY_SECONDS": bad})
+
+
+def test_storage_options_are_a_setting_children_see_and_a_bad_one_is_refused_without_echoing_it(
+    tmp_path: Path,
+) -> None:
+    options = {"s3": {"endpoint_url": "http://127.0.0.1:9000", "key": "k", "secret": "s"}}
+    configured = Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_STORAGE_OPTIONS": json.dumps(options)})
+
+    assert configured.storage_options == options and Settings.from_env(configured.to_env()).storage_options == options
+    assert Settings.from_env({"FORGELINE_HOME": str(tmp_path)}).storage_options == {}
+    for bad in ('{"s3": {"secret": "hunter2"', '["hunter2"]', '{"s3": "hunter2"}'):
+        with pytest.raises(ConfigurationError, match="FORGELINE_STORAGE_OPTIONS") as refused:
+            Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_STORAGE_OPTIONS": bad})
+        assert "hunter2" not in str(refused.value)

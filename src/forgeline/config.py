@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from forgeline.errors import ConfigurationError
 
@@ -27,6 +29,8 @@ EXECUTORS = ("local",)
 STORE_RETRY_ENV = "FORGELINE_STORE_RETRY_SECONDS"
 DEFAULT_STORE_RETRY_SECONDS = 30.0
 """A metadata store call keeps trying this long through a locked or unreachable database, then fails clearly."""
+STORAGE_OPTIONS_ENV = "FORGELINE_STORAGE_OPTIONS"
+"""fsspec storage options per URL protocol, as JSON: ``{"s3": {"endpoint_url": "http://...", "key": "..."}}``."""
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
@@ -43,6 +47,8 @@ class Settings:
     keep_jobs: bool = False  # keep a succeeded step's job folder (by default it is removed)
     executor: str = "local"  # where jobs run (one of EXECUTORS)
     store_retry_seconds: float = DEFAULT_STORE_RETRY_SECONDS
+    # fsspec options per protocol for every remote location forgeline opens (artifact root, s3:// inputs, ...)
+    storage_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     # FORGELINE_HOME unset and no .forgeline in this folder or above: home is ./.forgeline, made by the first write
     searched_from: Path | None = None
 
@@ -68,7 +74,8 @@ class Settings:
                    keep_jobs=parse_flag(env.get(KEEP_JOBS_ENV), KEEP_JOBS_ENV),
                    executor=parse_executor(env.get(EXECUTOR_ENV)), searched_from=searched_from,
                    store_retry_seconds=parse_seconds(env.get(STORE_RETRY_ENV), STORE_RETRY_ENV,
-                                                     DEFAULT_STORE_RETRY_SECONDS))
+                                                     DEFAULT_STORE_RETRY_SECONDS),
+                   storage_options=parse_storage_options(env.get(STORAGE_OPTIONS_ENV)))
 
     @property
     def logs_dir(self) -> Path:
@@ -92,6 +99,7 @@ class Settings:
             KEEP_JOBS_ENV: "1" if self.keep_jobs else "0",
             EXECUTOR_ENV: self.executor,
             STORE_RETRY_ENV: f"{self.store_retry_seconds:g}",
+            STORAGE_OPTIONS_ENV: json.dumps(self.storage_options),
         }
 
 
@@ -145,6 +153,23 @@ def parse_executor(text: str | None) -> str:
     if name not in EXECUTORS:
         raise ConfigurationError(f"{EXECUTOR_ENV}={text!r} is not an executor; accepted: {', '.join(EXECUTORS)}")
     return name
+
+
+def parse_storage_options(text: str | None) -> dict[str, dict[str, Any]]:
+    """fsspec options per protocol from a JSON object of objects; unset or empty is none.
+
+    The value is never echoed in an error: it usually holds secret keys.
+    """
+    if text is None or not text.strip():
+        return {}
+    example = 'write e.g. {"s3": {"endpoint_url": "http://127.0.0.1:9000", "key": "...", "secret": "..."}}'
+    try:
+        options = json.loads(text)
+    except ValueError:
+        raise ConfigurationError(f"{STORAGE_OPTIONS_ENV} is not valid JSON; {example}") from None
+    if not isinstance(options, dict) or not all(isinstance(value, dict) for value in options.values()):
+        raise ConfigurationError(f"{STORAGE_OPTIONS_ENV} must be a JSON object of options per protocol; {example}")
+    return options
 
 
 def parse_seconds(text: str | None, what: str, default: float) -> float:

@@ -123,13 +123,21 @@ def test_documents_that_are_not_sdk_v2_definitions_are_refused():
         import_definition({"Version": "2020-12-01"})
 
 
+@pytest.mark.parametrize("given_by", ["AWS_ENDPOINT_URL", "FORGELINE_STORAGE_OPTIONS"])
 def test_unmapped_s3_uris_are_read_from_an_s3_api_endpoint(unmappable_doc, tmp_path, forgeline_home, s3_endpoint,
-                                                           monkeypatch):
+                                                           monkeypatch, given_by):
     import boto3
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
     client = boto3.client("s3", endpoint_url=s3_endpoint)
-    client.create_bucket(Bucket="my-bucket")
+    if "my-bucket" not in [bucket["Name"] for bucket in client.list_buckets()["Buckets"]]:
+        client.create_bucket(Bucket="my-bucket")
+    if given_by == "AWS_ENDPOINT_URL":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    else:  # the endpoint and keys in forgeline's setting only, none of the AWS variables
+        for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("FORGELINE_STORAGE_OPTIONS", json.dumps(
+            {"s3": {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}}))
     client.put_object(Bucket="my-bucket", Key="in/rows.csv", Body=b"1\n2\n3\n4\n")
     code = tmp_path / "code"
     code.mkdir()

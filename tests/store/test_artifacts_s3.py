@@ -227,3 +227,18 @@ def test_the_endpoint_can_come_from_the_environment_alone(
     assert store.read_bytes(store.uri("report.json")) == b"{}"
     with pytest.raises(ArtifactNotFoundError, match="does not exist"):
         store.read_bytes(store.uri("missing.json"))
+
+
+def test_a_local_store_opens_s3_urls_with_the_options_of_their_protocol(
+    tmp_path: Path, s3_endpoint: str, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FORGELINE_STORAGE_OPTIONS' shape: options keyed by protocol reach any s3:// URL, not just an s3 root."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    options = {"s3": {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing", "skip_instance_cache": True}}
+    store = ArtifactStore(str(tmp_path / "artifacts"), options_by_protocol=options)
+    uri = f"s3://{s3_bucket}/inputs/data.csv"
+    store.write_bytes(uri, b"a,1\n")
+    store.get(uri, tmp_path / "staged" / "data.csv")
+    assert (tmp_path / "staged" / "data.csv").read_bytes() == b"a,1\n"
+    assert store.options_by_protocol == options

@@ -19,7 +19,7 @@ SHOWN_KEPT = 20
 
 def housekeeper(ctx: CliContext, dry_run: bool) -> Housekeeper:
     """A housekeeper over this invocation's stores."""
-    return Housekeeper(ctx.store, ArtifactStore(ctx.settings.artifact_root), ctx.settings, dry_run=dry_run)
+    return Housekeeper(ctx.store, ArtifactStore.from_settings(ctx.settings), ctx.settings, dry_run=dry_run)
 
 
 def print_report(report: HousekeepingReport, console: Console) -> None:

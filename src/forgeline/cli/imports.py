@@ -36,7 +36,9 @@ def pairs(values: list[str] | None, option: str, example: str) -> dict[str, str]
 def sagemaker(
     definition: Annotated[str, typer.Argument(help="The JSON of a SageMaker pipeline.definition().")],
     code_root: Annotated[str, typer.Option("--code-root", help="Folder of the project's code.")] = ".",
-    s3_root: Annotated[list[str] | None, typer.Option("--s3-root", help="s3://bucket/prefix=./folder")] = None,
+    s3_root: Annotated[list[str] | None, typer.Option(
+        "--s3-root", help="s3://bucket/prefix=./folder (URIs under no root: S3 itself, see FORGELINE_STORAGE_OPTIONS)",
+    )] = None,
     name: Annotated[str | None, typer.Option("--name", help="Name of the forgeline pipeline.")] = None,
     check: Annotated[bool, typer.Option("--check", help="List what maps, step by step; import nothing.")] = False,
     run: Annotated[bool, typer.Option("--run", help="Start an execution after importing.")] = False,

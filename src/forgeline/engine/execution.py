@@ -144,7 +144,7 @@ class PipelineExecution:
         if "ReturnUri" not in run.properties:
             raise ForgelineError(f"step {step_name!r} is not a @step function, so it has no return value; "
                                  "read its outputs and properties with list_steps()")
-        body = ArtifactStore(self.settings.artifact_root).read_bytes(run.properties["ReturnUri"])
+        body = ArtifactStore.from_settings(self.settings).read_bytes(run.properties["ReturnUri"])
         return FunctionLoader().loads(body)  # finds classes defined in user files, as a run does
 
     def __repr__(self) -> str:

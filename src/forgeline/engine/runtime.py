@@ -35,7 +35,7 @@ class Runtime:
 
         ``create=False``: a SQLite database that does not exist yet is refused (StoreNotFoundError), not made.
         """
-        artifacts = ArtifactStore(settings.artifact_root)
+        artifacts = ArtifactStore.from_settings(settings)
         store = store or SqlMetadataStore(settings.database_url, create=create,
                                           retry_seconds=settings.store_retry_seconds)
         return cls(settings, store, artifacts, executor_factory(settings.executor, artifacts))

@@ -186,6 +186,7 @@ def _request(spec: JobSpec, artifacts: ArtifactStore) -> dict[str, Any]:
         "env": dict(spec.env),
         "return_uri": spec.return_uri,
         "artifact_root": artifacts.root,
+        "storage_options": artifacts.options_by_protocol,
     }
 
 

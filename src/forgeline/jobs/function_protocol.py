@@ -1,7 +1,7 @@
 """The private pipe between forgeline and a warm function worker: length-prefixed pickled messages.
 
 A request is a dict with keys `function` ((name, file, module)), `arguments` (pickled (args, kwargs)),
-`job_dir`, `log_path`, `working_dir`, `env`, `return_uri` and `artifact_root`. A reply is
+`job_dir`, `log_path`, `working_dir`, `env`, `return_uri`, `artifact_root` and `storage_options`. A reply is
 `{"ok": True, "properties": {...}}` or `{"ok": False, "failure_kind": <FailureKind value>, "reason": str}`.
 Both hold only builtin types, so either side can unpickle them without importing user code.
 """

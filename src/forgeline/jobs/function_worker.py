@@ -84,18 +84,18 @@ class FunctionCallServer:
         return_uri = request["return_uri"]
         if return_uri is not None:
             try:
-                self._store(request["artifact_root"]).write_bytes(return_uri, data)
+                self._store(request["artifact_root"], request.get("storage_options")).write_bytes(return_uri, data)
             except Exception as exc:  # any storage backend error
                 return _failure(_INFRASTRUCTURE_ERROR, exc)
             properties["ReturnUri"] = return_uri
         return {"ok": True, "properties": properties}
 
-    def _store(self, root: str) -> ArtifactStore:
+    def _store(self, root: str, options: dict[str, dict[str, Any]] | None) -> ArtifactStore:
         store = self._stores.get(root)
         if store is None:
             from forgeline.store.artifacts import ArtifactStore  # heavy (fsspec): only once a value is stored
 
-            store = self._stores[root] = ArtifactStore(root)
+            store = self._stores[root] = ArtifactStore(root, options_by_protocol=options)
         return store
 
     @contextmanager

@@ -255,7 +255,7 @@ class EndpointManager:
         )
         spec = {
             "endpoint": endpoint, "variant": variant.name, "home": str(self.settings.home),
-            "artifact_root": self.settings.artifact_root,
+            "artifact_root": self.settings.artifact_root, "storage_options": dict(self.settings.storage_options),
             "stages": [{"label": model_label(p), "model_data": p.model_data, "code_uri": p.code_uri,
                         "entry_point": p.entry_point, "content_types": list(p.content_types),
                         "response_types": list(p.response_types), "accepts_batches": p.accepts_batches}

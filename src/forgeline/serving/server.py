@@ -56,7 +56,7 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, scal
     store = SqlMetadataStore(settings.database_url)
     manager = EndpointManager(settings, store, scaling or ScalingDefaults())
     metrics = ServingMetrics(manager.pools)
-    app = ServingApp(manager, metrics, DataCapture(ArtifactStore(settings.artifact_root)), tokens or ())
+    app = ServingApp(manager, metrics, DataCapture(ArtifactStore.from_settings(settings)), tokens or ())
     sock = bind(host, port)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="%(asctime)s forgeline serve %(levelname)s %(message)s")

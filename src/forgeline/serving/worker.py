@@ -22,7 +22,7 @@ from forgeline.store.artifacts import ArtifactStore
 
 def load_pipeline(spec: dict[str, Any]) -> InferencePipeline:
     """Load every stage through the one model loader (the same cache folder as Registry.load)."""
-    artifacts = ArtifactStore(spec["artifact_root"])
+    artifacts = ArtifactStore(spec["artifact_root"], options_by_protocol=spec.get("storage_options"))
     cache_dir = Path(spec["home"]) / "model-cache"
     stages = []
     for stage in spec["stages"]:

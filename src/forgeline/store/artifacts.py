@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import builtins
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from forgeline.errors import ArtifactNotFoundError
 from forgeline.store import local_files
+
+if TYPE_CHECKING:
+    from forgeline.config import Settings
 
 _OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss"})
 _WRITE_MODES = frozenset("wax+")
@@ -33,16 +37,19 @@ class _Location:
 class ArtifactStore:
     """Stores and fetches artifacts (files or folders) by URI under one root."""
 
-    def __init__(self, root: str, **storage_options: Any) -> None:
-        """Open the root; storage_options go to fsspec (e.g. endpoint_url for an S3-compatible server)."""
-        self._options = storage_options
+    def __init__(self, root: str, *, options_by_protocol: Mapping[str, Mapping[str, Any]] | None = None,
+                 **storage_options: Any) -> None:
+        """Open the root; fsspec gets options_by_protocol[<a URL's protocol>] for any URL it opens, and
+        storage_options (e.g. endpoint_url for an S3-compatible server) on top of them for the root's protocol."""
+        self._by_protocol = {protocol: dict(options) for protocol, options in (options_by_protocol or {}).items()}
+        self._options = {**self._by_protocol.get(_protocol(root), {}), **storage_options}
         if is_local(root):
             # the common case never imports fsspec: a job or worker stays cheap to start
             self._fs: Any = None
             self._root = os.path.abspath(root.removeprefix("file://"))
             self._root_path = self._root
             return
-        fs, root_path = url_to_fs(root, **storage_options)
+        fs, root_path = url_to_fs(root, **self._options)
         if _is_local_fs(fs):
             self._fs = None
             self._root = os.path.abspath(str(root_path))
@@ -51,6 +58,16 @@ class ArtifactStore:
             self._fs = fs
             self._root = root.rstrip("/")
             self._root_path = str(root_path).rstrip("/")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArtifactStore:
+        """The store of settings.artifact_root, opening every remote URL with settings.storage_options."""
+        return cls(settings.artifact_root, options_by_protocol=settings.storage_options)
+
+    @property
+    def options_by_protocol(self) -> dict[str, dict[str, Any]]:
+        """The fsspec options per protocol this store opens URLs with (to hand to another process)."""
+        return {protocol: dict(options) for protocol, options in self._by_protocol.items()}
 
     @property
     def root(self) -> str:
@@ -225,8 +242,9 @@ class ArtifactStore:
             return _fresh(_Location(uri=uri, path=self._root_path + uri[len(self._root) :], fs=self._fs))
         if is_local(uri):
             return _Location(uri=uri, path=os.path.abspath(uri.removeprefix("file://")))
-        same_scheme = self._fs is not None and uri.split("://", 1)[0] == self._root.split("://", 1)[0]
-        fs, path = url_to_fs(uri, **(self._options if same_scheme else {}))
+        protocol = _protocol(uri)
+        same_scheme = self._fs is not None and protocol == _protocol(self._root)
+        fs, path = url_to_fs(uri, **(self._options if same_scheme else self._by_protocol.get(protocol, {})))
         if _is_local_fs(fs):
             return _Location(uri=uri, path=os.path.abspath(path))
         return _fresh(_Location(uri=uri, path=str(path), fs=fs))
@@ -241,6 +259,11 @@ def _fresh(location: _Location) -> _Location:
     """
     location.fs.invalidate_cache()
     return location
+
+
+def _protocol(url: str) -> str:
+    """The protocol of a URL (``s3`` for ``s3://bucket/key``); ``file`` for a local path."""
+    return url.split("://", 1)[0] if "://" in url else "file"
 
 
 def is_local(location: str) -> bool:
