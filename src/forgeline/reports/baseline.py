@@ -12,6 +12,7 @@ from forgeline.errors import ForgelineError, ReportError
 from forgeline.inference.handlers import media_type
 from forgeline.inference.loader import ModelSource, load_model
 from forgeline.reports.inputs import parse_scores
+from forgeline.store.artifacts import ArtifactStore
 
 CHUNK_ROWS = 1000
 CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines", "application/x-jsonlines")
@@ -44,10 +45,13 @@ def _scores_of(answer: Any, score_field: str, where: str) -> list[Any]:
 
 
 def score_baseline(source: ModelSource, rows: Sequence[dict[str, Any]], drop: Sequence[str], content_type: str,
-                   score_field: str, cache_dir: str) -> list[Any]:
-    """The baseline's score for every row (the columns in ``drop`` left out), in row order."""
+                   score_field: str, cache_dir: str, artifacts: ArtifactStore | None = None) -> list[Any]:
+    """The baseline's score for every row (the columns in ``drop`` left out), in row order.
+
+    ``artifacts`` fetches a remote model with the platform's storage options (a local one needs none).
+    """
     try:
-        predictor = load_model(source, cache_dir=cache_dir)
+        predictor = load_model(source, artifacts=artifacts, cache_dir=cache_dir)
     except ForgelineError as exc:
         raise ReportError(f"the baseline model could not be loaded: {exc}") from None
     features = [{k: v for k, v in row.items() if k not in drop} for row in rows]

@@ -13,6 +13,7 @@ from forgeline.reports.baseline import score_baseline
 from forgeline.reports.evaluation import ReportRequest, WrittenReport, write_report
 from forgeline.reports.inputs import read_rows
 from forgeline.reports.render import HTML_NAME, PDF_NAME
+from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ModelPackageRecord
 
 REPORT_FORMATS = {".pdf": PDF_NAME, ".html": HTML_NAME, ".htm": HTML_NAME}
@@ -40,14 +41,15 @@ def report_name(path: Path) -> str:
 
 
 def compare_on_data(first: ModelPackageRecord, second: ModelPackageRecord, options: DataComparison,
-                    cache_dir: Path, report: Path | None = None) -> WrittenReport:
+                    cache_dir: Path, report: Path | None = None,
+                    artifacts: ArtifactStore | None = None) -> WrittenReport:
     """Score both versions through forgeline.inference, compute the report, and copy it to ``report`` if given."""
     wanted = None if report is None else report_name(report)
     rows = read_rows(options.data)
     drop = [options.label] + ([options.segment] if options.segment else [])
     scores = [score_baseline(model_source(package), rows, drop,
                              options.content_type or next(iter(package.content_types), "text/csv"),
-                             options.score_field, str(cache_dir)) for package in (first, second)]
+                             options.score_field, str(cache_dir), artifacts) for package in (first, second)]
     with tempfile.TemporaryDirectory(prefix="forgeline-report-") as folder:
         written = write_report(ReportRequest(
             data=options.data, label=options.label, task=options.task, candidate_scores=scores[1],
