@@ -16,6 +16,7 @@ from contracts.execution_ownership_contract import ExecutionOwnershipContract
 from contracts.housekeeping_store_contract import HousekeepingStoreContract
 from contracts.model_registry_contract import ModelRegistryContract
 from contracts.step_events_contract import StepEventsContract
+from contracts.step_transition_contract import StepTransitionContract
 from forgeline.errors import ExecutionNotFoundError, PipelineNotFoundError, StepNotFoundError, StoreError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionStatus, StepStatus
@@ -39,7 +40,8 @@ def _is_utc(value: datetime | None) -> bool:
 
 
 class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, EndpointStoreContract,
-                            HousekeepingStoreContract, ExecutionOwnershipContract, StepEventsContract):
+                            HousekeepingStoreContract, ExecutionOwnershipContract, StepEventsContract,
+                            StepTransitionContract):
     """Shared tests; a backend's test module subclasses this and provides a fresh, empty `store`."""
 
     @pytest.fixture

@@ -23,7 +23,7 @@ from forgeline.store.metadata.records import (
     StepRun,
     StepStatus,
 )
-from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
+from forgeline.store.metadata.updates import AttemptClose, AttemptOpen, ExecutionUpdate, StepRunUpdate
 
 
 class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protocol):
@@ -158,6 +158,16 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protoco
         epoch: int | None = None,
     ) -> StepAttempt:
         """Close an attempt with its final status and, when it failed, why."""
+        ...
+
+    def record_step_transition(self, execution_id: str, step_name: str, *, ended: AttemptClose | None = None,
+                               update: StepRunUpdate | None = None, started: AttemptOpen | None = None,
+                               events: Sequence[StepEventDraft] = (), epoch: int | None = None) -> None:
+        """In one transaction: end an attempt, update the step run, start an attempt, append events (in order).
+
+        StepNotFoundError (nothing written) for an unknown step or attempt to end; an attempt number started
+        twice is refused by the database.
+        """
         ...
 
     def list_attempts(self, execution_id: str, step_name: str | None = None) -> list[StepAttempt]:

@@ -29,7 +29,7 @@ from forgeline.store.metadata.records import (
 )
 from forgeline.store.metadata.rows import execution_values, step_run_values
 from forgeline.store.metadata.transactions import Transactions
-from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
+from forgeline.store.metadata.updates import AttemptClose, AttemptOpen, ExecutionUpdate, StepRunUpdate
 
 
 class SqlExecutionStore:
@@ -176,6 +176,30 @@ class SqlExecutionStore:
                                                    failure_kind=failure_kind, failure_reason=failure_reason)
 
         return self._tx.write(work)
+
+    def record_step_transition(self, execution_id: str, step_name: str, *, ended: AttemptClose | None = None,
+                               update: StepRunUpdate | None = None, started: AttemptOpen | None = None,
+                               events: Sequence[StepEventDraft] = (), epoch: int | None = None) -> None:
+        """End an attempt, update the step run, start an attempt and append events: one transaction, in order."""
+        values = step_run_values(update) if update is not None else {}
+        if started is not None:
+            values["attempts"] = started.attempt
+
+        def work(connection: Connection) -> None:
+            if epoch is None:
+                step_events_repository.lock_execution(connection, execution_id)
+            else:
+                ownership_repository.check_epoch(connection, execution_id, epoch)
+            if ended is not None:
+                steps_repository.close_attempt(connection, execution_id, step_name, ended.attempt,
+                                               status=ended.status, failure_kind=ended.failure_kind,
+                                               failure_reason=ended.failure_reason)
+            steps_repository.write_step_run(connection, execution_id, step_name, values)
+            if started is not None:
+                steps_repository.insert_attempt(connection, execution_id, step_name, started.attempt, started.log_path)
+            step_events_repository.insert_events(connection, events)
+
+        self._tx.write(work)
 
     def list_attempts(self, execution_id: str, step_name: str | None = None) -> list[StepAttempt]:
         """Attempts of one step, or of the whole execution, in the order they started."""

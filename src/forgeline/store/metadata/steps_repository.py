@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, insert, select, update
@@ -72,11 +73,29 @@ def list_step_runs(connection: Connection, execution_id: str) -> list[StepRun]:
 
 def update_step_run(connection: Connection, execution_id: str, name: str, values: dict[str, Any]) -> StepRun:
     """Write already-validated column values and return the step run as it now is."""
-    if values:
-        connection.execute(
-            update(step_runs).where(step_runs.c.execution_id == execution_id, step_runs.c.name == name).values(**values)
-        )
+    write_step_run(connection, execution_id, name, values)
     return load_step_run(connection, execution_id, name)
+
+
+def write_step_run(connection: Connection, execution_id: str, name: str, values: dict[str, Any]) -> None:
+    """Write already-validated column values; StepNotFoundError when the execution has no such step."""
+    if not values:
+        return
+    result = connection.execute(
+        update(step_runs).where(step_runs.c.execution_id == execution_id, step_runs.c.name == name).values(**values)
+    )
+    if result.rowcount == 0:
+        load_step_run(connection, execution_id, name)
+
+
+def insert_attempt(connection: Connection, execution_id: str, step_name: str, attempt: int,
+                   log_path: str | None) -> datetime:
+    """Insert attempt ``attempt`` as Executing, started now (the caller counts it on the step run)."""
+    now = utc_now()
+    connection.execute(insert(step_attempts).values(
+        execution_id=execution_id, step_name=step_name, attempt=attempt, status=StepStatus.EXECUTING.value,
+        started_at=now, log_path=log_path))
+    return now
 
 
 def start_attempt(connection: Connection, execution_id: str, step_name: str, log_path: str | None) -> StepAttempt:
@@ -88,17 +107,7 @@ def start_attempt(connection: Connection, execution_id: str, step_name: str, log
         )
     ).scalar()
     attempt = (previous or 0) + 1
-    now = utc_now()
-    connection.execute(
-        insert(step_attempts).values(
-            execution_id=execution_id,
-            step_name=step_name,
-            attempt=attempt,
-            status=StepStatus.EXECUTING.value,
-            started_at=now,
-            log_path=log_path,
-        )
-    )
+    now = insert_attempt(connection, execution_id, step_name, attempt, log_path)
     connection.execute(
         update(step_runs)
         .where(step_runs.c.execution_id == execution_id, step_runs.c.name == step_name)
@@ -125,20 +134,21 @@ def finish_attempt(
     failure_reason: str | None,
 ) -> StepAttempt:
     """Set an attempt's final status, end time and failure; StepNotFoundError for an unknown attempt."""
+    close_attempt(connection, execution_id, step_name, attempt, status=status, failure_kind=failure_kind,
+                  failure_reason=failure_reason)
     where = _attempt_where(execution_id, step_name, attempt)
-    _update_attempt(
-        connection,
-        execution_id,
-        step_name,
-        attempt,
-        {
-            "status": StepStatus(status).value,
-            "ended_at": utc_now(),
-            "failure_kind": enum_value(failure_kind),
-            "failure_reason": failure_reason,
-        },
-    )
     return to_step_attempt(connection.execute(select(step_attempts).where(*where)).one())
+
+
+def close_attempt(connection: Connection, execution_id: str, step_name: str, attempt: int, *,
+                  status: StepStatus, failure_kind: str | None, failure_reason: str | None) -> None:
+    """Like finish_attempt, without reading the attempt back."""
+    _update_attempt(connection, execution_id, step_name, attempt, {
+        "status": StepStatus(status).value,
+        "ended_at": utc_now(),
+        "failure_kind": enum_value(failure_kind),
+        "failure_reason": failure_reason,
+    })
 
 
 def set_attempt_pid(connection: Connection, execution_id: str, step_name: str, attempt: int, pid: int | None) -> None:

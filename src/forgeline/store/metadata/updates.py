@@ -59,3 +59,21 @@ class StepRunUpdate:
 
 def _changes(update: ExecutionUpdate | StepRunUpdate) -> dict[str, Any]:
     return {item.name: value for item in fields(update) if (value := getattr(update, item.name)) is not UNSET}
+
+
+@dataclass(frozen=True)
+class AttemptClose:
+    """An attempt to close with its final status and, when it failed, why."""
+
+    attempt: int
+    status: StepStatus
+    failure_kind: str | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AttemptOpen:
+    """The attempt to open (Executing, counted on the step run) and where its log goes."""
+
+    attempt: int
+    log_path: str | None = None
