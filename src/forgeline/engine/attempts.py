@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from forgeline.engine.transitions import attempt_start_events
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import StepEventDraft, StepEventKind, StepRun, StepStatus
+from forgeline.store.metadata.updates import AttemptClose, AttemptOpen
 
 
 class AttemptLedger:
@@ -30,15 +32,14 @@ class AttemptLedger:
         """The step's newest attempt number (0 before its first)."""
         return self.current.get(step_name, 0)
 
-    def start(self, step_name: str, log_path: str) -> int:
-        """Open the step's next attempt in the store and make it the current one."""
-        attempt = self.store.start_attempt(self.execution_id, step_name, log_path=log_path).attempt
-        self.current[step_name] = attempt
-        self.store.append_events([
-            StepEventDraft(self.execution_id, StepEventKind.ATTEMPT, step_name, attempt, StepStatus.EXECUTING.value),
-            StepEventDraft(self.execution_id, StepEventKind.LOG, step_name, attempt, payload={"path": log_path}),
-        ])
-        return attempt
+    def next_attempt(self, step_name: str, log_path: str) -> AttemptOpen:
+        """The step's next attempt, to start in the store (see ``started``)."""
+        return AttemptOpen(self.latest(step_name) + 1, log_path)
+
+    def started(self, step_name: str, start: AttemptOpen) -> int:
+        """Make ``start``, now recorded in the store, the step's current attempt; its number."""
+        self.current[step_name] = start.attempt
+        return start.attempt
 
     def round_attempt(self, step_name: str) -> int:
         """The step's current attempt counted within this round (what retry policies limit)."""
@@ -47,12 +48,15 @@ class AttemptLedger:
     def restart_recorder(self, step_name: str, log_path: str) -> Callable[[str], None]:
         """Record a spot restart: the current attempt ends Interrupted (why), the restart is the next attempt."""
         def record(reason: str) -> None:
-            self.store.finish_attempt(self.execution_id, step_name, self.latest(step_name),
-                                      status=StepStatus.INTERRUPTED, failure_kind="Interrupted",
-                                      failure_reason=reason)
-            self.store.append_events([StepEventDraft(
-                self.execution_id, StepEventKind.ATTEMPT, step_name, self.latest(step_name),
-                StepStatus.INTERRUPTED.value, {"failure_kind": "Interrupted", "failure_reason": reason})])
-            self.start(step_name, log_path)
+            ended = self.latest(step_name)
+            start = self.next_attempt(step_name, log_path)
+            self.store.record_step_transition(
+                self.execution_id, step_name,
+                ended=AttemptClose(ended, StepStatus.INTERRUPTED, "Interrupted", reason), started=start,
+                events=[StepEventDraft(self.execution_id, StepEventKind.ATTEMPT, step_name, ended,
+                                       StepStatus.INTERRUPTED.value,
+                                       {"failure_kind": "Interrupted", "failure_reason": reason}),
+                        *attempt_start_events(self.execution_id, step_name, start)])
+            self.started(step_name, start)
             self.round_base[step_name] = self.round_base.get(step_name, 0) + 1  # restarts spend no retries
         return record

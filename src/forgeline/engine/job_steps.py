@@ -73,9 +73,10 @@ class JobSteps:
         key = self.cache_key(step, spec)
         if key is not None and self.cache_lookups and self._reuse(step, key):
             return
-        attempt = self.attempts.start(step.name, spec.log_path)
+        start = self.attempts.next_attempt(step.name, spec.log_path)
         record_transition(state, Transition(step.name, StepStatus.EXECUTING,
-                                            started_at=now() if first_attempt else None))
+                                            started_at=now() if first_attempt else None, starts=start))
+        attempt = self.attempts.started(step.name, start)
         ref = self.executor.submit(spec, on_restart=self.attempts.restart_recorder(step.name, spec.log_path))
         self.running[ref] = RunningJob(step, spec, ref, attempt, key)
 

@@ -1,9 +1,10 @@
 """record_transition: the one way a step changes status — in the scheduler, in the store and in what expressions see.
 
-A transition persists together the step's status (with its times, failure reason, outputs and properties),
-the end of its current attempt when it has one, and, when it succeeded, its property document: the view of the
-step that later expressions (``Steps.<name>...``) resolve against. Right after, it appends the matching step
-events (the attempt's end, the step's new status), which watchers follow with a cursor.
+A transition persists in one store transaction the step's status (with its times, failure reason, outputs and
+properties), the end of its current attempt when it has one, the start of its next attempt when it starts one,
+and the matching step events (the attempts' start and end, the step's new status), which watchers follow with a
+cursor. When the step succeeded it also keeps its property document: the view of the step that later
+expressions (``Steps.<name>...``) resolve against.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from forgeline.engine.state import ExecutionState, now
 from forgeline.store.metadata.records import StepEventDraft, StepEventKind, StepStatus
-from forgeline.store.metadata.updates import StepRunUpdate
+from forgeline.store.metadata.updates import AttemptClose, AttemptOpen, StepRunUpdate
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Transition:
     metrics: Mapping[str, float] | None = None
     cache_source: str | None = None  # the execution whose cached result this step reused
     attempt: AttemptEnd | None = None
+    starts: AttemptOpen | None = None  # the attempt this transition starts (its events come first)
 
 
 def property_document(outputs: Mapping[str, str], metrics: Mapping[str, float],
@@ -57,12 +59,13 @@ def record_transition(state: ExecutionState, transition: Transition) -> None:
     """
     name, status = transition.step, transition.status
     state.scheduler.mark(name, status)
-    if transition.attempt is not None:
-        end = transition.attempt
-        state.store.finish_attempt(state.id, name, end.number, status=end.status, failure_kind=end.failure_kind,
-                                   failure_reason=end.failure_reason)
+    end = transition.attempt
+    ended = None if end is None else AttemptClose(end.number, end.status, end.failure_kind, end.failure_reason)
+    events = transition_events(state.id, transition)
+    if transition.starts is not None:
+        events = attempt_start_events(state.id, name, transition.starts) + events
     if status == StepStatus.PENDING:
-        state.store.append_events(transition_events(state.id, transition))
+        state.store.record_step_transition(state.id, name, ended=ended, started=transition.starts, events=events)
         return
     fields: dict[str, Any] = {"status": status}
     if status.is_terminal:
@@ -79,8 +82,8 @@ def record_transition(state: ExecutionState, transition: Transition) -> None:
             fields[key] = dict(value)
     if transition.cache_source is not None:
         fields.update(cache_hit=True, cache_source=transition.cache_source)
-    state.store.update_step_run(state.id, name, StepRunUpdate(**fields))
-    state.store.append_events(transition_events(state.id, transition))
+    state.store.record_step_transition(state.id, name, ended=ended, update=StepRunUpdate(**fields),
+                                       started=transition.starts, events=events)
     if status == StepStatus.SUCCEEDED:
         state.resolution.step_properties[name] = property_document(
             transition.outputs or {}, transition.metrics or {}, transition.properties or {})
@@ -99,6 +102,14 @@ def transition_events(execution_id: str, transition: Transition) -> list[StepEve
                                      _present(failure_reason=transition.failure_reason,
                                               cache_source=transition.cache_source)))
     return events
+
+
+def attempt_start_events(execution_id: str, step_name: str, start: AttemptOpen) -> list[StepEventDraft]:
+    """The events of a started attempt: it is Executing, and where its log goes."""
+    return [
+        StepEventDraft(execution_id, StepEventKind.ATTEMPT, step_name, start.attempt, StepStatus.EXECUTING.value),
+        StepEventDraft(execution_id, StepEventKind.LOG, step_name, start.attempt, payload={"path": start.log_path}),
+    ]
 
 
 def _present(**values: str | None) -> dict[str, Any]:
