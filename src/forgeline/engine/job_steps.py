@@ -58,6 +58,7 @@ class JobSteps:
         self.cache = StepCache(state.store, artifacts)
         self.fingerprinter = Fingerprinter(state.store)
         self.running: dict[JobRef, RunningJob] = {}
+        self.succeeded: list[str] = []  # steps whose job folders are still to discard
 
     def submit(self, step: Step) -> None:
         """Build the step's job spec and submit it, unless its inputs fail to resolve or the cache has its result."""
@@ -150,7 +151,12 @@ class JobSteps:
         if job.cache_key is not None:
             self.cache.record(job.cache_key, self.record.pipeline_name, job.step, self.state.id,
                               result.outputs, properties)
-        discard_job_folder(self.settings, self.state.id, name)
+        self.succeeded.append(name)  # its job folders go once the loop is done (see discard_succeeded_folders)
+
+    def discard_succeeded_folders(self) -> None:
+        """Remove the job folders of the steps that succeeded so far, unless the settings keep them."""
+        while self.succeeded:
+            discard_job_folder(self.settings, self.state.id, self.succeeded.pop())
 
     def _record_metrics(self, step_name: str, first_attempt: int, result: JobResult) -> dict[str, float]:
         """Store the metric series of a finished job, each sample under its start's attempt; final values."""

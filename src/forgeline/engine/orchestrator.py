@@ -144,6 +144,7 @@ class Orchestrator:
         finally:
             self.heartbeat.stop()
             self.executor.shutdown()  # ends the jobs still running (none once the execution finished)
+            self.jobs.discard_succeeded_folders()  # also when it stood down or failed
 
     def _execution_event(self, status: ExecutionStatus, failure_reason: str | None = None) -> None:
         payload = {} if failure_reason is None else {"failure_reason": failure_reason}
@@ -177,8 +178,7 @@ class Orchestrator:
             timeout = self.scheduler.wait_timeout(time.monotonic(), STOP_POLL_SECONDS)
             if self.jobs.running:
                 for ref in self.executor.wait_any(list(self.jobs.running), timeout):
-                    self.heartbeat.owned_record()  # a job a newer orchestrator's takeover ended is not ours
-                    self.jobs.finish(ref)
+                    self.jobs.finish(ref)  # fenced: a job a newer orchestrator's takeover ended is not recorded
             else:
                 time.sleep(timeout)
 
@@ -267,6 +267,7 @@ class Orchestrator:
         self.store.update_execution(self.id, ExecutionUpdate(status=verdict.status, failure_reason=reason,
                                                              ended_at=now()))
         self._execution_event(verdict.status, reason)
+        self.jobs.discard_succeeded_folders()
         discard_empty_jobs_folder(self.settings, self.id)
         return verdict.status
 
