@@ -35,6 +35,15 @@ from forgeline.workflow.steps.processing import job_relative
 from forgeline.workflow.steps.transform import TransformStep
 
 
+class JobPlacement(TypedDict):
+    """Where one attempt of one step runs: the part of a JobSpec that every job kind fills alike."""
+
+    job_id: str
+    job_dir: str
+    log_path: str
+    working_dir: str
+
+
 @dataclass(frozen=True)
 class JobContext:
     """Where one attempt of one step lives: its job directory, log file and artifact URIs."""
@@ -45,6 +54,11 @@ class JobContext:
     artifacts: ArtifactStore
     resolution: ResolutionContext
     work_dir: str
+
+    def placement(self, step_name: str) -> JobPlacement:
+        """The fields every job spec of this attempt shares: its id, folders and log (``JobSpec(**placement)``)."""
+        return JobPlacement(job_id=f"{self.execution_id}/{step_name}/{self.attempt}", job_dir=self.job_dir(step_name),
+                            log_path=self.log_path(step_name), working_dir=self.work_dir)
 
     def job_dir(self, step_name: str) -> str:
         """A fresh working directory for this attempt."""
@@ -121,9 +135,7 @@ def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
     code, source_dir = script_paths(step.code, step.source_dir, ctx)
     return JobSpec(
         kind=JobKind.PROCESSING,
-        job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
-        job_dir=ctx.job_dir(step.name),
-        log_path=ctx.log_path(step.name),
+        **ctx.placement(step.name),
         inputs=tuple(StagedInput(source=render(resolve(i.source, ctx.resolution)),
                                  destination=job_relative(i.destination))
                      for i in step.inputs),
@@ -143,7 +155,6 @@ def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
         source_dir=source_dir,
         code_rules=ctx.code_rules(),
         arguments=tuple(render(resolve(a, ctx.resolution)) for a in step.arguments_list),
-        working_dir=ctx.work_dir,
         sagemaker_paths=step.sagemaker_paths,
         **interpreter_fields(step.interpreter, ctx),
     )
@@ -160,9 +171,7 @@ def _training(step: TrainingStep, ctx: JobContext) -> JobSpec:
     instance_type = resolve(step.instance_type, ctx.resolution)
     return JobSpec(
         kind=JobKind.TRAINING,
-        job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
-        job_dir=ctx.job_dir(step.name),
-        log_path=ctx.log_path(step.name),
+        **ctx.placement(step.name),
         inputs=tuple(StagedInput(source=render(resolve(channel.s3_data, ctx.resolution)),
                                  destination=channel_destination(name)) for name, channel in step.inputs.items()),
         outputs=training_outputs(model_uri=ctx.output_uri(step.name, "model.tar.gz"),
@@ -171,7 +180,6 @@ def _training(step: TrainingStep, ctx: JobContext) -> JobSpec:
         code=code,
         source_dir=source_dir,
         code_rules=ctx.code_rules(),
-        working_dir=ctx.work_dir,
         max_run_seconds=step.max_run,
         sagemaker_paths=step.sagemaker_paths,
         **interpreter_fields(step.interpreter, ctx),
@@ -193,16 +201,13 @@ def _function(step: FunctionStep, ctx: JobContext) -> JobSpec:
     ref = step.function
     return JobSpec(
         kind=JobKind.FUNCTION,
-        job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
-        job_dir=ctx.job_dir(step.name),
-        log_path=ctx.log_path(step.name),
+        **ctx.placement(step.name),
         env=resolved_env(step.env, ctx),
         function=FunctionRef(name=ref["Name"], module=ref.get("Module"),
                              file=ctx.local_path(ref["File"]) if ref.get("File") else None),
         args=tuple(resolve(a, ctx.resolution) for a in step.args),
         kwargs={k: resolve(v, ctx.resolution) for k, v in step.kwargs.items()},
         return_uri=ctx.artifacts.uri("executions", ctx.execution_id, step.name, "return.pkl"),
-        working_dir=ctx.work_dir,
     )
 
 
@@ -246,15 +251,12 @@ def _transform(step: TransformStep, ctx: JobContext) -> JobSpec:
         arguments += ["--accept", step.accept]
     return JobSpec(
         kind=JobKind.PROCESSING,
-        job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
-        job_dir=ctx.job_dir(step.name),
-        log_path=ctx.log_path(step.name),
+        **ctx.placement(step.name),
         inputs=tuple(inputs),
         outputs=(CollectedOutput(name="output", source="output", destination=output_uri),),
         env=resolved_env(step.env, ctx),
         code=BATCH_TRANSFORM_SCRIPT,
         arguments=tuple(arguments),
-        working_dir=ctx.work_dir,
         static_properties={**properties, "output_uri": output_uri},
     )
 

@@ -61,15 +61,12 @@ def _evaluation_report(step: EvaluationReportStep, ctx: JobContext) -> JobSpec:
         properties["baseline_package_arn"] = package.arn
     return JobSpec(
         kind=JobKind.PROCESSING,
-        job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
-        job_dir=ctx.job_dir(step.name),
-        log_path=ctx.log_path(step.name),
+        **ctx.placement(step.name),
         inputs=tuple(inputs),
         outputs=(CollectedOutput(name="report", source="report", destination=output_uri),),
         env=resolved_env({}, ctx),
         code=REPORT_SCRIPT,
         arguments=tuple(arguments),
-        working_dir=ctx.work_dir,
         static_properties=properties,
         properties_file=PROPERTIES_FILE,
     )

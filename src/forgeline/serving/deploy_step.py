@@ -35,13 +35,10 @@ def _deploy(step: DeployStep, ctx: JobContext) -> JobSpec:
         arguments += ["--sample-body", step.sample_body]
     return JobSpec(
         kind=JobKind.PROCESSING,
-        job_id=f"{ctx.execution_id}/{step.name}/{ctx.attempt}",
-        job_dir=ctx.job_dir(step.name),
-        log_path=ctx.log_path(step.name),
+        **ctx.placement(step.name),
         env=store_environment(ctx.settings),
         code=DEPLOY_SCRIPT,
         arguments=tuple(arguments),
-        working_dir=ctx.work_dir,
         static_properties={"endpoint_name": endpoint},
         properties_file=PROPERTIES_FILE,
         max_run_seconds=step.timeout + 120,
