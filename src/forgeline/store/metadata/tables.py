@@ -47,6 +47,8 @@ pipeline_versions = Table(
     Column("definition", JSON, nullable=False),
     Column("digest", String(64), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # The code snapshot of this version's latest save: what a schedule, trigger or API start runs.
+    Column("code_snapshot", String(128), nullable=True),
     UniqueConstraint("pipeline_name", "version"),
 )
 
@@ -254,5 +256,153 @@ step_events = Table(
     Column("payload", JSON, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Index(None, "execution_id", "id"),
+    sqlite_autoincrement=True,
+)
+
+# The server's state (forgeline server): tokens, leases between server processes, schedules, triggers, alarms.
+
+api_tokens = Table(
+    "api_tokens",
+    metadata_obj,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    # Only a hash is kept: the token itself is shown once, when it is created.
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column("created_by", String(255), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+    Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+server_leases = Table(
+    "server_leases",
+    metadata_obj,
+    # One named duty (e.g. "scheduler") held by one server process at a time until expires_at.
+    Column("name", String(255), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+server_cursors = Table(
+    "server_cursors",
+    metadata_obj,
+    # How far a server has read an append-only table (step_events, model_package_events), so a restart resumes.
+    Column("name", String(255), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata_obj,
+    Column("name", String(255), primary_key=True),
+    Column("pipeline_name", String(255), nullable=False),
+    Column("pipeline_version", Integer, nullable=True),
+    Column("pipeline_source", Text, nullable=True),
+    Column("code_snapshot", String(128), nullable=True),
+    Column("cron", String(255), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("catchup", String(8), nullable=False),
+    Column("overlap", String(8), nullable=False),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("next_fire_at", UtcDateTime(), nullable=True),
+    Column("last_fire_at", UtcDateTime(), nullable=True),
+    Column("last_execution_id", String(64), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+schedule_fires = Table(
+    "schedule_fires",
+    metadata_obj,
+    # The primary key makes a due time fire once, whichever server process inserts it first.
+    Column("schedule_name", String(255), ForeignKey("schedules.name", ondelete="CASCADE"), primary_key=True),
+    Column("due_at", UtcDateTime(), primary_key=True),
+    Column("outcome", String(16), nullable=False),
+    Column("execution_id", String(64), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+)
+
+triggers = Table(
+    "triggers",
+    metadata_obj,
+    Column("name", String(255), primary_key=True),
+    Column("pipeline_name", String(255), nullable=False),
+    Column("pipeline_version", Integer, nullable=True),
+    Column("pipeline_source", Text, nullable=True),
+    Column("code_snapshot", String(128), nullable=True),
+    Column("watch", Text, nullable=False),
+    Column("pattern", String(255), nullable=False),
+    Column("poll_seconds", Float, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("last_event_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+trigger_objects = Table(
+    "trigger_objects",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("trigger_name", String(255), ForeignKey("triggers.name", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    # ETag for S3, mtime and size for a local file: a rewritten object is a new arrival, a re-listed one is not.
+    Column("version", String(255), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("execution_id", String(64), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("seen_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("trigger_name", "key", "version"),
+    sqlite_autoincrement=True,
+)
+
+alarms = Table(
+    "alarms",
+    metadata_obj,
+    Column("name", String(255), primary_key=True),
+    Column("events", JSON, nullable=False),
+    Column("pipeline_name", String(255), nullable=True),
+    Column("group_name", String(255), nullable=True),
+    Column("condition", Text, nullable=True),
+    Column("targets", JSON, nullable=False),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+alarm_events = Table(
+    "alarm_events",
+    metadata_obj,
+    # An outbox: events are written first, matched to alarms and turned into deliveries after, so none is lost.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("subject", String(255), nullable=True),
+    Column("payload", JSON, nullable=False),
+    Column("dispatched", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Index(None, "dispatched", "id"),
+    sqlite_autoincrement=True,
+)
+
+alarm_deliveries = Table(
+    "alarm_deliveries",
+    metadata_obj,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # No foreign key to alarms: the history outlives a deleted alarm.
+    Column("alarm_name", String(255), nullable=False),
+    Column("event_id", Integer, ForeignKey("alarm_events.id", ondelete="CASCADE"), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("alarm_name", "event_id", "target"),
+    Index(None, "status", "next_attempt_at"),
     sqlite_autoincrement=True,
 )
