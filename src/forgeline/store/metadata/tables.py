@@ -75,6 +75,8 @@ executions = Table(
     Column("epoch", Integer, nullable=False, server_default="0"),
     Column("lease_expires_at", UtcDateTime(), nullable=True),
     Column("code_snapshot", String(128), nullable=True),
+    # Who or what started it: {"kind": "cli"|"api"|"schedule"|"trigger", "name": ..., "uri": ..., "actor": ...}.
+    Column("started_by", JSON, nullable=True),
     # An execution always runs a stored definition: resume and lineage read it back.
     ForeignKeyConstraint(
         ["pipeline_name", "pipeline_version"],

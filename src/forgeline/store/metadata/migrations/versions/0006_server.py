@@ -24,6 +24,7 @@ _UTC = sa.DateTime(timezone=True)
 def upgrade() -> None:
     """Create the server's tables and remember the code snapshot of each pipeline version's latest save."""
     op.add_column("pipeline_versions", sa.Column("code_snapshot", sa.String(128), nullable=True))
+    op.add_column("executions", sa.Column("started_by", sa.JSON(), nullable=True))
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.String(32), nullable=False),
@@ -173,4 +174,5 @@ def downgrade() -> None:
     for table in ("alarm_events", "alarms", "trigger_objects", "triggers", "schedule_fires", "schedules",
                   "server_cursors", "server_leases", "api_tokens"):
         op.drop_table(table)
+    op.drop_column("executions", "started_by")
     op.drop_column("pipeline_versions", "code_snapshot")
