@@ -29,6 +29,9 @@ EXECUTORS = ("local",)
 STORE_RETRY_ENV = "FORGELINE_STORE_RETRY_SECONDS"
 DEFAULT_STORE_RETRY_SECONDS = 30.0
 """A metadata store call keeps trying this long through a locked or unreachable database, then fails clearly."""
+MAX_CONCURRENT_EXECUTIONS_ENV = "FORGELINE_MAX_CONCURRENT_EXECUTIONS"
+DEFAULT_MAX_CONCURRENT_EXECUTIONS = 4
+"""How many queued executions a server's launcher runs at once; more wait, Queued, for room."""
 STORAGE_OPTIONS_ENV = "FORGELINE_STORAGE_OPTIONS"
 """fsspec storage options per URL protocol, as JSON: ``{"s3": {"endpoint_url": "http://...", "key": "..."}}``."""
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
@@ -42,11 +45,14 @@ class Settings:
     database_url: str
     artifact_root: str
     max_code_bytes: int = DEFAULT_MAX_CODE_BYTES  # a code folder (source_dir) larger than this is refused
-    auto_resume: bool = False  # a command that finds an execution's orchestrator lost resumes it
+    # a command (or a server's launcher) that finds an execution's orchestrator lost resumes it; a server's
+    # launcher fails it otherwise
+    auto_resume: bool = False
     orchestrator_timeout_seconds: float = DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS
     keep_jobs: bool = False  # keep a succeeded step's job folder (by default it is removed)
     executor: str = "local"  # where jobs run (one of EXECUTORS)
     store_retry_seconds: float = DEFAULT_STORE_RETRY_SECONDS
+    max_concurrent_executions: int = DEFAULT_MAX_CONCURRENT_EXECUTIONS  # a server's queue launcher's limit
     # fsspec options per protocol for every remote location forgeline opens (artifact root, s3:// inputs, ...)
     storage_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     # FORGELINE_HOME unset and no .forgeline in this folder or above: home is ./.forgeline, made by the first write
@@ -75,6 +81,9 @@ class Settings:
                    executor=parse_executor(env.get(EXECUTOR_ENV)), searched_from=searched_from,
                    store_retry_seconds=parse_seconds(env.get(STORE_RETRY_ENV), STORE_RETRY_ENV,
                                                      DEFAULT_STORE_RETRY_SECONDS),
+                   max_concurrent_executions=parse_count(env.get(MAX_CONCURRENT_EXECUTIONS_ENV),
+                                                         MAX_CONCURRENT_EXECUTIONS_ENV,
+                                                         DEFAULT_MAX_CONCURRENT_EXECUTIONS),
                    storage_options=parse_storage_options(env.get(STORAGE_OPTIONS_ENV)))
 
     @property
@@ -99,6 +108,7 @@ class Settings:
             KEEP_JOBS_ENV: "1" if self.keep_jobs else "0",
             EXECUTOR_ENV: self.executor,
             STORE_RETRY_ENV: f"{self.store_retry_seconds:g}",
+            MAX_CONCURRENT_EXECUTIONS_ENV: str(self.max_concurrent_executions),
             STORAGE_OPTIONS_ENV: json.dumps(self.storage_options),
         }
 
@@ -183,3 +193,16 @@ def parse_seconds(text: str | None, what: str, default: float) -> float:
     if not seconds > 0:
         raise ConfigurationError(f"{what}={text!r} is not a positive number of seconds; write e.g. 30")
     return seconds
+
+
+def parse_count(text: str | None, what: str, default: int) -> int:
+    """A whole number of at least 1; unset is ``default``."""
+    if text is None or not text.strip():
+        return default
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigurationError(f"{what}={text!r} is not a whole number of at least 1; write e.g. 4")
+    return count

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from forgeline.config import Settings
+from forgeline.config import AUTO_RESUME_ENV, Settings
 from forgeline.engine.execution import PipelineExecution
-from forgeline.engine.ownership import owner_name
+from forgeline.engine.liveness import check_orchestrator, heartbeat_interval
+from forgeline.engine.lost import claim_lost, end_lost_execution, find_lost, never_started
+from forgeline.engine.ownership import fenced, owner_name
 from forgeline.engine.plan import StepPlan, plan_pipeline
 from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError, StoreNotFoundError
@@ -33,6 +37,11 @@ from forgeline.workflow.parameters import resolve_parameter_values
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.policies import SelectiveExecutionConfig
 
+log = logging.getLogger("forgeline.launcher")
+
+MAX_STARTS = 3
+"""How often a queue launcher launches an execution whose orchestrator keeps dying before it starts."""
+
 
 def new_execution_id() -> str:
     """A short random id (12 lowercase hex characters)."""
@@ -41,8 +50,13 @@ def new_execution_id() -> str:
 
 def create_execution(pipeline: Pipeline, overrides: Mapping[str, Any], store: MetadataStore,
                      work_dir: str, selective: SelectiveExecutionConfig | None = None,
-                     status: ExecutionStatus = ExecutionStatus.EXECUTING) -> str:
-    """Validate parameters and record a new execution (Executing, or Queued) with every step Pending."""
+                     status: ExecutionStatus = ExecutionStatus.EXECUTING, *, code_snapshot: str | None = None,
+                     started_by: dict[str, Any] | None = None, version: int | None = None) -> str:
+    """Validate parameters and record a new execution (Executing, or Queued) with every step Pending.
+
+    ``code_snapshot``: the code it runs (recorded on the version too); ``version``: a stored version to run
+    (None: store the definition, a new version only when it changed).
+    """
     source = None
     if selective is not None:
         source = store.get_execution(selective.source_execution_id)
@@ -55,12 +69,14 @@ def create_execution(pipeline: Pipeline, overrides: Mapping[str, Any], store: Me
         reused = steps_to_reuse(pipeline, selective, {r.name: r for r in store.list_step_runs(source.id)})
         overrides = {**source.parameters, **overrides}
     values = resolve_parameter_values(pipeline.parameters, overrides)
-    version = store.save_pipeline_version(pipeline.name, pipeline.to_request())
+    if version is None:
+        version = store.save_pipeline_version(pipeline.name, pipeline.to_request(), code_snapshot).version
     execution_id = new_execution_id()
     store.create_execution(
-        execution_id=execution_id, pipeline_name=pipeline.name, pipeline_version=version.version,
+        execution_id=execution_id, pipeline_name=pipeline.name, pipeline_version=version,
         parameters=values, work_dir=work_dir, steps=[(s.name, s.step_type) for s in pipeline.steps],
-        parent_execution_id=source.id if source else None, status=status,
+        parent_execution_id=source.id if source else None, status=status, code_snapshot=code_snapshot,
+        started_by=started_by,
     )
     if selective is not None and source is not None:
         for step in pipeline.steps:
@@ -207,13 +223,41 @@ class ProcessLauncher:
 
 
 class QueueLauncher:
-    """Runs Queued executions: claims them in the metadata store, at most ``max_running`` at once (a server)."""
+    """Runs Queued executions: claims them in the metadata store, at most ``max_running`` at once (a server).
+
+    Its orchestrators are spawned in sessions of their own, so they outlive the launcher (a server killed
+    with SIGKILL included). It also watches for executions whose orchestrator is lost and resumes or ends them,
+    as ``Settings.auto_resume`` says (``settle_lost``). Any number of launchers, in any number of processes, may
+    share one database: each execution is claimed by one of them only.
+    """
 
     def __init__(self, runtime: Runtime, max_running: int) -> None:
         if max_running < 1:
             raise ForgelineError(f"max_running must be at least 1, not {max_running}")
         self.runtime = runtime
         self.max_running = max_running
+        self.owner = owner_name()
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._starts: dict[str, int] = {}  # how often each lost, never-started execution was launched again
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
+        """Claim and launch queued executions and settle lost ones until ``stop`` is set (a server's thread).
+
+        Lost orchestrators are looked for every heartbeat interval. A failing store is logged and tried
+        again at the next poll; only ``stop`` ends the loop.
+        """
+        sweep_every = heartbeat_interval(self.runtime.settings)
+        next_sweep = 0.0
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + sweep_every
+                    self.settle_lost()
+                self.run_once()
+            except Exception:  # noqa: BLE001 - a server's launcher outlives a store outage
+                log.exception("queue launcher: trying again in %g s", poll_seconds)
+            self._reap()
+            stop.wait(poll_seconds)
 
     def run_once(self) -> list[str]:
         """Claim queued executions, oldest first, while fewer than max_running run; the ids given an orchestrator.
@@ -221,21 +265,72 @@ class QueueLauncher:
         Each claimed execution's orchestrator is spawned with the claim's epoch: it continues the claim
         instead of claiming again.
         """
-        from forgeline.engine.orchestrator import EPOCH_OPTION
-
         store, settings = self.runtime.store, self.runtime.settings
         started: list[str] = []
         while True:
-            claimed = store.claim_next_queued(owner_name(), settings.orchestrator_timeout_seconds, self.max_running)
+            claimed = store.claim_next_queued(self.owner, settings.orchestrator_timeout_seconds, self.max_running)
             if claimed is None:
                 return started
             execution_id, epoch = claimed
-            self.launch(execution_id, store.get_execution(execution_id).work_dir, (f"{EPOCH_OPTION}={epoch}",))
+            self._launch_claimed(execution_id, store.get_execution(execution_id).work_dir, epoch)
             started.append(execution_id)
+
+    def settle_lost(self) -> list[str]:
+        """Resume or end the executions whose orchestrator is lost; the ids this launcher claimed to do so.
+
+        A Stopping one ends Stopped. An Executing one is resumed when ``Settings.auto_resume`` is on, else it
+        ends Failed saying why and how to retry it; one that no orchestrator ran since its claim (a launcher
+        died before starting it) is launched again either way, up to MAX_STARTS times.
+        """
+        store, settings = self.runtime.store, self.runtime.settings
+        claimed = []
+        for record in find_lost(store, settings):
+            epoch = claim_lost(store, record, self.owner, settings.orchestrator_timeout_seconds)
+            if epoch is None:
+                continue  # another launcher or a command took it over first
+            claimed.append(record.id)
+            silent = check_orchestrator(record, settings).silent_seconds
+            if record.status == ExecutionStatus.STOPPING:
+                self._end(record.id, epoch, ExecutionStatus.STOPPED,
+                          f"stopped; its orchestrator was lost {silent:.0f} s ago, before it could stop its jobs")
+                continue
+            starts = self._starts.get(record.id, 0) if never_started(record) else 0
+            if starts >= MAX_STARTS:
+                self._end(record.id, epoch, ExecutionStatus.FAILED,
+                          f"its orchestrator failed to start {starts} times; see "
+                          f"{settings.logs_dir / record.id / 'orchestrator.log'}")
+            elif settings.auto_resume or never_started(record):
+                log.info("queue launcher: execution %s lost its orchestrator %.0f s ago; resuming it", record.id,
+                         silent)
+                self._starts[record.id] = starts + 1
+                self._launch_claimed(record.id, record.work_dir, epoch)
+            else:
+                self._end(record.id, epoch, ExecutionStatus.FAILED,
+                          f"its orchestrator was lost {silent:.0f} s ago and {AUTO_RESUME_ENV} is off; "
+                          f"`forgeline executions retry {record.id}` reruns the steps that did not succeed")
+        return claimed
 
     def launch(self, execution_id: str, work_dir: str, options: Sequence[str] = ()) -> None:
         """Spawn the execution's orchestrator (a fresh process: a server runs threads, so it never forks)."""
-        spawn_orchestrator(execution_id, self.runtime.settings, work_dir, options)
+        self._children.append(spawn_orchestrator(execution_id, self.runtime.settings, work_dir, options))
+
+    def _launch_claimed(self, execution_id: str, work_dir: str, epoch: int) -> None:
+        from forgeline.engine.orchestrator import EPOCH_OPTION
+
+        self.launch(execution_id, work_dir, (f"{EPOCH_OPTION}={epoch}",))
+
+    def _end(self, execution_id: str, epoch: int, status: ExecutionStatus, reason: str) -> None:
+        log.warning("queue launcher: execution %s ends %s: %s", execution_id, status.value, reason)
+        executor = self.runtime.executor_factory(1)
+        try:
+            end_lost_execution(fenced(self.runtime.store, epoch), executor, execution_id, status, reason)
+        finally:
+            executor.shutdown()
+        self._starts.pop(execution_id, None)
+
+    def _reap(self) -> None:
+        """Collect the exit status of orchestrators that ended, so none lingers as a zombie."""
+        self._children = [child for child in self._children if child.poll() is None]
 
 
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
