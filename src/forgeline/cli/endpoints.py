@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from forgeline.cli.context import CliContext
+from forgeline.cli.endpoints_loadtest import loadtest
 from forgeline.cli.output import JsonOption, print_json
 from forgeline.cli.render import when
 from forgeline.serving.config import EndpointConfig, check_endpoint_name
@@ -147,3 +148,6 @@ def _summary(config: EndpointConfig) -> str:
 
 def _status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+app.command("loadtest")(loadtest)
