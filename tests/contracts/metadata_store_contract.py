@@ -93,6 +93,27 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
         assert [v.version for v in store.list_pipeline_versions("train")] == [1, 2, 3]
         assert store.save_pipeline_version("other", {"a": 1}).version == 1
 
+    def test_a_version_remembers_the_code_snapshot_of_its_latest_save(self, store: MetadataStore) -> None:
+        first = store.save_pipeline_version("train", {"a": 1}, code_snapshot="a" * 64)
+        assert first.code_snapshot == "a" * 64
+        assert store.save_pipeline_version("train", {"a": 1}).code_snapshot == "a" * 64  # none given: kept
+        again = store.save_pipeline_version("train", {"a": 1}, code_snapshot="b" * 64)
+        assert (again.version, again.code_snapshot) == (1, "b" * 64)
+        assert store.get_pipeline_version("train", 1).code_snapshot == "b" * 64
+        assert store.save_pipeline_version("train", {"a": 2}).code_snapshot is None
+
+    def test_an_execution_records_who_started_it(self, store: MetadataStore) -> None:
+        version = store.save_pipeline_version("train", DEFINITION)
+        record = store.create_execution(execution_id="exec-by", pipeline_name="train",
+                                        pipeline_version=version.version, parameters={}, work_dir="/w",
+                                        steps=STEPS, started_by={"kind": "schedule", "name": "weekly"},
+                                        code_snapshot="c" * 64)
+        assert record.started_by == {"kind": "schedule", "name": "weekly"}
+        assert store.get_execution("exec-by").started_by == {"kind": "schedule", "name": "weekly"}
+        assert store.get_execution("exec-by").code_snapshot == "c" * 64
+        self._execution(store, "exec-none")
+        assert store.get_execution("exec-none").started_by is None
+
     def test_get_pipeline_version_newest_or_specific(self, store: MetadataStore) -> None:
         store.save_pipeline_version("train", {"a": 1})
         store.save_pipeline_version("train", {"a": 2})

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from forgeline.config import AUTO_RESUME_ENV, Settings
+from forgeline.engine.code_snapshot import save_code_snapshot
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.liveness import check_orchestrator, heartbeat_interval
 from forgeline.engine.lost import claim_lost, end_lost_execution, find_lost, never_started
@@ -354,13 +355,15 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
     if keep_jobs is not None:
         settings = dataclasses.replace(settings, keep_jobs=keep_jobs)
     work_dir = os.getcwd()
+    if queued and (not cache_lookups or keep_jobs is not None):
+        raise ForgelineError("a queued execution runs with its launcher's settings: drop --no-cache and "
+                             "--keep-jobs (or keep_jobs), or start it without --queue")
+    snapshot = save_code_snapshot(runtime, pipeline, work_dir)
     if queued:
-        if not cache_lookups or keep_jobs is not None:
-            raise ForgelineError("a queued execution runs with its launcher's settings: drop --no-cache and "
-                                 "--keep-jobs (or keep_jobs), or start it without --queue")
-        execution_id = create_execution(pipeline, overrides, store, work_dir, selective, ExecutionStatus.QUEUED)
+        execution_id = create_execution(pipeline, overrides, store, work_dir, selective, ExecutionStatus.QUEUED,
+                                        code_snapshot=snapshot)
         return PipelineExecution(execution_id, store, settings)
-    execution_id = create_execution(pipeline, overrides, store, work_dir, selective)
+    execution_id = create_execution(pipeline, overrides, store, work_dir, selective, code_snapshot=snapshot)
     store.close()  # no database file may be open across a fork; the handle reconnects on its next read
     options: tuple[str, ...] = ()
     if not cache_lookups:

@@ -38,12 +38,15 @@ class SnapshotFile:
     executable: bool = False
 
 
-def save_snapshot(artifacts: ArtifactStore, files: Mapping[str, str | Path]) -> str:
+def save_snapshot(artifacts: ArtifactStore, files: Mapping[str, str | Path],
+                  digests: Mapping[str, str] | None = None) -> str:
     """Store these files (relative path in the snapshot -> local file) and return the snapshot's id.
 
-    Blobs already stored (by any earlier snapshot) are not uploaded again.
+    ``digests`` (local file -> SHA-256) saves reading files whose content is known. A snapshot stored before
+    is not written again; blobs already stored (by any earlier snapshot) are not uploaded again.
     """
     manifest: dict[str, SnapshotFile] = {}
+    sources: dict[str, Path] = {}
     for relative, local in files.items():
         name = _checked_relative_path(relative)
         if name in manifest:
@@ -51,22 +54,33 @@ def save_snapshot(artifacts: ArtifactStore, files: Mapping[str, str | Path]) -> 
         path = Path(local)
         try:
             info = path.stat()
-            with path.open("rb") as handle:
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            digest = (digests or {}).get(str(local))
+            if digest is None:
+                with path.open("rb") as handle:
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
         except FileNotFoundError as error:
             raise ArtifactNotFoundError(f"cannot snapshot {relative!r}: no file at {path}") from error
         if not stat.S_ISREG(info.st_mode):
             raise ValueError(f"cannot snapshot {relative!r}: {path} is not a regular file")
         manifest[name] = SnapshotFile(digest, info.st_size, bool(info.st_mode & stat.S_IXUSR))
-        blob = _blob_uri(artifacts, digest)
-        if not artifacts.exists(blob):
-            artifacts.put(path, blob)
+        sources[name] = path
     document = _manifest_json(manifest)
     snapshot_id = hashlib.sha256(document).hexdigest()
     manifest_uri = _manifest_uri(artifacts, snapshot_id)
-    if not artifacts.exists(manifest_uri):
-        artifacts.write_bytes(manifest_uri, document)
+    if artifacts.exists(manifest_uri):  # written after its blobs: they are all there
+        return snapshot_id
+    for name, entry in manifest.items():
+        blob = _blob_uri(artifacts, entry.sha256)
+        if not artifacts.exists(blob):
+            artifacts.put(sources[name], blob)
+    artifacts.write_bytes(manifest_uri, document)
     return snapshot_id
+
+
+def snapshot_size(artifacts: ArtifactStore, snapshot_id: str) -> tuple[int, int]:
+    """How many files a snapshot holds and their total size in bytes."""
+    files = read_snapshot(artifacts, snapshot_id)
+    return len(files), sum(entry.size for entry in files.values())
 
 
 def read_snapshot(artifacts: ArtifactStore, snapshot_id: str) -> dict[str, SnapshotFile]:

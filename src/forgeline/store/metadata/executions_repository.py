@@ -30,6 +30,7 @@ def insert_execution(
     parent_execution_id: str | None,
     status: ExecutionStatus = ExecutionStatus.EXECUTING,
     code_snapshot: str | None = None,
+    started_by: dict[str, Any] | None = None,
 ) -> None:
     """Insert an Executing (started now) or Queued execution of a stored pipeline version."""
     if status not in (ExecutionStatus.EXECUTING, ExecutionStatus.QUEUED):
@@ -59,6 +60,7 @@ def insert_execution(
                 started_at=now if status == ExecutionStatus.EXECUTING else None,
                 parent_execution_id=parent_execution_id,
                 code_snapshot=code_snapshot,
+                started_by=started_by,
             )
         )
     except IntegrityError as error:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 
 from forgeline.errors import PipelineNotFoundError
 from forgeline.store.metadata.column_types import utc_now
@@ -13,11 +14,13 @@ from forgeline.store.metadata.rows import to_pipeline_version
 from forgeline.store.metadata.tables import executions, pipeline_versions, pipelines
 
 
-def save_version(connection: Connection, name: str, definition: dict[str, Any], digest: str) -> PipelineVersion:
+def save_version(connection: Connection, name: str, definition: dict[str, Any], digest: str,
+                 code_snapshot: str | None = None) -> PipelineVersion:
     """Insert the next version unless a stored version has this digest (then return that one).
 
     So an unchanged definition never makes a new version, even after a change was undone (v1, v2, then v1's
-    definition again: v1) or when two loaders of one file alternate.
+    definition again: v1) or when two loaders of one file alternate. A code_snapshot given is recorded on the
+    version returned, replacing the one of its previous save.
     """
     now = utc_now()
     # FOR UPDATE: on PostgreSQL saves of one pipeline queue up on its row, so each reads the newest version
@@ -33,17 +36,24 @@ def save_version(connection: Connection, name: str, definition: dict[str, Any], 
         .limit(1)
     ).first()
     if same is not None:
-        return to_pipeline_version(same)
+        found = to_pipeline_version(same)
+        if code_snapshot is None or code_snapshot == found.code_snapshot:
+            return found
+        connection.execute(update(pipeline_versions).where(pipeline_versions.c.id == same.id)
+                           .values(code_snapshot=code_snapshot))
+        return replace(found, code_snapshot=code_snapshot)
     newest = connection.execute(
         select(func.max(pipeline_versions.c.version)).where(pipeline_versions.c.pipeline_name == name)
     ).scalar()
     version = 1 if newest is None else newest + 1
     connection.execute(
         insert(pipeline_versions).values(
-            pipeline_name=name, version=version, definition=definition, digest=digest, created_at=now
+            pipeline_name=name, version=version, definition=definition, digest=digest, created_at=now,
+            code_snapshot=code_snapshot,
         )
     )
-    return PipelineVersion(pipeline_name=name, version=version, definition=definition, digest=digest, created_at=now)
+    return PipelineVersion(pipeline_name=name, version=version, definition=definition, digest=digest, created_at=now,
+                           code_snapshot=code_snapshot)
 
 
 def load_version(connection: Connection, name: str, version: int | None) -> PipelineVersion:

@@ -39,8 +39,12 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protoco
         """Close pooled connections (the store stays usable and reconnects on its next call)."""
         ...
 
-    def save_pipeline_version(self, name: str, definition: dict[str, Any]) -> PipelineVersion:
-        """Store the definition as the pipeline's next version, or return the stored version with its digest."""
+    def save_pipeline_version(self, name: str, definition: dict[str, Any],
+                              code_snapshot: str | None = None) -> PipelineVersion:
+        """Store the definition as the pipeline's next version, or return the stored version with its digest.
+
+        A code_snapshot given becomes the version's latest snapshot (also on a version stored before).
+        """
         ...
 
     def get_pipeline_version(self, name: str, version: int | None = None) -> PipelineVersion:
@@ -71,8 +75,10 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protoco
         """Record a new Executing (or Queued) execution and one Pending StepRun per (name, kind), in order.
 
         parent_execution_id names the execution a selective run takes outputs from; it must exist.
-        code_snapshot is the id of the code snapshot (forgeline.store.snapshots) the execution runs from.
+        code_snapshot is the id of the code snapshot (forgeline.store.snapshots) the execution runs from;
+        started_by says who or what started it (a JSON object: {"kind": "schedule", "name": "weekly"}).
         """
+        started_by: dict[str, Any] | None = None,
         ...
 
     def get_execution(self, execution_id: str) -> ExecutionRecord:

@@ -59,6 +59,7 @@ class PipelineVersion:
     definition: dict[str, Any]
     digest: str
     created_at: datetime
+    code_snapshot: str | None = None  # the code snapshot of this version's latest save (what a schedule runs)
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class ExecutionRecord:
     epoch: int = 0  # fencing token: counts claims; a write carrying an older epoch is refused
     lease_expires_at: datetime | None = None
     code_snapshot: str | None = None  # id of the code snapshot in the artifact store the execution runs from
+    started_by: dict[str, Any] | None = None  # who or what started it: {"kind": "schedule", "name": ...}, ...
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def to_pipeline_version(row: Row[Any]) -> PipelineVersion:
         definition=row.definition,
         digest=row.digest,
         created_at=row.created_at,
+        code_snapshot=row.code_snapshot,
     )
 
 
@@ -86,6 +87,7 @@ def to_execution(row: Row[Any]) -> ExecutionRecord:
         epoch=row.epoch,
         lease_expires_at=row.lease_expires_at,
         code_snapshot=row.code_snapshot,
+        started_by=row.started_by,
     )
 
 

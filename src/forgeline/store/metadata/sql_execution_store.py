@@ -49,6 +49,7 @@ class SqlExecutionStore:
         parent_execution_id: str | None = None,
         status: ExecutionStatus = ExecutionStatus.EXECUTING,
         code_snapshot: str | None = None,
+        started_by: dict[str, Any] | None = None,
     ) -> ExecutionRecord:
         """Record a new Executing (or Queued) execution and one Pending StepRun per (name, kind), in order."""
         names = [name for name, _ in steps]
@@ -61,6 +62,7 @@ class SqlExecutionStore:
                 connection, execution_id=execution_id, pipeline_name=pipeline_name,
                 pipeline_version=pipeline_version, parameters=parameters, work_dir=work_dir,
                 parent_execution_id=parent_execution_id, status=status, code_snapshot=code_snapshot,
+                started_by=started_by,
             )
             steps_repository.append_step_runs(connection, execution_id, steps)
             return executions_repository.load_execution(connection, execution_id)

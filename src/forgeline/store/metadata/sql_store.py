@@ -78,15 +78,20 @@ class SqlMetadataStore(SqlExecutionStore):
         """Close pooled connections (the store stays usable and reconnects on its next call)."""
         self._engine.dispose()
 
-    def save_pipeline_version(self, name: str, definition: dict[str, Any]) -> PipelineVersion:
-        """Store the definition as the pipeline's next version, or return the stored version with its digest."""
+    def save_pipeline_version(self, name: str, definition: dict[str, Any],
+                              code_snapshot: str | None = None) -> PipelineVersion:
+        """Store the definition as the pipeline's next version, or return the stored version with its digest.
+
+        A code_snapshot given becomes the version's latest snapshot (also on a version stored before).
+        """
         digest = compute_definition_digest(definition)
         # Exactly what the JSON column hands back later, so this record equals get_pipeline_version's.
         stored = json.loads(json.dumps(definition))
         for attempt in range(1, _SAVE_ATTEMPTS + 1):
             try:
                 return self._tx.write(
-                    lambda connection: pipelines_repository.save_version(connection, name, stored, digest))
+                    lambda connection: pipelines_repository.save_version(connection, name, stored, digest,
+                                                                         code_snapshot))
             except IntegrityError as error:
                 # Another process inserted this version number first (SQLite serialises writers, so this is
                 # PostgreSQL's race); the next round sees its row.

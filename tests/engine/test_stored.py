@@ -1,0 +1,82 @@
+"""Stored pipelines: store_pipeline saves a version and its code snapshot; start_stored starts it by name."""
+
+from __future__ import annotations
+
+import pytest
+
+from forgeline.engine.runtime import Runtime
+from forgeline.engine.stored import StoredPipeline, start_stored, store_pipeline
+from forgeline.errors import ArtifactNotFoundError, ForgelineError, ParameterError, PipelineNotFoundError
+from forgeline.store.snapshots import read_snapshot
+
+PIPELINE = """
+    from forgeline.workflow import ParameterInteger, ParameterString, Pipeline, ProcessingStep
+
+    count = ParameterInteger("Count", default_value=1)
+    out = ParameterString("Out", default_value="out.txt")
+    pipeline = Pipeline(name="stored", parameters=[count, out], steps=[
+        ProcessingStep(name="Write", code="scripts/write.py", arguments=[out, count]),
+    ])
+"""
+WRITE = """
+    import sys
+    from helper import words
+    open(sys.argv[1], "w").write(words(int(sys.argv[2])))
+"""
+
+
+@pytest.fixture
+def stored(project, forgeline_home):
+    project.write("scripts/write.py", WRITE)
+    project.write("scripts/helper.py", "def words(n):\n    return 'first ' * n\n")
+    project.write("pipeline.py", PIPELINE)
+    return project.load()
+
+
+def test_store_pipeline_saves_a_version_and_the_code_it_runs(stored, project):
+    runtime = Runtime.at_edge()
+    saved = store_pipeline(runtime, stored, str(project.root))
+    assert isinstance(saved, StoredPipeline) and (saved.name, saved.version) == ("stored", 1)
+    version = runtime.store.get_pipeline_version("stored")
+    assert version.code_snapshot == saved.code_snapshot
+    # the script and the project module it imports, by their paths in the project folder
+    assert sorted(read_snapshot(runtime.artifacts, saved.code_snapshot)) == ["scripts/helper.py", "scripts/write.py"]
+    assert runtime.store.list_executions() == []  # nothing started
+    assert store_pipeline(runtime, stored, str(project.root)) == saved  # unchanged: same version, same snapshot
+
+    project.write("scripts/helper.py", "def words(n):\n    return 'second ' * n\n")
+    changed = store_pipeline(runtime, stored, str(project.root))
+    assert changed.version == 1 and changed.code_snapshot != saved.code_snapshot
+    assert runtime.store.get_pipeline_version("stored", 1).code_snapshot == changed.code_snapshot
+
+
+def test_start_stored_queues_an_execution_with_the_versions_snapshot_and_who_started_it(stored, project):
+    runtime = Runtime.at_edge()
+    saved = store_pipeline(runtime, stored, str(project.root))
+    execution_id = start_stored(runtime, "stored", {"Count": "3"}, work_dir=str(project.root),
+                                started_by={"kind": "schedule", "name": "weekly"})
+    record = runtime.store.get_execution(execution_id)
+    assert record.status.value == "Queued"
+    assert record.parameters == {"Count": 3, "Out": "out.txt"}  # coerced as `forgeline run` coerces
+    assert record.code_snapshot == saved.code_snapshot and record.pipeline_version == saved.version
+    assert record.started_by == {"kind": "schedule", "name": "weekly"}
+    assert record.work_dir == str(project.root)
+
+
+def test_start_stored_refuses_bad_input_before_recording_anything(stored, project):
+    runtime = Runtime.at_edge()
+    store_pipeline(runtime, stored, str(project.root))
+    with pytest.raises(ParameterError, match="Count"):
+        start_stored(runtime, "stored", {"Count": "many"})
+    with pytest.raises(ParameterError, match="Nope"):
+        start_stored(runtime, "stored", {"Nope": "1"})
+    with pytest.raises(PipelineNotFoundError, match="no version 7"):
+        start_stored(runtime, "stored", {}, version=7)
+    with pytest.raises(PipelineNotFoundError, match="no pipeline 'other'"):
+        start_stored(runtime, "other", {})
+    with pytest.raises(ArtifactNotFoundError, match="no code snapshot"):
+        start_stored(runtime, "stored", {}, code_snapshot="0" * 64)
+    runtime.store.save_pipeline_version("bare", stored.to_request() | {"Name": "bare"})
+    with pytest.raises(ForgelineError, match="has no code snapshot"):
+        start_stored(runtime, "bare", {})
+    assert runtime.store.list_executions() == []
