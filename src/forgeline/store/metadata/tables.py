@@ -303,6 +303,8 @@ schedules = Table(
     Column("pipeline_version", Integer, nullable=True),
     Column("pipeline_source", Text, nullable=True),
     Column("code_snapshot", String(128), nullable=True),
+    # The folder the schedule or trigger was created from: relative data paths resolve there, as in `run`.
+    Column("work_dir", Text, nullable=True),
     Column("cron", String(255), nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("parameters", JSON, nullable=False),
@@ -336,6 +338,8 @@ triggers = Table(
     Column("pipeline_version", Integer, nullable=True),
     Column("pipeline_source", Text, nullable=True),
     Column("code_snapshot", String(128), nullable=True),
+    # The folder the schedule or trigger was created from: relative data paths resolve there, as in `run`.
+    Column("work_dir", Text, nullable=True),
     Column("watch", Text, nullable=False),
     Column("pattern", String(255), nullable=False),
     Column("poll_seconds", Float, nullable=False),
