@@ -39,6 +39,10 @@ COMMANDS: dict[str, LazyCommand] = {
                                                          "executions, schedules, triggers and alarms."),
     "tokens": LazyCommand("forgeline.cli.tokens:app",
                           "API tokens for a forgeline server: roles viewer, operator, approver, admin."),
+    "schedules": LazyCommand("forgeline.cli.schedules:app",
+                             "Schedules: pipelines a forgeline server starts on a cron schedule."),
+    "triggers": LazyCommand("forgeline.cli.triggers:app",
+                            "File triggers: pipelines a forgeline server starts when a file arrives."),
 }
 
 

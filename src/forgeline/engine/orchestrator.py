@@ -83,6 +83,7 @@ class Orchestrator:
             parameters=self.record.parameters, load_return=self._load_return,
             find_latest_approved=store.latest_approved_model_package,
             find_model_package=store.get_model_package,
+            trigger_uri=str((self.record.started_by or {}).get("uri") or ""),
         )
         self.state = ExecutionState(store, self.id, self.pipeline, self.resolution, max_parallel)
         self.scheduler = self.state.scheduler

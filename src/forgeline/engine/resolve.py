@@ -49,6 +49,7 @@ class ResolutionContext:
     # The registry's lookup of a group's newest Approved package (None: ModelPackage expressions cannot resolve).
     find_latest_approved: Callable[[str], ModelPackageRecord] | None = None
     find_model_package: Callable[[str, int], ModelPackageRecord] | None = None
+    trigger_uri: str = ""  # the file that started the execution (ExecutionVariables.TRIGGER_URI), "" if none
 
     def properties_of(self, step_name: str) -> dict[str, Any]:
         """The property document of a finished step."""
@@ -92,6 +93,8 @@ def _execution_variable(value: ExecutionVariable, ctx: ResolutionContext) -> Any
         return ctx.pipeline_name
     if value.name == "StartDateTime":
         return ctx.start_datetime.isoformat()
+    if value.name == "TriggerUri":
+        return ctx.trigger_uri
     return datetime.now(UTC).isoformat()
 
 

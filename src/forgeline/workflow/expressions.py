@@ -81,8 +81,10 @@ class ExecutionVariables:
     PIPELINE_NAME = ExecutionVariable("PipelineName")
     START_DATETIME = ExecutionVariable("StartDateTime")
     CURRENT_DATETIME = ExecutionVariable("CurrentDateTime")
+    # The URI of the file whose arrival started the execution (a file trigger); empty otherwise.
+    TRIGGER_URI = ExecutionVariable("TriggerUri")
 
-    NAMES = ("PipelineExecutionId", "PipelineName", "StartDateTime", "CurrentDateTime")
+    NAMES = ("PipelineExecutionId", "PipelineName", "StartDateTime", "CurrentDateTime", "TriggerUri")
 
 
 PathPart = str | int

@@ -1,0 +1,169 @@
+"""TriggerWatcher: the server duty that starts one execution per new object in each trigger's watched folder.
+
+One server process at a time holds the ``triggers`` lease. Each trigger is listed every poll_seconds; an object
+(key and version) not seen before is read: a valid file is recorded pending in trigger_objects (a unique row,
+so it is claimed once), then its execution is started Queued and the row records it; an invalid file or an
+unknown parameter is recorded rejected together with a ``trigger.rejected`` alarm event, and starts nothing.
+A row left pending by a process that died is finished by the next holder: the execution it started is found by
+its started_by (which names the row), or it is started now. Nothing starts twice, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from forgeline.errors import ForgelineError, ParameterError
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.schedule_store import FireOutcome
+from forgeline.store.metadata.trigger_store import TriggerObject, TriggerRecord
+from forgeline.triggers.schedule_runner import RunnerTiming
+from forgeline.triggers.starting import ExecutionStarter
+from forgeline.triggers.trigger_files import TriggerFileError, read_trigger_parameters
+from forgeline.triggers.watched_folders import WatchedFolder, WatchedObject
+
+logger = logging.getLogger("forgeline.server")
+
+TRIGGERS_LEASE = "triggers"
+
+
+class TriggerWatcher:
+    """Polls every unpaused trigger's folder (a BackgroundService: ``name`` and ``run(stop)``)."""
+
+    name = "triggers"
+
+    def __init__(self, store: MetadataStore, starter: ExecutionStarter, owner: str, *,
+                 options_by_protocol: Mapping[str, Mapping[str, Any]] | None = None,
+                 timing: RunnerTiming | None = None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        """Watch the triggers in ``store`` as ``owner``, opening remote folders with ``options_by_protocol``."""
+        self.store = store
+        self.starter = starter
+        self.owner = owner
+        self.options_by_protocol = options_by_protocol or {}
+        self.timing = timing or RunnerTiming(tick_seconds=0.25)
+        self.monotonic = monotonic
+        self._polled: dict[str, float] = {}
+        self._folders: dict[tuple[str, str], WatchedFolder] = {}
+
+    def run(self, stop: threading.Event) -> None:
+        """Poll while holding the lease, until ``stop``; give the lease up on the way out."""
+        while not stop.is_set():
+            try:
+                if self.store.acquire_lease(TRIGGERS_LEASE, self.owner, self.timing.lease_seconds):
+                    self.tick()
+                else:
+                    self._polled.clear()  # another process acts; poll at once when this one takes over
+            except ForgelineError as error:
+                logger.warning("triggers: %s", error)
+            stop.wait(self.timing.tick_seconds)
+        try:
+            self.store.release_lease(TRIGGERS_LEASE, self.owner)
+        except ForgelineError as error:
+            logger.warning("triggers: could not release the lease: %s", error)
+
+    def tick(self) -> list[TriggerObject]:
+        """Finish objects a dead holder left pending, then poll each trigger that is due; the new objects' rows."""
+        for pending in self.store.list_trigger_objects(outcome=FireOutcome.PENDING, limit=10_000):
+            self._recover(pending)
+        handled: list[TriggerObject] = []
+        now = self.monotonic()
+        for trigger in self.store.list_triggers():
+            if trigger.paused or now - self._polled.get(trigger.name, float("-inf")) < trigger.poll_seconds:
+                continue
+            self._polled[trigger.name] = now
+            try:
+                handled.extend(self.poll(trigger))
+            except Exception as error:  # one trigger's broken folder must not stop the others
+                logger.warning("trigger %s: cannot poll %s: %s: %s", trigger.name, trigger.watch,
+                               type(error).__name__, error)
+        return handled
+
+    def poll(self, trigger: TriggerRecord) -> list[TriggerObject]:
+        """List the trigger's folder once and handle every object it has not seen; their rows."""
+        folder = self._folder(trigger)
+        seen = self.store.list_trigger_object_versions(trigger.name)
+        handled = []
+        renewed = self.monotonic()
+        for item in folder.list():
+            if (item.key, item.version) in seen:
+                continue
+            if self.monotonic() - renewed > self.timing.lease_seconds / 3:  # a long poll keeps its lease
+                if not self.store.acquire_lease(TRIGGERS_LEASE, self.owner, self.timing.lease_seconds):
+                    break
+                renewed = self.monotonic()
+            row = self._handle(trigger, folder, item)
+            if row is not None:
+                handled.append(row)
+        return handled
+
+    def _handle(self, trigger: TriggerRecord, folder: WatchedFolder, item: WatchedObject) -> TriggerObject | None:
+        try:
+            parameters = {**trigger.parameters, **read_trigger_parameters(folder.read(item), item.uri)}
+            self.starter.check_parameters(trigger.pipeline, parameters)
+        except FileNotFoundError:
+            return None  # gone between listing and reading
+        except TriggerFileError as error:
+            if item.fresh:
+                return None  # perhaps still being written: look again next poll
+            return self._reject(trigger, item, str(error))
+        except ParameterError as error:
+            return self._reject(trigger, item, f"{item.uri}: {error}")
+        claimed = self.store.claim_trigger_object(trigger.name, item.key, item.version)
+        if claimed is None:
+            return None
+        return self._start(trigger, claimed, item.uri, parameters)
+
+    def _start(self, trigger: TriggerRecord, claimed: TriggerObject, uri: str,
+               parameters: Mapping[str, Any]) -> TriggerObject:
+        outcome, execution_id, reason = FireOutcome.STARTED, None, None
+        try:
+            execution_id = self.starter.start(trigger.pipeline, parameters, _started_by(trigger.name, uri, claimed))
+        except ForgelineError as error:
+            outcome, reason = FireOutcome.FAILED, str(error)
+        self.store.finish_trigger_object(claimed.id, outcome, execution_id=execution_id, reason=reason)
+        logger.info("trigger %s: %s %s %s", trigger.name, uri, outcome.value, execution_id or reason or "")
+        return TriggerObject(claimed.id, claimed.trigger_name, claimed.key, claimed.version, outcome,
+                             claimed.seen_at, execution_id, reason)
+
+    def _reject(self, trigger: TriggerRecord, item: WatchedObject, reason: str) -> TriggerObject | None:
+        payload = {"trigger": trigger.name, "uri": item.uri, "reason": reason,
+                   "pipeline_name": trigger.pipeline.pipeline_name}
+        if not self.store.reject_trigger_object(trigger.name, item.key, item.version, reason, payload):
+            return None
+        logger.warning("trigger %s: rejected %s", trigger.name, reason)
+        rows = self.store.list_trigger_objects(trigger.name, outcome=FireOutcome.REJECTED, limit=1)
+        return rows[0] if rows else None
+
+    def _recover(self, pending: TriggerObject) -> None:
+        try:
+            trigger = self.store.get_trigger(pending.trigger_name)
+        except ForgelineError:
+            return
+        uri = self._folder(trigger).uri_of(pending.key)
+        since = pending.seen_at - timedelta(seconds=1)
+        found = self.starter.find_started(trigger.pipeline, since, {"kind": "trigger", "object_id": pending.id})
+        if found is not None:
+            self.store.finish_trigger_object(pending.id, FireOutcome.STARTED, execution_id=found)
+            return
+        folder = self._folder(trigger)
+        try:
+            parameters = {**trigger.parameters, **read_trigger_parameters(
+                folder.read(WatchedObject(pending.key, pending.version, uri)), uri)}
+        except (OSError, TriggerFileError) as error:
+            self.store.finish_trigger_object(pending.id, FireOutcome.FAILED, reason=f"{uri}: {error}")
+            return
+        self._start(trigger, pending, uri, parameters)
+
+    def _folder(self, trigger: TriggerRecord) -> WatchedFolder:
+        key = (trigger.watch, trigger.pattern)
+        if key not in self._folders:
+            self._folders[key] = WatchedFolder(trigger.watch, trigger.pattern, self.options_by_protocol)
+        return self._folders[key]
+
+
+def _started_by(name: str, uri: str, claimed: TriggerObject) -> dict[str, Any]:
+    return {"kind": "trigger", "name": name, "uri": uri, "object_id": claimed.id}
