@@ -32,6 +32,8 @@ DEFAULT_STORE_RETRY_SECONDS = 30.0
 MAX_CONCURRENT_EXECUTIONS_ENV = "FORGELINE_MAX_CONCURRENT_EXECUTIONS"
 DEFAULT_MAX_CONCURRENT_EXECUTIONS = 4
 """How many queued executions a server's launcher runs at once; more wait, Queued, for room."""
+CLOCK_FILE_ENV = "FORGELINE_CLOCK_FILE"
+"""Tests only: a file holding an ISO 8601 time that a server's schedules take as now (absent or empty: real time)."""
 STORAGE_OPTIONS_ENV = "FORGELINE_STORAGE_OPTIONS"
 """fsspec storage options per URL protocol, as JSON: ``{"s3": {"endpoint_url": "http://...", "key": "..."}}``."""
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
@@ -57,6 +59,7 @@ class Settings:
     storage_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     # FORGELINE_HOME unset and no .forgeline in this folder or above: home is ./.forgeline, made by the first write
     searched_from: Path | None = None
+    clock_file: Path | None = None  # tests only: the time a server's schedules take as now (FORGELINE_CLOCK_FILE)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,7 +87,8 @@ class Settings:
                    max_concurrent_executions=parse_count(env.get(MAX_CONCURRENT_EXECUTIONS_ENV),
                                                          MAX_CONCURRENT_EXECUTIONS_ENV,
                                                          DEFAULT_MAX_CONCURRENT_EXECUTIONS),
-                   storage_options=parse_storage_options(env.get(STORAGE_OPTIONS_ENV)))
+                   storage_options=parse_storage_options(env.get(STORAGE_OPTIONS_ENV)),
+                   clock_file=Path(env[CLOCK_FILE_ENV]) if env.get(CLOCK_FILE_ENV) else None)
 
     @property
     def logs_dir(self) -> Path:

@@ -113,3 +113,19 @@ class ReportError(ForgelineError):
 
 class DeploymentError(ForgelineError):
     """A deployment did not go live; the endpoint keeps what it served before."""
+
+
+class ScheduleNotFoundError(NotFoundError):
+    """No schedule by that name."""
+
+
+class ScheduleError(ForgelineError):
+    """A schedule cannot be created or changed as asked (a taken name, a bad cron expression or time zone)."""
+
+
+class TriggerNotFoundError(NotFoundError):
+    """No file trigger by that name."""
+
+
+class TriggerError(ForgelineError):
+    """A file trigger cannot be created or changed as asked (a taken name, a bad watch URL or pattern)."""
