@@ -23,10 +23,12 @@ from forgeline.store.metadata.records import (
     StepRun,
     StepStatus,
 )
+from forgeline.store.metadata.schedule_store import ScheduleStore
+from forgeline.store.metadata.trigger_store import TriggerStore
 from forgeline.store.metadata.updates import AttemptClose, AttemptOpen, ExecutionUpdate, StepRunUpdate
 
 
-class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Protocol):
+class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, ScheduleStore, TriggerStore, Protocol):
     """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction.
 
     Writes an orchestrator makes take ``epoch``: when given and not the execution's current epoch (another

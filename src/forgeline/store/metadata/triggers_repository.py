@@ -7,12 +7,13 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from forgeline.errors import TriggerError, TriggerNotFoundError
-from forgeline.store.metadata import alarms_repository
-from forgeline.store.metadata.alarm_store import AlarmEventDraft, AlarmEventKind
 from forgeline.store.metadata.column_types import utc_now
 from forgeline.store.metadata.schedule_store import FireOutcome, StoredPipelineRef
-from forgeline.store.metadata.tables import trigger_objects, triggers
+from forgeline.store.metadata.tables import alarm_events, trigger_objects, triggers
 from forgeline.store.metadata.trigger_store import TriggerDraft, TriggerObject, TriggerRecord
+
+TRIGGER_REJECTED = "trigger.rejected"
+"""The alarm event kind a rejected trigger file writes to the alarm outbox."""
 
 
 def insert_trigger(connection: Connection, draft: TriggerDraft) -> TriggerRecord:
@@ -93,8 +94,8 @@ def reject_object(connection: Connection, name: str, key: str, version: str, rea
     """Insert a rejected object and its trigger.rejected alarm event; False when the trigger saw it already."""
     if claim_object(connection, name, key, version, FireOutcome.REJECTED, reason) is None:
         return False
-    alarms_repository.insert_events(connection, [AlarmEventDraft(
-        kind=AlarmEventKind.TRIGGER_REJECTED.value, subject=name, payload=payload)])
+    connection.execute(insert(alarm_events).values(
+        kind=TRIGGER_REJECTED, subject=name, payload=payload, dispatched=False, created_at=utc_now()))
     return True
 
 
