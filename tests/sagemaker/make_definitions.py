@@ -184,11 +184,45 @@ def unmappable(session):  # steps forgeline cannot run: a custom image, an EMR s
     return Pipeline(name="unmappable", steps=[own, emr], sagemaker_session=session)
 
 
+def fit_line(points: dict, scale: float) -> tuple:  # defined in __main__: the SDK pickles it by value
+    """Least-squares slope and intercept (times ``scale``), and the points' label."""
+    xs, ys = points["xs"], points["ys"]
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return (round(slope * scale, 6), round((my - slope * mx) * scale, 6), points["label"])
+
+
+def functions(session):  # two chained @step functions and a condition on the second's return value
+    import shapes  # the project's module: the SDK pickles its functions by reference
+
+    from sagemaker.workflow.condition_step import ConditionStep
+    from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.workflow.execution_variables import ExecutionVariables
+    from sagemaker.workflow.fail_step import FailStep
+    from sagemaker.workflow.function_step import step
+    from sagemaker.workflow.parameters import ParameterFloat, ParameterInteger
+    from sagemaker.workflow.pipeline import Pipeline
+
+    count = ParameterInteger(name="Count", default_value=40)
+    scale = ParameterFloat(name="Scale", default_value=1.0)
+    least = ParameterFloat(name="MinSlope", default_value=2.5)
+    options = {"instance_type": "ml.m5.large", "role": ROLE, "keep_alive_period_in_seconds": 0,
+               "image_uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/python:3.11"}
+    points = step(name="MakePoints", **options)(shapes.make_points)(count, 7,
+                                                                   ExecutionVariables.PIPELINE_EXECUTION_ID)
+    fitted = step(name="FitLine", **options)(fit_line)(points, scale)
+    gate = ConditionStep(name="SlopeGate", conditions=[ConditionGreaterThanOrEqualTo(left=fitted[0], right=least)],
+                         if_steps=[], else_steps=[FailStep(name="TooFlat", error_message="slope too small")])
+    return Pipeline(name="functions", parameters=[count, scale, least], steps=[gate], sagemaker_session=session)
+
+
 def main(kind: str, project: Path) -> None:
     """Write the definition of pipeline ``kind`` and sync the bucket into ``project/data``."""
     from moto import mock_aws
 
     os.chdir(project)
+    sys.path.insert(0, str(project))  # the project's own modules import as they do in the user's shell
     with mock_aws():
         import boto3
 
@@ -197,7 +231,8 @@ def main(kind: str, project: Path) -> None:
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         session = PipelineSession(boto_session=boto3.Session(region_name=REGION), default_bucket=BUCKET)
-        pipeline = {"abalone": abalone, "vision": vision, "lambdas": lambdas, "unmappable": unmappable}[kind](session)
+        pipeline = {"abalone": abalone, "vision": vision, "lambdas": lambdas, "unmappable": unmappable,
+                    "functions": functions}[kind](session)
         (project / "definition.json").write_text(json.dumps(json.loads(pipeline.definition()), indent=1))
         for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
             target = project / "data" / item["Key"]

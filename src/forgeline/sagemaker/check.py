@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forgeline.sagemaker.function_steps import RUNNER
 from forgeline.workflow.steps import Step
 
 
@@ -32,6 +33,8 @@ def mapped(name: str, kind: str, step: Step | None, folded_into: str) -> StepRep
         detail += f" (environment from {runtime.requirements})"
     if getattr(step, "sagemaker_paths", False):
         detail += ", code sees /opt/ml"
+    if getattr(step, "function", None) == RUNNER:
+        detail += " (the function the SDK stored, called by this interpreter)"
     return StepReport(name, kind, "maps", detail)
 
 

@@ -29,6 +29,7 @@ EXECUTION_NAMES = {
 """SageMaker's execution variables and the forgeline variable each one becomes (an ARN becomes the id/name)."""
 
 _OUTPUT_PARAMETER = re.compile(r"^Steps\.([A-Za-z0-9_\-]+)\.OutputParameters\[['\"]([^'\"]+)['\"]\]$")
+_RESULTS_OF = re.compile(r"^Steps\.([A-Za-z0-9_\-]+)\.OutputDataConfig\.S3OutputPath$")
 _FINAL_METRIC = re.compile(r"^Steps\.([A-Za-z0-9_\-]+)\.FinalMetricDataList\[['\"]([^'\"]+)['\"]\]\.Value$")
 
 RenameStep = Callable[[str], Any]
@@ -61,10 +62,7 @@ class Translator:
         if len(value) == 1 and isinstance(value.get("Std:JsonGet"), Mapping):
             body = value["Std:JsonGet"]
             if "PropertyFile" not in body:
-                raise PipelineDefinitionError(
-                    "a JsonGet that reads a file by S3 URI (a @step's result) cannot be imported; "
-                    "read a PropertyFile of a step instead"
-                )
+                return _function_result(body)
             return {"Std:JsonGet": {"PropertyFile": self.json(body["PropertyFile"]), "Path": body["Path"]}}
         return {k: self.json(v) for k, v in value.items()}
 
@@ -96,6 +94,21 @@ class Translator:
             prefix = on.join(str(v) for v in values[:literals])
             values = [self.s3.map(prefix) if prefix.startswith("s3://") else prefix, *values[literals:]]
         return {"Std:Join": {"On": on, "Values": values}}
+
+
+def _function_result(body: Mapping[str, Any]) -> Any:
+    """A JsonGet of a @step's ``results.json`` (what the SDK writes for a DelayedReturn that a condition or
+    another step reads) as a reference to that step's return value: ``Result[0]`` → ``Steps.X.return[0]``."""
+    uri, path = body.get("S3Uri"), str(body.get("Path", ""))
+    join = uri.get("Std:Join", {}) if isinstance(uri, Mapping) else {}
+    values = join.get("Values", [])
+    step = _RESULTS_OF.match(values[0].get("Get", "")) if len(values) == 2 and isinstance(values[0], Mapping) else None
+    if step is None or values[1] != "results.json" or join.get("On") != "/" or not path.startswith("Result"):
+        raise PipelineDefinitionError(
+            f"a JsonGet that reads {json.dumps(uri)} by S3 URI cannot be imported; forgeline reads a PropertyFile "
+            "of a step, or the return value of a @step"
+        )
+    return {"Get": f"Steps.{step.group(1)}.return{path[len('Result'):]}"}
 
 
 def json_text(value: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from forgeline.errors import PipelineDefinitionError
@@ -10,6 +11,7 @@ from forgeline.sagemaker.check import StepReport, mapped
 from forgeline.sagemaker.code_lookup import CodeFinder
 from forgeline.sagemaker.containers import ContainerRuntime, ContainerTable
 from forgeline.sagemaker.document import parse_document, walk_steps, written_by_forgeline
+from forgeline.sagemaker.function_steps import is_function_step, user_requirements
 from forgeline.sagemaker.s3 import S3Map
 from forgeline.sagemaker.steps import ImportContext, Unmappable, fold, is_repack, map_step
 from forgeline.workflow.parameters import parameter_from_request
@@ -56,7 +58,11 @@ def check_definition(document: str | bytes | Mapping[str, Any], code_root: str =
         except Unmappable as exc:
             reports.append(StepReport(name, kind, "cannot map", exc.reason))
             continue
-        reports.append(mapped(name, kind, step, FOLDED["Repack" if is_repack(request) else "Model"]))
+        report = mapped(name, kind, step, FOLDED["Repack" if is_repack(request) else "Model"])
+        needs = user_requirements(request) if is_function_step(request) else None
+        if needs:
+            report = replace(report, detail=f"{report.detail}; install {needs} into this interpreter first")
+        reports.append(report)
     return reports
 
 

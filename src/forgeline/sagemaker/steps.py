@@ -23,6 +23,7 @@ from forgeline.sagemaker.containers import (
     ContainerTable,
 )
 from forgeline.sagemaker.expressions import Translator, json_text
+from forgeline.sagemaker.function_steps import function_step, is_function_step, unsupported
 from forgeline.workflow.conditions import Condition
 from forgeline.workflow.policies import CacheConfig, parse_duration
 from forgeline.workflow.retry_policies import retry_policy_from_sagemaker
@@ -81,6 +82,7 @@ class ImportContext:
     models: dict[str, Model] = field(default_factory=dict)
     model_problems: dict[str, str] = field(default_factory=dict)
     folded_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    function_steps: set[str] = field(default_factory=set)  # the SDK's @step functions
     translator: Translator = field(init=False)
 
     def __post_init__(self) -> None:
@@ -154,6 +156,8 @@ def fold(requests: Sequence[Mapping[str, Any]], ctx: ImportContext) -> None:
     for request in requests:
         if is_repack(request):
             ctx.repacks[request["Name"]] = request["Arguments"]
+        if is_function_step(request):
+            ctx.function_steps.add(request["Name"])
     for request in requests:
         if is_repack(request) or request.get("Type") == "Model":
             refs = _STEP_REFERENCE.findall(str(request.get("Arguments")))
@@ -252,10 +256,15 @@ def _training(request: Mapping[str, Any], ctx: ImportContext) -> Step | None:
         return None
     args, name = request["Arguments"], request["Name"]
     spec = args.get("AlgorithmSpecification", {})
+    if is_function_step(request):
+        reason = unsupported(request)
+        if reason is not None:
+            raise Unmappable(name, "Training", f"a @step function, but {reason}")
+        return function_step(request, ctx, job_common(request, ctx))
     if spec.get("ContainerEntrypoint"):
         raise Unmappable(name, "Training", "its container has its own entrypoint "
-                                           f"{spec['ContainerEntrypoint']} (a @step function serialised by the "
-                                           "SDK, or a custom program); write it as a forgeline @step instead")
+                                           f"{spec['ContainerEntrypoint']} (a custom program); map its image and "
+                                           "name a script, or write it as a forgeline @step")
     if not spec.get("TrainingImage"):
         raise Unmappable(name, "Training", f"algorithm {spec.get('AlgorithmName')!r} (no image) has no local "
                                            "counterpart")
