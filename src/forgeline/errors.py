@@ -115,6 +115,18 @@ class DeploymentError(ForgelineError):
     """A deployment did not go live; the endpoint keeps what it served before."""
 
 
+class TokenError(ForgelineError):
+    """An API token cannot be created, found or used as asked (a taken name, an unknown role)."""
+
+
+class AuthenticationError(ForgelineError):
+    """An API call without a token, or with one the server does not know (HTTP 401)."""
+
+
+class PermissionDeniedError(ForgelineError):
+    """An API call whose token's role may not do what it asks (HTTP 403)."""
+
+
 class ScheduleNotFoundError(NotFoundError):
     """No schedule by that name."""
 

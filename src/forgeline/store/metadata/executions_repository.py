@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from forgeline.errors import ExecutionFinishedError, ExecutionNotFoundError, PipelineNotFoundError, StoreError
@@ -103,9 +103,16 @@ def resolve_execution(connection: Connection, id_or_prefix: str) -> ExecutionRec
 
 def list_executions(connection: Connection, pipeline_name: str | None, limit: int,
                     statuses: Collection[ExecutionStatus] | None = None,
-                    since: datetime | None = None) -> list[ExecutionRecord]:
-    """Up to limit executions, newest first, optionally of one pipeline, some statuses, created since a moment."""
+                    since: datetime | None = None,
+                    before: tuple[datetime, str] | None = None) -> list[ExecutionRecord]:
+    """Up to limit executions, newest first, optionally of one pipeline, some statuses, created since a moment.
+
+    ``before`` (created_at, id): only executions after that one in this order (the next page).
+    """
     query = select(executions).order_by(executions.c.created_at.desc(), executions.c.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(or_(executions.c.created_at < before[0],
+                                and_(executions.c.created_at == before[0], executions.c.id < before[1])))
     if pipeline_name is not None:
         query = query.where(executions.c.pipeline_name == pipeline_name)
     if statuses is not None:

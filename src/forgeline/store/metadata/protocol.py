@@ -24,11 +24,14 @@ from forgeline.store.metadata.records import (
     StepStatus,
 )
 from forgeline.store.metadata.schedule_store import ScheduleStore
+from forgeline.store.metadata.server_store import ServerStore
+from forgeline.store.metadata.tokens_store import TokenStore
 from forgeline.store.metadata.trigger_store import TriggerStore
 from forgeline.store.metadata.updates import AttemptClose, AttemptOpen, ExecutionUpdate, StepRunUpdate
 
 
-class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, ScheduleStore, TriggerStore, Protocol):
+class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, TokenStore, ServerStore, ScheduleStore,
+                    TriggerStore, Protocol):
     """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction.
 
     Writes an orchestrator makes take ``epoch``: when given and not the execution's current epoch (another
@@ -89,8 +92,12 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, Schedul
 
     def list_executions(self, pipeline_name: str | None = None, limit: int = 50, *,
                         statuses: Collection[ExecutionStatus] | None = None,
-                        since: datetime | None = None) -> list[ExecutionRecord]:
-        """Executions, newest first, optionally of one pipeline, of some statuses, created at or after since."""
+                        since: datetime | None = None,
+                        before: tuple[datetime, str] | None = None) -> list[ExecutionRecord]:
+        """Executions, newest first, optionally of one pipeline, of some statuses, created at or after since.
+
+        The order is (created_at, id), both descending; ``before`` (created_at, id) starts after that execution.
+        """
         ...
 
     def update_execution(self, execution_id: str, update: ExecutionUpdate, *,

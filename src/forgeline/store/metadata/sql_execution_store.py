@@ -75,11 +75,11 @@ class SqlExecutionStore:
 
     def list_executions(self, pipeline_name: str | None = None, limit: int = 50, *,
                         statuses: Collection[ExecutionStatus] | None = None,
-                        since: datetime | None = None) -> list[ExecutionRecord]:
+                        since: datetime | None = None,
+                        before: tuple[datetime, str] | None = None) -> list[ExecutionRecord]:
         """Executions, newest first, optionally of one pipeline, of some statuses, created at or after since."""
-        return self._tx.read(
-            lambda connection: executions_repository.list_executions(connection, pipeline_name, limit, statuses, since)
-        )
+        return self._tx.read(lambda connection: executions_repository.list_executions(
+            connection, pipeline_name, limit, statuses, since, before))
 
     def update_execution(self, execution_id: str, update: ExecutionUpdate, *,
                          epoch: int | None = None) -> ExecutionRecord:

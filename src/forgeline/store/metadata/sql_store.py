@@ -43,13 +43,14 @@ from forgeline.store.metadata.records import (
 )
 from forgeline.store.metadata.sql_execution_store import SqlExecutionStore
 from forgeline.store.metadata.sql_schedule_store import SqlScheduleStore
+from forgeline.store.metadata.sql_server_store import SqlServerStore
 from forgeline.store.metadata.transactions import Transactions
 from forgeline.workflow.models import ModelApprovalStatus
 
 _SAVE_ATTEMPTS = 5
 
 
-class SqlMetadataStore(SqlExecutionStore, SqlScheduleStore):
+class SqlMetadataStore(SqlExecutionStore, SqlServerStore, SqlScheduleStore):
     """MetadataStore on a SQL database; every public method is one short transaction."""
 
     def __init__(self, database_url: str, *, create: bool = True,
