@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from forgeline.config import STORAGE_OPTIONS_ENV, parse_storage_options
-from forgeline.errors import JobError
+from forgeline.errors import ArtifactNotFoundError, JobError
 from forgeline.store.artifacts import ArtifactStore
 
 SECRET_KEY_ENV = "REMOTE_FUNCTION_SECRET_KEY"
@@ -174,8 +174,8 @@ class ArgumentResolver:
         the results an older SDK's URI names."""
         if isinstance(uri, Properties):
             return self.reference(uri.path)
-        parts = [self.s3_base_uri if isinstance(p, S3BaseUri) else self.value(p) for p in uri]
-        return self.payloads.read("/".join(str(p).strip("/") for p in parts))
+        parts = [str(self.s3_base_uri if isinstance(p, S3BaseUri) else self.value(p)) for p in uri]
+        return self.payloads.read("/".join([parts[0].rstrip("/"), *(p.strip("/") for p in parts[1:])]))
 
 
 class PayloadStore:
@@ -196,7 +196,7 @@ class PayloadStore:
         try:
             metadata = json.loads(self.store.read_bytes(f"{folder}/metadata.json"))
             payload = self.store.read_bytes(f"{folder}/payload.pkl")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, ArtifactNotFoundError) as exc:
             raise StoredFunctionError(f"cannot read the stored payload in {folder}: {exc}") from None
         if metadata.get("version") != METADATA_VERSION or metadata.get("serialization_module") != "cloudpickle":
             raise StoredFunctionError(f"{folder}/metadata.json describes a format forgeline does not read: {metadata}")
