@@ -141,3 +141,11 @@ class TriggerNotFoundError(NotFoundError):
 
 class TriggerError(ForgelineError):
     """A file trigger cannot be created or changed as asked (a taken name, a bad watch URL or pattern)."""
+
+
+class AlarmError(ForgelineError):
+    """An alarm cannot be defined or delivered as asked (unknown event, bad target, bad condition)."""
+
+
+class AlarmNotFoundError(NotFoundError):
+    """No alarm by that name."""

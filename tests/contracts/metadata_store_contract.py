@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from contracts.alarm_store_contract import AlarmStoreContract
 from contracts.cache_and_metrics_contract import CacheAndMetricsContract
 from contracts.endpoint_store_contract import EndpointStoreContract
 from contracts.execution_ownership_contract import ExecutionOwnershipContract
@@ -42,7 +43,7 @@ def _is_utc(value: datetime | None) -> bool:
 
 class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, EndpointStoreContract,
                             HousekeepingStoreContract, ExecutionOwnershipContract, StepEventsContract,
-                            StepTransitionContract, ServerStoreContract):
+                            StepTransitionContract, ServerStoreContract, AlarmStoreContract):
     """Shared tests; a backend's test module subclasses this and provides a fresh, empty `store`."""
 
     @pytest.fixture

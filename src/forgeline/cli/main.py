@@ -43,6 +43,8 @@ COMMANDS: dict[str, LazyCommand] = {
                              "Schedules: pipelines a forgeline server starts on a cron schedule."),
     "triggers": LazyCommand("forgeline.cli.triggers:app",
                             "File triggers: pipelines a forgeline server starts when a file arrives."),
+    "alarms": LazyCommand("forgeline.cli.alarms:app",
+                          "Alarms: events sent to webhooks, email and commands by the server."),
 }
 
 

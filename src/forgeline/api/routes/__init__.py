@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 MODULES = (
     "pipelines",
+    "alarms",
 )
 """Route modules of forgeline.api.routes, one per resource; a new one is added by one line."""
 

@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from forgeline.store.metadata.alarm_store import AlarmStore
 from forgeline.store.metadata.endpoint_store import EndpointStore
 from forgeline.store.metadata.housekeeping_store import HousekeepingStore
 from forgeline.store.metadata.model_package_store import ModelPackageStore
@@ -31,7 +32,7 @@ from forgeline.store.metadata.updates import AttemptClose, AttemptOpen, Executio
 
 
 class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, TokenStore, ServerStore, ScheduleStore,
-                    TriggerStore, Protocol):
+                    TriggerStore, AlarmStore, Protocol):
     """Durable record of pipelines, executions, steps, attempts, cache and metrics; each call is one transaction.
 
     Writes an orchestrator makes take ``epoch``: when given and not the execution's current epoch (another

@@ -41,6 +41,7 @@ from forgeline.store.metadata.records import (
     PipelineSummary,
     PipelineVersion,
 )
+from forgeline.store.metadata.sql_alarm_store import SqlAlarmStore
 from forgeline.store.metadata.sql_execution_store import SqlExecutionStore
 from forgeline.store.metadata.sql_schedule_store import SqlScheduleStore
 from forgeline.store.metadata.sql_server_store import SqlServerStore
@@ -50,7 +51,7 @@ from forgeline.workflow.models import ModelApprovalStatus
 _SAVE_ATTEMPTS = 5
 
 
-class SqlMetadataStore(SqlExecutionStore, SqlServerStore, SqlScheduleStore):
+class SqlMetadataStore(SqlExecutionStore, SqlServerStore, SqlAlarmStore, SqlScheduleStore):
     """MetadataStore on a SQL database; every public method is one short transaction."""
 
     def __init__(self, database_url: str, *, create: bool = True,
