@@ -24,8 +24,12 @@ ORCHESTRATOR_TIMEOUT_ENV = "FORGELINE_ORCHESTRATOR_TIMEOUT"
 DEFAULT_ORCHESTRATOR_TIMEOUT_SECONDS = 30.0
 """An orchestrator silent this long is lost: six of its heartbeats (one every timeout/6 s, at most 5 s)."""
 EXECUTOR_ENV = "FORGELINE_EXECUTOR"
-EXECUTORS = ("local",)
-"""The executors FORGELINE_EXECUTOR may name; ``local`` runs jobs as processes on this machine."""
+EXECUTORS = ("local", "ray", "ray://<host>:<port>")
+"""The executors FORGELINE_EXECUTOR may name: ``local`` runs jobs as processes on this machine, ``ray`` on a Ray
+cluster started here (or RAY_ADDRESS's), ``ray://host:port`` on the Ray cluster whose head listens there."""
+_RAY_ADDRESS = re.compile(r"^ray://[A-Za-z0-9_.\-]+:\d{1,5}$")
+INSTANCE_TYPES_ENV = "FORGELINE_INSTANCE_TYPES"
+"""Instance types as Ray resources, as JSON: ``{"ml.g5.xlarge": {"num_cpus": 4, "num_gpus": 1, "memory": "16GiB"}}``."""
 STORE_RETRY_ENV = "FORGELINE_STORE_RETRY_SECONDS"
 DEFAULT_STORE_RETRY_SECONDS = 30.0
 """A metadata store call keeps trying this long through a locked or unreachable database, then fails clearly."""
@@ -57,6 +61,8 @@ class Settings:
     max_concurrent_executions: int = DEFAULT_MAX_CONCURRENT_EXECUTIONS  # a server's queue launcher's limit
     # fsspec options per protocol for every remote location forgeline opens (artifact root, s3:// inputs, ...)
     storage_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    # instance types mapped to Ray resources, on top of the built-in table (FORGELINE_INSTANCE_TYPES)
+    instance_types: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     # FORGELINE_HOME unset and no .forgeline in this folder or above: home is ./.forgeline, made by the first write
     searched_from: Path | None = None
     clock_file: Path | None = None  # tests only: the time a server's schedules take as now (FORGELINE_CLOCK_FILE)
@@ -88,6 +94,7 @@ class Settings:
                                                          MAX_CONCURRENT_EXECUTIONS_ENV,
                                                          DEFAULT_MAX_CONCURRENT_EXECUTIONS),
                    storage_options=parse_storage_options(env.get(STORAGE_OPTIONS_ENV)),
+                   instance_types=parse_instance_types(env.get(INSTANCE_TYPES_ENV)),
                    clock_file=Path(env[CLOCK_FILE_ENV]) if env.get(CLOCK_FILE_ENV) else None)
 
     @property
@@ -114,6 +121,7 @@ class Settings:
             STORE_RETRY_ENV: f"{self.store_retry_seconds:g}",
             MAX_CONCURRENT_EXECUTIONS_ENV: str(self.max_concurrent_executions),
             STORAGE_OPTIONS_ENV: json.dumps(self.storage_options),
+            INSTANCE_TYPES_ENV: json.dumps(self.instance_types),
         }
 
 
@@ -163,10 +171,26 @@ def parse_flag(text: str | None, what: str) -> bool:
 
 def parse_executor(text: str | None) -> str:
     """An executor name (see EXECUTORS); unset is ``local``."""
-    name = (text or "local").strip().lower() or "local"
-    if name not in EXECUTORS:
+    name = (text or "local").strip() or "local"
+    if name.lower() in ("local", "ray"):
+        return name.lower()
+    if not _RAY_ADDRESS.match(name):
         raise ConfigurationError(f"{EXECUTOR_ENV}={text!r} is not an executor; accepted: {', '.join(EXECUTORS)}")
     return name
+
+
+def parse_instance_types(text: str | None) -> dict[str, dict[str, Any]]:
+    """Instance types as Ray resources from a JSON object of objects; unset or empty is none."""
+    if not text or not text.strip():
+        return {}
+    try:
+        table = json.loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{INSTANCE_TYPES_ENV} is not JSON: {exc}") from None
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise ConfigurationError(f"{INSTANCE_TYPES_ENV} must be a JSON object of objects, like "
+                                 '{"ml.g5.xlarge": {"num_cpus": 4, "num_gpus": 1, "memory": "16GiB"}}')
+    return table
 
 
 def parse_storage_options(text: str | None) -> dict[str, dict[str, Any]]:
@@ -210,3 +234,28 @@ def parse_count(text: str | None, what: str, default: int) -> int:
     if count < 1:
         raise ConfigurationError(f"{what}={text!r} is not a whole number of at least 1; write e.g. 4")
     return count
+
+
+SERVER_URL_ENV = "FORGELINE_URL"
+SERVER_TOKEN_ENV = "FORGELINE_TOKEN"
+_SERVER_URL = re.compile(r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
+
+
+@dataclass(frozen=True)
+class ServerConnection:
+    """The forgeline server the CLI talks to instead of the store (FORGELINE_URL), with its token (FORGELINE_TOKEN)."""
+
+    url: str  # e.g. http://127.0.0.1:8080, without a trailing slash
+    token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConnection | None:
+        """The server FORGELINE_URL names, or None when it is unset (commands then use the store directly)."""
+        env = os.environ if environ is None else environ
+        url = (env.get(SERVER_URL_ENV) or "").strip()
+        if not url:
+            return None
+        if not _SERVER_URL.match(url):
+            raise ConfigurationError(f"{SERVER_URL_ENV}={url!r} is not a server URL; write e.g. "
+                                     "http://127.0.0.1:8080 (the address `forgeline server` prints)")
+        return cls(url.rstrip("/"), (env.get(SERVER_TOKEN_ENV) or "").strip() or None)
