@@ -14,8 +14,7 @@ import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import pathspec
+from typing import Protocol
 
 from forgeline.config import DEFAULT_MAX_CODE_BYTES
 from forgeline.errors import JobInputError
@@ -96,16 +95,28 @@ def copy_code_folder(folder: str | os.PathLike[str], target: Path, rules: CodeFo
         shutil.copy2(file.path, destination)
 
 
-def _ignore_spec(root: str) -> pathspec.GitIgnoreSpec:
+class _IgnoreRules(Protocol):
+    def match_file(self, file: str) -> bool: ...
+
+
+class _NothingIgnored:
+    def match_file(self, file: str) -> bool:
+        return False
+
+
+def _ignore_spec(root: str) -> _IgnoreRules:
     try:
         with open(os.path.join(root, IGNORE_FILE), encoding="utf-8") as handle:
             lines = handle.read().splitlines()
     except FileNotFoundError:
-        lines = []
-    return pathspec.GitIgnoreSpec.from_lines(lines)
+        return _NothingIgnored()  # most folders have no ignore file: no need to import pathspec (tens of ms)
+    import pathspec
+
+    spec: pathspec.GitIgnoreSpec = pathspec.GitIgnoreSpec.from_lines(lines)
+    return spec
 
 
-def _skipped_folder(path: str, name: str, relative: str, excluded: set[str], ignored: pathspec.GitIgnoreSpec) -> bool:
+def _skipped_folder(path: str, name: str, relative: str, excluded: set[str], ignored: _IgnoreRules) -> bool:
     if name in ALWAYS_SKIPPED_FOLDERS or os.path.isfile(os.path.join(path, VENV_MARKER)):
         return True
     if ignored.match_file(relative + "/"):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from forgeline.store.metadata.column_types import utc_now
 from forgeline.store.metadata.records import ContentIndexEntry
@@ -69,6 +69,8 @@ def _upsert(connection: Connection, rows: list[dict[str, Any]]) -> None:
             rows,
         )
     elif dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql  # its import pulls in every PostgreSQL driver adapter
+
         postgresql_insert = postgresql.insert(content_index)
         connection.execute(
             postgresql_insert.on_conflict_do_update(
