@@ -20,6 +20,7 @@ from forgeline.api.auth import Authenticator, check_no_auth_host
 from forgeline.api.services import BackgroundService, ServiceThreads
 from forgeline.engine.launch import QueueLauncher
 from forgeline.engine.runtime import Runtime
+from forgeline.triggers.services import trigger_services
 
 logger = logging.getLogger("forgeline.server")
 
@@ -50,7 +51,7 @@ class QueueService:
 
 def default_services(runtime: Runtime) -> list[BackgroundService]:
     """The services every server runs: the queue launcher, the schedules, the triggers and the alarms."""
-    return [QueueService(runtime)]
+    return [QueueService(runtime), *trigger_services(runtime)]
 
 
 def serve_api(runtime: Runtime, options: ServerOptions, services: Sequence[BackgroundService] | None = None) -> None:

@@ -65,6 +65,8 @@ class ScheduleRunner:
                     self.tick()
             except ForgelineError as error:  # a store fault: say it and try again next tick
                 logger.warning("schedules: %s", error)
+            except Exception:  # a fault in one tick must not end the duty: log it and tick again
+                logger.exception("schedules: tick failed")
             stop.wait(self.timing.tick_seconds)
         try:
             self.store.release_lease(SCHEDULES_LEASE, self.owner)

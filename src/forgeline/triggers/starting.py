@@ -70,3 +70,12 @@ class QueuedStarter:
             version = self.runtime.store.get_pipeline_version(pipeline.pipeline_name, pipeline.pipeline_version)
             self._parameters[key] = Pipeline.from_definition(version.definition)
         return self._parameters[key]
+
+
+def pinned_pipeline(runtime: Runtime, name: str, version: int | None, parameters: Mapping[str, Any],
+                    work_dir: str | None = None) -> StoredPipelineRef:
+    """A stored pipeline version (newest when None) with its code snapshot, once ``parameters`` fit it."""
+    stored = runtime.store.get_pipeline_version(name, version)
+    ref = StoredPipelineRef(name, stored.version, stored.code_snapshot, None, work_dir)
+    QueuedStarter(runtime).check_parameters(ref, parameters)
+    return ref

@@ -59,6 +59,8 @@ class TriggerWatcher:
                     self._polled.clear()  # another process acts; poll at once when this one takes over
             except ForgelineError as error:
                 logger.warning("triggers: %s", error)
+            except Exception:  # a fault in one tick must not end the duty: log it and tick again
+                logger.exception("triggers: tick failed")
             stop.wait(self.timing.tick_seconds)
         try:
             self.store.release_lease(TRIGGERS_LEASE, self.owner)

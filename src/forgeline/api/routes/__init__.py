@@ -9,6 +9,8 @@ from fastapi import APIRouter
 MODULES = (
     "pipelines",
     "alarms",
+    "schedules",
+    "triggers",
 )
 """Route modules of forgeline.api.routes, one per resource; a new one is added by one line."""
 
