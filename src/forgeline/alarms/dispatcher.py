@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from forgeline.alarms.conditions import Condition
 from forgeline.alarms.delivery import deliver
+from forgeline.alarms.mail import SmtpServer
 from forgeline.alarms.matching import deliveries_for, metric_conditions
 from forgeline.alarms.messages import render_message
 from forgeline.alarms.settings import AlarmSettings
@@ -40,7 +41,12 @@ class AlarmDispatcher:
     name = "alarms"
 
     def __init__(self, store: MetadataStore, settings: AlarmSettings, *, owner: str | None = None) -> None:
-        """A dispatcher over ``store``; ``owner`` names this process in the lease (host:pid by default)."""
+        """A dispatcher over ``store``; ``owner`` names this process in the lease (host:pid by default).
+
+        A FORGELINE_SMTP_URL that is not one is refused here, when the server starts, not at the first email.
+        """
+        if settings.smtp_url is not None:
+            SmtpServer.from_url(settings.smtp_url)
         self.store = store
         self.settings = settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:alarms"

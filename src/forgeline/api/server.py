@@ -15,6 +15,8 @@ from types import FrameType
 
 import uvicorn
 
+from forgeline.alarms.dispatcher import AlarmDispatcher
+from forgeline.alarms.settings import AlarmSettings
 from forgeline.api.app import create_app
 from forgeline.api.auth import Authenticator, check_no_auth_host
 from forgeline.api.services import BackgroundService, ServiceThreads
@@ -51,7 +53,8 @@ class QueueService:
 
 def default_services(runtime: Runtime) -> list[BackgroundService]:
     """The services every server runs: the queue launcher, the schedules, the triggers and the alarms."""
-    return [QueueService(runtime), *trigger_services(runtime)]
+    return [QueueService(runtime), *trigger_services(runtime),
+            AlarmDispatcher(runtime.store, AlarmSettings.from_env())]
 
 
 def serve_api(runtime: Runtime, options: ServerOptions, services: Sequence[BackgroundService] | None = None) -> None:
