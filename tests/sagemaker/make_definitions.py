@@ -217,6 +217,26 @@ def functions(session):  # two chained @step functions and a condition on the se
     return Pipeline(name="functions", parameters=[count, scale, least], steps=[gate], sagemaker_session=session)
 
 
+def transform(session):  # a batch transform whose instance count is a pipeline parameter
+    from sagemaker.sklearn import SKLearnModel
+    from sagemaker.transformer import Transformer
+    from sagemaker.workflow.model_step import ModelStep
+    from sagemaker.workflow.parameters import ParameterInteger
+    from sagemaker.workflow.pipeline import Pipeline
+    from sagemaker.workflow.steps import TransformStep
+
+    workers = ParameterInteger(name="Workers", default_value=1)
+    model = SKLearnModel(model_data=f"s3://{BUCKET}/model/model.tar.gz", entry_point="inference.py",
+                         framework_version="1.2-1", role=ROLE, sagemaker_session=session)
+    create = ModelStep(name="Model", step_args=model.create(instance_type="ml.m5.large"))
+    transformer = Transformer(model_name=create.properties.ModelName, instance_type="ml.m5.large",
+                              instance_count=workers, output_path=f"s3://{BUCKET}/scores", accept="text/csv",
+                              assemble_with="Line", sagemaker_session=session)
+    score = TransformStep(name="Score", step_args=transformer.transform(
+        data=f"s3://{BUCKET}/rows", content_type="text/csv", split_type="Line"))
+    return Pipeline(name="transform", parameters=[workers], steps=[create, score], sagemaker_session=session)
+
+
 def main(kind: str, project: Path) -> None:
     """Write the definition of pipeline ``kind`` and sync the bucket into ``project/data``."""
     from moto import mock_aws
@@ -232,7 +252,7 @@ def main(kind: str, project: Path) -> None:
         s3.create_bucket(Bucket=BUCKET)
         session = PipelineSession(boto_session=boto3.Session(region_name=REGION), default_bucket=BUCKET)
         pipeline = {"abalone": abalone, "vision": vision, "lambdas": lambdas, "unmappable": unmappable,
-                    "functions": functions}[kind](session)
+                    "functions": functions, "transform": transform}[kind](session)
         (project / "definition.json").write_text(json.dumps(json.loads(pipeline.definition()), indent=1))
         for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
             target = project / "data" / item["Key"]

@@ -381,7 +381,7 @@ def _transform(request: Mapping[str, Any], ctx: ImportContext) -> Step:
         inputs=TransformInput(ctx.value(source["DataSource"]["S3DataSource"]["S3Uri"]),
                               source.get("ContentType") or "text/csv", source.get("SplitType") or "None"),
         strategy=args.get("BatchStrategy", "MultiRecord"), max_payload_mb=args.get("MaxPayloadInMB", 6),
-        instance_count=count if isinstance(count, int) else 1,
+        instance_count=ctx.value(count),
         assemble_with=output.get("AssembleWith", "None"), accept=output.get("Accept"),
         join_source=args.get("DataProcessing", {}).get("JoinSource", "None"),
         output_path=ctx.value(output.get("S3OutputPath")), env=ctx.value(args.get("Environment", {})),

@@ -227,6 +227,11 @@ def run_stored_function(function_uri: str, results_uri: str, s3_base_uri: str, r
                         code_root: str | None = None, results_json: bool = False) -> Any:
     """Call the function stored under ``function_uri`` with its stored arguments resolved, store its return under
     ``results_uri`` in the SDK's layout, and return it (forgeline keeps it as the step's return value)."""
+    try:
+        import cloudpickle  # noqa: F401 - the payloads need it to load; say so before they fail to
+    except ImportError:
+        raise StoredFunctionError("running a SageMaker @step function needs cloudpickle: "
+                                  "pip install 'forgeline[sagemaker]'") from None
     store = ArtifactStore(os.getcwd(), options_by_protocol=parse_storage_options(os.environ.get(STORAGE_OPTIONS_ENV)))
     payloads = PayloadStore(store, os.environ.get(SECRET_KEY_ENV) or None)
     if code_root and code_root not in sys.path:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from forgeline.errors import PipelineDefinitionError
+from forgeline.errors import ExpressionError, PipelineDefinitionError
 from forgeline.workflow.expressions import Expression, parse_value, serialize
 from forgeline.workflow.models import parse_package_arn
 from forgeline.workflow.policies import CacheConfig, RetryPolicy
@@ -53,7 +53,7 @@ class TransformStep(JobStep):
         inputs: TransformInput,
         strategy: str = "MultiRecord",
         max_payload_mb: float = 6,
-        instance_count: int = 1,
+        instance_count: Any = 1,
         instance_type: str | None = None,
         assemble_with: str = "Line",
         accept: str | None = None,
@@ -65,8 +65,9 @@ class TransformStep(JobStep):
         description: str | None = None,
         cache_config: CacheConfig | None = None,
         retry_policies: Sequence[RetryPolicy] | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, depends_on, display_name, description, cache_config, retry_policies)
+        super().__init__(name, depends_on, display_name, description, cache_config, retry_policies, resources)
         if not isinstance(model, (Model, Expression, str)):
             raise PipelineDefinitionError(
                 f"step {name!r}: model must be a Model(...), ModelPackage.latest_approved(...) or "
@@ -99,8 +100,11 @@ class TransformStep(JobStep):
                 raise PipelineDefinitionError(
                     f"step {self.name!r}: {option} must be one of {', '.join(CHOICES[option])}, got {value!r}"
                 )
-        if not isinstance(self.instance_count, int) or self.instance_count < 1:
-            raise PipelineDefinitionError(f"step {self.name!r}: instance_count must be a positive integer")
+        if not isinstance(self.instance_count, Expression):  # a parameter is checked once it has a value
+            try:
+                self.workers(self.instance_count)
+            except ExpressionError as exc:
+                raise PipelineDefinitionError(str(exc)) from None
         if not isinstance(self.max_payload_mb, (int, float)) or self.max_payload_mb <= 0:
             raise PipelineDefinitionError(f"step {self.name!r}: max_payload_mb must be positive")
         if self.join_source == "Input" and self.assemble_with != "Line":
@@ -116,7 +120,7 @@ class TransformStep(JobStep):
             "TransformInput": self.inputs.to_request(),
             "BatchStrategy": self.strategy,
             "MaxPayloadInMB": self.max_payload_mb,
-            "InstanceCount": self.instance_count,
+            "InstanceCount": serialize(self.instance_count),
             "InstanceType": self.instance_type,
             "AssembleWith": self.assemble_with,
             "Accept": self.accept,
@@ -134,7 +138,7 @@ class TransformStep(JobStep):
         return cls(
             model=model, inputs=TransformInput.from_request(args["TransformInput"]),
             strategy=args.get("BatchStrategy", "MultiRecord"), max_payload_mb=args.get("MaxPayloadInMB", 6),
-            instance_count=args.get("InstanceCount", 1), instance_type=args.get("InstanceType"),
+            instance_count=parse_value(args.get("InstanceCount", 1)), instance_type=args.get("InstanceType"),
             assemble_with=args.get("AssembleWith", "Line"), accept=args.get("Accept"),
             join_source=args.get("JoinSource", "None"), output_path=parse_value(args.get("OutputPath")),
             env=parse_value(args.get("Environment", {})), **cls.common_kwargs(request),
@@ -143,7 +147,15 @@ class TransformStep(JobStep):
     def children(self) -> Iterable[Any]:
         """Model data, the package expression, the input data, the output path and environment values."""
         model = [self.model.model_data] if isinstance(self.model, Model) else [self.model]
-        return [*model, self.inputs.data, self.output_path, *self.env.values()]
+        return [*model, self.inputs.data, self.output_path, *self.env.values(), self.instance_count]
+
+    def workers(self, instance_count: Any) -> int:
+        """The number of workers for ``instance_count`` (resolved when it was a parameter); ExpressionError
+        unless it is a positive integer."""
+        if isinstance(instance_count, bool) or not isinstance(instance_count, int) or instance_count < 1:
+            raise ExpressionError(f"step {self.name!r}: instance_count must be a positive integer, got "
+                                  f"{instance_count!r}")
+        return instance_count
 
     def code_files(self) -> list[str]:
         """The inference code of a Model given inline."""
