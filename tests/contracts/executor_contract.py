@@ -14,7 +14,9 @@ import pytest
 
 from forgeline.errors import JobError
 from forgeline.executors.base import Executor, JobRef
-from forgeline.jobs.spec import FailureKind, JobSpec, JobStatus
+from forgeline.jobs.spec import CollectedOutput, FailureKind, JobKind, JobSpec, JobStatus
+from forgeline.store.artifacts import ArtifactStore
+from forgeline.store.snapshots import save_snapshot
 
 ScriptJob = Callable[[str], JobSpec]
 
@@ -115,3 +117,31 @@ class ExecutorContract:
             assert executor.wait(JobRef(spec.job_id), timeout=DEADLINE_SECONDS).status is not JobStatus.SUCCEEDED
         finally:
             successor.shutdown()
+
+    def test_a_location_free_job_runs_its_code_snapshot_wherever_the_executor_places_it(self, executor, artifacts,
+                                                                                         tmp_path):
+        spec = location_free_job(artifacts, tmp_path, "from helper import TEXT\nprint('ran', TEXT)\n"
+                                 "open('out/done.txt', 'w').write(TEXT)\n")
+        assert (spec.job_dir, spec.log_path) == ("", "")  # the executor's to choose
+        assert JobSpec.from_json(spec.to_json()) == spec
+        location = executor.log_location(spec)
+        assert location and executor.log_location(spec) == location
+        ref = executor.submit(spec)
+        result = executor.wait(ref, timeout=DEADLINE_SECONDS)
+        assert result.status is JobStatus.SUCCEEDED, result.failure_reason
+        assert artifacts.read_bytes(result.outputs["out"] + "/done.txt") == b"from the snapshot"
+        assert "ran from the snapshot" in executor.logs(ref)
+
+
+def location_free_job(artifacts: ArtifactStore, tmp_path: Path, text: str) -> JobSpec:
+    """A processing job whose code exists only as a snapshot in the artifact store (its local files are gone)."""
+    folder = tmp_path / "snapshotted"
+    folder.mkdir()
+    (folder / "job.py").write_text(text)
+    (folder / "helper.py").write_text("TEXT = 'from the snapshot'\n")
+    snapshot = save_snapshot(artifacts, {"code/job.py": folder / "job.py", "code/helper.py": folder / "helper.py"})
+    for file in folder.iterdir():
+        file.unlink()
+    return JobSpec(kind=JobKind.PROCESSING, job_id=f"located-{tmp_path.name}/Step/1", code_snapshot=snapshot,
+                   code="code/job.py", source_dir="code",
+                   outputs=(CollectedOutput("out", "out", artifacts.uri("contract", tmp_path.name, "out")),))

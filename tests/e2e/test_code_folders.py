@@ -117,20 +117,17 @@ def test_only_ignored_changes_keep_the_cache_and_a_code_change_misses_it(cli, pr
     assert {name: run.cache_hit for name, run in steps.items()} == {"Prepare": False, "Train": False}
 
 
-def test_a_code_folder_over_the_size_limit_fails_its_step_in_one_line_as_the_users_to_fix(cli, project):
+def test_a_code_folder_over_the_size_limit_is_refused_by_run_in_one_line_as_the_users_to_fix(cli, project):
     home = default_layout_project(project)
     project.write("weights.bin", "x" * 5000)
 
     run = run_here(cli, project, env={"FORGELINE_MAX_CODE_SIZE": "4kB"})
 
     assert run.returncode != 0
-    record, steps, attempts = latest_steps(home)
-    assert record.status.value == "Failed"
-    reason = steps["Prepare"].failure_reason
-    assert "\n" not in reason
-    assert re.search(r"holds \d\.\d kB, over the 4\.0 kB limit; largest entries: weights\.bin \(5\.0 kB\)", reason)
-    assert attempts["Prepare"].failure_kind == "JobFailed"
-    assert reason in Path(attempts["Prepare"].log_path).read_text()  # the step log says why
+    # the code is stored when the execution is created: nothing starts with code that cannot be stored
+    assert re.search(r"holds \d\.\d kB, over the 4\.0 kB limit; largest entries: weights\.bin \(5\.0 kB\)", run.output)
+    assert "Traceback" not in run.output and len(run.stderr.strip().splitlines()) == 1, run
+    assert SqlMetadataStore(f"sqlite:///{home / 'forgeline.db'}").list_executions() == []
 
 
 def test_a_bad_size_setting_is_one_clear_line(cli, project):

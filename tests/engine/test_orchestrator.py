@@ -76,6 +76,9 @@ class ScriptedExecutor:
     def logs(self, ref: JobRef) -> str:
         return ""
 
+    def log_location(self, spec: JobSpec) -> str:
+        return f"{spec.job_id}.log"
+
     def recover(self, spec: JobSpec) -> JobResult | None:
         return None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.runtime import Runtime
 from forgeline.engine.stored import StoredPipeline, start_stored, store_pipeline
 from forgeline.errors import ArtifactNotFoundError, ForgelineError, ParameterError, PipelineNotFoundError
@@ -80,3 +81,14 @@ def test_start_stored_refuses_bad_input_before_recording_anything(stored, projec
     with pytest.raises(ForgelineError, match="has no code snapshot"):
         start_stored(runtime, "bare", {})
     assert runtime.store.list_executions() == []
+def test_start_stored_runs_the_stored_code_even_after_the_project_changed(stored, project):
+    runtime = Runtime.at_edge()
+    store_pipeline(runtime, stored, str(project.root))
+    project.write("scripts/helper.py", "raise SystemExit('edited after it was stored')\n")
+    out = project.root / "out.txt"
+    execution_id = start_stored(runtime, "stored", {"Count": 2, "Out": str(out)}, work_dir=str(project.root),
+                                queued=False,
+                                started_by={"kind": "api", "actor": "tester"})
+    execution = PipelineExecution.get(execution_id)
+    assert execution.wait(timeout=90).value == "Succeeded", execution.record().failure_reason
+    assert out.read_text() == "first first "

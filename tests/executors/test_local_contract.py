@@ -10,14 +10,16 @@ import pytest
 
 from contracts.executor_contract import ExecutorContract, ScriptJob
 from forgeline.executors.local import LocalExecutor
+from forgeline.jobs.placement import JobRoots
 from forgeline.jobs.spec import JobKind, JobSpec
 from forgeline.store.artifacts import ArtifactStore
 
 
 class TestLocalExecutor(ExecutorContract):
     @pytest.fixture
-    def executor(self, artifacts: ArtifactStore) -> Iterator[LocalExecutor]:
-        local = LocalExecutor(artifacts, max_parallel=2)
+    def executor(self, artifacts: ArtifactStore, tmp_path: Path) -> Iterator[LocalExecutor]:
+        local = LocalExecutor(artifacts, max_parallel=2, roots=JobRoots(tmp_path / "placed-jobs", tmp_path / "logs",
+                                                                       tmp_path / "code", tmp_path / "envs"))
         yield local
         local.shutdown(grace_seconds=1.0)
 

@@ -22,8 +22,12 @@ from forgeline.store.metadata.records import ExecutionRecord, StepAttempt, StepR
 
 
 def print_description(console: Console, record: ExecutionRecord, steps: Sequence[StepRun],
-                      attempts: Sequence[StepAttempt], orchestrator_note: str | None = None) -> None:
-    """The execution's header, parameters, steps, attempts, every failure reason in full, and its outputs."""
+                      attempts: Sequence[StepAttempt], orchestrator_note: str | None = None,
+                      code: str | None = None) -> None:
+    """The execution's header, parameters, steps, attempts, every failure reason in full, and its outputs.
+
+    ``code``: a line about the code snapshot it runs.
+    """
     console.print(Text.assemble(("execution ", "bold"), record.id, f"  pipeline {record.pipeline_name} "
                                 f"v{record.pipeline_version}"), soft_wrap=True)
     console.print(Text.assemble("status: ", status_text(record.status.value, orchestrator_note)))
@@ -33,6 +37,8 @@ def print_description(console: Console, record: ExecutionRecord, steps: Sequence
     console.print(f"started: {when(record.started_at)}   ended: {when(record.ended_at)}")
     if record.failure_reason:
         print_paragraph(console, f"failure reason: {record.failure_reason}")
+    if code:
+        console.print(f"code: {code}", soft_wrap=True)
     if record.parent_execution_id:
         console.print(f"outputs of unselected steps taken from execution {record.parent_execution_id}")
     if record.parameters:

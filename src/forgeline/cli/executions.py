@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,8 +18,11 @@ from forgeline.cli.watch import finish
 from forgeline.engine.liveness import check_orchestrator
 from forgeline.engine.recovery import resume_execution, resume_if_lost, retry_execution
 from forgeline.errors import ForgelineError
+from forgeline.jobs.code_folder import format_size
+from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
 from forgeline.store.metadata.serialise import serialise
+from forgeline.store.snapshots import snapshot_size
 
 app = typer.Typer(help="Inspect and control executions.", no_args_is_help=True)
 
@@ -96,10 +99,33 @@ def describe(
     note = orchestrator_notes(ctx, [record], auto_resume).get(record.id)
     steps = ctx.store.list_step_runs(record.id)
     attempts = ctx.store.list_attempts(record.id)
+    snapshot = code_snapshot_of(ctx.runtime.artifacts, record.code_snapshot)
     if as_json:
-        print_json({**serialise(record), "orchestrator_lost": note, "steps": steps, "attempts": attempts})
+        print_json({**serialise(record), "orchestrator_lost": note, "code": snapshot, "steps": steps,
+                    "attempts": attempts})
         return
-    print_description(ctx.console, record, steps, attempts, orchestrator_note=note)
+    print_description(ctx.console, record, steps, attempts, orchestrator_note=note, code=code_line(snapshot))
+
+
+def code_snapshot_of(artifacts: ArtifactStore, snapshot_id: str | None) -> dict[str, Any] | None:
+    """The code snapshot an execution runs: its id, file count and size (an error instead when it is unreadable)."""
+    if snapshot_id is None:
+        return None
+    try:
+        files, size = snapshot_size(artifacts, snapshot_id)
+    except ForgelineError as exc:
+        return {"snapshot": snapshot_id, "error": str(exc)}
+    return {"snapshot": snapshot_id, "files": files, "bytes": size}
+
+
+def code_line(snapshot: dict[str, Any] | None) -> str:
+    """The describe line about the code snapshot."""
+    if snapshot is None:
+        return "run from the working folder (recorded before code snapshots)"
+    if "error" in snapshot:
+        return f"snapshot {snapshot['snapshot']}: {snapshot['error']}"
+    return f"snapshot {snapshot['snapshot']} ({snapshot['files']} files, {format_size(snapshot['bytes'])})"
+
 
 
 @app.command("stop")

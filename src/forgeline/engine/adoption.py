@@ -46,7 +46,8 @@ def settle_open_attempts(store: MetadataStore, execution_id: str, executor: Exec
         if spec is not None and result is not None:
             log.info("adopted %s attempt %s: it ended (%s) while no orchestrator watched it",
                      attempt.step_name, attempt.attempt, result.status.value)
-            note_in_log(spec.log_path, "the job ended while its orchestrator was gone; its result was adopted")
+            note_in_log(attempt.log_path or executor.log_location(spec),
+                        "the job ended while its orchestrator was gone; its result was adopted")
             adopted.append(AdoptedJob(attempt.step_name, attempt.attempt, spec, result))
             continue
         store.finish_attempt(execution_id, attempt.step_name, attempt.attempt, status=StepStatus.FAILED,

@@ -15,11 +15,13 @@ from typing import Any
 
 from forgeline.engine.code_fingerprint import (
     CodeFingerprint,
+    CodeScanner,
     fingerprint_folder,
     fingerprint_function,
     fingerprint_script,
 )
 from forgeline.engine.fingerprint import Fingerprinter, combine, hash_local_file
+from forgeline.jobs.placement import code_location
 from forgeline.jobs.spec import JobSpec
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
@@ -54,20 +56,28 @@ def code_components(fingerprint: CodeFingerprint) -> dict[str, str]:
 
 
 @singledispatch
-def kind_components(step: Step, spec: JobSpec, work_dir: str) -> dict[str, str]:
-    """Components specific to a step kind: its code and arguments."""
+def kind_components(step: Step, spec: JobSpec, code_dir: str) -> dict[str, str]:
+    """Components specific to a step kind: its code and arguments.
+
+    ``code_dir``: where the spec's code paths are (the execution's code snapshot checked out, or the working
+    folder for a spec that names code by absolute path); file names in the key are relative to it, so a
+    snapshot gives the same key as the working folder it was taken from.
+    """
     return {}
 
 
-def script_components(spec: JobSpec, work_dir: str) -> dict[str, str]:
+def script_components(spec: JobSpec, code_dir: str) -> dict[str, str]:
     """A script job's entry point, its code (the whole source_dir when it has one) and its interpreter."""
+    script = code_location(spec.code or "", code_dir)
     if spec.source_dir:
-        code = fingerprint_folder(spec.source_dir, [work_dir], work_dir, spec.code_rules)
+        folder = os.path.normpath(os.path.join(code_dir, spec.source_dir))
+        code = fingerprint_folder(folder, [code_dir], code_dir, spec.code_rules)
     else:
-        code = fingerprint_script(spec.code or "", [], work_dir)
-    parts = {"entry point": os.path.relpath(spec.code or "", spec.source_dir or work_dir), **code_components(code)}
+        code = fingerprint_script(script, [], code_dir)
+    parts = {"entry point": os.path.relpath(script, os.path.join(code_dir, spec.source_dir or "")),
+             **code_components(code)}
     if spec.requirements:
-        parts["requirements"] = hash_local_file(spec.requirements)
+        parts["requirements"] = hash_local_file(os.path.join(code_dir, spec.requirements))
     if spec.python:
         parts["interpreter"] = spec.python
     return parts
@@ -75,32 +85,36 @@ def script_components(spec: JobSpec, work_dir: str) -> dict[str, str]:
 
 @kind_components.register(ProcessingStep)
 @kind_components.register(TransformStep)  # a batch transform is a processing job running forgeline's own script
-def _processing(step: Step, spec: JobSpec, work_dir: str) -> dict[str, str]:
-    return {"arguments": short(list(spec.arguments)), **script_components(spec, work_dir)}
+def _processing(step: Step, spec: JobSpec, code_dir: str) -> dict[str, str]:
+    return {"arguments": short(list(spec.arguments)), **script_components(spec, code_dir)}
 
 
 @kind_components.register
-def _training(step: TrainingStep, spec: JobSpec, work_dir: str) -> dict[str, str]:
+def _training(step: TrainingStep, spec: JobSpec, code_dir: str) -> dict[str, str]:
     training = spec.training
     assert training is not None
     return {
         "hyperparameters": short(training.hyperparameters),
         "metric definitions": short([[m.name, m.regex] for m in training.metric_definitions]),
-        **script_components(spec, work_dir),
+        **script_components(spec, code_dir),
     }
 
 
 @kind_components.register
-def _function(step: FunctionStep, spec: JobSpec, work_dir: str) -> dict[str, str]:
+def _function(step: FunctionStep, spec: JobSpec, code_dir: str) -> dict[str, str]:
     ref = spec.function
     assert ref is not None
-    file = ref.file
+    file = os.path.join(code_dir, ref.file) if ref.file else None
     if ref.module and not file:
-        import importlib.util
+        in_code = CodeScanner.module_files(ref.module, [code_dir])  # the snapshot's copy first, else installed
+        if in_code:
+            file = in_code[-1]
+        else:
+            import importlib.util
 
-        found = importlib.util.find_spec(ref.module)
-        file = found.origin if found else None
-    code = fingerprint_function(file, ref.name, [work_dir], work_dir) if file else CodeFingerprint()
+            found = importlib.util.find_spec(ref.module)
+            file = found.origin if found else None
+    code = fingerprint_function(file, ref.name, [code_dir], code_dir) if file else CodeFingerprint()
     try:
         arguments = short(json.dumps([list(spec.args), spec.kwargs], sort_keys=True))
     except (TypeError, ValueError):
@@ -109,18 +123,22 @@ def _function(step: FunctionStep, spec: JobSpec, work_dir: str) -> dict[str, str
 
 
 def compute_cache_key(step: Step, spec: JobSpec, parameters: Mapping[str, Any], work_dir: str,
-                      fingerprinter: Fingerprinter) -> CacheKey:
-    """The cache key of one step as it is about to run; raises ArtifactNotFoundError for a missing input."""
+                      fingerprinter: Fingerprinter, code_dir: str | None = None) -> CacheKey:
+    """The cache key of one step as it is about to run; raises ArtifactNotFoundError for a missing input.
+
+    ``code_dir``: the execution's code snapshot checked out (None: the spec names code in ``work_dir``).
+    """
     components: dict[str, str] = {"kind": step.step_type, "python": sys.version.split()[0]}
-    components.update(kind_components(step, spec, work_dir))
+    components.update(kind_components(step, spec, code_dir or work_dir))
     for name in sorted({n.name for n in walk(list(step.children()))
                         if isinstance(n, (Parameter, ParameterReference))}):
         components[f"parameter:{name}"] = short(parameters.get(name))
     for key, value in spec.env.items():
         components[f"env:{key}"] = short(value)
     for staged in spec.inputs:
+        base = code_dir if staged.code_rules is not None and code_dir else work_dir  # a code folder: in the snapshot
         source = staged.source if "://" in staged.source or os.path.isabs(staged.source) \
-            else os.path.join(work_dir, staged.source)
+            else os.path.join(base, staged.source)
         if staged.code_rules is not None and os.path.isdir(source):  # a code folder: what a job copies of it
             components[f"input:{staged.destination}"] = fingerprint_folder(source, [], source,
                                                                            staged.code_rules).digest

@@ -15,8 +15,8 @@ import os
 import time
 from collections.abc import Iterable
 
+from forgeline.config import Settings
 from forgeline.engine.code_fingerprint import CodeScanner
-from forgeline.engine.jobspecs import code_rules_of
 from forgeline.engine.runtime import Runtime
 from forgeline.jobs.code_folder import CodeFolderRules, list_code_folder
 from forgeline.store.metadata.protocol import MetadataStore
@@ -51,6 +51,14 @@ def folder_snapshot_name(folder: str, work_dir: str) -> str:
     if not relative.startswith(os.pardir + os.sep) and relative != os.pardir:
         return relative.replace(os.sep, "/")
     return f"{EXTERNAL_FOLDER}/{hashlib.sha256(os.fsencode(full)).hexdigest()[:16]}"
+
+
+def code_rules_of(settings: Settings) -> CodeFolderRules:
+    """What a code folder leaves out (forgeline's own home and local artifact root) and its size limit."""
+    excluded = [str(settings.home)]
+    if "://" not in settings.artifact_root:
+        excluded.append(settings.artifact_root)
+    return CodeFolderRules(excluded=tuple(excluded), max_bytes=settings.max_code_bytes)
 
 
 def pipeline_code_files(pipeline: Pipeline, work_dir: str, rules: CodeFolderRules) -> dict[str, str]:

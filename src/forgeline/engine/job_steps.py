@@ -22,6 +22,7 @@ from forgeline.engine.state import ExecutionState, now
 from forgeline.engine.transitions import AttemptEnd, Transition, record_transition
 from forgeline.errors import ForgelineError
 from forgeline.executors.base import Executor, JobRef
+from forgeline.jobs.placement import JobRoots, checkout_snapshot
 from forgeline.jobs.spec import JobResult, JobSpec, JobStatus
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ExecutionRecord, MetricPoint, StepEventDraft, StepEventKind, StepStatus
@@ -59,6 +60,7 @@ class JobSteps:
         self.fingerprinter = Fingerprinter(state.store)
         self.running: dict[JobRef, RunningJob] = {}
         self.succeeded: list[str] = []  # steps whose job folders are still to discard
+        self._checkout: str | None = None
 
     def submit(self, step: Step) -> None:
         """Build the step's job spec and submit it, unless its inputs fail to resolve or the cache has its result."""
@@ -74,11 +76,12 @@ class JobSteps:
         key = self.cache_key(step, spec)
         if key is not None and self.cache_lookups and self._reuse(step, key):
             return
-        start = self.attempts.next_attempt(step.name, spec.log_path)
+        log_path = self.executor.log_location(spec)
+        start = self.attempts.next_attempt(step.name, log_path)
         record_transition(state, Transition(step.name, StepStatus.EXECUTING,
                                             started_at=now() if first_attempt else None, starts=start))
         attempt = self.attempts.started(step.name, start)
-        ref = self.executor.submit(spec, on_restart=self.attempts.restart_recorder(step.name, spec.log_path))
+        ref = self.executor.submit(spec, on_restart=self.attempts.restart_recorder(step.name, log_path))
         self.running[ref] = RunningJob(step, spec, ref, attempt, key)
 
     def spec_of(self, step: Step, attempt: int, strict: bool = False) -> JobSpec | None:
@@ -87,7 +90,8 @@ class JobSteps:
             return None
         try:
             return build_job_spec(step, JobContext(self.state.id, attempt, self.settings, self.artifacts,
-                                                   self.state.resolution, self.record.work_dir))
+                                                   self.state.resolution, self.record.work_dir,
+                                                   self.record.code_snapshot))
         except ForgelineError:
             if strict:
                 raise
@@ -99,10 +103,20 @@ class JobSteps:
         if config is None or not config.enable_caching:
             return None
         try:
-            return compute_cache_key(step, spec, self.record.parameters, self.record.work_dir, self.fingerprinter)
+            return compute_cache_key(step, spec, self.record.parameters, self.record.work_dir, self.fingerprinter,
+                                     self._code_dir())
         except ForgelineError as exc:  # e.g. a missing input: the job itself reports it clearly
             log.info("no cache key for step %s: %s", step.name, exc)
             return None
+
+    def _code_dir(self) -> str | None:
+        """The execution's code snapshot, checked out on this machine once (its cache keys hash that code)."""
+        if self.record.code_snapshot is None:
+            return None
+        if self._checkout is None:
+            self._checkout = str(checkout_snapshot(self.artifacts, self.record.code_snapshot,
+                                                   JobRoots.of(self.settings).code_dir))
+        return self._checkout
 
     def _reuse(self, step: Step, key: CacheKey) -> bool:
         config = getattr(step, "cache_config", None)

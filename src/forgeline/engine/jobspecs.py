@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import singledispatch
-from pathlib import Path
 from typing import Any, TypedDict
 
 from forgeline.config import Settings
+from forgeline.engine.code_snapshot import code_rules_of, folder_snapshot_name, snapshot_name
 from forgeline.engine.resolve import ResolutionContext, model_package_of, render, resolve
 from forgeline.engine.step_kinds import load_step_kinds
 from forgeline.errors import ExpressionError, PipelineDefinitionError
 from forgeline.jobs.code_folder import CodeFolderRules
-from forgeline.jobs.entrypoints import batch_transform
+from forgeline.jobs.placement import FORGELINE_PACKAGE, SNAPSHOT_ROOT, forgeline_script
 from forgeline.jobs.spec import (
     CollectedOutput,
     FunctionRef,
@@ -28,25 +28,32 @@ from forgeline.jobs.training import channel_destination, training_outputs
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ModelPackageRecord
 from forgeline.workflow.models import LatestApprovedModelPackage, parse_package_arn
-from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step, TrainingStep
+from forgeline.workflow.steps import FunctionStep, JobStep, ProcessingStep, Step, TrainingStep
 from forgeline.workflow.steps.interpreter import Interpreter
 from forgeline.workflow.steps.model import Model
 from forgeline.workflow.steps.processing import job_relative
+from forgeline.workflow.steps.resources import check_resources
 from forgeline.workflow.steps.transform import TransformStep
 
 
 class JobPlacement(TypedDict):
-    """Where one attempt of one step runs: the part of a JobSpec that every job kind fills alike."""
+    """The part of a JobSpec every job kind fills alike: its id, its code snapshot and the user's working folder.
+
+    The job folder and log are not in it: where a job runs is its executor's business (jobs/placement.py).
+    """
 
     job_id: str
-    job_dir: str
-    log_path: str
+    code_snapshot: str | None
     working_dir: str
 
 
 @dataclass(frozen=True)
 class JobContext:
-    """Where one attempt of one step lives: its job directory, log file and artifact URIs."""
+    """One attempt of one step: its id, the code snapshot it runs, where its data paths resolve, its artifact URIs.
+
+    ``code_snapshot`` None (an execution recorded before snapshots, or a plan): code is named by absolute path
+    in ``work_dir``, as it is on disk now.
+    """
 
     execution_id: str
     attempt: int
@@ -54,43 +61,36 @@ class JobContext:
     artifacts: ArtifactStore
     resolution: ResolutionContext
     work_dir: str
+    code_snapshot: str | None = None
 
     def placement(self, step_name: str) -> JobPlacement:
-        """The fields every job spec of this attempt shares: its id, folders and log (``JobSpec(**placement)``)."""
-        return JobPlacement(job_id=f"{self.execution_id}/{step_name}/{self.attempt}", job_dir=self.job_dir(step_name),
-                            log_path=self.log_path(step_name), working_dir=self.work_dir)
+        """The fields every job spec of this attempt shares (``JobSpec(**placement)``)."""
+        return JobPlacement(job_id=f"{self.execution_id}/{step_name}/{self.attempt}",
+                            code_snapshot=self.code_snapshot, working_dir=self.work_dir)
 
-    def job_dir(self, step_name: str) -> str:
-        """A fresh working directory for this attempt."""
-        return str(self.settings.jobs_dir / self.execution_id / step_name / str(self.attempt))
+    def code_path(self, path: str) -> str:
+        """A path of code the user gave: inside the code snapshot (relative), else absolute in the working folder."""
+        if self.code_snapshot is None:
+            return self.local_path(path)
+        return snapshot_name(path, self.work_dir)
 
-    def log_path(self, step_name: str) -> str:
-        """The log file of this attempt."""
-        return str(self.settings.logs_dir / self.execution_id / step_name / f"{self.attempt}.log")
+    def code_folder(self, path: str) -> str:
+        """A code folder the user gave: its path inside the code snapshot ("." for the whole), else absolute."""
+        if self.code_snapshot is None:
+            return self.local_path(path)
+        return folder_snapshot_name(path, self.work_dir) or SNAPSHOT_ROOT
 
     def output_uri(self, step_name: str, output_name: str) -> str:
         """Default artifact URI of a step output."""
         return self.artifacts.uri("executions", self.execution_id, step_name, output_name)
 
     def local_path(self, path: str) -> str:
-        """A user path made absolute against the project folder the execution was started from."""
+        """A user data path made absolute against the working folder the execution was started from."""
         return path if os.path.isabs(path) else os.path.join(self.work_dir, path)
 
     def code_rules(self) -> CodeFolderRules:
         """What a code folder leaves out (forgeline's own home and local artifact root) and its size limit."""
         return code_rules_of(self.settings)
-
-    def envs_dir(self) -> str:
-        """Where virtual environments built from requirements files are kept and reused."""
-        return str(self.settings.home / "envs")
-
-
-def code_rules_of(settings: Settings) -> CodeFolderRules:
-    """What a code folder leaves out (forgeline's own home and local artifact root) and its size limit."""
-    excluded = [str(settings.home)]
-    if "://" not in settings.artifact_root:
-        excluded.append(settings.artifact_root)
-    return CodeFolderRules(excluded=tuple(excluded), max_bytes=settings.max_code_bytes)
 
 
 @singledispatch
@@ -107,9 +107,11 @@ def resolved_env(env: dict[str, object], ctx: JobContext) -> dict[str, str]:
 
 
 def script_paths(code: str, source_dir: str | None, ctx: JobContext) -> tuple[str, str | None]:
-    """Absolute paths of a script step's script and of its source folder (None without one)."""
-    folder = ctx.local_path(source_dir) if source_dir else None
-    return (os.path.join(folder, code) if folder else ctx.local_path(code)), folder
+    """A script step's script and source folder (None without one), as JobSpec names code."""
+    if not source_dir:
+        return ctx.code_path(code), None
+    folder = ctx.code_folder(source_dir)
+    return os.path.normpath(os.path.join(folder, code)), folder
 
 
 class InterpreterFields(TypedDict):
@@ -121,13 +123,30 @@ class InterpreterFields(TypedDict):
 
 
 def interpreter_fields(interpreter: Interpreter, ctx: JobContext) -> InterpreterFields:
-    """JobSpec fields choosing a script's Python: a requirements file (absolute) and a python path or command."""
+    """JobSpec fields choosing a script's Python: a requirements file (code) and a python path or command."""
     python = interpreter.python
     if python is not None and os.sep in python:
         python = ctx.local_path(python)
-    requirements = ctx.local_path(interpreter.requirements) if interpreter.requirements else None
-    return InterpreterFields(python=python, requirements=requirements,
-                             envs_dir=ctx.envs_dir() if requirements else None)
+    requirements = ctx.code_path(interpreter.requirements) if interpreter.requirements else None
+    return InterpreterFields(python=python, requirements=requirements, envs_dir=None)
+
+
+class ResourceFields(TypedDict):
+    """The JobSpec fields that say where a job may run."""
+
+    resources: dict[str, float]
+    instance_type: str | None
+    instance_count: int
+
+
+def resource_fields(step: JobStep, instance_type: Any, instance_count: Any, ctx: JobContext) -> ResourceFields:
+    """A step's ``resources`` (as Ray counts them), its instance type and how many instances it asks for."""
+    kind = resolve(instance_type, ctx.resolution)
+    count = resolve(instance_count, ctx.resolution)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ExpressionError(f"step {step.name!r}: instance_count must be a positive integer, got {count!r}")
+    return ResourceFields(resources=check_resources(f"step {step.name!r}", step.resources),
+                          instance_type=None if kind is None else render(kind), instance_count=count)
 
 
 @build_job_spec.register
@@ -157,6 +176,7 @@ def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
         arguments=tuple(render(resolve(a, ctx.resolution)) for a in step.arguments_list),
         sagemaker_paths=step.sagemaker_paths,
         **interpreter_fields(step.interpreter, ctx),
+        **resource_fields(step, step.instance_type, step.instance_count, ctx),
     )
 
 
@@ -183,6 +203,7 @@ def _training(step: TrainingStep, ctx: JobContext) -> JobSpec:
         max_run_seconds=step.max_run,
         sagemaker_paths=step.sagemaker_paths,
         **interpreter_fields(step.interpreter, ctx),
+        **resource_fields(step, step.instance_type, 1, ctx),  # one instance: distributed training is not sharded
         training=TrainingSpec(
             checkpoint_uri=checkpoint,
             channels=tuple(step.inputs),
@@ -204,14 +225,16 @@ def _function(step: FunctionStep, ctx: JobContext) -> JobSpec:
         **ctx.placement(step.name),
         env=resolved_env(step.env, ctx),
         function=FunctionRef(name=ref["Name"], module=ref.get("Module"),
-                             file=ctx.local_path(ref["File"]) if ref.get("File") else None),
+                             file=ctx.code_path(ref["File"]) if ref.get("File") else None),
         args=tuple(resolve(a, ctx.resolution) for a in step.args),
         kwargs={k: resolve(v, ctx.resolution) for k, v in step.kwargs.items()},
         return_uri=ctx.artifacts.uri("executions", ctx.execution_id, step.name, "return.pkl"),
+        **resource_fields(step, step.instance_type, 1, ctx),
     )
 
 
-BATCH_TRANSFORM_SCRIPT = str(Path(batch_transform.__file__).resolve())
+# Named by its path, not imported: its imports (the model loader, process pools) are for the job alone.
+BATCH_TRANSFORM_SCRIPT = forgeline_script(FORGELINE_PACKAGE / "jobs" / "entrypoints" / "batch_transform.py")
 
 
 def transform_model(step: TransformStep, ctx: JobContext) -> tuple[StagedModel, dict[str, Any]]:
@@ -219,8 +242,8 @@ def transform_model(step: TransformStep, ctx: JobContext) -> tuple[StagedModel, 
     model = step.model
     if isinstance(model, Model):
         data = render(resolve(model.model_data, ctx.resolution))
-        code = ctx.local_path(model.source_dir) if model.source_dir else (
-            os.path.dirname(ctx.local_path(model.entry_point)) if model.entry_point else None)
+        code = ctx.code_folder(model.source_dir) if model.source_dir else (
+            ctx.code_folder(os.path.dirname(ctx.local_path(model.entry_point))) if model.entry_point else None)
         entry = os.path.basename(model.entry_point) if model.entry_point and not model.source_dir \
             else model.entry_point
         return StagedModel(data, code, entry), {"model_data": data}
@@ -243,7 +266,7 @@ def _transform(step: TransformStep, ctx: JobContext) -> JobSpec:
                  "--strategy", step.strategy, "--max-payload-mb", str(step.max_payload_mb),
                  "--assemble-with", step.assemble_with, "--join-source", step.join_source,
                  "--workers", str(step.workers(resolve(step.instance_count, ctx.resolution)))]
-    inputs = [StagedInput(data, "input/data"), StagedInput(model.data, "model")]
+    inputs = [StagedInput(data, "input/data", sharded=True), StagedInput(model.data, "model")]
     if model.code:
         inputs.append(StagedInput(model.code, "code", code_rules=ctx.code_rules()))
         arguments += ["--code", "code", "--entry-point", model.entry_point or ""]
@@ -258,6 +281,7 @@ def _transform(step: TransformStep, ctx: JobContext) -> JobSpec:
         code=BATCH_TRANSFORM_SCRIPT,
         arguments=tuple(arguments),
         static_properties={**properties, "output_uri": output_uri},
+        **resource_fields(step, step.instance_type, step.instance_count, ctx),
     )
 
 

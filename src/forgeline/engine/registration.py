@@ -21,9 +21,9 @@ from functools import singledispatch
 from pathlib import Path
 from typing import Any
 
+from forgeline.engine.code_snapshot import code_rules_of
 from forgeline.engine.fingerprint import Fingerprinter
 from forgeline.engine.inline import InlineContext, InlineResult, RunningPipeline, run_inline
-from forgeline.engine.jobspecs import code_rules_of
 from forgeline.engine.resolve import render, resolve
 from forgeline.errors import (
     ArtifactNotFoundError,

@@ -12,6 +12,7 @@ from forgeline.config import Settings
 from forgeline.errors import ConfigurationError
 from forgeline.executors.base import Executor
 from forgeline.executors.local import LocalExecutor
+from forgeline.jobs.placement import JobRoots
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.sql_store import SqlMetadataStore
@@ -38,7 +39,7 @@ class Runtime:
         artifacts = ArtifactStore.from_settings(settings)
         store = store or SqlMetadataStore(settings.database_url, create=create,
                                           retry_seconds=settings.store_retry_seconds)
-        return cls(settings, store, artifacts, executor_factory(settings.executor, artifacts))
+        return cls(settings, store, artifacts, executor_factory(settings.executor, artifacts, JobRoots.of(settings)))
 
     @classmethod
     def at_edge(cls, settings: Settings | None = None, *, create: bool = True) -> Runtime:
@@ -51,8 +52,8 @@ class Runtime:
         return cls.at_edge()
 
 
-def executor_factory(name: str, artifacts: ArtifactStore) -> ExecutorFactory:
-    """The factory of the executor called ``name`` (see Settings.executor)."""
+def executor_factory(name: str, artifacts: ArtifactStore, roots: JobRoots | None = None) -> ExecutorFactory:
+    """The factory of the executor called ``name`` (see Settings.executor); ``roots``: where it places jobs."""
     if name == "local":
-        return lambda max_parallel: LocalExecutor(artifacts, max_parallel)
+        return lambda max_parallel: LocalExecutor(artifacts, max_parallel, roots=roots)
     raise ConfigurationError(f"no executor called {name!r}; FORGELINE_EXECUTOR accepts: local")

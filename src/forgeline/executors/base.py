@@ -1,7 +1,8 @@
 """The Executor protocol: submit a JobSpec, get an opaque JobRef; poll, wait, cancel and read logs through it.
 
 Nothing in it names a process: where and how a job runs (a local process group, a cluster task) is the
-executor's business, and so is taking over the jobs an orchestrator that died left behind (``recover``).
+executor's business, and so are the job's folders, its log and the checkout of its code snapshot
+(``forgeline.jobs.placement``), and taking over the jobs an orchestrator that died left behind (``recover``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class Executor(Protocol):
 
     def logs(self, ref: JobRef) -> str:
         """What the job has written so far (stdout and stderr)."""
+        ...
+
+    def log_location(self, spec: JobSpec) -> str:
+        """Where this job's log will be once submitted (a path or URI readers can open); the same for every call."""
         ...
 
     def recover(self, spec: JobSpec) -> JobResult | None:

@@ -14,6 +14,7 @@ from forgeline.errors import JobError
 from forgeline.executors.base import JobRef
 from forgeline.executors.worker_pool import WarmWorkerPool
 from forgeline.jobs.control import JobControl, signal_process_group
+from forgeline.jobs.placement import JobRoots, place_job, with_folders
 from forgeline.jobs.process import read_supervisor_pid
 from forgeline.jobs.results import infrastructure_failure
 from forgeline.jobs.runners import JobEnvironment, KindRunner, runner_for
@@ -36,10 +37,12 @@ class LocalJob:
 class LocalExecutor:
     """Runs up to `max_parallel` jobs at once on this machine, each waited on by a thread of its own."""
 
-    def __init__(self, artifacts: ArtifactStore, max_parallel: int, *, python: str = sys.executable) -> None:
+    def __init__(self, artifacts: ArtifactStore, max_parallel: int, *, python: str = sys.executable,
+                 roots: JobRoots | None = None) -> None:
         if max_parallel < 1:
             raise ValueError(f"max_parallel must be at least 1, got {max_parallel}")
         self._artifacts = artifacts
+        self._roots = roots  # None: only specs that name their own job folder and log can run
         self._threads = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="forgeline-job")
         self._workers = WarmWorkerPool(max_parallel, python=python)
         self._env = JobEnvironment(artifacts, self._workers, python)
@@ -49,6 +52,7 @@ class LocalExecutor:
 
     def submit(self, spec: JobSpec, on_restart: Callable[[str], None] | None = None) -> JobRef:
         """Start the job without waiting for it; its reference is its job id."""
+        spec = with_folders(spec, self._roots)  # the checkout of its code waits for the job's own thread
         control = JobControl(on_attach=lambda pid: record_job_pid(spec, pid), on_restart=on_restart)
         with self._lock:
             if spec.job_id in self._jobs:
@@ -57,6 +61,10 @@ class LocalExecutor:
             future = self._threads.submit(self._run, runner_for(spec.kind), spec, control)
             self._jobs[spec.job_id] = LocalJob(spec, future, control)
         return JobRef(spec.job_id)
+
+    def log_location(self, spec: JobSpec) -> str:
+        """The job's log file: the one the spec names, else ``<logs folder>/<job id>.log``."""
+        return with_folders(spec, self._roots).log_path
 
     def poll(self, ref: JobRef) -> JobResult | None:
         """The job's result once it has ended, else None."""
@@ -92,6 +100,7 @@ class LocalExecutor:
         processes ended; None: run it again.
         """
         try:
+            spec = with_folders(spec, self._roots)  # adopting collects outputs: no code needed
             result = runner_for(spec.kind).adopt(spec, self._artifacts)
         except Exception as exc:  # collecting the outputs failed: a result all the same
             return infrastructure_failure(exc)
@@ -116,7 +125,7 @@ class LocalExecutor:
 
     def _run(self, runner: KindRunner, spec: JobSpec, control: JobControl) -> JobResult:
         try:
-            return runner.run(spec, self._env, control)
+            return runner.run(place_job(spec, self._roots, self._artifacts), self._env, control)
         except Exception as exc:  # a bug must still end as a result, or the orchestrator waits forever
             return infrastructure_failure(exc)
         finally:

@@ -183,6 +183,7 @@ def _request(spec: JobSpec, artifacts: ArtifactStore) -> dict[str, Any]:
         "job_dir": os.path.abspath(spec.job_dir),
         "log_path": os.path.abspath(spec.log_path),
         "working_dir": spec.working_dir,
+        "code_root": spec.code_root,
         "env": dict(spec.env),
         "return_uri": spec.return_uri,
         "artifact_root": artifacts.root,

@@ -115,13 +115,16 @@ class FunctionCallServer:
 
 @contextmanager
 def _call_context(request: dict[str, Any]) -> Iterator[None]:
-    """Start in the project folder (user files load from there), with the project importable and the step's
-    environment; the call itself then moves to the job directory. Everything is undone afterwards."""
+    """Load user files from the code snapshot (laid out as the working folder was, so a pipeline file's own code
+    paths are found), else from the working folder; with the code importable (the function's folder, the code
+    snapshot, then the working folder) and the step's environment. The call itself then moves to the job
+    directory. Everything is undone afterwards."""
     cwd = os.getcwd()
     saved_path = list(sys.path)
     saved_env = dict(os.environ)
-    os.chdir(request["working_dir"] or request["job_dir"])
-    added = [request["working_dir"], _folder_of(request["function"][1])]
+    working = request["working_dir"] if request["working_dir"] and os.path.isdir(request["working_dir"]) else None
+    os.chdir(request.get("code_root") or working or request["job_dir"])
+    added = [_folder_of(request["function"][1]), request.get("code_root"), working]
     sys.path[:0] = [path for path in dict.fromkeys(added) if path and path not in sys.path]
     os.environ.update(request["env"])
     try:

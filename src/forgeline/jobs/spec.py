@@ -66,7 +66,7 @@ class PropertyFileSpec:
 
 @dataclass(frozen=True)
 class FunctionRef:
-    """Where a @step function lives: a file path or an importable module, plus its qualified name."""
+    """Where a @step function lives: a file (in the code snapshot) or an importable module, plus its name."""
 
     name: str
     file: str | None = None
@@ -97,19 +97,27 @@ class TrainingSpec:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """Everything an executor needs to run one attempt of one step, with every expression already resolved."""
+    """Everything an executor needs to run one attempt of one step, with every expression already resolved.
+
+    It names no folder of the machine that built it: code is ``code_snapshot`` plus paths inside it, and the
+    job folder, log and environments folder are the executor's to choose (``forgeline.jobs.placement``
+    fills them in, with the code checked out, where the job runs). Data paths are what the user gave.
+    """
 
     kind: JobKind
     job_id: str  # "<execution>/<step>/<attempt>", unique
-    job_dir: str  # fresh working directory for this attempt
-    log_path: str  # stdout and stderr of the job, as they stream
+    job_dir: str = ""  # fresh working directory for this attempt; "" until the executor places the job
+    log_path: str = ""  # stdout and stderr of the job, as they stream; "" until the executor places the job
     inputs: tuple[StagedInput, ...] = ()
     outputs: tuple[CollectedOutput, ...] = ()
     property_files: tuple[PropertyFileSpec, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    # the code snapshot (forgeline.store.snapshots) that code, source_dir, requirements and function.file are
+    # paths in; None: they are absolute, or (code) relative to forgeline's install for its own scripts
+    code_snapshot: str | None = None
     # processing: the script, run as `python <code> <arguments>` with cwd=job_dir
-    code: str | None = None  # absolute path of the script (inside source_dir when it is set)
-    source_dir: str | None = None  # absolute path of a folder copied into the job directory as code/
+    code: str | None = None  # the script (inside source_dir when it is set)
+    source_dir: str | None = None  # a folder copied into the job directory as code/ ("." : the whole snapshot)
     code_rules: CodeFolderRules = CodeFolderRules()  # what source_dir leaves out (FORGELINE_HOME...), size limit
     arguments: tuple[str, ...] = ()
     # function: call function(*args, **kwargs) in a warm worker; store its return value at return_uri
@@ -117,13 +125,14 @@ class JobSpec:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     return_uri: str | None = None
-    working_dir: str | None = None  # the user's project folder (cwd of the launcher), for imports and paths
+    working_dir: str | None = None  # the user's working folder: relative data paths (a @step's open()) resolve there
+    code_root: str | None = None  # where the snapshot is checked out here; set by the executor (placement)
     max_run_seconds: float | None = None
     static_properties: dict[str, Any] = field(default_factory=dict)  # known before the run; merged into its result
     # a JSON object forgeline's own job entry points write (relative to job_dir): its keys become step properties
     properties_file: str | None = None
     # the interpreter of a script job: `python` as given, or a virtual environment built from `requirements`
-    # (absolute path) once under `envs_dir`; neither: forgeline's own interpreter
+    # (a file of the code snapshot) once under `envs_dir` (the executor's); neither: forgeline's own interpreter
     python: str | None = None
     requirements: str | None = None
     envs_dir: str | None = None
