@@ -1,62 +1,97 @@
-"""The pipeline DSL: the public vocabulary for defining pipelines (pure definitions, no I/O)."""
+"""The pipeline DSL: the public vocabulary for defining pipelines (pure definitions, no I/O).
 
-from forgeline.workflow.conditions import (
-    Condition,
-    ConditionEquals,
-    ConditionGreaterThan,
-    ConditionGreaterThanOrEqualTo,
-    ConditionIn,
-    ConditionLessThan,
-    ConditionLessThanOrEqualTo,
-    ConditionNot,
-    ConditionOr,
-)
-from forgeline.workflow.expressions import (
-    ExecutionVariable,
-    ExecutionVariables,
-    Format,
-    Join,
-    JsonGet,
-    Property,
-)
-from forgeline.workflow.models import ModelApprovalStatus, ModelPackage
-from forgeline.workflow.parameters import (
-    Parameter,
-    ParameterBoolean,
-    ParameterFloat,
-    ParameterInteger,
-    ParameterString,
-)
-from forgeline.workflow.pipeline import Pipeline
-from forgeline.workflow.policies import (
-    CacheConfig,
-    ParallelismConfiguration,
-    RetryPolicy,
-    SelectiveExecutionConfig,
-)
-from forgeline.workflow.steps import (
-    ConditionStep,
-    DelayedReturn,
-    DeployStep,
-    EvaluationReportStep,
-    FailStep,
-    ForEach,
-    ForEachItem,
-    FunctionStep,
-    Model,
-    ModelMetrics,
-    ProcessingInput,
-    ProcessingOutput,
-    ProcessingStep,
-    PropertyFile,
-    RegisterModel,
-    Step,
-    TrainingInput,
-    TrainingStep,
-    TransformInput,
-    TransformStep,
-    step,
-)
+Each name is imported from the module that defines it on first use, so that importing one module of the DSL
+(the metadata records read ModelApprovalStatus from ``models``) does not import all of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from forgeline.workflow.conditions import (
+        Condition,
+        ConditionEquals,
+        ConditionGreaterThan,
+        ConditionGreaterThanOrEqualTo,
+        ConditionIn,
+        ConditionLessThan,
+        ConditionLessThanOrEqualTo,
+        ConditionNot,
+        ConditionOr,
+    )
+    from forgeline.workflow.expressions import (
+        ExecutionVariable,
+        ExecutionVariables,
+        Format,
+        Join,
+        JsonGet,
+        Property,
+    )
+    from forgeline.workflow.models import ModelApprovalStatus, ModelPackage
+    from forgeline.workflow.parameters import (
+        Parameter,
+        ParameterBoolean,
+        ParameterFloat,
+        ParameterInteger,
+        ParameterString,
+    )
+    from forgeline.workflow.pipeline import Pipeline
+    from forgeline.workflow.policies import (
+        CacheConfig,
+        ParallelismConfiguration,
+        RetryPolicy,
+        SelectiveExecutionConfig,
+    )
+    from forgeline.workflow.steps import (
+        ConditionStep,
+        DelayedReturn,
+        DeployStep,
+        EvaluationReportStep,
+        FailStep,
+        ForEach,
+        ForEachItem,
+        FunctionStep,
+        Model,
+        ModelMetrics,
+        ProcessingInput,
+        ProcessingOutput,
+        ProcessingStep,
+        PropertyFile,
+        RegisterModel,
+        Step,
+        TrainingInput,
+        TrainingStep,
+        TransformInput,
+        TransformStep,
+        step,
+    )
+
+_DEFINED_IN: dict[str, str] = {
+    **dict.fromkeys((
+        "Condition", "ConditionEquals", "ConditionGreaterThan", "ConditionGreaterThanOrEqualTo", "ConditionIn",
+        "ConditionLessThan", "ConditionLessThanOrEqualTo", "ConditionNot", "ConditionOr"
+    ), "conditions"),
+    **dict.fromkeys((
+        "ExecutionVariable", "ExecutionVariables", "Format", "Join", "JsonGet", "Property"
+    ), "expressions"),
+    **dict.fromkeys(("ModelApprovalStatus", "ModelPackage"), "models"),
+    **dict.fromkeys((
+        "Parameter", "ParameterBoolean", "ParameterFloat", "ParameterInteger", "ParameterString"
+    ), "parameters"),
+    **dict.fromkeys(("Pipeline",), "pipeline"),
+    **dict.fromkeys((
+        "CacheConfig", "ParallelismConfiguration", "RetryPolicy", "SelectiveExecutionConfig"
+    ), "policies"),
+    **dict.fromkeys((
+        "ConditionStep", "DelayedReturn", "DeployStep", "EvaluationReportStep", "FailStep", "ForEach",
+        "ForEachItem", "FunctionStep", "Model", "ModelMetrics", "ProcessingInput", "ProcessingOutput",
+        "ProcessingStep", "PropertyFile", "RegisterModel", "Step", "TrainingInput", "TrainingStep",
+        "TransformInput", "TransformStep", "step"
+    ), "steps"),
+}
+"""Every public name (``__all__``) and the module of this package that defines it."""
 
 __all__ = [
     "TransformInput", "TransformStep",
@@ -71,3 +106,16 @@ __all__ = [
 ]
 __all__ += ["Model", "ModelApprovalStatus", "ModelMetrics", "ModelPackage", "RegisterModel"]
 __all__ += ["DeployStep", "EvaluationReportStep"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _DEFINED_IN.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups find it without calling __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_DEFINED_IN})

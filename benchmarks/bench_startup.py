@@ -1,0 +1,277 @@
+"""Cold start: whole processes, from exec to exit, for the commands and pipeline files people run every day.
+
+Each figure is a new Python process timed from outside (wall time until it exits), beside `python -c pass`
+timed in the same run and, where installed, a Kedro import as a peer's floor. Every command runs once untimed,
+then the measurements take turns for ``--runs`` rounds; the table gives medians. The stores the commands read
+are made first: a FORGELINE_HOME holding 100 executions for `forgeline executions list`, and one project home
+per pipeline file (so a whole run finds its database and, for the cached chain, every result already there).
+
+    python benchmarks/bench_startup.py [--runs 7] [--no-readme]
+    python benchmarks/bench_startup.py --baseline OLD/src        # before/after: another checkout's src, interleaved
+    python benchmarks/bench_startup.py --importtime "forgeline --help"   # where a figure's imports go
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from readme_section import write_section
+
+import forgeline
+
+BEGIN = "<!-- startup:begin (written by bench_startup.py) -->"
+END = "<!-- startup:end -->"
+STORED_EXECUTIONS = 100
+SETTINGS_ENV = ("FORGELINE_HOME", "FORGELINE_DATABASE_URL", "FORGELINE_ARTIFACT_ROOT")
+
+CHAIN = """
+    from forgeline.workflow import CacheConfig, Pipeline, step
+
+    CACHE = {cache}
+
+
+    def noop(previous: int) -> int:
+        return previous + 1
+
+
+    result = step(name="Fn00", cache_config=CACHE)(noop)(0)
+    for index in range(1, 10):
+        result = step(name=f"Fn{{index:02d}}", cache_config=CACHE)(noop)(result)
+    pipeline = Pipeline(name="{name}", steps=[result])
+
+    if __name__ == "__main__":
+        status = pipeline.start().wait()
+        raise SystemExit(0 if status.value == "Succeeded" else 1)
+"""
+
+SCRIPT_CHAIN = """
+    from forgeline.workflow import Pipeline, ProcessingStep
+
+    steps = []
+    for index in range(10):
+        steps.append(ProcessingStep(name=f"Noop{index:02d}", code="noop.py", depends_on=steps[-1:]))
+    pipeline = Pipeline(name="startup-script-chain", steps=steps)
+
+    if __name__ == "__main__":
+        status = pipeline.start().wait()
+        raise SystemExit(0 if status.value == "Succeeded" else 1)
+"""
+
+ONE_STEP = """
+    from forgeline.workflow import Pipeline, ProcessingStep
+
+    pipeline = Pipeline(name="startup-one-step", steps=[ProcessingStep(name="Noop", code="noop.py")])
+"""
+
+
+@dataclass
+class Figure:
+    """One whole-process measurement: what runs, where, and the goal it is held to."""
+
+    label: str
+    argv: list[str]
+    cwd: Path
+    home: Path | None = None
+    goal: float | None = None
+    note: str = ""
+    source: Path | None = None  # another checkout's src folder, put first on the path (a baseline)
+    times: list[float] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in SETTINGS_ENV}
+        if self.home is not None:
+            env["FORGELINE_HOME"] = str(self.home)
+        if self.source is not None:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.source), env.get("PYTHONPATH")]))
+        return env
+
+    def once(self, extra: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+        """Run the command once; stop the benchmark if it fails (its time would mean nothing)."""
+        done = subprocess.run([self.argv[0], *extra, *self.argv[1:]], cwd=self.cwd, env=self.env(),
+                              capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise SystemExit(f"{self.label} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return done
+
+    def time_once(self) -> None:
+        start = time.perf_counter()
+        self.once()
+        self.times.append(time.perf_counter() - start)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def forgeline_command() -> list[str]:
+    """The `forgeline` console script beside this interpreter (how users start it), else `python -m`."""
+    script = Path(sys.executable).with_name("forgeline")
+    if script.exists():
+        return [sys.executable, str(script)]
+    return [sys.executable, "-m", "forgeline.cli.main"]
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def project(root: Path, name: str, pipeline: str) -> Path:
+    """A project folder with its pipeline file, a one-line script and its own .forgeline home."""
+    folder = root / name
+    write(folder, "pipeline.py", pipeline)
+    write(folder, "noop.py", "pass\n")
+    return folder
+
+
+def store_executions(root: Path, count: int, source: Path | None) -> Path:
+    """A FORGELINE_HOME with ``count`` finished executions of a one-step pipeline, made through the Python API."""
+    folder = project(root, "listed", ONE_STEP)
+    filler = write(folder, "fill.py", f"""
+        from pipeline import pipeline
+
+        for _ in range({count}):
+            assert pipeline.start().wait().value == "Succeeded"
+    """)
+    home = folder / ".forgeline"
+    env = Figure("fill", [], folder, home=home, source=source).env()
+    subprocess.run([sys.executable, str(filler)], cwd=folder, env=env, check=True, timeout=600)
+    return home
+
+
+def kedro_figure(root: Path) -> Figure | None:
+    """A Kedro import (what its in-process runner pays before running anything), when Kedro is installed."""
+    if importlib.util.find_spec("kedro") is None:
+        return None
+    return Figure("`python -c \"import kedro.pipeline\"` (peer's floor)",
+                  [sys.executable, "-c", "import kedro.pipeline, kedro.runner"], root)
+
+
+def figures(root: Path, source: Path | None = None) -> list[Figure]:
+    """Every measurement, with its stores made (``source``: the forgeline they run, when not this one)."""
+    cli = forgeline_command()
+    python = sys.executable
+    home = store_executions(root, STORED_EXECUTIONS, source)
+    chain = project(root, "chain", CHAIN.format(cache="None", name="startup-chain"))
+    cached = project(root, "cached", CHAIN.format(cache='CacheConfig(enable_caching=True, expire_after="P30D")',
+                                                  name="startup-cached"))
+    scripts = project(root, "scripts", SCRIPT_CHAIN)
+    one = project(root, "one", ONE_STEP)
+    found = [
+        Figure("`python -c pass`", [python, "-c", "pass"], root, note="baseline"),
+        kedro_figure(root),
+        Figure("`import forgeline.workflow`", [python, "-c", "import forgeline.workflow"], root),
+        Figure("`forgeline --help`", [*cli, "--help"], root, goal=0.150),
+        Figure(f"`forgeline executions list` ({STORED_EXECUTIONS} executions stored)",
+               [*cli, "executions", "list"], root, home=home, goal=0.300),
+        Figure("`forgeline run` of a 1-step no-op pipeline", [*cli, "run", "pipeline.py"], one,
+               home=one / ".forgeline", note="one processing step (a one-line script)"),
+        Figure("`python pipeline.py`, 10-step @step chain (start + wait)", [python, "pipeline.py"], chain,
+               home=chain / ".forgeline", goal=0.250),
+        Figure("the same, fully cached", [python, "pipeline.py"], cached, home=cached / ".forgeline", goal=0.200),
+        Figure("`python pipeline.py`, 10-step script chain (start + wait)", [python, "pipeline.py"], scripts,
+               home=scripts / ".forgeline", goal=0.350),
+    ]
+    for figure in found:
+        if figure is not None:
+            figure.source = source
+    return [figure for figure in found if figure is not None]
+
+
+def measure(found: Sequence[Figure], runs: int) -> None:
+    """One untimed run of each (it makes the project's store and fills the cache), then ``runs`` rounds."""
+    for figure in found:
+        figure.once()
+    for _ in range(runs):
+        for figure in found:
+            figure.time_once()
+
+
+def import_breakdown(figure: Figure, top: int = 25) -> str:
+    """The ``top`` slowest imports (cumulative) of one run of ``figure``, from `python -X importtime`."""
+    lines = figure.once(extra=["-X", "importtime"]).stderr.splitlines()
+    rows = []
+    for line in lines:
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if match:
+            rows.append((int(match.group(2)), int(match.group(1)), len(match.group(3)) // 2, match.group(4)))
+    total = sum(cumulative for cumulative, _, depth, _ in rows if depth == 0)
+    shown = [f"total top-level imports: {total / 1000:.1f} ms", "cumulative ms  self ms  module"]
+    shown += [f"{c / 1000:13.1f}  {s / 1000:7.1f}  {'  ' * d}{m}"
+              for c, s, d, m in sorted(rows, reverse=True)[:top]]
+    return "\n".join(shown)
+
+
+def seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def table(found: list[Figure], runs: int, before: list[Figure] | None = None) -> str:
+    when = datetime.now(UTC).date().isoformat()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    lines = [f"Measured {when} with forgeline {forgeline.__version__}, Python {platform.python_version()}, "
+             f"{platform.system()} {platform.machine()}, {cores} cores; whole processes, median of {runs} runs "
+             "after one untimed run of each" + (", before and after taking turns." if before else "."), ""]
+    if before:
+        lines += ["| Measurement | Before | After | Goal | Met |", "|---|---:|---:|---|---|"]
+    else:
+        lines += ["| Measurement | Median | Goal | Met |", "|---|---:|---|---|"]
+    for index, figure in enumerate(found):
+        goal = f"≤ {seconds(figure.goal)}" if figure.goal is not None else figure.note
+        met = "" if figure.goal is None else ("met" if figure.median <= figure.goal else "not met")
+        was = f" {seconds(before[index].median)} |" if before else ""
+        lines.append(f"| {figure.label} |{was} {seconds(figure.median)} | {goal} | {met} |")
+    if not any(figure.label.startswith("`python -c \"import kedro") for figure in found):
+        lines += ["", "Kedro is not installed here, so no peer baseline was taken in this run."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--no-readme", action="store_true", help="print the table only")
+    parser.add_argument("--baseline", type=Path, metavar="SRC",
+                        help="also measure the forgeline in this src folder (an older checkout), taking turns")
+    parser.add_argument("--importtime", metavar="LABEL",
+                        help="print the slowest imports of the figure whose label contains LABEL, then stop")
+    options = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="forgeline-startup-"))
+    try:
+        found = figures(root)
+        before = figures(root / "baseline", options.baseline.resolve()) if options.baseline else []
+        if options.importtime:
+            for figure in found:
+                if options.importtime in figure.label:
+                    figure.once()  # the store exists and the cache is full, as when it is measured
+                    print(f"{figure.label}\n{import_breakdown(figure)}\n")
+            return
+        measure([figure for pair in itertools.zip_longest(before, found) for figure in pair if figure is not None],
+                options.runs)
+        block = table(found, options.runs, before or None)
+        print(block)
+        if not options.no_readme:
+            write_section(f"{BEGIN}\n{block}\n{END}", BEGIN, END, heading="## Cold start (`bench_startup.py`)")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
