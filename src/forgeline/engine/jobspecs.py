@@ -244,7 +244,7 @@ def _transform(step: TransformStep, ctx: JobContext) -> JobSpec:
                  "--content-type", step.inputs.content_type, "--split-type", step.inputs.split_type,
                  "--strategy", step.strategy, "--max-payload-mb", str(step.max_payload_mb),
                  "--assemble-with", step.assemble_with, "--join-source", step.join_source,
-                 "--workers", str(step.instance_count)]
+                 "--workers", str(step.workers(resolve(step.instance_count, ctx.resolution)))]
     inputs = [StagedInput(data, "input/data"), StagedInput(model.data, "model")]
     if model.code:
         inputs.append(StagedInput(model.code, "code", code_rules=ctx.code_rules()))
