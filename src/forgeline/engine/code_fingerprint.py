@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from forgeline.engine.distributions import packages_distributions
 from forgeline.engine.fingerprint import combine, hash_bytes, hash_local_file
 from forgeline.jobs.code_folder import CodeFolderRules, list_code_folder
 
@@ -35,9 +36,7 @@ class CodeFingerprint:
 
 @lru_cache(maxsize=1)
 def _distributions() -> dict[str, list[str]]:
-    import importlib.metadata  # costly to import and to scan: only when a step's code imports a package
-
-    return dict(importlib.metadata.packages_distributions())
+    return packages_distributions()  # scanned once per process: only when a step's code imports a package
 
 
 @lru_cache(maxsize=512)
