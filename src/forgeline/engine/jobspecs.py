@@ -88,8 +88,9 @@ class JobContext:
         return path if os.path.isabs(path) else os.path.join(self.work_dir, path)
 
     def code_rules(self) -> CodeFolderRules:
-        """What a code folder leaves out (forgeline's own home and local artifact root) and its size limit."""
-        return code_rules_of(self.settings)
+        """What a code folder leaves out and its size limit; a snapshot left this machine's folders out already."""
+        rules = code_rules_of(self.settings)
+        return CodeFolderRules(max_bytes=rules.max_bytes) if self.code_snapshot else rules
 
 
 @singledispatch
