@@ -73,8 +73,10 @@ def combine(parts: Mapping[str, str]) -> str:
 class Fingerprinter:
     """Fingerprints local paths and fsspec URLs, consulting and filling a ContentIndex."""
 
-    def __init__(self, index: ContentIndex | None = None) -> None:
+    def __init__(self, index: ContentIndex | None = None,
+                 options_by_protocol: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.index = index or MemoryContentIndex()
+        self.options_by_protocol = dict(options_by_protocol or {})  # FORGELINE_STORAGE_OPTIONS: endpoint, keys
 
     def fingerprint(self, location: str) -> str:
         """Content digest of a file or folder; folders hash their relative paths and file digests."""
@@ -119,7 +121,7 @@ class Fingerprinter:
         return digests
 
     def _remote(self, url: str) -> str:
-        fs, root = url_to_fs(url)
+        fs, root = url_to_fs(url, **self.options_by_protocol.get(url.split("://", 1)[0], {}))
         if not fs.exists(root):
             raise ArtifactNotFoundError(f"cannot fingerprint {url}: it does not exist")
         infos: dict[str, Any] = (

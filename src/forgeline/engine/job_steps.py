@@ -57,7 +57,7 @@ class JobSteps:
         self.attempts = attempts
         self.cache_lookups = cache_lookups  # False (run --no-cache): results are still recorded in the cache
         self.cache = StepCache(state.store, artifacts)
-        self.fingerprinter = Fingerprinter(state.store)
+        self.fingerprinter = Fingerprinter(state.store, artifacts.options_by_protocol)
         self.running: dict[JobRef, RunningJob] = {}
         self.succeeded: list[str] = []  # steps whose job folders are still to discard
         self._checkout: str | None = None

@@ -28,10 +28,11 @@ from forgeline.jobs.training import channel_destination, training_outputs
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ModelPackageRecord
 from forgeline.workflow.models import LatestApprovedModelPackage, parse_package_arn
-from forgeline.workflow.steps import FunctionStep, ProcessingStep, Step, TrainingStep
+from forgeline.workflow.steps import FunctionStep, JobStep, ProcessingStep, Step, TrainingStep
 from forgeline.workflow.steps.interpreter import Interpreter
 from forgeline.workflow.steps.model import Model
 from forgeline.workflow.steps.processing import job_relative
+from forgeline.workflow.steps.resources import check_resources
 from forgeline.workflow.steps.transform import TransformStep
 
 
@@ -131,6 +132,23 @@ def interpreter_fields(interpreter: Interpreter, ctx: JobContext) -> Interpreter
     return InterpreterFields(python=python, requirements=requirements, envs_dir=None)
 
 
+class ResourceFields(TypedDict):
+    """The JobSpec fields that say where a job may run."""
+
+    resources: dict[str, float]
+    instance_type: str | None
+    instance_count: int
+
+
+def resource_fields(step: JobStep, instance_type: Any, instance_count: Any, ctx: JobContext) -> ResourceFields:
+    """A step's ``resources`` (as Ray counts them), its instance type and how many instances it asks for."""
+    kind = resolve(instance_type, ctx.resolution)
+    count = resolve(instance_count, ctx.resolution)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ExpressionError(f"step {step.name!r}: instance_count must be a positive integer, got {count!r}")
+    return ResourceFields(resources=check_resources(f"step {step.name!r}", step.resources),
+                          instance_type=None if kind is None else render(kind), instance_count=count)
+
 
 @build_job_spec.register
 def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
@@ -159,6 +177,7 @@ def _processing(step: ProcessingStep, ctx: JobContext) -> JobSpec:
         arguments=tuple(render(resolve(a, ctx.resolution)) for a in step.arguments_list),
         sagemaker_paths=step.sagemaker_paths,
         **interpreter_fields(step.interpreter, ctx),
+        **resource_fields(step, step.instance_type, step.instance_count, ctx),
     )
 
 
@@ -185,6 +204,7 @@ def _training(step: TrainingStep, ctx: JobContext) -> JobSpec:
         max_run_seconds=step.max_run,
         sagemaker_paths=step.sagemaker_paths,
         **interpreter_fields(step.interpreter, ctx),
+        **resource_fields(step, step.instance_type, 1, ctx),  # one instance: distributed training is not sharded
         training=TrainingSpec(
             checkpoint_uri=checkpoint,
             channels=tuple(step.inputs),
@@ -210,6 +230,7 @@ def _function(step: FunctionStep, ctx: JobContext) -> JobSpec:
         args=tuple(resolve(a, ctx.resolution) for a in step.args),
         kwargs={k: resolve(v, ctx.resolution) for k, v in step.kwargs.items()},
         return_uri=ctx.artifacts.uri("executions", ctx.execution_id, step.name, "return.pkl"),
+        **resource_fields(step, step.instance_type, 1, ctx),
     )
 
 
@@ -246,7 +267,7 @@ def _transform(step: TransformStep, ctx: JobContext) -> JobSpec:
                  "--strategy", step.strategy, "--max-payload-mb", str(step.max_payload_mb),
                  "--assemble-with", step.assemble_with, "--join-source", step.join_source,
                  "--workers", str(step.workers(resolve(step.instance_count, ctx.resolution)))]
-    inputs = [StagedInput(data, "input/data"), StagedInput(model.data, "model")]
+    inputs = [StagedInput(data, "input/data", sharded=True), StagedInput(model.data, "model")]
     if model.code:
         inputs.append(StagedInput(model.code, "code", code_rules=ctx.code_rules()))
         arguments += ["--code", "code", "--entry-point", model.entry_point or ""]
@@ -261,6 +282,7 @@ def _transform(step: TransformStep, ctx: JobContext) -> JobSpec:
         code=BATCH_TRANSFORM_SCRIPT,
         arguments=tuple(arguments),
         static_properties={**properties, "output_uri": output_uri},
+        **resource_fields(step, step.instance_type, step.instance_count, ctx),
     )
 
 

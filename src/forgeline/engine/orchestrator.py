@@ -75,7 +75,7 @@ class Orchestrator:
         version = store.get_pipeline_version(self.record.pipeline_name, self.record.pipeline_version)
         self.pipeline = Pipeline.from_definition(version.definition)
         max_parallel = self.pipeline.parallelism_config.max_parallel_steps or os.cpu_count() or 1
-        self.executor = runtime.executor_factory(max_parallel)
+        self.executor = runtime.executor_factory(max_parallel, self.pipeline.executor)  # None: the settings'
         self.function_loader = FunctionLoader()
         self.resolution = ResolutionContext(
             execution_id=self.id, pipeline_name=self.record.pipeline_name,

@@ -43,7 +43,7 @@ def plan_pipeline(pipeline: Pipeline, overrides: Mapping[str, Any], store: Metad
     resolution = ResolutionContext(PLAN_EXECUTION_ID, pipeline.name, datetime.now(UTC), parameters,
                                    load_return=lambda uri: loader.loads(artifacts.read_bytes(uri)))
     cache = StepCache(store, artifacts)
-    fingerprinter = Fingerprinter(store)
+    fingerprinter = Fingerprinter(store, artifacts.options_by_protocol)
     decisions: dict[str, StepPlan] = {}
     for name in pipeline.graph.topological_order():
         if name in decisions:

@@ -278,7 +278,7 @@ def trace_lineage(step: RegisterModel, pipeline: RunningPipeline, ancestors: set
     """Execution, parameters, and every upstream step's data inputs and outputs with content fingerprints."""
     execution, work_dir = ctx.execution, ctx.execution.work_dir
     runs = {run.name: run for run in ctx.store.list_step_runs(execution.id)}
-    fingerprints = _Fingerprints(Fingerprinter(ctx.store))
+    fingerprints = _Fingerprints(Fingerprinter(ctx.store, ctx.artifacts.options_by_protocol))
     steps: list[dict[str, Any]] = []
     for name in pipeline.graph.topological_order():
         if name not in ancestors:

@@ -198,6 +198,8 @@ class RayExecutor:
             if not progress.node_id:  # stopped before its actor ever started: nothing of it ran
                 self._end_actor(actor, None)
                 return stopped(job.spec)
+            if not started[0]:
+                logs.note(shard, f"running on Ray node {progress.node_id[:12]}")
             started[0] = True
             logs.write(shard, progress.log)
             offset = progress.log_offset
@@ -286,6 +288,12 @@ class ShardLogs:
         self._shards = shards
         self._partial = [b""] * shards
         self._lock = threading.Lock()
+
+    def note(self, shard: int, message: str) -> None:
+        """Add one ``[forgeline] ...`` line of forgeline's own (where the shard runs) to the step's log."""
+        prefix = f"[shard {shard + 1}/{self._shards}] " if self._shards > 1 else ""
+        with self._lock, open(self._path, "ab") as log:
+            log.write(f"{prefix}[forgeline] {message}\n".encode())
 
     def write(self, shard: int, chunk: bytes) -> None:
         """Append what shard ``shard`` logged next."""

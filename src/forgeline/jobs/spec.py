@@ -43,6 +43,7 @@ class StagedInput:
     source: str
     destination: str
     code_rules: CodeFolderRules | None = None  # set for a code folder: copied as the code-folder rules say
+    sharded: bool = False  # a job of several instances gives each a share of the files (ShardedByS3Key)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,11 @@ class JobSpec:
     envs_dir: str | None = None
     training: TrainingSpec | None = None
     sagemaker_paths: bool = False  # run the script with the job directory mounted at /opt/ml
+    # where the job may run (executors that place jobs read them; the local one runs everything here):
+    # {"num_cpus": 4, "num_gpus": 1, "memory": <bytes>}, the instance type it asked for, and how many instances
+    resources: dict[str, float] = field(default_factory=dict)
+    instance_type: str | None = None
+    instance_count: int = 1
 
     def __post_init__(self) -> None:
         try:

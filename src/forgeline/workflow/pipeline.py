@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from forgeline.errors import PipelineDefinitionError
+from forgeline.config import EXECUTORS, parse_executor
+from forgeline.errors import ConfigurationError, PipelineDefinitionError
 from forgeline.workflow.expressions import JsonGet, Property, check_name, walk
 from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.parameters import Parameter, ParameterReference, parameter_from_request
@@ -53,8 +54,10 @@ class Pipeline:
         parallelism_config: ParallelismConfiguration | None = None,
         description: str | None = None,
         check_files: bool = True,
+        executor: str | None = None,
     ) -> None:
         self.name = check_name("pipeline", name)
+        self.executor = check_executor(self.name, executor)  # None: FORGELINE_EXECUTOR's
         self.parameters = list(parameters or [])
         self.description = description
         self.parallelism_config = parallelism_config or ParallelismConfiguration()
@@ -85,6 +88,8 @@ class Pipeline:
         }
         if self.description:
             doc["Description"] = self.description
+        if self.executor:
+            doc["Executor"] = self.executor
         return doc
 
     def definition(self) -> DefinitionDocument:
@@ -109,6 +114,7 @@ class Pipeline:
             parallelism_config=ParallelismConfiguration.from_request(data.get("ParallelismConfiguration", {})),
             description=data.get("Description"),
             check_files=check_files,
+            executor=data.get("Executor"),
         )
 
     @classmethod
@@ -282,3 +288,14 @@ def check_reference(pipeline: Pipeline, owner: Step, node: Any, by_name: Mapping
             problem = target.check_property_path(node.path)
             if problem:
                 raise PipelineDefinitionError(f"step {owner.name!r}: {problem}")
+
+
+def check_executor(pipeline_name: str, executor: str | None) -> str | None:
+    """The executor a pipeline names for itself (``local``, ``ray``, ``ray://host:port``), or None."""
+    if executor is None:
+        return None
+    try:
+        return parse_executor(executor) if isinstance(executor, str) and executor.strip() else parse_executor("?")
+    except ConfigurationError:
+        raise PipelineDefinitionError(f"pipeline {pipeline_name!r}: executor={executor!r} is not an executor; "
+                                      f"accepted: {', '.join(EXECUTORS)}") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = TransformSettings(
         content_type=args.content_type, split_type=args.split_type, strategy=args.strategy,
         max_payload_mb=args.max_payload_mb, accept=args.accept or args.content_type,
-        assemble_with=args.assemble_with, join_source=args.join_source, workers=args.workers,
+        assemble_with=args.assemble_with, join_source=args.join_source,
+        # one shard of a job spread over a cluster (instance_count shards) is one worker: the model loads once
+        workers=1 if os.environ.get("FORGELINE_SHARD_COUNT") else args.workers,
     )
     try:
         model_dir = unpacked_model(Path(args.model))

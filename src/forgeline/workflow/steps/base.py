@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from forgeline.errors import PipelineDefinitionError
 from forgeline.workflow.expressions import Property, StepProperties, check_name, serialize, walk
 from forgeline.workflow.policies import CacheConfig, RetryPolicy
+from forgeline.workflow.steps.resources import check_resources
 
 StepRef = Any  # a Step, a step name, or a DelayedReturn of a @step call
 
@@ -135,8 +136,11 @@ class JobStep(Step):
         description: str | None = None,
         cache_config: CacheConfig | None = None,
         retry_policies: Sequence[RetryPolicy] | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(name, depends_on, display_name, description)
+        check_resources(f"step {name!r}", resources)
+        self.resources = dict(resources or {})  # as given ("8GiB"); jobs get them as Ray counts them
         if cache_config is not None and not isinstance(cache_config, CacheConfig):
             raise PipelineDefinitionError(f"step {name!r}: cache_config must be a CacheConfig")
         if any(not isinstance(p, RetryPolicy) for p in retry_policies or []):
@@ -151,6 +155,8 @@ class JobStep(Step):
             request["CacheConfig"] = self.cache_config.to_request()
         if self.retry_policies:
             request["RetryPolicies"] = [p.to_request() for p in self.retry_policies]
+        if self.resources:
+            request["Resources"] = dict(self.resources)
         return request
 
     @staticmethod
@@ -160,6 +166,8 @@ class JobStep(Step):
         if "CacheConfig" in request:
             kwargs["cache_config"] = CacheConfig.from_request(request["CacheConfig"])
         kwargs["retry_policies"] = [RetryPolicy.from_request(p) for p in request.get("RetryPolicies", [])]
+        if "Resources" in request:
+            kwargs["resources"] = request["Resources"]
         return kwargs
 
 

@@ -44,9 +44,10 @@ class FunctionStep(JobStep):
         retry_policies: Sequence[RetryPolicy] | None = None,
         instance_type: str | None = None,
         instance_count: int | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, depends_on, display_name, description, cache_config, retry_policies)
-        # recorded only (SageMaker's @step options): every call runs in a worker on this machine
+        super().__init__(name, depends_on, display_name, description, cache_config, retry_policies, resources)
+        # SageMaker's @step options: a Ray executor places the call by instance_type; the local one runs it here
         self.instance_type = instance_type
         self.instance_count = instance_count
         self.function = dict(function)
@@ -144,14 +145,16 @@ def step(
     retry_policies: Sequence[RetryPolicy] | None = None,
     instance_type: str | None = None,
     instance_count: int | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> Any:
     """Turn a module-level function into a pipeline step (``@step`` or ``@step(name=...)``).
 
-    ``instance_type`` and ``instance_count`` (SageMaker's) are recorded in the definition; calls run here.
+    ``instance_type`` and ``instance_count`` (SageMaker's) are recorded in the definition; ``resources`` (e.g.
+    ``{"num_cpus": 2, "memory": "4GiB"}``) and the instance type place each call on a Ray executor.
     """
     options = {"display_name": display_name, "description": description, "env": env,
                "depends_on": depends_on, "cache_config": cache_config, "retry_policies": retry_policies,
-               "instance_type": instance_type, "instance_count": instance_count}
+               "instance_type": instance_type, "instance_count": instance_count, "resources": resources}
 
     def decorate(func: Callable[..., Any]) -> StepFunction:
         return StepFunction(func, name, options)

@@ -118,8 +118,21 @@ class ProcessingStep(JobStep):
         description: str | None = None,
         cache_config: CacheConfig | None = None,
         retry_policies: Sequence[RetryPolicy] | None = None,
+        resources: Mapping[str, Any] | None = None,
+        instance_type: str | None = None,
+        instance_count: Any = 1,
     ) -> None:
-        super().__init__(name, depends_on, display_name, description, cache_config, retry_policies)
+        super().__init__(name, depends_on, display_name, description, cache_config, retry_policies, resources)
+        if instance_type is not None and (not isinstance(instance_type, str) or not instance_type):
+            raise PipelineDefinitionError(f"step {name!r}: instance_type must be a name like 'ml.m5.xlarge'")
+        if not isinstance(instance_count, Expression) and (
+                isinstance(instance_count, bool) or not isinstance(instance_count, int) or instance_count < 1):
+            raise PipelineDefinitionError(f"step {name!r}: instance_count must be a positive integer, "
+                                          f"not {instance_count!r}")
+        # a Ray executor runs instance_count shards of the job, each with every input (SageMaker's
+        # FullyReplicated) and FORGELINE_SHARD_INDEX / FORGELINE_SHARD_COUNT; the local executor runs one
+        self.instance_type = instance_type
+        self.instance_count = instance_count
         if not isinstance(code, str) or not code:
             raise PipelineDefinitionError(f"step {name!r}: code must be the path of a Python script")
         self.code = code
@@ -169,6 +182,8 @@ class ProcessingStep(JobStep):
             "Arguments": serialize(self.arguments_list),
             "Environment": serialize_env(self.env, self.name),
             **self.interpreter.to_request(),
+            **({"ResourceConfig": {"InstanceType": self.instance_type, "InstanceCount": serialize(self.instance_count)}}
+               if self.instance_type is not None or self.instance_count != 1 else {}),
         }
 
     def extra_request(self) -> dict[str, Any]:
@@ -194,6 +209,8 @@ class ProcessingStep(JobStep):
             env=parse_value(args.get("Environment", {})),
             property_files=[PropertyFile.from_request(p) for p in request.get("PropertyFiles", [])],
             **asdict(Interpreter.from_request(args)),
+            instance_type=args.get("ResourceConfig", {}).get("InstanceType"),
+            instance_count=parse_value(args.get("ResourceConfig", {}).get("InstanceCount", 1)),
             **cls.common_kwargs(request),
         )
 

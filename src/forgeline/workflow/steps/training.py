@@ -117,8 +117,9 @@ class TrainingStep(JobStep):
         description: str | None = None,
         cache_config: CacheConfig | None = None,
         retry_policies: Sequence[RetryPolicy] | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(name, depends_on, display_name, description, cache_config, retry_policies)
+        super().__init__(name, depends_on, display_name, description, cache_config, retry_policies, resources)
         if not isinstance(entry_point, str) or not entry_point:
             raise PipelineDefinitionError(f"step {name!r}: entry_point must be the path of a Python script")
         self.entry_point = entry_point
