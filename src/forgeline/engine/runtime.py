@@ -5,10 +5,11 @@ Nothing below the edges reads the environment or constructs a backend: it is han
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from forgeline.config import Settings
+from forgeline.config import EXECUTORS, Settings, parse_executor
 from forgeline.errors import ConfigurationError
 from forgeline.executors.base import Executor
 from forgeline.executors.local import LocalExecutor
@@ -17,8 +18,9 @@ from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 
-ExecutorFactory = Callable[[int], Executor]
-"""Makes the executor of one execution, given how many of its jobs may run at once."""
+ExecutorFactory = Callable[..., Executor]
+"""Makes the executor of one execution, given how many of its jobs may run at once (and the pipeline's own
+executor name, if it names one)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class Runtime:
         artifacts = ArtifactStore.from_settings(settings)
         store = store or SqlMetadataStore(settings.database_url, create=create,
                                           retry_seconds=settings.store_retry_seconds)
-        return cls(settings, store, artifacts, executor_factory(settings.executor, artifacts, JobRoots.of(settings)))
+        return cls(settings, store, artifacts, executor_factory(settings.executor, artifacts, JobRoots.of(settings),
+                                                                settings.instance_types))
 
     @classmethod
     def at_edge(cls, settings: Settings | None = None, *, create: bool = True) -> Runtime:
@@ -52,8 +55,21 @@ class Runtime:
         return cls.at_edge()
 
 
-def executor_factory(name: str, artifacts: ArtifactStore, roots: JobRoots | None = None) -> ExecutorFactory:
-    """The factory of the executor called ``name`` (see Settings.executor); ``roots``: where it places jobs."""
-    if name == "local":
-        return lambda max_parallel: LocalExecutor(artifacts, max_parallel, roots=roots)
-    raise ConfigurationError(f"no executor called {name!r}; FORGELINE_EXECUTOR accepts: local")
+def executor_factory(name: str, artifacts: ArtifactStore, roots: JobRoots | None = None,
+                     instance_types: Mapping[str, Mapping[str, Any]] | None = None) -> ExecutorFactory:
+    """The factory of the executor called ``name`` (see Settings.executor); ``roots``: where it places jobs.
+
+    The factory takes how many jobs may run at once and, optionally, the executor a pipeline names for itself
+    (``Pipeline(..., executor="ray")``), which wins over ``name``.
+    """
+    def make(max_parallel: int, executor: str | None = None) -> Executor:
+        chosen = parse_executor(executor) if executor else name
+        if chosen == "local":
+            return LocalExecutor(artifacts, max_parallel, roots=roots)
+        if chosen == "ray" or chosen.startswith("ray://"):
+            from forgeline.executors.ray import RayExecutor  # Ray is imported only where it is used
+
+            return RayExecutor(artifacts, chosen, roots=roots, instance_types=instance_types)
+        raise ConfigurationError(f"no executor called {chosen!r}; FORGELINE_EXECUTOR accepts: {', '.join(EXECUTORS)}")
+
+    return make
