@@ -34,7 +34,9 @@ def store(name, value):
     (folder / name / "payload.pkl").write_bytes(payload)
     (folder / name / "metadata.json").write_text(json.dumps({"sha256_hash": digest, "version": "2023-04-24",
                                                             "python_version": "3", "serialization_module": "cloudpickle"}))
-store("function", lambda flag, count, model, run, upstream=None: {
+def fail(*args, **kwargs):
+    raise ValueError(f"no rows for {args[3]}")
+store("function", fail if sys.argv[3:] == ["fail"] else lambda flag, count, model, run, upstream=None: {
     "flag": flag, "count": count * 2, "model": model, "run": run, "upstream": upstream})
 store("arguments", ((_ParameterBoolean("Flag"), _ParameterInteger("Count"),
                      _Properties("Steps.Train.ModelArtifacts.S3ModelArtifacts"), _ExecutionVariable("PipelineExecutionId")),
@@ -46,11 +48,12 @@ REFERENCES = {"Parameters.Flag": "true", "Parameters.Count": 21, "Execution.Pipe
               "Steps.Train.ModelArtifacts.S3ModelArtifacts": "/models/train/model.tar.gz"}
 
 
-def stored_by_sdk(root: Path, key: str = "") -> Path:
-    """A step's function and arguments as the SDK stores them (signed with ``key`` when given)."""
+def stored_by_sdk(root: Path, key: str = "", *mode: str) -> Path:
+    """A step's function and arguments as the SDK stores them (signed with ``key`` when given; ``fail``: a function
+    that raises)."""
     folder = root / "bucket" / "pipe" / "Fit" / "2026-01-01-00-00-00-000"
-    done = subprocess.run([sys.executable, "-c", WRITE_WITH_SDK, str(folder), key], capture_output=True, text=True,
-                          cwd=root, timeout=120)
+    done = subprocess.run([sys.executable, "-c", WRITE_WITH_SDK, str(folder), key, *mode], capture_output=True,
+                          text=True, cwd=root, timeout=120)
     if done.returncode != 0 and "No module named 'sagemaker" in done.stderr:
         pytest.skip("the SageMaker SDK is not installed")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -122,3 +125,18 @@ def test_missing_payloads_and_references_are_named(tmp_path, monkeypatch):
     folder = stored_by_sdk(tmp_path)
     with pytest.raises(StoredFunctionError, match="passes no value for Parameters.Flag"):
         run_stored_function(str(folder), str(tmp_path / "out"), str(tmp_path), {})
+
+
+def test_an_exception_of_the_function_fails_the_call_and_is_stored_for_the_sdk(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(SECRET_KEY_ENV, raising=False)
+    folder = stored_by_sdk(tmp_path, "", "fail")
+    upstream_result(tmp_path, None)
+    with pytest.raises(ValueError, match="no rows for exec1"):
+        run(tmp_path, folder)
+    stored = tmp_path / "bucket" / "pipe" / "exec1" / "Fit" / "exception"
+    payload = (stored / "payload.pkl").read_bytes()
+    assert json.loads((stored / "metadata.json").read_text())["sha256_hash"] == hashlib.sha256(payload).hexdigest()
+    error = cloudpickle.loads(payload)
+    assert isinstance(error, ValueError) and str(error) == "no rows for exec1"
+    assert not (tmp_path / "bucket" / "pipe" / "exec1" / "Fit" / "results").exists()

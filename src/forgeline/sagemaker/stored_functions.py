@@ -7,7 +7,7 @@ environment, in SDK releases before 2.256). Arguments that are pipeline values a
 (a parameter, an execution variable, a step property, the ``DelayedReturn`` of another @step) that the job
 resolves from its ``--property_references``. The return value goes to
 ``<s3_root>/<pipeline>/<execution id>/<step>/results/`` in the same layout, plus ``results.json``
-(``{"Result": ..., "Exception": null}``) when a condition reads it.
+(``{"Result": ..., "Exception": null}``) when a condition reads it; a raised exception goes to ``<step>/exception/``.
 
 This module does the same on this machine, through fsspec (a local folder an S3 root maps to, or an S3 API
 endpoint with ``FORGELINE_STORAGE_OPTIONS``), checking every payload as the SDK does. The placeholders load as
@@ -37,6 +37,7 @@ METADATA_VERSION = "2023-04-24"
 SDK_VARIABLES_MODULE = "sagemaker.remote_function.core.pipeline_variables"
 RESULTS_FOLDER = "results"
 RESULTS_JSON = "results.json"
+EXCEPTION_FOLDER = "exception"
 
 
 class StoredFunctionError(JobError):
@@ -236,18 +237,36 @@ def run_stored_function(function_uri: str, results_uri: str, s3_base_uri: str, r
     payloads = PayloadStore(store, os.environ.get(SECRET_KEY_ENV) or None)
     if code_root and code_root not in sys.path:
         sys.path.insert(0, code_root)  # a function pickled by reference imports its module from the project
-    function = payloads.read(f"{function_uri.rstrip('/')}/function")
-    stored = payloads.read(f"{function_uri.rstrip('/')}/arguments")
+    results = results_uri.rstrip("/")
+    try:
+        value = _call(function_uri.rstrip("/"), references, s3_base_uri, payloads)
+    except Exception as exc:
+        _store_exception(payloads, f"{results.rsplit('/', 1)[0]}/{EXCEPTION_FOLDER}", exc)
+        raise
+    payloads.write(results, value)
+    if results_json:
+        store.write_bytes(f"{results}/{RESULTS_JSON}", _results_json(value))
+    return value
+
+
+def _call(function_uri: str, references: Mapping[str, Any], s3_base_uri: str, payloads: PayloadStore) -> Any:
+    """Load the stored function and arguments, resolve the arguments' placeholders, and call it."""
+    function = payloads.read(f"{function_uri}/function")
+    stored = payloads.read(f"{function_uri}/arguments")
     if not callable(function) or not (isinstance(stored, tuple) and len(stored) == 2):
         raise StoredFunctionError(f"{function_uri} does not hold a function and its (args, kwargs)")
     args, kwargs = stored
     resolver = ArgumentResolver(references, s3_base_uri, payloads)
-    value = function(*[resolver.value(a) for a in args or ()],
-                     **{k: resolver.value(v) for k, v in (kwargs or {}).items()})
-    payloads.write(results_uri.rstrip("/"), value)
-    if results_json:
-        store.write_bytes(f"{results_uri.rstrip('/')}/{RESULTS_JSON}", _results_json(value))
-    return value
+    return function(*[resolver.value(a) for a in args or ()],
+                    **{k: resolver.value(v) for k, v in (kwargs or {}).items()})
+
+
+def _store_exception(payloads: PayloadStore, folder: str, exc: Exception) -> None:
+    """Leave the failure where the SDK's readers look for it (``<step>/exception``), as the SDK's job does."""
+    try:
+        payloads.write(folder, exc)
+    except Exception:  # the call's own error is the one to report; this copy is a courtesy
+        pass
 
 
 def _results_json(value: Any) -> bytes:
