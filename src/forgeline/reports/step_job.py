@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from forgeline.engine.jobspecs import JobContext, build_job_spec, find_package, resolved_env
 from forgeline.engine.resolve import model_package_of, render, resolve
 from forgeline.errors import ModelPackageNotFoundError
+from forgeline.jobs.placement import forgeline_script
 from forgeline.jobs.spec import CollectedOutput, JobKind, JobSpec, StagedInput
 from forgeline.reports.jobs import evaluation_report
 from forgeline.store.metadata.records import ModelPackageRecord
 from forgeline.workflow.models import LatestApprovedModelPackage
 from forgeline.workflow.steps import EvaluationReportStep
 
-REPORT_SCRIPT = str(Path(evaluation_report.__file__).resolve())
+REPORT_SCRIPT = forgeline_script(evaluation_report.__file__)
 PROPERTIES_FILE = "properties.json"
 
 

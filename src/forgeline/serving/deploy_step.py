@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from forgeline.config import ARTIFACT_ROOT_ENV, DATABASE_URL_ENV, HOME_ENV, Settings
 from forgeline.engine.jobspecs import JobContext, build_job_spec
 from forgeline.engine.resolve import render, resolve
 from forgeline.errors import ExpressionError
+from forgeline.jobs.placement import forgeline_script
 from forgeline.jobs.spec import JobKind, JobSpec
 from forgeline.serving.jobs import deploy
 from forgeline.workflow.steps import DeployStep
 
-DEPLOY_SCRIPT = str(Path(deploy.__file__).resolve())
+DEPLOY_SCRIPT = forgeline_script(deploy.__file__)
 PROPERTIES_FILE = "properties.json"
 
 
