@@ -137,7 +137,6 @@ class ExecutionOwnershipContract:
             **_fenced_writes(store, execution_id),
             "finish_attempt": lambda epoch: store.finish_attempt(
                 execution_id, "a", 1, status=StepStatus.INTERRUPTED, epoch=epoch),
-            "set_attempt_pid": lambda epoch: store.set_attempt_pid(execution_id, "a", 1, 4242, epoch=epoch),
         }
         for name, write in refused.items():
             with pytest.raises(StaleOwnerError, match=f"{execution_id}.*successor"):

@@ -443,24 +443,3 @@ class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, Endp
         with pytest.raises(ExecutionNotFoundError):
             store.list_attempts("missing")
 
-    def test_attempt_pid_is_set_kept_and_cleared(self, store: MetadataStore) -> None:
-        self._execution(store)
-        assert store.start_attempt("exec-0001", "train", log_path=None).pid is None
-        store.start_attempt("exec-0001", "prepare", log_path=None)
-        store.set_attempt_pid("exec-0001", "train", 1, 31337)
-        [attempt] = store.list_attempts("exec-0001", "train")
-        assert attempt.pid == 31337
-        assert store.list_attempts("exec-0001", "prepare")[0].pid is None
-        finished = store.finish_attempt("exec-0001", "train", 1, status=StepStatus.SUCCEEDED)
-        assert finished.pid == 31337
-        store.set_attempt_pid("exec-0001", "train", 1, None)
-        assert store.list_attempts("exec-0001", "train")[0].pid is None
-
-    def test_set_pid_of_missing_attempt_raises(self, store: MetadataStore) -> None:
-        self._execution(store)
-        with pytest.raises(StepNotFoundError, match="no attempt 1"):
-            store.set_attempt_pid("exec-0001", "train", 1, 42)
-        with pytest.raises(StepNotFoundError):
-            store.set_attempt_pid("exec-0001", "nope", 1, 42)
-        with pytest.raises(ExecutionNotFoundError):
-            store.set_attempt_pid("missing", "train", 1, 42)

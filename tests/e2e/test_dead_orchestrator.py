@@ -286,14 +286,13 @@ def test_resume_keeps_a_step_that_had_failed_before_the_crash(project, cli, wait
     assert retried.returncode == 1 and ran(project).count("Crasher") == 2, retried
 
 
-def test_a_job_whose_pid_was_never_recorded_is_still_ended_on_resume(project, cli, wait_until):
-    """The orchestrator may die between starting a job and recording its pid: the job folder has it too."""
+def test_an_orphaned_job_is_found_through_its_job_reference_and_ended_on_resume(project, cli, wait_until):
+    """The store records no process of a job: the executor finds a dead orchestrator's job from its reference."""
     orphans_project(project)
     execution = project.load().start()
     wait_until(started(project, "Finisher", "Crasher", "Runner"), timeout=60, what="the three steps to start")
     runner = int((project.root / "Runner.started").read_text())
     kill_orchestrator(execution, wait_until)
-    project.store().set_attempt_pid(execution.id, "Runner", 1, None)  # as if it had died before recording it
     (project.root / "release").write_text("")
 
     resumed = cli("executions", "resume", execution.id, cwd=project.root)

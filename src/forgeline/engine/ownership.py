@@ -16,7 +16,7 @@ from typing import Any, cast
 from forgeline.store.metadata.protocol import MetadataStore
 
 FENCED_WRITES = frozenset({
-    "update_execution", "update_step_run", "add_step_runs", "start_attempt", "finish_attempt", "set_attempt_pid",
+    "update_execution", "update_step_run", "add_step_runs", "start_attempt", "finish_attempt",
     "append_events", "record_step_transition", "put_cache_entry", "add_metric_points", "create_model_package",
 })
 """The store writes an orchestrator makes about its own execution: each carries the owner's epoch."""

@@ -190,11 +190,6 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, TokenSt
         """Attempts of one step, or of the whole execution, in the order they started."""
         ...
 
-    def set_attempt_pid(self, execution_id: str, step_name: str, attempt: int, pid: int | None, *,
-                        epoch: int | None = None) -> None:
-        """Record (None: clear) the OS process id of an attempt's job, so a resumed orchestrator can end it."""
-        ...
-
     def append_events(self, events: Sequence[StepEventDraft], *, epoch: int | None = None) -> list[StepEvent]:
         """Append events in order; each gets its cursor (id), growing in commit order within an execution."""
         ...

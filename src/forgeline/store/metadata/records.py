@@ -129,7 +129,6 @@ class StepAttempt:
     failure_kind: str | None = None
     failure_reason: str | None = None
     log_path: str | None = None
-    pid: int | None = None
 
 
 @dataclass(frozen=True)

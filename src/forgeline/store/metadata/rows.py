@@ -122,7 +122,6 @@ def to_step_attempt(row: Row[Any]) -> StepAttempt:
         failure_kind=row.failure_kind,
         failure_reason=row.failure_reason,
         log_path=row.log_path,
-        pid=row.pid,
     )
 
 

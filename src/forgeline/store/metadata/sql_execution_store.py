@@ -207,16 +207,6 @@ class SqlExecutionStore:
         """Attempts of one step, or of the whole execution, in the order they started."""
         return self._tx.read(lambda connection: steps_repository.list_attempts(connection, execution_id, step_name))
 
-    def set_attempt_pid(self, execution_id: str, step_name: str, attempt: int, pid: int | None, *,
-                        epoch: int | None = None) -> None:
-        """Record (None: clear) the OS process id of an attempt's job, so a resumed orchestrator can end it."""
-
-        def work(connection: Connection) -> None:
-            ownership_repository.check_epoch(connection, execution_id, epoch)
-            steps_repository.set_attempt_pid(connection, execution_id, step_name, attempt, pid)
-
-        self._tx.write(work)
-
     def append_events(self, events: Sequence[StepEventDraft], *, epoch: int | None = None) -> list[StepEvent]:
         """Append events in order and return them with their cursors; ``epoch`` fences each event's execution."""
 

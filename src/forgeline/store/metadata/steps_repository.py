@@ -151,11 +151,6 @@ def close_attempt(connection: Connection, execution_id: str, step_name: str, att
     })
 
 
-def set_attempt_pid(connection: Connection, execution_id: str, step_name: str, attempt: int, pid: int | None) -> None:
-    """Record (or clear) the OS process id of an attempt's job; StepNotFoundError for an unknown attempt."""
-    _update_attempt(connection, execution_id, step_name, attempt, {"pid": pid})
-
-
 def list_attempts(connection: Connection, execution_id: str, step_name: str | None) -> list[StepAttempt]:
     """Attempts of one step or of the whole execution, in the order they started."""
     query = (

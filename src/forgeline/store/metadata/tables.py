@@ -119,7 +119,6 @@ step_attempts = Table(
     Column("failure_kind", String(64), nullable=True),
     Column("failure_reason", Text, nullable=True),
     Column("log_path", Text, nullable=True),
-    Column("pid", Integer, nullable=True),
     ForeignKeyConstraint(
         ["execution_id", "step_name"],
         ["step_runs.execution_id", "step_runs.name"],

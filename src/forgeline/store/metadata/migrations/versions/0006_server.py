@@ -25,6 +25,8 @@ def upgrade() -> None:
     """Create the server's tables and remember the code snapshot of each pipeline version's latest save."""
     op.add_column("pipeline_versions", sa.Column("code_snapshot", sa.String(128), nullable=True))
     op.add_column("executions", sa.Column("started_by", sa.JSON(), nullable=True))
+    # no writer ever set an attempt's process id: executors find their jobs by job reference
+    op.drop_column("step_attempts", "pid")
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.String(32), nullable=False),
@@ -178,3 +180,4 @@ def downgrade() -> None:
         op.drop_table(table)
     op.drop_column("executions", "started_by")
     op.drop_column("pipeline_versions", "code_snapshot")
+    op.add_column("step_attempts", sa.Column("pid", sa.Integer(), nullable=True))
