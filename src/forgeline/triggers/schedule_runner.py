@@ -39,7 +39,7 @@ class RunnerTiming:
     """How often the runner ticks, how long its lease lasts, when a due time counts as missed."""
 
     tick_seconds: float = 1.0
-    lease_seconds: float = 30.0
+    lease_seconds: float = 15.0
     late_seconds: float = DEFAULT_LATE_SECONDS
 
 
