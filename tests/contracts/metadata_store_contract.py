@@ -16,6 +16,7 @@ from contracts.endpoint_store_contract import EndpointStoreContract
 from contracts.execution_ownership_contract import ExecutionOwnershipContract
 from contracts.housekeeping_store_contract import HousekeepingStoreContract
 from contracts.model_registry_contract import ModelRegistryContract
+from contracts.schedule_store_contract import ScheduleStoreContract
 from contracts.server_store_contract import ServerStoreContract
 from contracts.step_events_contract import StepEventsContract
 from contracts.step_transition_contract import StepTransitionContract
@@ -43,7 +44,8 @@ def _is_utc(value: datetime | None) -> bool:
 
 class MetadataStoreContract(CacheAndMetricsContract, ModelRegistryContract, EndpointStoreContract,
                             HousekeepingStoreContract, ExecutionOwnershipContract, StepEventsContract,
-                            StepTransitionContract, ServerStoreContract, AlarmStoreContract):
+                            StepTransitionContract, ServerStoreContract, AlarmStoreContract,
+                            ScheduleStoreContract):
     """Shared tests; a backend's test module subclasses this and provides a fresh, empty `store`."""
 
     @pytest.fixture
