@@ -21,6 +21,10 @@ from forgeline.store.metadata.records import (
     StepStatus,
 )
 
+BRISK_POLL_SECONDS = 0.01
+BRISK_POLL_WINDOW_SECONDS = 2.0
+"""wait() polls at least every BRISK_POLL_SECONDS during an execution's first seconds (a read each time)."""
+
 
 class PipelineExecution:
     """One execution of a pipeline; every property reads the metadata store afresh."""
@@ -76,7 +80,8 @@ class PipelineExecution:
 
         OrchestratorLostError when its orchestrator died, unless ``Settings.auto_resume`` lets this resume it.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
         delay = 0.005
         while True:
             record = self.record()
@@ -87,7 +92,9 @@ class PipelineExecution:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {self.id} still {status.value} after {timeout} s")
             time.sleep(delay)
-            delay = min(delay * 1.5, poll_interval)
+            # Short executions are common: polling often at first keeps wait() from oversleeping their end.
+            brisk = time.monotonic() - started < BRISK_POLL_WINDOW_SECONDS
+            delay = min(delay * 1.5, poll_interval, BRISK_POLL_SECONDS if brisk else poll_interval)
 
     def ensure_running(self, record: ExecutionRecord | None = None) -> None:
         """OrchestratorLostError if the orchestrator of this unfinished execution is lost; auto-resume resumes it."""

@@ -50,6 +50,10 @@ def alembic_config(*, connection: Connection | None = None, url: str | None = No
 def current_revision(engine: Engine) -> str | None:
     """The database's Alembic revision, or None for a database forgeline has never touched."""
     with read_only(engine).connect() as connection:
+        try:
+            return _read_revision(connection)  # one query: the version table is there on every store but a new one
+        except DBAPIError:
+            connection.rollback()  # PostgreSQL refuses any statement after a failed one until the rollback
         if not inspect(connection).has_table("alembic_version"):
             return None
         return _read_revision(connection)
