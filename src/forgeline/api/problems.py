@@ -52,7 +52,7 @@ def describe_invalid(error: RequestValidationError) -> str:
         where = [str(part) for part in item.get("loc", ())]
         kind = {"query": "query parameter", "path": "path parameter", "body": "body field",
                 "header": "header"}.get(where[0], where[0]) if where else "request"
-        name = ".".join(where[1:])
+        name = ".".join(part for part in where[1:] if not part.isdigit())  # 'status', not 'status.0'
         parts.append(f"{kind} '{name}': {item.get('msg', 'invalid')}" if name else f"{kind}: {item.get('msg')}")
     return "; ".join(parts) or "invalid request"
 

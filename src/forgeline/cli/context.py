@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from forgeline.cli.output import make_console
-from forgeline.config import HOME_FOLDER, Settings
+from forgeline.config import HOME_FOLDER, ServerConnection, Settings
 from forgeline.engine.runtime import Runtime
 from forgeline.errors import StoreNotFoundError
 from forgeline.store.metadata.sql_store import SqlMetadataStore
+
+if TYPE_CHECKING:
+    from forgeline.cli.remote import RemoteClient
 
 
 class CliContext:
@@ -35,6 +39,16 @@ class CliContext:
                 f"no forgeline store found: looked for a {HOME_FOLDER} folder in {start} and every folder above "
                 f"it; `forgeline run <pipeline.py>` creates {start / HOME_FOLDER}, or set FORGELINE_HOME"
             ) from None
+
+    @cached_property
+    def remote(self) -> RemoteClient | None:
+        """The server FORGELINE_URL names, which the command then talks to instead of the store; None if unset."""
+        connection = ServerConnection.from_env()
+        if connection is None:
+            return None
+        from forgeline.cli.remote import RemoteClient  # httpx is imported only by commands that talk to a server
+
+        return RemoteClient(connection)
 
     @property
     def store(self) -> SqlMetadataStore:

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
+from forgeline.cli import remote
 from forgeline.cli.context import CliContext
 from forgeline.cli.description import print_description
 from forgeline.cli.gc import housekeeper, print_report
 from forgeline.cli.moments import parse_since
 from forgeline.cli.output import JsonOption, print_json
+from forgeline.cli.remote import refuse_option
 from forgeline.cli.render import executions_table, status_text
 from forgeline.cli.watch import finish
 from forgeline.engine.liveness import check_orchestrator
@@ -61,9 +63,14 @@ def list_executions(
 ) -> None:
     """List executions, newest first."""
     ctx = CliContext()
-    records = ctx.store.list_executions(pipeline, limit=limit, statuses=parse_statuses(status),
-                                        since=parse_since(since) if since else None)
-    notes = orchestrator_notes(ctx, records, auto_resume)
+    if ctx.remote:
+        refuse_option(auto_resume, "--auto-resume", "the server resumes lost executions by its own settings")
+        records, notes = remote.list_executions(ctx.remote, pipeline, parse_statuses(status),
+                                                parse_since(since) if since else None, limit)
+    else:
+        records = ctx.store.list_executions(pipeline, limit=limit, statuses=parse_statuses(status),
+                                            since=parse_since(since) if since else None)
+        notes = orchestrator_notes(ctx, records, auto_resume)
     if as_json:
         print_json([{**serialise(record), "orchestrator_lost": notes.get(record.id)} for record in records])
         return
@@ -95,11 +102,17 @@ def describe(
 ) -> None:
     """Parameters, steps, attempts, times, outputs and the whole failure reasons of an execution."""
     ctx = CliContext()
-    record = ctx.store.get_execution(execution_id)
-    note = orchestrator_notes(ctx, [record], auto_resume).get(record.id)
-    steps = ctx.store.list_step_runs(record.id)
-    attempts = ctx.store.list_attempts(record.id)
-    snapshot = code_snapshot_of(ctx.runtime.artifacts, record.code_snapshot)
+    if ctx.remote:
+        refuse_option(auto_resume, "--auto-resume", "the server resumes lost executions by its own settings")
+        found = remote.describe_execution(ctx.remote, execution_id)
+        record, note, steps, attempts = found.record, found.orchestrator_lost, found.steps, found.attempts
+        snapshot = found.raw.get("code")
+    else:
+        record = ctx.store.get_execution(execution_id)
+        note = orchestrator_notes(ctx, [record], auto_resume).get(record.id)
+        steps = ctx.store.list_step_runs(record.id)
+        attempts = ctx.store.list_attempts(record.id)
+        snapshot = code_snapshot_of(ctx.runtime.artifacts, record.code_snapshot)
     if as_json:
         print_json({**serialise(record), "orchestrator_lost": note, "code": snapshot, "steps": steps,
                     "attempts": attempts})
@@ -127,12 +140,14 @@ def code_line(snapshot: dict[str, Any] | None) -> str:
     return f"snapshot {snapshot['snapshot']} ({snapshot['files']} files, {format_size(snapshot['bytes'])})"
 
 
-
 @app.command("stop")
 def stop(execution_id: Annotated[str, typer.Argument(help="Execution id or unique prefix.")]) -> None:
     """Stop an execution: running jobs are ended and no new step starts."""
     ctx = CliContext()
-    record = ctx.store.request_stop(ctx.store.get_execution(execution_id).id)
+    if ctx.remote:
+        record = remote.parse(ExecutionRecord, ctx.remote.post(f"/executions/{execution_id}/stop"))
+    else:
+        record = ctx.store.request_stop(ctx.store.get_execution(execution_id).id)
     ctx.console.print(f"execution {record.id}: ", status_text(record.status.value))
 
 
@@ -143,6 +158,10 @@ def retry(
 ) -> None:
     """Rerun only the failed, stopped and not-yet-run steps of a finished execution."""
     ctx = CliContext()
+    if ctx.remote:
+        retried = remote.parse(ExecutionRecord, ctx.remote.post(f"/executions/{execution_id}/retry"))
+        finish(remote.RemoteExecution(ctx.remote, retried.id), ctx, detach)
+        return
     finish(retry_execution(execution_id, ctx.runtime, fork=True), ctx, detach)
 
 
@@ -153,6 +172,10 @@ def resume(
 ) -> None:
     """Continue an execution whose orchestrator died (steps that had succeeded are not re-run)."""
     ctx = CliContext()
+    if ctx.remote:
+        resumed = remote.parse(ExecutionRecord, ctx.remote.post(f"/executions/{execution_id}/resume"))
+        finish(remote.RemoteExecution(ctx.remote, resumed.id), ctx, detach)
+        return
     finish(resume_execution(execution_id, ctx.runtime, fork=True), ctx, detach)
 
 

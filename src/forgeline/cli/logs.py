@@ -15,12 +15,13 @@ from rich.console import Console
 
 from forgeline.cli.context import CliContext
 from forgeline.cli.output import JsonOption, print_json_lines
-from forgeline.cli.step_source import announce_source, ran_in
+from forgeline.cli.remote import log_chunks
+from forgeline.cli.step_source import announce_source
 from forgeline.cli.watch import LIVENESS_CHECK_SECONDS
 from forgeline.engine.execution import PipelineExecution
-from forgeline.errors import NotFoundError
+from forgeline.engine.step_records import chosen_attempt, logged_attempts, ran_in, step_ended
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import StepAttempt, StepEvent, StepEventKind, StepRun, StepStatus
+from forgeline.store.metadata.records import StepAttempt, StepEventKind, StepRun
 
 LOG_CHUNK_BYTES = 1024 * 1024
 """Logs are read this much at a time, so a huge log (or one endless line) never sits in memory whole."""
@@ -49,6 +50,10 @@ def logs(
     """Print a step's stdout and stderr (for a cache hit: those of the execution that ran it)."""
     ctx = CliContext()
     err = Console(stderr=True)
+    if ctx.remote:
+        found: list[StepRun] = []
+        print_log(log_chunks(ctx.remote, execution_id, step, attempt, follow, err, found), as_json, found)
+        return
     record = ctx.store.get_execution(execution_id)
     asked = ctx.store.get_step_run(record.id, step)
     # while following: a lost orchestrator ends the wait with one line (or is resumed, with auto-resume)
@@ -60,19 +65,21 @@ def logs(
     chosen = chosen_attempt(ctx.store, source, attempt)
     chunks = follow_log(ctx.store, source, chosen, follow and attempt is None, err, running) if follow \
         else read_chunks(chosen, 0)[0]
+    print_log(chunks, as_json, [source])
+
+
+def print_log(chunks: Iterator[tuple[int, str]], as_json: bool, source: list[StepRun]) -> None:
+    """Write the log's (attempt, text) pieces to stdout as they come, or as JSON lines (one per log line).
+
+    ``source`` holds the step run whose log it is once the first piece came.
+    """
     if as_json:
-        print_json_lines(LogLine(source.execution_id, source.name, number, text)
+        print_json_lines(LogLine(source[0].execution_id, source[0].name, number, text)
                          for number, text in split_lines(chunks))
         return
     for _, text in chunks:
         sys.stdout.write(text)
         sys.stdout.flush()
-
-
-def logged_attempts(store: MetadataStore, run: StepRun, attempt: int | None) -> list[StepAttempt]:
-    """The step's attempts that have a log (only the one asked for, when asked)."""
-    found = [a for a in store.list_attempts(run.execution_id, run.name) if a.log_path]
-    return [a for a in found if a.attempt == attempt] if attempt is not None else found
 
 
 def wait_for_start(store: MetadataStore, run: StepRun, err: Console,
@@ -92,17 +99,6 @@ def wait_for_start(store: MetadataStore, run: StepRun, err: Console,
             announced = True
         running()
         time.sleep(POLL_SECONDS)
-
-
-def chosen_attempt(store: MetadataStore, run: StepRun, attempt: int | None) -> StepAttempt:
-    """The attempt to print: the one asked for, or the latest; NotFoundError saying why there is none."""
-    found = logged_attempts(store, run, attempt)
-    if found:
-        return found[-1]
-    which = f"no attempt {attempt} with a log" if attempt is not None else "no logs"
-    reason = f", {run.failure_reason}" if run.failure_reason else ""
-    raise NotFoundError(f"step {run.name!r} of execution {run.execution_id} has {which} "
-                        f"(status {run.status.value}{reason})")
 
 
 def read_chunks(attempt: StepAttempt, offset: int) -> tuple[Iterator[tuple[int, str]], list[int]]:
@@ -160,13 +156,6 @@ def follow_log(store: MetadataStore, run: StepRun, attempt: StepAttempt, next_at
             checked = time.monotonic()
             running()
         time.sleep(POLL_SECONDS)
-
-
-def step_ended(event: StepEvent, ended: bool) -> bool:
-    """Whether the step has ended, after ``event`` (a step status event decides; others leave ``ended``)."""
-    if event.kind != StepEventKind.STEP or event.status is None:
-        return ended
-    return StepStatus(event.status).is_terminal
 
 
 def split_lines(chunks: Iterator[tuple[int, str]]) -> Iterator[tuple[int, str]]:

@@ -10,25 +10,9 @@ from rich.text import Text
 
 from forgeline.cli.context import CliContext
 from forgeline.cli.output import fit, make_table, print_json_lines, short_when
-from forgeline.cli.step_source import announce_source, ran_in
-from forgeline.jobs.metrics import metric_series_path, read_metric_series
-from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import MetricPoint, StepRun
-
-
-def step_metric_points(store: MetadataStore, execution_id: str, run: StepRun) -> list[MetricPoint]:
-    """A step's points: those stored when its attempts ended, plus, while it runs, those its log has so far."""
-    points = store.list_metric_points(execution_id, run.name)
-    if run.status.is_terminal:
-        return points
-    attempts = [a for a in store.list_attempts(execution_id, run.name) if a.log_path and a.ended_at is None]
-    for attempt in attempts[-1:]:
-        points.extend(
-            MetricPoint(execution_id=execution_id, step_name=run.name, attempt=s.attempt, name=s.name,
-                        value=s.value, timestamp=s.timestamp, seq=s.seq)
-            for s in read_metric_series(metric_series_path(attempt.log_path or ""))
-        )
-    return points
+from forgeline.cli.step_source import announce_source
+from forgeline.engine.step_records import ran_in, step_metric_points
+from forgeline.store.metadata.records import MetricPoint
 
 
 def metrics(

@@ -20,6 +20,7 @@ from forgeline.cli.output import (
     print_uris,
     short_when,
 )
+from forgeline.cli.remote import RemoteRegistry, refuse_option
 from forgeline.cli.render import when
 from forgeline.errors import ReportError
 from forgeline.registry import Registry
@@ -36,8 +37,9 @@ NOTE = Annotated[str | None, typer.Option("--note", help="Why (kept in the appro
 BY = Annotated[str | None, typer.Option("--by", help="Who decides (default: the OS user).")]
 
 
-def _registry(ctx: CliContext) -> Registry:
-    return Registry(runtime=ctx.runtime)
+def _registry(ctx: CliContext) -> Registry | RemoteRegistry:
+    """The registry in the store, or on the server FORGELINE_URL names (the same records either way)."""
+    return RemoteRegistry(ctx.remote) if ctx.remote else Registry(runtime=ctx.runtime)
 
 
 def _status(status: str | None) -> Text:
@@ -253,6 +255,7 @@ def _compare_on_data(ctx: CliContext, group: str, a: int, b: int, given: dict[st
                           "pip install 'forgeline[reports]'") from None
 
     options = DataComparison(**given)
+    refuse_option(ctx.remote is not None, "--data/--report", "models are scored on this machine; unset FORGELINE_URL")
     registry = _registry(ctx)
     first, second = (registry.describe(group, version).package for version in (a, b))
     written = compare_on_data(first, second, options, ctx.settings.home / "model-cache", report,

@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from forgeline.cli import remote
 from forgeline.cli.context import CliContext
 from forgeline.cli.output import JsonOption, fit, make_table, one_line, print_json, print_paragraph
+from forgeline.cli.remote import refuse_option
 from forgeline.cli.watch import finish
 from forgeline.engine.launch import plan_execution, start_execution
 from forgeline.engine.loader import load_pipeline
@@ -51,6 +53,12 @@ def run(
             raise ForgelineError("--only and --from go together: --only Step1,Step2 --from <execution-id>")
         selective = SelectiveExecutionConfig(source, [s.strip() for s in only.split(",") if s.strip()])
     pipeline = load_pipeline(pipeline_file, pipeline_name)
+    if ctx.remote:
+        refuse_option(selective is not None, "--only/--from", "start the whole pipeline, or run it locally")
+        refuse_option(no_cache or keep_jobs, "--no-cache/--keep-jobs", "the server runs with its own settings")
+        finish(remote.start_pipeline(ctx.remote, pipeline, parse_overrides(parameter or []), ctx.settings), ctx,
+               detach or queue)
+        return
     execution = start_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings,
                                 selective=selective, fork=True, cache_lookups=not no_cache,
                                 keep_jobs=True if keep_jobs else None, queued=queue)

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.engine.step_records import ran_in
 from forgeline.store.metadata.records import StepRun
 
-MAX_HOPS = 50
-"""A cache hit may come from an execution whose step was itself reused; follow at most this many."""
-
-
-def ran_in(store: MetadataStore, run: StepRun) -> StepRun:
-    """The run that actually executed this step: the step itself, or the source of its cache hit."""
-    seen = {run.execution_id}
-    for _ in range(MAX_HOPS):
-        if not (run.cache_hit and run.cache_source) or run.cache_source in seen:
-            return run
-        seen.add(run.cache_source)
-        run = store.get_step_run(store.get_execution(run.cache_source).id, run.name)
-    return run
+__all__ = ["announce_source", "ran_in"]
 
 
 def announce_source(err: Console, asked: StepRun, source: StepRun, what: str) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
 import typer
 from rich.console import Group
@@ -15,11 +16,38 @@ from rich.text import Text
 
 from forgeline.cli.context import CliContext
 from forgeline.cli.render import status_text, steps_table
-from forgeline.engine.execution import PipelineExecution
-from forgeline.store.metadata.records import ExecutionStatus, StepEventKind
+from forgeline.store.metadata.records import (
+    ExecutionRecord,
+    ExecutionStatus,
+    StepAttempt,
+    StepEvent,
+    StepEventKind,
+    StepRun,
+)
 
 LIVENESS_CHECK_SECONDS = 1.0
 """While no event comes, how often the watcher reads the execution itself (its orchestrator may be lost)."""
+
+
+class WatchedExecution(Protocol):
+    """What the watcher reads of an execution: a PipelineExecution on the store, or one on a server."""
+
+    id: str
+
+    def record(self) -> ExecutionRecord: ...
+
+    @property
+    def status(self) -> ExecutionStatus: ...
+
+    def list_steps(self) -> list[StepRun]: ...
+
+    def list_attempts(self, step_name: str | None = None) -> list[StepAttempt]: ...
+
+    def events(self, after: int | None = None) -> list[StepEvent]: ...
+
+    def stop(self) -> ExecutionStatus: ...
+
+    def wait(self, timeout: float | None = None, poll_interval: float = 0.1) -> ExecutionStatus: ...
 
 
 class HangUp(KeyboardInterrupt):
@@ -52,7 +80,7 @@ def silence_terminal() -> None:
     os.dup2(null, 2)
 
 
-def stop_and_wait(execution: PipelineExecution, ctx: CliContext) -> ExecutionStatus:
+def stop_and_wait(execution: WatchedExecution, ctx: CliContext) -> ExecutionStatus:
     """Ask the execution to stop and wait for its final status; Ctrl-C again returns at once."""
     ctx.console.print(f"stopping execution {execution.id} (Ctrl-C again leaves it running)")
     execution.stop()
@@ -62,7 +90,7 @@ def stop_and_wait(execution: PipelineExecution, ctx: CliContext) -> ExecutionSta
         return execution.status
 
 
-def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) -> ExecutionStatus:
+def watch(execution: WatchedExecution, ctx: CliContext, interval: float = 0.2) -> ExecutionStatus:
     """Show a live table of the execution's steps until it ends; Ctrl-C or a closed terminal stops it.
 
     It follows the execution's step events from a cursor and redraws when new ones come; the records are
@@ -108,7 +136,7 @@ def watch(execution: PipelineExecution, ctx: CliContext, interval: float = 0.2) 
                 return status
 
 
-def finish(execution: PipelineExecution, ctx: CliContext, detach: bool) -> None:
+def finish(execution: WatchedExecution, ctx: CliContext, detach: bool) -> None:
     """Print the id (detached) or watch to the end; exit non-zero unless the execution succeeded."""
     if detach:
         ctx.console.print(execution.id)

@@ -8,6 +8,10 @@ from fastapi import APIRouter
 
 MODULES = (
     "pipelines",
+    "executions",
+    "logs",
+    "models",
+    "endpoints",
     "alarms",
     "schedules",
     "triggers",
