@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,52 @@ def parse_file(path: str) -> ast.Module | None:
         return None
 
 
+_IMPORT_LINE = re.compile(
+    r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*)|import[ \t]+([^\n#;]+))", re.M)
+
+
+def scanned_imports(path: str) -> tuple[tuple[str, int, str], ...]:
+    """The imports of a Python file found line by line without parsing it: every one ``file_imports`` finds,
+    and perhaps more (an import written in a string). Read again only when the file changed."""
+    try:
+        return _scanned_imports(path, os.stat(path).st_mtime_ns)
+    except OSError:
+        return ()
+
+
+@lru_cache(maxsize=1024)
+def _scanned_imports(path: str, mtime_ns: int) -> tuple[tuple[str, int, str], ...]:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        text = handle.read()
+    here = os.path.dirname(path)
+    found: list[tuple[str, int, str]] = []
+    for match in _IMPORT_LINE.finditer(text):
+        dots, base, names, plain = match.groups()
+        if plain is not None:  # import a.b as c, d
+            found.extend((part.split()[0], 0, here) for part in plain.split(",") if part.strip())
+            continue
+        found.append((base, len(dots), here))
+        for part in names.strip().strip("()").split(","):
+            name = part.split()[0] if part.split() else ""
+            if name and name != "*":
+                found.append((f"{base}.{name}" if base else name, len(dots), here))
+    return tuple(found)
+
+
+def file_imports(path: str) -> tuple[tuple[str, int, str], ...]:
+    """Every import of a Python file (see imported_modules), read again only when the file changed."""
+    try:
+        return _file_imports(path, os.stat(path).st_mtime_ns)
+    except OSError:
+        return ()
+
+
+@lru_cache(maxsize=1024)
+def _file_imports(path: str, mtime_ns: int) -> tuple[tuple[str, int, str], ...]:
+    tree = parse_file(path)
+    return () if tree is None else tuple(imported_modules(tree, os.path.dirname(path)))
+
+
 def imported_modules(tree: ast.AST, package_dir: str) -> list[tuple[str, int, str]]:
     """``(module, level, base_dir)`` for every import; ``from a import b`` also yields ``a.b``."""
     found: list[tuple[str, int, str]] = []
@@ -84,8 +131,12 @@ def imported_modules(tree: ast.AST, package_dir: str) -> list[tuple[str, int, st
 class CodeScanner:
     """Follows imports from entry files through the project's roots, collecting the code closure."""
 
-    def __init__(self, roots: Sequence[str]) -> None:
+    def __init__(self, roots: Sequence[str], project_only: bool = False) -> None:
         self.roots = [os.path.abspath(r) for r in roots if r]
+        # project files only, imports read by a line scan (a superset of the parsed ones, without parsing and
+        # without looking package versions up): what a code snapshot needs, at a fraction of the cost
+        self.project_only = project_only
+        self._listings: dict[str, frozenset[str]] = {}
         self.files: dict[str, str] = {}
         self.packages: dict[str, str] = {}
 
@@ -102,10 +153,8 @@ class CodeScanner:
         path = os.path.abspath(path)
         if path in self.files or not os.path.isfile(path):
             return
-        self.files[path] = hash_local_file(path)
-        tree = parse_file(path)
-        if tree is not None:
-            self.follow(imported_modules(tree, os.path.dirname(path)), os.path.dirname(path))
+        self.files[path] = "" if self.project_only else hash_local_file(path)
+        self.follow(scanned_imports(path) if self.project_only else file_imports(path), os.path.dirname(path))
 
     def follow(self, modules: Iterable[tuple[str, int, str]], own_dir: str) -> None:
         """Resolve each import to project files or an installed package."""
@@ -119,17 +168,31 @@ class CodeScanner:
                 continue
             if not module:
                 continue
-            local = self.module_files(module, [own_dir, *self.roots])
+            top = module.split(".")[0]
+            searched = [own_dir, *self.roots]
+            local = self.module_files(module, searched) if self._in_some(top, searched) else []
             if local:
                 for path in local:
                     self.add_file(path)
                 continue
-            top = module.split(".")[0]
-            if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+            if self.project_only or top in sys.stdlib_module_names or top in sys.builtin_module_names:
                 continue
             version = package_version(top)
             if version:
                 self.packages[top] = version
+
+    def _in_some(self, top: str, roots: Sequence[str]) -> bool:
+        """Whether a module or package ``top`` may be in one of these folders (each listed once per scan)."""
+        for root in roots:
+            names = self._listings.get(root)
+            if names is None:
+                try:
+                    names = self._listings[root] = frozenset(os.listdir(root))
+                except OSError:
+                    names = self._listings[root] = frozenset()
+            if top in names or f"{top}.py" in names:
+                return True
+        return False
 
     @staticmethod
     def module_files(module: str, roots: Sequence[str]) -> list[str]:

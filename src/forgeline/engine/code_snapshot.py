@@ -82,7 +82,7 @@ def pipeline_code_files(pipeline: Pipeline, work_dir: str, rules: CodeFolderRule
             if origin is not None and _inside(origin, work_dir):
                 files.setdefault(snapshot_name(origin, work_dir), origin)
                 scripts.append(origin)
-    scanner = CodeScanner([work_dir])
+    scanner = CodeScanner([work_dir], project_only=True)
     for script in scripts:  # the project modules they import (found next to each file first), as cache keys count
         scanner.add_file(script)
     for path in scanner.files:
