@@ -92,7 +92,7 @@ def compare(group: str, package_type: str, score: float, ok_rate: float, trainin
     candidate = {"score": score, "ok_rate": ok_rate, "training_rows": training_rows}
     if current_version is None:
         return {"package_type": package_type, "group": group, "status": "Approved", "candidate": candidate,
-                "current": None, "checks": {}, "reasons": [],
+                "current": None, "checks": {}, "deviation": {}, "reasons": [],
                 "summary": f"approved: the first approved model of {group}"}
     report = current_report or {}
     before = {"version": current_version, "score": report["metrics"]["roc_auc"]["value"],
@@ -102,6 +102,10 @@ def compare(group: str, package_type: str, score: float, ok_rate: float, trainin
         "label_shift": round(ok_rate - before["ok_rate"], 4),
         "size_change": round((training_rows - before["training_rows"]) / max(before["training_rows"], 1), 4),
     }
+    # How far each figure moved the bad way, never negative: what alarms compare with their own thresholds
+    # (forgeline alarms create drift --on metric --when "steps.Compare.properties.deviation.score_drop > 0.05").
+    deviation = {"score_drop": round(max(-checks["score_change"], 0.0), 4),
+                 "label_shift": abs(checks["label_shift"]), "size_change": abs(checks["size_change"])}
     reasons = []
     if checks["score_change"] < -max_score_drop:
         reasons.append(f"ROC AUC fell by {-checks['score_change']:.3f} ({before['score']:.3f} -> {score:.3f}), "
@@ -116,7 +120,7 @@ def compare(group: str, package_type: str, score: float, ok_rate: float, trainin
     summary = (f"rejected: {'; '.join(reasons)}; {group}/{before['version']} stays approved" if reasons
                else f"approved: replaces {group}/{before['version']} (ROC AUC {checks['score_change']:+.3f})")
     return {"package_type": package_type, "group": group, "status": status, "candidate": candidate,
-            "current": before, "checks": checks, "reasons": reasons, "summary": summary}
+            "current": before, "checks": checks, "deviation": deviation, "reasons": reasons, "summary": summary}
 
 
 current = ModelPackage.latest_approved(group, default=None)
