@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import Annotated
 
 import typer
@@ -81,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ForgelineError as exc:
         if debug:
-            traceback.print_exc()
+            print_traceback()
         print_error(str(exc))
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the edge: anything unexpected still gets one line
         if debug:
-            traceback.print_exc()
+            print_traceback()
         from forgeline.engine.loader import shown, user_frame
 
         frame = user_frame(exc)
@@ -98,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
         print_error(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)")
         return 1
     return 0
+
+
+def print_traceback() -> None:
+    """Print the exception being handled with its traceback (``--debug``)."""
+    import traceback
+
+    traceback.print_exc()
 
 
 def print_error(message: str) -> None:
