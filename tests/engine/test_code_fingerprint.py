@@ -14,10 +14,12 @@ import time
 from pathlib import Path
 
 from forgeline.engine.code_fingerprint import (
+    file_imports,
     fingerprint_folder,
     fingerprint_function,
     fingerprint_script,
     package_version,
+    scanned_imports,
 )
 
 
@@ -239,3 +241,15 @@ def test_a_module_imported_inside_the_function_body_counts(tmp_path):
     assert {"helpers.py", "lib/text.py", "lib/util.py"} <= set(before.files)
     tree.edit("helpers.py", "2 * x", "3 * x")
     assert tree.function("lazy.py", "train").digest != before.digest
+
+
+def test_the_line_scan_of_imports_finds_every_import_the_parser_finds(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("import os, json as j\nfrom . import sibling\nfrom ..pkg.mod import (\n    a,\n    b as c,\n)\n"
+                      "def f():\n    from lazy import thing  # a function's own import\n")
+    assert set(file_imports(str(sample))) <= set(scanned_imports(str(sample)))
+    assert ("pkg.mod.b", 2, str(tmp_path)) in scanned_imports(str(sample))
+    sources = sorted(Path(__file__).resolve().parents[2].joinpath("src", "forgeline").rglob("*.py"))
+    assert len(sources) > 100
+    for source in sources:
+        assert set(file_imports(str(source))) <= set(scanned_imports(str(source))), source
