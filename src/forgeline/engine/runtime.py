@@ -12,7 +12,6 @@ from typing import Any
 from forgeline.config import EXECUTORS, Settings, parse_executor
 from forgeline.errors import ConfigurationError
 from forgeline.executors.base import Executor
-from forgeline.executors.local import LocalExecutor
 from forgeline.jobs.placement import JobRoots
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
@@ -65,6 +64,8 @@ def executor_factory(name: str, artifacts: ArtifactStore, roots: JobRoots | None
     def make(max_parallel: int, executor: str | None = None) -> Executor:
         chosen = parse_executor(executor) if executor else name
         if chosen == "local":
+            from forgeline.executors.local import LocalExecutor  # the jobs it runs: only where an execution runs
+
             return LocalExecutor(artifacts, max_parallel, roots=roots)
         if chosen == "ray" or chosen.startswith("ray://"):
             from forgeline.executors.ray import RayExecutor  # Ray is imported only where it is used
