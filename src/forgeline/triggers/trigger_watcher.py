@@ -133,7 +133,7 @@ class TriggerWatcher:
 
     def _reject(self, trigger: TriggerRecord, item: WatchedObject, reason: str) -> TriggerObject | None:
         payload = {"trigger": trigger.name, "uri": item.uri, "reason": reason,
-                   "pipeline_name": trigger.pipeline.pipeline_name}
+                   "pipeline": trigger.pipeline.pipeline_name}
         if not self.store.reject_trigger_object(trigger.name, item.key, item.version, reason, payload):
             return None
         logger.warning("trigger %s: rejected %s", trigger.name, reason)
