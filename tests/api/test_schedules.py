@@ -200,3 +200,41 @@ def test_bad_input_on_the_command_line_is_one_line_and_stores_nothing(cli: Cli, 
     assert taken.returncode == 1 and "schedule 'good' already exists" in taken.stderr
     assert [s["name"] for s in json.loads(cli("schedules", "list", "--json", cwd=project.root).stdout)] == ["good"]
     assert len(project.store().list_pipeline_versions("echo")) == 1  # the changed file was never stored
+
+
+def test_the_cli_over_a_server_prints_what_it_prints_against_the_store(
+        cli: Cli, project: Project, server: RunningServer) -> None:
+    write_project(project)
+    (project.root / "inbox").mkdir()
+    remote = {"FORGELINE_URL": server.url, "FORGELINE_TOKEN": server.token or ""}
+    made = cli("schedules", "create", "weekly", "--pipeline", "pipeline.py", "--cron", "0 6 * * MON",
+               "--timezone", "Europe/Berlin", "-p", "ModelType=xgb", cwd=project.root, env=remote)
+    assert made.returncode == 0, made
+    assert made.stdout.startswith("schedule weekly created: echo v1 at \"0 6 * * MON\" (Europe/Berlin), next ")
+    made = cli("triggers", "create", "drops", "--pipeline", "pipeline.py", "--watch", "./inbox", "--pattern",
+               "*.json", cwd=project.root, env=remote)
+    assert made.returncode == 0, made
+    for command in (("schedules", "list"), ("schedules", "describe", "weekly"), ("schedules", "list", "--json"),
+                    ("schedules", "describe", "weekly", "--json"), ("triggers", "list"),
+                    ("triggers", "describe", "drops", "--json")):
+        local = cli(*command, cwd=project.root)
+        over_server = cli(*command, cwd=project.root, env=remote)
+        assert local.returncode == over_server.returncode == 0, (local, over_server)
+        assert over_server.stdout == local.stdout, command
+    assert cli("schedules", "pause", "weekly", cwd=project.root, env=remote).returncode == 0
+    assert json.loads(cli("schedules", "describe", "weekly", "--json", cwd=project.root).stdout)[
+        "schedule"]["paused"] is True
+    operator = {**remote, "FORGELINE_TOKEN": server.token_for("operator")}
+    refused = cli("schedules", "resume", "weekly", cwd=project.root, env=operator)
+    assert refused.returncode == 1 and "admin" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    bad = cli("schedules", "create", "bad", "--pipeline", "pipeline.py", "--cron", "0 6 * * MON", "--timezone",
+              "Mars/Base", cwd=project.root, env=remote)
+    local_bad = cli("schedules", "create", "bad", "--pipeline", "pipeline.py", "--cron", "0 6 * * MON",
+                    "--timezone", "Mars/Base", cwd=project.root)
+    assert bad.returncode == local_bad.returncode == 1 and bad.stderr == local_bad.stderr
+    taken = cli("triggers", "create", "drops", "--pipeline", "pipeline.py", "--watch", "./inbox",
+                cwd=project.root, env=remote)
+    assert taken.returncode == 1 and "trigger 'drops' already exists" in taken.stderr
+    assert cli("triggers", "delete", "drops", cwd=project.root, env=remote).returncode == 0
+    assert cli("schedules", "delete", "weekly", cwd=project.root, env=remote).returncode == 0
+    assert json.loads(cli("triggers", "list", "--json", cwd=project.root).stdout) == []

@@ -69,6 +69,11 @@ class TriggerAccess(Protocol):
 
 def access(ctx: CliContext) -> TriggerAccess:
     """The server's API when FORGELINE_URL is set, else the store."""
+    client = ctx.remote
+    if client is not None:
+        from forgeline.cli.trigger_remote import RemoteTriggerAccess
+
+        return RemoteTriggerAccess(client, ctx.settings)
     return LocalTriggerAccess(ctx)
 
 
