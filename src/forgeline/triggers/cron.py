@@ -33,15 +33,28 @@ class CronTimes:
                                 "or UTC") from None
 
     def next_after(self, moment: datetime) -> datetime:
-        """The first due time strictly after ``moment``, in UTC."""
-        local = moment.astimezone(ZoneInfo(self.timezone))
-        due: datetime = croniter(self.expression, local).get_next(datetime)
-        return due.astimezone(UTC)
+        """The first due time strictly after ``moment``, in UTC.
+
+        When clocks go back, a wall-clock time in the repeated hour happens twice: a schedule with a fixed hour
+        (``30 2 * * *``) fires at the first only; one that names every hour fires at both, an hour apart.
+        """
+        times = croniter(self.expression, moment.astimezone(ZoneInfo(self.timezone)))
+        while True:
+            due = self._kept(times.get_next(datetime))
+            if due is not None:
+                return due
 
     def latest_at_or_before(self, moment: datetime) -> datetime:
         """The last due time at or before ``moment``, in UTC."""
-        local = moment.astimezone(ZoneInfo(self.timezone))
-        due: datetime = croniter(self.expression, local).get_prev(datetime)
-        if self.next_after(due) <= moment:  # get_prev is strict: ``moment`` may itself be due
-            return self.next_after(due)
-        return due.astimezone(UTC)
+        times = croniter(self.expression, moment.astimezone(ZoneInfo(self.timezone)))
+        while True:
+            due = self._kept(times.get_prev(datetime))
+            if due is not None:
+                break
+        following = self.next_after(due)
+        return following if following <= moment else due  # get_prev is strict: ``moment`` may itself be due
+
+    def _kept(self, due: datetime) -> datetime | None:
+        utc = due.astimezone(UTC)
+        every_hour = not self.expression.startswith("@") and self.expression.split()[1] == "*"
+        return utc if every_hour or utc.astimezone(ZoneInfo(self.timezone)).fold == 0 else None
