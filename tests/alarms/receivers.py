@@ -104,9 +104,10 @@ class SmtpSink:
 
 
 @contextmanager
-def smtp_sink(*, tls: ssl.SSLContext | None = None, starttls: bool = False,
+def smtp_sink(*, tls: ssl.SSLContext | None = None, starttls: bool = False, implicit_tls: bool = False,
               login: tuple[str, str] | None = None) -> Iterator[SmtpSink]:
-    """An aiosmtpd server on a free loopback port: plain, STARTTLS required (``starttls``) and/or with a login."""
+    """An aiosmtpd server on a free loopback port: plain, STARTTLS required (``starttls``), TLS from the first
+    byte (``implicit_tls``), and/or with a login."""
     sink = SmtpSink(port=free_port())
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
@@ -119,6 +120,8 @@ def smtp_sink(*, tls: ssl.SSLContext | None = None, starttls: bool = False,
     options: dict[str, Any] = {}
     if starttls:
         options.update(tls_context=tls, require_starttls=True)
+    if implicit_tls:
+        options.update(ssl_context=tls)
     if login is not None:
         options.update(authenticator=authenticate, auth_require_tls=starttls)
     controller = Controller(sink, hostname="127.0.0.1", port=sink.port, **options)

@@ -65,6 +65,18 @@ def test_email_over_starttls_with_a_private_authority(tmp_path: Path, monkeypatc
                     AlarmSettings(smtp_url=f"smtp://ops:pw@127.0.0.1:{sink.port}"))
 
 
+def test_email_over_smtps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with smtp_sink(tls=server_tls_context(cert, key), implicit_tls=True) as sink:
+        deliver("email:ml-team@example.com", MESSAGE, AlarmSettings(smtp_url=f"smtps://127.0.0.1:{sink.port}"))
+        assert [recipients for recipients, _ in sink.messages] == [["ml-team@example.com"]]
+    monkeypatch.delenv("SSL_CERT_FILE")  # a certificate no authority vouches for is refused
+    with smtp_sink(tls=server_tls_context(cert, key), implicit_tls=True) as sink, \
+            pytest.raises(AlarmError, match="CERTIFICATE_VERIFY_FAILED"):
+        deliver("email:ml-team@example.com", MESSAGE, AlarmSettings(smtp_url=f"smtps://127.0.0.1:{sink.port}"))
+
+
 def test_email_without_a_server_setting_or_reachable_server_fails_clearly() -> None:
     with pytest.raises(AlarmError, match="FORGELINE_SMTP_URL is not set"):
         deliver("email:ml-team@example.com", MESSAGE, AlarmSettings())
