@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from alarms.receivers import smtp_sink, webhook_receiver
+from alarms.receivers import smtp_sink, wait_for, webhook_receiver
 from forgeline.alarms.definitions import define_alarm
 from forgeline.alarms.dispatcher import AlarmDispatcher
 from forgeline.alarms.settings import AlarmSettings
@@ -177,3 +178,29 @@ def test_filters_pauses_and_alarms_newer_than_the_event(store: SqlMetadataStore,
     assert rung == [("mine", "exec-new"), ("rejections", "exports")]
     trigger_text = next(body["text"] for body in receiver.bodies if body["event"] == "trigger.rejected")
     assert trigger_text == "[forgeline] trigger exports rejected /drop/bad.json\nreason: not valid JSON or YAML: line 1"
+
+
+def test_two_dispatchers_on_one_store_deliver_each_event_once(store: SqlMetadataStore) -> None:
+    with webhook_receiver() as receiver:
+        alarm(store, "failures", ["execution.failed"], [f"webhook:{receiver.url}"])
+        stop = threading.Event()
+        threads = [threading.Thread(target=AlarmDispatcher(store, FAST, owner=owner).run, args=(stop,))
+                   for owner in ("server-1", "server-2")]
+        for thread in threads:
+            thread.start()
+        try:
+            for number in range(5):
+                execution(store, f"exec-{number}")
+                fail(store, f"exec-{number}", "Package-mailer-Train", "boom")
+            wait_for("five deliveries", lambda: sum(d.status == DeliveryStatus.DELIVERED
+                                                    for d in store.list_alarm_deliveries()) == 5)
+            # One more after them: delivered in order, so any repeat of the five would have arrived first.
+            execution(store, "exec-last")
+            fail(store, "exec-last", "Package-mailer-Train", "boom")
+            wait_for("the last delivery", lambda: len(receiver.bodies) >= 6)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+    assert sorted(body["execution_id"] for body in receiver.bodies) == sorted(
+        [f"exec-{number}" for number in range(5)] + ["exec-last"])

@@ -84,12 +84,21 @@ class AlarmStoreContract:
                                parameters={}, work_dir="/tmp", steps=[("prepare", "processing")])
         store.append_events([StepEventDraft("exec-a", StepEventKind.EXECUTION, status="Failed"),
                              StepEventDraft("exec-a", StepEventKind.STEP, "prepare", status="Failed")])
-        batch = store.read_source("step_events", 1)
+        batch = store.read_source("step_events", 1, settle_seconds=0)
         assert len(batch.rows) == 1 and batch.rows[0]["status"] == "Failed"
         assert store.import_alarm_events(batch, [AlarmEventDraft("execution.failed", "exec-a", {})])
         assert not store.import_alarm_events(batch, [AlarmEventDraft("execution.failed", "exec-a", {})])
-        rest = store.read_source("step_events", 10)
+        rest = store.read_source("step_events", 10, settle_seconds=0)
         assert [row["step_name"] for row in rest.rows] == ["prepare"] and rest.after == batch.last
         assert store.import_alarm_events(rest, [])
-        assert store.read_source("step_events", 10).rows == []
+        assert store.read_source("step_events", 10, settle_seconds=0).rows == []
         assert [e.kind for e in store.list_undispatched_alarm_events(10)] == ["execution.failed"]
+
+    def test_rows_are_read_in_id_order_up_to_the_first_unsettled_one(self, store: MetadataStore) -> None:
+        version = store.save_pipeline_version("train", {"version": "1", "steps": [], "parameters": []})
+        store.create_execution(execution_id="exec-a", pipeline_name="train", pipeline_version=version.version,
+                               parameters={}, work_dir="/tmp", steps=[])
+        store.append_events([StepEventDraft("exec-a", StepEventKind.EXECUTION, status="Executing")])
+        # SQLite commits one writer at a time: nothing to wait for. Elsewhere a just-written row waits.
+        visible = store.read_source("step_events", 10, settle_seconds=3600).rows
+        assert len(visible) == (1 if store.database_url.startswith("sqlite") else 0)

@@ -7,6 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+SETTLE_SECONDS = 5.0
+"""How old a source row must be before the alarms read it where ids may commit out of order (not SQLite)."""
+
 
 class AlarmEventKind(StrEnum):
     """What an alarm can subscribe to; each value is what users type after ``--on``."""
@@ -138,8 +141,11 @@ class AlarmStore(Protocol):
         """Put one event into the outbox (e.g. trigger.rejected from a trigger watcher)."""
         ...
 
-    def read_source(self, source: str, limit: int) -> SourceBatch:
-        """Up to ``limit`` rows of ``step_events`` or ``model_package_events`` after the alarms' cursor on it."""
+    def read_source(self, source: str, limit: int, *, settle_seconds: float = SETTLE_SECONDS) -> SourceBatch:
+        """Up to ``limit`` rows of ``step_events`` or ``model_package_events`` after the alarms' cursor on it.
+
+        Except on SQLite, only rows written at least ``settle_seconds`` ago, so none committing late is skipped.
+        """
         ...
 
     def import_alarm_events(self, batch: SourceBatch, drafts: list[AlarmEventDraft]) -> bool:

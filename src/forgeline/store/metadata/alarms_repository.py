@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import takewhile
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
@@ -91,11 +92,19 @@ def load_event(connection: Connection, event_id: int) -> AlarmEventRecord:
     return _to_event(row)
 
 
-def read_source(connection: Connection, source: str, limit: int) -> SourceBatch:
-    """Rows of the source table after the alarms' cursor on it, oldest first."""
+def read_source(connection: Connection, source: str, limit: int, settle_seconds: float) -> SourceBatch:
+    """Rows of the source table after the alarms' cursor on it, oldest first.
+
+    SQLite commits writers one at a time, so ids become visible in order. On other databases a transaction can
+    commit after one that took a later id; reading only rows older than ``settle_seconds`` keeps the cursor
+    from moving past a row whose transaction has not committed yet.
+    """
     table = SOURCES[source]
     after = load_cursor(connection, _cursor_name(source)) or 0
     rows = connection.execute(select(table).where(table.c.id > after).order_by(table.c.id).limit(limit)).all()
+    if settle_seconds > 0 and connection.dialect.name != "sqlite":
+        settled = utc_now() - timedelta(seconds=settle_seconds)
+        rows = list(takewhile(lambda row: row.created_at < settled, rows))
     return SourceBatch(source=source, after=after, rows=[dict(row._mapping) for row in rows])
 
 

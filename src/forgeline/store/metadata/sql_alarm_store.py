@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 
 from forgeline.store.metadata import alarms_repository
 from forgeline.store.metadata.alarm_store import (
+    SETTLE_SECONDS,
     AlarmDelivery,
     AlarmDraft,
     AlarmEventDraft,
@@ -55,9 +56,13 @@ class SqlAlarmStore:
 
         return self._tx.write(work)
 
-    def read_source(self, source: str, limit: int) -> SourceBatch:
-        """Up to ``limit`` rows of ``step_events`` or ``model_package_events`` after the alarms' cursor on it."""
-        return self._tx.read(lambda connection: alarms_repository.read_source(connection, source, limit))
+    def read_source(self, source: str, limit: int, *, settle_seconds: float = SETTLE_SECONDS) -> SourceBatch:
+        """Up to ``limit`` rows of ``step_events`` or ``model_package_events`` after the alarms' cursor on it.
+
+        Except on SQLite, only rows written at least ``settle_seconds`` ago, so none committing late is skipped.
+        """
+        return self._tx.read(lambda connection: alarms_repository.read_source(
+            connection, source, limit, settle_seconds))
 
     def import_alarm_events(self, batch: SourceBatch, drafts: list[AlarmEventDraft]) -> bool:
         """Append the drafts and move the cursor past the batch, together; False if the cursor moved meanwhile."""
