@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
+
 from e2e.test_recovery import kill_orchestrator
 from forgeline.store.snapshots import read_snapshot
 
@@ -88,19 +90,24 @@ def test_retry_runs_the_code_of_the_failed_execution_not_the_edited_files(projec
     assert out.read_text() == "edited"
 
 
-def test_resume_runs_the_snapshot_after_the_code_folder_was_deleted(project, cli, wait_until):
+@pytest.mark.parametrize("deleted", ["code", "working folder"])
+def test_resume_runs_the_snapshot_after_the_code_was_deleted(project, cli, wait_until, deleted):
     snapshot_project(project)
-    out = project.root / "out.txt"
-    (project.root / "hang").write_text("")
+    data = project.root.parent / "data"  # outside the working folder, which may go
+    data.mkdir()
+    out = data / "out.txt"
+    (data / "hang").write_text("")
     execution = project.load().start(parameters={"Out": str(out)})
-    started = project.root / "started"
-    wait_until(started.exists, timeout=60, what="Write to start")
+    wait_until((data / "started").exists, timeout=60, what="Write to start")
     kill_orchestrator(execution)
 
-    shutil.rmtree(project.root / "src")
-    (project.root / "words.py").unlink()
-    (project.root / "pipeline.py").unlink()
-    resumed = cli("executions", "resume", execution.id, cwd=project.root)
+    if deleted == "code":
+        shutil.rmtree(project.root / "src")
+        (project.root / "words.py").unlink()
+        (project.root / "pipeline.py").unlink()
+    else:
+        shutil.rmtree(project.root)
+    resumed = cli("executions", "resume", execution.id, cwd=data)
 
     assert resumed.returncode == 0, resumed
     assert out.read_text() == "old"

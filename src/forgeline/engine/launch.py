@@ -122,7 +122,7 @@ def spawn_orchestrator(execution_id: str, settings: Settings, work_dir: str,
     with open(log_dir / "orchestrator.log", "ab") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "forgeline.engine.orchestrator", execution_id, *options],
-            cwd=work_dir, env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            cwd=launch_folder(work_dir, settings), env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
         )
 
@@ -152,7 +152,7 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
         os.setsid()
         if os.fork():
             os._exit(0)
-        os.chdir(work_dir)
+        os.chdir(launch_folder(work_dir, settings))
         log_fd = os.open(log_dir / "orchestrator.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         null_fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null_fd, 0)
@@ -168,6 +168,12 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
         traceback.print_exc()
     finally:
         os._exit(code)
+
+def launch_folder(work_dir: str, settings: Settings) -> str:
+    """Where an orchestrator starts: the execution's working folder, or forgeline's home once that folder is gone
+    (its code runs from the snapshot; only relative data paths needed the folder)."""
+    return work_dir if os.path.isdir(work_dir) else str(settings.home)
+
 
 
 def database_files_closed(settings: Settings) -> bool:
