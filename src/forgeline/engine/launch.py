@@ -122,8 +122,8 @@ def spawn_orchestrator(execution_id: str, settings: Settings, work_dir: str,
     with open(log_dir / "orchestrator.log", "ab") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "forgeline.engine.orchestrator", execution_id, *options],
-            cwd=launch_folder(work_dir, settings), env=env, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
+            cwd=launch_folder(work_dir, settings), env=env, stdin=subprocess.DEVNULL, stdout=log_file,
+            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
         )
 
 
@@ -173,7 +173,6 @@ def launch_folder(work_dir: str, settings: Settings) -> str:
     """Where an orchestrator starts: the execution's working folder, or forgeline's home once that folder is gone
     (its code runs from the snapshot; only relative data paths needed the folder)."""
     return work_dir if os.path.isdir(work_dir) else str(settings.home)
-
 
 
 def database_files_closed(settings: Settings) -> bool:
