@@ -47,3 +47,31 @@ def test_descendants_of_a_process_without_children_are_none():
     finally:
         child.kill()
         child.wait()
+
+
+# A subreaper with two orphans below it: one an ordinary process, one a server shared by every job.
+SHARED = textwrap.dedent("""
+    import json, os, subprocess, sys, time
+    from forgeline.jobs import process_tree
+
+    assert process_tree.become_subreaper()
+    sleep = "import time; time.sleep(600)"
+    shared = subprocess.Popen([sys.executable, "-c", sleep, process_tree.SHARED_SERVER_ARGUMENT.decode()])
+    ordinary = subprocess.Popen([sys.executable, "-c", sleep])
+    while process_tree.SHARED_SERVER_ARGUMENT not in open(f"/proc/{shared.pid}/cmdline", "rb").read().split(b"\\0"):
+        time.sleep(0.01)  # until it has exec'd its own command line
+    report = {"shared": shared.pid, "ordinary": ordinary.pid, "found": process_tree.descendants(os.getpid()),
+              "ended": process_tree.end_descendants(grace_seconds=0.2)}
+    report["shared_alive"] = shared.poll() is None
+    shared.kill()
+    print(json.dumps(report))
+""")
+
+
+def test_ending_a_tree_leaves_a_shared_server_below_it_alone():
+    done = subprocess.run([sys.executable, "-c", SHARED], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["found"] == [report["ordinary"]]
+    assert report["ended"] == [report["ordinary"]]
+    assert report["shared_alive"]

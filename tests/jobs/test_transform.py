@@ -12,6 +12,7 @@ import os
 import pickle
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,20 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
+WARM_SECONDS = [0.0]
+"""The workers' start of the running test: 0 spawned by the transform itself, else forked by the warm server."""
+
+
+@pytest.fixture(autouse=True, params=[0.0, 30.0], ids=["spawned", "warm"])
+def worker_start(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test runs twice: with workers spawned by the transform, and forked by the warm transform server."""
+    WARM_SECONDS[0] = request.param
+    yield
+    WARM_SECONDS[0] = 0.0
+
+
 def settings(**options: Any) -> TransformSettings:
-    return TransformSettings(**{"accept": "text/csv", **options})
+    return TransformSettings(**{"accept": "text/csv", "warm_seconds": WARM_SECONDS[0], **options})
 
 
 def test_output_line_i_belongs_to_input_line_i_across_many_batches_and_workers(tmp_path: Path) -> None:
@@ -127,8 +140,8 @@ def test_join_source_input_adds_the_prediction_to_each_json_record(tmp_path: Pat
     source.write_text("".join(json.dumps({"id": f"r{i}", "x": [i, 5]}) + "\n" for i in range(300)))
 
     transform_folder(tmp_path / "in", tmp_path / "out", weights_model(tmp_path),
-                     TransformSettings(content_type=content_type, accept="application/jsonlines",
-                                       max_payload_mb=0.001, workers=2, join_source="Input"))
+                     settings(content_type=content_type, accept="application/jsonlines",
+                              max_payload_mb=0.001, workers=2, join_source="Input"))
 
     joined = [json.loads(line) for line in lines(tmp_path / "out" / "records.jsonl.out")]
     assert joined == [{"id": f"r{i}", "x": [i, 5], "prediction": i} for i in range(300)]

@@ -17,6 +17,10 @@ from collections.abc import Callable
 PR_SET_CHILD_SUBREAPER = 36
 KILL_ROUNDS = 100
 """SIGKILL rounds before giving up on a process that will not die (one stuck in the kernel)."""
+SHARED_SERVER_ARGUMENT = b"--forgeline-shared-server"
+"""On the command line of a server that serves every job of its user (the warm transform server): it and the
+processes under it belong to no one job, so ending a job's tree leaves them alone (each job's share of them ends
+when that job's connection to it closes)."""
 
 
 _prctl: list[Callable[..., int] | None] = []  # resolved once: a forked child must not load libraries
@@ -67,7 +71,7 @@ def _parents() -> dict[int, tuple[int, str]]:
 
 
 def descendants(pid: int) -> list[int]:
-    """Live processes below ``pid`` (children first), zombies left out."""
+    """Live processes below ``pid`` (children first), zombies and shared servers (with what is under them) left out."""
     parents = _parents()
     children: dict[int, list[int]] = {}
     for child, (parent, _) in parents.items():
@@ -76,10 +80,21 @@ def descendants(pid: int) -> list[int]:
     pending = list(children.get(pid, []))
     while pending:
         current = pending.pop(0)
+        if _shared_server(current):
+            continue
         if parents.get(current, (0, "Z"))[1] != "Z":
             found.append(current)
         pending.extend(children.get(current, []))
     return found
+
+
+def _shared_server(pid: int) -> bool:
+    """Whether ``pid`` is a server shared by every job (see :data:`SHARED_SERVER_ARGUMENT`)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return SHARED_SERVER_ARGUMENT in handle.read().split(b"\0")
+    except OSError:
+        return False
 
 
 def outside_own_group(pids: list[int]) -> list[int]:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from forgeline.jobs.transform_chunks import (
     IN_FLIGHT_PER_WORKER,
@@ -36,26 +37,43 @@ from forgeline.jobs.transform_chunks import (
     input_files,
     plan_chunks,
 )
+from forgeline.jobs.transform_warm import transform_on_server
 from forgeline.jobs.transform_worker import _init_worker, transform_chunk
+
+WARM_WORKERS = sys.platform.startswith("linux")
+"""Where workers can be forked by the warm transform server (fork is cheap and safe enough on Linux only)."""
 
 
 def transform_folder(source: Path, target: Path, factory: Callable[[], Predictor],
                      settings: TransformSettings) -> dict[str, int]:
     """Transform every file under ``source`` into ``<target>/<same relative path>.out``; returns records per file.
 
+    With ``settings.warm_seconds`` (on Linux) the workers are forked by this user's warm transform server, which
+    has imported the model's framework already; else, or if that server cannot be reached, they are spawned here.
     Raises RecordError naming the file and line of the first record the model rejects, ModelLoadError when the
     workers cannot load the model.
     """
+    if settings.warm_seconds > 0 and WARM_WORKERS:
+        counts = transform_on_server(source, target, factory, settings)
+        if counts is not None:
+            return counts
+    return transform_with_pool(source, target, factory, settings, "spawn", _init_worker, (factory,))
+
+
+def transform_with_pool(source: Path, target: Path, factory: Callable[[], Predictor], settings: TransformSettings,
+                        start_method: str, initializer: Callable[..., None],
+                        initargs: tuple[Any, ...]) -> dict[str, int]:
+    """The transform on a pool of worker processes started by ``start_method``, each set up by ``initializer``."""
     files = input_files(source, target)
     size = chunk_size(settings, sum(f.path.stat().st_size for f in files))
     counts = {str(f.relative): 0 for f in files}
     for file in files:
         file.output.parent.mkdir(parents=True, exist_ok=True)
         file.output.write_bytes(b"")  # an empty input still gets its (empty) output
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(start_method)
     with worker_thread_limits(settings.workers), \
-            ProcessPoolExecutor(settings.workers, mp_context=context, initializer=_init_worker,
-                                initargs=(factory,)) as pool:
+            ProcessPoolExecutor(settings.workers, mp_context=context, initializer=initializer,
+                                initargs=initargs) as pool:
         writer = OrderedWriter(files, settings, counts)
         pending: deque[tuple[int, Future[ChunkResult]]] = deque()
         window = settings.workers * IN_FLIGHT_PER_WORKER

@@ -39,6 +39,7 @@ class TransformSettings:
     assemble_with: str = "Line"  # Line | None
     join_source: str = "None"  # Input | None
     workers: int = 1
+    warm_seconds: float = 0.0  # > 0: workers forked by the warm transform server, which waits this long for more
 
     def __post_init__(self) -> None:
         choices = {"split_type": ("Line", "None"), "strategy": ("MultiRecord", "SingleRecord"),
@@ -46,8 +47,8 @@ class TransformSettings:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.max_payload_mb <= 0 or self.workers < 1:
-            raise ValueError("max_payload_mb must be positive and workers at least 1")
+        if self.max_payload_mb <= 0 or self.workers < 1 or self.warm_seconds < 0:
+            raise ValueError("max_payload_mb must be positive, workers at least 1 and warm_seconds not negative")
         if self.join_source == "Input" and self.assemble_with != "Line":
             raise ValueError("join_source='Input' needs assemble_with='Line' (one output line per input record)")
 

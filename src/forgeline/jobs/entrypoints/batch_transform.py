@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import os
 import sys
@@ -18,6 +19,24 @@ from forgeline.store.artifacts import ArtifactStore
 
 UNPACKED_MODEL = "model-unpacked"
 """Folder of the job directory where a model archive is unpacked once, before the workers start."""
+WARM_SECONDS_VARIABLE = "FORGELINE_TRANSFORM_WARM_SECONDS"
+DEFAULT_WARM_SECONDS = 300.0
+"""How long the warm transform server waits for the next job before it exits (0: workers spawned by each job)."""
+
+
+def warm_seconds() -> float:
+    """FORGELINE_TRANSFORM_WARM_SECONDS, else the default; a value that is not a number ≥ 0 is refused in one line."""
+    value = os.environ.get(WARM_SECONDS_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_WARM_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ForgelineError(f"{WARM_SECONDS_VARIABLE}={value!r} is not a number of seconds ≥ 0; "
+                             "set it to 0 to start the workers with each job")
+    return seconds
 
 
 def staged_model(folder: Path) -> Path:
@@ -58,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         # one shard of a job spread over a cluster (instance_count shards) is one worker: the model loads once
         workers=1 if os.environ.get("FORGELINE_SHARD_COUNT") else args.workers,
     )
+    try:
+        settings = dataclasses.replace(settings, warm_seconds=warm_seconds())
+    except ForgelineError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     try:
         model_dir = unpacked_model(Path(args.model))
     except ForgelineError as exc:
