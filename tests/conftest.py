@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+pytest_plugins = ["executors.ray_fixtures"]  # the Ray test cluster (ray_cluster, ray_env) for -m ray tests
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """The repository root: the quickstart's relative paths work from here."""
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from executors.ray_fixtures import ray_cluster  # noqa: F401  (the Ray test cluster, for test_ray_*.py)
 from forgeline.executors.local import LocalExecutor
 from forgeline.jobs.spec import FunctionRef, JobSpec
 from forgeline.store.artifacts import ArtifactStore

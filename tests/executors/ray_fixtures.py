@@ -7,6 +7,7 @@ temporary folder), never by ``ray stop``, which would end every Ray cluster of t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,8 @@ import pytest
 from forgeline.jobs.process_tree import descendants, signal_all
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+HEAD_RESOURCE = "test_head"
+"""A custom resource only the head has: a fault test pins a blocker there to push a job onto the second node."""
 START_SECONDS = 120.0
 
 
@@ -117,8 +120,17 @@ def ray_cluster(s3_endpoint: str) -> Iterator[RayCluster]:
             patch.setenv(key, value)
         try:
             _ray("start", "--head", "--port", str(port), "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
-                 "--temp-dir", str(temp_dir), "--include-dashboard", "false", "--disable-usage-stats")
+                 "--temp-dir", str(temp_dir), "--include-dashboard", "false", "--disable-usage-stats",
+                 "--resources", json.dumps({HEAD_RESOURCE: 1}))
             cluster.start_second_node()
             yield cluster
         finally:
             cluster.stop()
+
+
+@pytest.fixture
+def ray_env(ray_cluster: RayCluster, forgeline_home: Path, s3_endpoint: str, s3_bucket: str) -> dict[str, str]:
+    """The environment of a user whose settings name the Ray cluster and an S3 bucket (by storage options only)."""
+    options = {"s3": {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}}
+    return {**os.environ, "FORGELINE_HOME": str(forgeline_home), "FORGELINE_EXECUTOR": ray_cluster.executor,
+            "FORGELINE_ARTIFACT_ROOT": f"s3://{s3_bucket}/forgeline", "FORGELINE_STORAGE_OPTIONS": json.dumps(options)}

@@ -28,6 +28,7 @@ from forgeline.engine.scheduler import Action, EndLoop, Skip, StepKind
 from forgeline.engine.state import ExecutionState, now
 from forgeline.engine.transitions import Transition, property_document, record_transition
 from forgeline.errors import (
+    ConfigurationError,
     ExecutionOwnedError,
     ForgelineError,
     StaleOwnerError,
@@ -75,7 +76,14 @@ class Orchestrator:
         version = store.get_pipeline_version(self.record.pipeline_name, self.record.pipeline_version)
         self.pipeline = Pipeline.from_definition(version.definition)
         max_parallel = self.pipeline.parallelism_config.max_parallel_steps or os.cpu_count() or 1
-        self.executor = runtime.executor_factory(max_parallel, self.pipeline.executor)  # None: the settings'
+        try:
+            self.executor = runtime.executor_factory(max_parallel, self.pipeline.executor)  # None: the settings'
+        except ConfigurationError as exc:  # e.g. an unreachable Ray cluster: the execution fails, saying so
+            store.update_execution(self.id, ExecutionUpdate(status=ExecutionStatus.FAILED, failure_reason=str(exc),
+                                                            ended_at=now()))
+            store.append_events([StepEventDraft(self.id, StepEventKind.EXECUTION, status=ExecutionStatus.FAILED.value,
+                                                payload={"failure_reason": str(exc)})])
+            raise
         self.function_loader = FunctionLoader()
         self.resolution = ResolutionContext(
             execution_id=self.id, pipeline_name=self.record.pipeline_name,
@@ -297,6 +305,9 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
     except ExecutionOwnedError as exc:
         log.error("%s", exc)
         return TAKEN_OVER_EXIT_CODE
+    except ConfigurationError as exc:  # recorded as the execution's failure; one line in the log
+        log.error("%s", exc)
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: orchestrator.request_stop())
     status = orchestrator.run()
     if orchestrator.stood_down:
