@@ -118,6 +118,18 @@ class ExecutorContract:
         finally:
             successor.shutdown()
 
+    def test_cancel_ends_a_job_an_earlier_executor_left_running_from_its_rebuilt_reference(
+            self, executor, script_job, fresh_executor):
+        spec = script_job(SLEEPER)
+        executor.submit(spec)
+        started(spec)
+        successor = fresh_executor()
+        try:
+            successor.cancel(JobRef(spec.job_id), grace_seconds=1.0)  # as a dead orchestrator's attempt names it
+            assert executor.wait(JobRef(spec.job_id), timeout=DEADLINE_SECONDS).status is not JobStatus.SUCCEEDED
+        finally:
+            successor.shutdown()
+
     def test_a_location_free_job_runs_its_code_snapshot_wherever_the_executor_places_it(self, executor, artifacts,
                                                                                          tmp_path):
         spec = location_free_job(artifacts, tmp_path, "from helper import TEXT\nprint('ran', TEXT)\n"

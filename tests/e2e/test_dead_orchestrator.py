@@ -241,6 +241,25 @@ def test_the_run_watcher_stops_waiting_for_a_dead_orchestrator(project, cli, wai
     assert re.search(rf"execution {record.id} Failed", resumed.stdout), resumed  # Crasher exits 3
 
 
+def test_stop_ends_a_lost_execution_stopped_at_once_and_ends_its_orphaned_jobs(project, cli, wait_until):
+    orphans_project(project)
+    execution = project.load().start()
+    wait_until(started(project, "Finisher", "Crasher", "Runner"), timeout=60, what="the three steps to start")
+    runner = int((project.root / "Runner.started").read_text())
+    kill_orchestrator(execution, wait_until)
+
+    stopped = cli("executions", "stop", execution.id, cwd=project.root)
+
+    assert stopped.returncode == 0 and re.search(rf"execution {execution.id}: +Stopped", stopped.stdout), stopped
+    record = execution.record()
+    assert record.status.value == "Stopped" and "orchestrator was lost" in (record.failure_reason or ""), record
+    wait_until(lambda: not process_alive(runner), timeout=30, what="the orphaned Runner job to be ended")
+    assert {run.name: run.status.value for run in execution.list_steps()} == {
+        "Finisher": "Stopped", "Crasher": "Stopped", "Runner": "Stopped", "After": "Skipped"}
+    assert {(a.step_name, a.failure_kind) for a in execution.list_attempts()} == {
+        ("Finisher", "Interrupted"), ("Crasher", "Interrupted"), ("Runner", "Interrupted")}
+
+
 def test_a_silent_orchestrator_is_lost_after_the_timeout_and_alive_again_when_it_beats(project, cli, wait_until):
     orphans_project(project)
     env = {"FORGELINE_ORCHESTRATOR_TIMEOUT": "1.5"}  # heartbeats every 0.25 s

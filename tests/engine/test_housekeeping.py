@@ -12,6 +12,7 @@ import pytest
 from forgeline.config import Settings
 from forgeline.engine.housekeeping import Housekeeper
 from forgeline.errors import ForgelineError
+from forgeline.executors.local import LocalExecutor
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import CacheEntry, ExecutionStatus, ModelPackageDraft, StepStatus
 from forgeline.store.metadata.sql_store import SqlMetadataStore
@@ -34,6 +35,11 @@ def stores(request: Any, tmp_path: Path) -> Any:
     store = SqlMetadataStore(settings.database_url)
     yield store, artifacts, settings
     store.close()
+
+
+def keeper(store: SqlMetadataStore, artifacts: ArtifactStore, settings: Settings, *,
+           dry_run: bool = False) -> Housekeeper:
+    return Housekeeper(store, artifacts, settings, executor=LocalExecutor(artifacts, 1), dry_run=dry_run)
 
 
 def _execution(store: SqlMetadataStore, artifacts: ArtifactStore, settings: Settings, execution_id: str,
@@ -69,9 +75,9 @@ def test_delete_keeps_what_a_package_and_a_cache_hit_use_and_counts_the_rest(sto
     _execution(store, artifacts, settings, "exec-2", NOW, reuse="exec-1")
     store.create_model_package(ModelPackageDraft("g", ModelApprovalStatus.APPROVED, first["model"]), actor="t")
 
-    dry = Housekeeper(store, artifacts, settings, dry_run=True).delete_execution("exec-1")
+    dry = keeper(store, artifacts, settings, dry_run=True).delete_execution("exec-1")
     assert artifacts.exists(first["report"]) and store.list_execution_ids() == {"exec-1", "exec-2"}
-    report = Housekeeper(store, artifacts, settings).delete_execution("exec-1")
+    report = keeper(store, artifacts, settings).delete_execution("exec-1")
 
     assert report.removed == dry.removed and report.bytes_freed == 100 + 10 + 10
     assert sorted(dict(report.kept)) == [first["model"], first["data"]]
@@ -89,14 +95,14 @@ def test_collect_takes_only_old_executions_then_expired_cache_entries_and_leftov
     artifacts.write_bytes(f"{stray}/model.bin", b"s" * 7)
     (settings.logs_dir / "exec-deleted-long-ago").mkdir(parents=True)
 
-    report = Housekeeper(store, artifacts, settings).collect(timedelta(days=30))
+    report = keeper(store, artifacts, settings).collect(timedelta(days=30))
 
     assert report.executions == ["exec-old"]
     assert store.list_execution_ids() == {"exec-new"} and store.list_cache_entries_of("exec-old") == []
     assert artifacts.children(artifacts.uri("executions")) == [artifacts.uri("executions", "exec-new")]
     assert not artifacts.exists(old["data"]) and not (settings.logs_dir / "exec-deleted-long-ago").exists()
     assert report.bytes_freed == 300 + 200 + 100 + 10 + 10 + 7
-    assert Housekeeper(store, artifacts, settings).collect(timedelta(days=30)).removed == []
+    assert keeper(store, artifacts, settings).collect(timedelta(days=30)).removed == []
 
 
 def test_a_running_execution_is_refused(stores: Any) -> None:
@@ -105,5 +111,5 @@ def test_a_running_execution_is_refused(stores: Any) -> None:
     store.update_execution("exec-1", ExecutionUpdate(heartbeat_at=NOW))
 
     with pytest.raises(ForgelineError, match="exec-1 is running"):
-        Housekeeper(store, artifacts, replace(settings, orchestrator_timeout_seconds=3600)).delete_execution("exec-1")
+        keeper(store, artifacts, replace(settings, orchestrator_timeout_seconds=3600)).delete_execution("exec-1")
     assert store.list_execution_ids() == {"exec-1"}

@@ -147,7 +147,9 @@ def stop(execution_id: Annotated[str, typer.Argument(help="Execution id or uniqu
     if ctx.remote:
         record = remote.parse(ExecutionRecord, ctx.remote.post(f"/executions/{execution_id}/stop"))
     else:
-        record = ctx.store.request_stop(ctx.store.get_execution(execution_id).id)
+        from forgeline.engine.recovery import stop_execution  # the engine's launcher: only when stopping
+
+        record = stop_execution(execution_id, ctx.runtime)
     ctx.console.print(f"execution {record.id}: ", status_text(record.status.value))
 
 

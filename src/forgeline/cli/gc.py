@@ -12,14 +12,15 @@ from forgeline.cli.context import CliContext
 from forgeline.cli.moments import parse_age
 from forgeline.engine.housekeeping import Housekeeper, HousekeepingReport
 from forgeline.jobs.code_folder import format_size
-from forgeline.store.artifacts import ArtifactStore
 
 SHOWN_KEPT = 20
 
 
 def housekeeper(ctx: CliContext, dry_run: bool) -> Housekeeper:
     """A housekeeper over this invocation's stores."""
-    return Housekeeper(ctx.store, ArtifactStore.from_settings(ctx.settings), ctx.settings, dry_run=dry_run)
+    runtime = ctx.runtime
+    return Housekeeper(runtime.store, runtime.artifacts, runtime.settings, executor=runtime.executor_factory(1),
+                       dry_run=dry_run)
 
 
 def print_report(report: HousekeepingReport, console: Console) -> None:

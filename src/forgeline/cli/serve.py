@@ -22,6 +22,7 @@ def serve(
         "--token-file", help="File of bearer tokens, one a line; requests without one of them get 401.")] = None,
 ) -> None:
     """Serve every endpoint: POST /endpoints/<name>/invocations, GET /ping, /endpoints, /metrics."""
+    from forgeline.engine.runtime import Runtime
     from forgeline.serving.manager import ScalingDefaults
     from forgeline.serving.server import read_tokens
     from forgeline.serving.server import serve as run_server
@@ -34,4 +35,4 @@ def serve(
     def announce(line: str) -> None:
         print(line, flush=True)
 
-    run_server(ctx.settings, host=host, port=port, scaling=scaling, tokens=tokens, announce=announce)
+    run_server(Runtime.build(ctx.settings), host=host, port=port, scaling=scaling, tokens=tokens, announce=announce)

@@ -23,15 +23,16 @@ from pathlib import Path
 
 from forgeline.config import Settings
 from forgeline.engine.liveness import check_orchestrator
+from forgeline.engine.lost import claim_lost, end_lost_execution
+from forgeline.engine.ownership import fenced, owner_name
 from forgeline.engine.registration import PACKAGES_FOLDER, package_folder_execution
 from forgeline.errors import ExecutionNotFoundError, ForgelineError
-from forgeline.executors.local import end_orphaned_job
+from forgeline.executors.base import Executor
 from forgeline.store import local_files
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, StepStatus
-from forgeline.store.metadata.updates import ExecutionUpdate
+from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
 
 EXECUTIONS_FOLDER = "executions"
 
@@ -77,11 +78,13 @@ class _Listing:
 class Housekeeper:
     """Deletes executions and collects garbage in one store; ``dry_run`` only reports."""
 
-    def __init__(self, store: MetadataStore, artifacts: ArtifactStore, settings: Settings, *,
+    def __init__(self, store: MetadataStore, artifacts: ArtifactStore, settings: Settings, *, executor: Executor,
                  dry_run: bool = False) -> None:
+        """``executor`` ends the jobs a lost orchestrator left running when its execution is deleted."""
         self.store = store
         self.artifacts = artifacts
         self.settings = settings
+        self.executor = executor
         self.report = HousekeepingReport(dry_run)
         self._dead: set[tuple[str | None, str]] = set()  # (execution, cache key) of expired cache entries
 
@@ -133,16 +136,13 @@ class Housekeeper:
                         _subfolders(self.settings.jobs_dir), _subfolders(self.settings.logs_dir), packages)
 
     def _settle_lost(self, record: ExecutionRecord) -> None:
-        """End the jobs a lost orchestrator left running and mark the execution Failed, so it can be deleted."""
-        for attempt in self.store.list_attempts(record.id):
-            if not attempt.status.is_terminal:
-                job_dir = self.settings.jobs_dir / record.id / attempt.step_name / str(attempt.attempt)
-                end_orphaned_job(job_dir)
-                self.store.finish_attempt(record.id, attempt.step_name, attempt.attempt, status=StepStatus.FAILED,
-                                          failure_kind="Interrupted", failure_reason="deleted after its "
-                                          "orchestrator was lost")
-        self.store.update_execution(record.id, ExecutionUpdate(
-            status=ExecutionStatus.FAILED, ended_at=datetime.now(UTC), failure_reason="orchestrator lost; deleted"))
+        """Claim the lost execution, have the executor end the jobs it left running, and mark it Failed."""
+        epoch = claim_lost(self.store, record, owner_name(), self.settings.orchestrator_timeout_seconds)
+        if epoch is None:
+            raise ForgelineError(f"execution {record.id} was resumed meanwhile; stop it first "
+                                 f"(forgeline executions stop {record.id}), then delete it")
+        end_lost_execution(fenced(self.store, epoch), self.executor, record.id, ExecutionStatus.FAILED,
+                           "orchestrator lost; deleted")
 
     def _remove(self, records: list[ExecutionRecord], references: list[ArtifactReference]) -> None:
         ids = {record.id for record in records}

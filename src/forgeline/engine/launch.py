@@ -23,16 +23,15 @@ from forgeline.config import AUTO_RESUME_ENV, Settings
 from forgeline.engine.code_snapshot import save_code_snapshot
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.liveness import check_orchestrator, heartbeat_interval
-from forgeline.engine.lost import claim_lost, end_lost_execution, find_lost, never_started
-from forgeline.engine.ownership import fenced, owner_name
+from forgeline.engine.lost import claim_lost, end_claimed, find_lost, never_started, stopped_reason
+from forgeline.engine.ownership import owner_name
 from forgeline.engine.plan import StepPlan, plan_pipeline
 from forgeline.engine.runtime import Runtime
-from forgeline.errors import ForgelineError, StoreNotFoundError
+from forgeline.errors import ForgelineError
 from forgeline.jobs.function import WORKER_ENV
 from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionStatus, StepRun, StepStatus
-from forgeline.store.metadata.sql_store import SqlMetadataStore
 from forgeline.store.metadata.updates import StepRunUpdate
 from forgeline.workflow.parameters import resolve_parameter_values
 from forgeline.workflow.pipeline import Pipeline
@@ -243,7 +242,7 @@ class QueueLauncher:
         self.runtime = runtime
         self.max_running = max_running
         self.owner = owner_name()
-        self._children: list[subprocess.Popen[bytes]] = []
+        self._children: dict[str, subprocess.Popen[bytes]] = {}  # the orchestrators it spawned, until they end
         self._starts: dict[str, int] = {}  # how often each lost, never-started execution was launched again
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.5) -> None:
@@ -291,14 +290,15 @@ class QueueLauncher:
         store, settings = self.runtime.store, self.runtime.settings
         claimed = []
         for record in find_lost(store, settings):
+            if never_started(record) and self._starting(record.id):
+                continue  # its orchestrator is still on its way up (a loaded machine may take a while)
             epoch = claim_lost(store, record, self.owner, settings.orchestrator_timeout_seconds)
             if epoch is None:
                 continue  # another launcher or a command took it over first
             claimed.append(record.id)
             silent = check_orchestrator(record, settings).silent_seconds
             if record.status == ExecutionStatus.STOPPING:
-                self._end(record.id, epoch, ExecutionStatus.STOPPED,
-                          f"stopped; its orchestrator was lost {silent:.0f} s ago, before it could stop its jobs")
+                self._end(record.id, epoch, ExecutionStatus.STOPPED, stopped_reason(silent))
                 continue
             starts = self._starts.get(record.id, 0) if never_started(record) else 0
             if starts >= MAX_STARTS:
@@ -318,25 +318,28 @@ class QueueLauncher:
 
     def launch(self, execution_id: str, work_dir: str, options: Sequence[str] = ()) -> None:
         """Spawn the execution's orchestrator (a fresh process: a server runs threads, so it never forks)."""
-        self._children.append(spawn_orchestrator(execution_id, self.runtime.settings, work_dir, options))
+        self._children[execution_id] = spawn_orchestrator(execution_id, self.runtime.settings, work_dir, options)
 
     def _launch_claimed(self, execution_id: str, work_dir: str, epoch: int) -> None:
         from forgeline.engine.orchestrator import EPOCH_OPTION
 
         self.launch(execution_id, work_dir, (f"{EPOCH_OPTION}={epoch}",))
+        log.info("queue launcher: execution %s launched (epoch %d, orchestrator pid %d)", execution_id, epoch,
+                 self._children[execution_id].pid)
 
     def _end(self, execution_id: str, epoch: int, status: ExecutionStatus, reason: str) -> None:
         log.warning("queue launcher: execution %s ends %s: %s", execution_id, status.value, reason)
-        executor = self.runtime.executor_factory(1)
-        try:
-            end_lost_execution(fenced(self.runtime.store, epoch), executor, execution_id, status, reason)
-        finally:
-            executor.shutdown()
+        end_claimed(self.runtime, execution_id, epoch, status, reason)
         self._starts.pop(execution_id, None)
+
+    def _starting(self, execution_id: str) -> bool:
+        """Whether this launcher spawned the execution's orchestrator and that process still runs."""
+        child = self._children.get(execution_id)
+        return child is not None and child.poll() is None
 
     def _reap(self) -> None:
         """Collect the exit status of orchestrators that ended, so none lingers as a zombie."""
-        self._children = [child for child in self._children if child.poll() is None]
+        self._children = {key: child for key, child in self._children.items() if child.poll() is None}
 
 
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
@@ -379,15 +382,14 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
     return PipelineExecution(execution_id, store, settings)
 
 
-def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any],
-                   settings: Settings | None = None) -> list[StepPlan]:
-    """What a run with these parameters would reuse and what it would run (nothing is started, no store created)."""
-    settings = settings or Settings.from_env()
-    try:
-        runtime = Runtime.build(settings, create=False)
-    except StoreNotFoundError:  # nothing has run here yet: an empty store in memory, all misses
-        runtime = Runtime.build(settings, store=SqlMetadataStore("sqlite://"))
-    return plan_pipeline(pipeline, overrides, runtime.store, runtime.artifacts, settings, os.getcwd())
+def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
+                   runtime: Runtime | None = None) -> list[StepPlan]:
+    """What a run with these parameters would reuse and what it would run (nothing is started, no store created).
+
+    ``runtime``: the backends an edge built; else read-only ones from ``settings`` (see Runtime.for_reading).
+    """
+    runtime = runtime or Runtime.for_reading(settings)
+    return plan_pipeline(pipeline, overrides, runtime.store, runtime.artifacts, runtime.settings, os.getcwd())
 
 
 def upsert_pipeline(pipeline: Pipeline, settings: Settings | None = None) -> dict[str, Any]:

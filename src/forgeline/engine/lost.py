@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 from forgeline.config import Settings
 from forgeline.engine.liveness import check_orchestrator
+from forgeline.engine.ownership import fenced
+from forgeline.engine.runtime import Runtime
 from forgeline.executors.base import Executor, JobRef
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import (
@@ -48,6 +50,20 @@ def claim_lost(store: MetadataStore, record: ExecutionRecord, owner: str, lease_
     if not store.claim_lost_execution(record.id, record.heartbeat_at):
         return None
     return store.claim_execution(record.id, owner, lease_seconds)
+
+
+def stopped_reason(silent_seconds: float) -> str:
+    """Why a Stopping execution whose orchestrator was lost ended Stopped without it."""
+    return f"stopped; its orchestrator was lost {silent_seconds:.0f} s ago, before it could stop its jobs"
+
+
+def end_claimed(runtime: Runtime, execution_id: str, epoch: int, status: ExecutionStatus, reason: str) -> None:
+    """End a lost execution claimed at ``epoch`` (see end_lost_execution), with an executor made for the job."""
+    executor = runtime.executor_factory(1)
+    try:
+        end_lost_execution(fenced(runtime.store, epoch), executor, execution_id, status, reason)
+    finally:
+        executor.shutdown()
 
 
 def job_ref(execution_id: str, step_name: str, attempt: int) -> JobRef:

@@ -11,6 +11,8 @@ from forgeline.config import Settings
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.launch import launch_orchestrator
 from forgeline.engine.liveness import check_orchestrator
+from forgeline.engine.lost import claim_lost, end_claimed, stopped_reason
+from forgeline.engine.ownership import owner_name
 from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError
 from forgeline.store.metadata.protocol import MetadataStore
@@ -90,6 +92,25 @@ def take_over(store: MetadataStore, record: ExecutionRecord, settings: Settings,
     store.close()  # no database file may be open across a fork
     launch_orchestrator(record.id, settings, record.work_dir, fork)
     return True
+
+
+def stop_execution(execution_id: str, runtime: Runtime) -> ExecutionRecord:
+    """Ask the execution to stop (Queued or Executing); one whose orchestrator is lost ends Stopped at once.
+
+    A lost orchestrator cannot stop its jobs: they are ended here through the executor, so the execution never
+    stays Stopping for good.
+    """
+    store, settings = runtime.store, runtime.settings
+    record = store.request_stop(store.get_execution(execution_id).id)
+    if record.status != ExecutionStatus.STOPPING:
+        return record
+    liveness = check_orchestrator(record, settings, store)
+    if not liveness.lost:
+        return record
+    epoch = claim_lost(store, record, owner_name(), settings.orchestrator_timeout_seconds)
+    if epoch is not None:  # else a launcher or another command took it over meanwhile
+        end_claimed(runtime, record.id, epoch, ExecutionStatus.STOPPED, stopped_reason(liveness.silent_seconds))
+    return store.get_execution(record.id)
 
 
 def pipeline_of(store: MetadataStore, name: str, version: int) -> Pipeline:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from forgeline.config import EXECUTORS, Settings, parse_executor
-from forgeline.errors import ConfigurationError
+from forgeline.errors import ConfigurationError, StoreNotFoundError
 from forgeline.executors.base import Executor
 from forgeline.jobs.placement import JobRoots
 from forgeline.store.artifacts import ArtifactStore
@@ -47,6 +47,15 @@ class Runtime:
     def at_edge(cls, settings: Settings | None = None, *, create: bool = True) -> Runtime:
         """The runtime of an edge (a Python API call): from ``settings``, or from FORGELINE_* when None."""
         return cls.build(settings or Settings.from_env(), create=create)
+
+    @classmethod
+    def for_reading(cls, settings: Settings | None = None) -> Runtime:
+        """An edge's runtime that creates no database: an empty one in memory when nothing has run yet (a plan)."""
+        settings = settings or Settings.from_env()
+        try:
+            return cls.build(settings, create=False)
+        except StoreNotFoundError:
+            return cls.build(settings, store=SqlMetadataStore("sqlite://"))
 
     @classmethod
     def from_env(cls) -> Runtime:

@@ -45,7 +45,11 @@ class Executor(Protocol):
         ...
 
     def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
-        """Ask the job to end, forcing it after ``grace_seconds``; its result is Stopped."""
+        """Ask the job to end, forcing it after ``grace_seconds``; its result is Stopped.
+
+        ``ref`` may also be rebuilt from a stored attempt (``JobRef(job_id)``) for a job an earlier executor
+        instance submitted, its orchestrator lost: that job is ended too, if it still runs.
+        """
         ...
 
     def logs(self, ref: JobRef) -> str:

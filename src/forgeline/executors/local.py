@@ -83,8 +83,19 @@ class LocalExecutor:
         return [ref for future, ref in futures.items() if future in done]
 
     def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
-        """SIGTERM the job's processes, SIGKILL after ``grace_seconds``; its result is Stopped."""
-        self._job(ref).control.stop(grace_seconds)
+        """SIGTERM the job's processes, SIGKILL after ``grace_seconds``; its result is Stopped.
+
+        A job an earlier executor placed (a reference rebuilt from a stored attempt whose orchestrator is gone)
+        is ended at once, through the process group noted in its job folder.
+        """
+        with self._lock:
+            job = self._jobs.get(ref.id)
+        if job is not None:
+            job.control.stop(grace_seconds)
+        elif self._roots is not None:
+            end_orphaned_job(self._roots.jobs_dir / ref.id)
+        else:
+            raise JobError(f"job {ref.id} was not submitted to this executor, which places no jobs to find it by")
 
     def logs(self, ref: JobRef) -> str:
         """The job's log as written so far."""

@@ -11,6 +11,7 @@ with InfrastructureError, and the step's retry policy runs it again on a node th
 from __future__ import annotations
 
 import contextlib
+import itertools
 import threading
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -95,8 +96,16 @@ class RayExecutor:
         return [ref for future, ref in futures.items() if future in done]
 
     def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
-        """Have the job's actors end its processes (SIGTERM, SIGKILL after the grace); its result is Stopped."""
-        job = self._job(ref)
+        """Have the job's actors end its processes (SIGTERM, SIGKILL after the grace); its result is Stopped.
+
+        The actors of a job an earlier executor submitted (a reference rebuilt from a stored attempt) are found
+        by name and ended.
+        """
+        job = self._jobs.get(ref.id)
+        if job is None:
+            for actor in self._named_actors(ref.id):
+                self._end_actor(actor, grace_seconds)
+            return
         with job.lock:
             job.stop_grace = grace_seconds
             actors = list(job.actors)
@@ -248,6 +257,19 @@ class RayExecutor:
         if len(results) == 1:
             return results[0]
         return merge_shards(job.spec, results, self._artifacts)
+
+    def _named_actors(self, job_id: str) -> list[Any]:
+        """The live actors of job ``job_id``: its own, or its shards' (``<job id>#1``, ``#2``, ...)."""
+        import ray
+
+        actors = []
+        for name in itertools.chain([job_id], (f"{job_id}#{n}" for n in itertools.count(1))):
+            try:
+                actors.append(ray.get_actor(actor_name(name), namespace=NAMESPACE))
+            except ValueError:
+                if name != job_id:
+                    break
+        return actors
 
     def _end_actor(self, actor: Any, stop_grace: float | None) -> None:
         """Remove an actor; with ``stop_grace``, first have it end its job's processes and wait for that."""

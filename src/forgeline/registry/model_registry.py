@@ -46,7 +46,7 @@ class Registry:
                  artifacts: ArtifactStore | None = None, runtime: Runtime | None = None) -> None:
         """Packages in ``runtime``'s stores; without one (the Python API), in those ``settings`` or FORGELINE_* name."""
         self._runtime = runtime
-        self.settings = runtime.settings if runtime is not None else settings or Settings.from_env()
+        self._given_settings = settings
         self._given_store = store
         self._given_artifacts = artifacts
 
@@ -60,9 +60,16 @@ class Registry:
         """The artifact store holding model data and copied inference code."""
         return self._given_artifacts or self._backends().artifacts
 
+    @cached_property
+    def settings(self) -> Settings:
+        """Where the packages live (the runtime's settings, the ones given, or FORGELINE_*'s)."""
+        if self._runtime is None and self._given_settings is not None:
+            return self._given_settings
+        return self._backends().settings
+
     def _backends(self) -> Runtime:
-        if self._runtime is None:
-            self._runtime = Runtime.build(self.settings)
+        if self._runtime is None:  # the Python API is an edge: its runtime is built here
+            self._runtime = Runtime.at_edge(self._given_settings)
         return self._runtime
 
     def groups(self) -> builtins.list[ModelPackageGroupSummary]:

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from forgeline.config import Settings
+from forgeline.engine.runtime import Runtime
 from forgeline.errors import EndpointError
 from forgeline.serving.config import EndpointConfig, VariantConfig, check_endpoint_name
 from forgeline.serving.resolution import resolve_config
 from forgeline.store.metadata.endpoint_store import EndpointRecord
 from forgeline.store.metadata.protocol import MetadataStore
-from forgeline.store.metadata.sql_store import SqlMetadataStore
 
 SERVE_URL_ENV = "FORGELINE_SERVE_URL"
 TOKEN_ENV = "FORGELINE_TOKEN"
@@ -48,15 +48,15 @@ class Endpoint:
     def __init__(self, name: str, *, settings: Settings | None = None, store: MetadataStore | None = None,
                  url: str | None = None, token: str | None = None) -> None:
         self.name = check_endpoint_name(name)
-        self.settings = settings or Settings.from_env()
+        self.settings = settings  # None: the FORGELINE_* variables name the store
         self._given_store = store
         self.url = (url or os.environ.get(SERVE_URL_ENV) or DEFAULT_SERVE_URL).rstrip("/")
         self.token = token if token is not None else os.environ.get(TOKEN_ENV)
 
     @cached_property
     def store(self) -> MetadataStore:
-        """The metadata store holding the configuration."""
-        return self._given_store or SqlMetadataStore(self.settings.database_url)
+        """The metadata store holding the configuration (given, or built at this edge of the Python API)."""
+        return self._given_store or Runtime.at_edge(self.settings).store
 
     @classmethod
     def create(cls, name: str, models: Sequence[str] | None = None, *,
@@ -98,7 +98,7 @@ class Endpoint:
     @staticmethod
     def list(settings: Settings | None = None, store: MetadataStore | None = None) -> builtins.list[EndpointRecord]:
         """Every endpoint, by name."""
-        chosen = store or SqlMetadataStore((settings or Settings.from_env()).database_url)
+        chosen = store or Runtime.at_edge(settings).store
         return chosen.list_endpoints()
 
     def invoke(self, body: bytes | str, content_type: str = "application/json", accept: str | None = None, *,

@@ -8,14 +8,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from forgeline.config import Settings
+from forgeline.engine.runtime import Runtime
 from forgeline.errors import EndpointError
 from forgeline.serving.app import ServingApp
 from forgeline.serving.capture import DataCapture
 from forgeline.serving.manager import EndpointManager, ScalingDefaults
 from forgeline.serving.metrics import ServingMetrics
-from forgeline.store.artifacts import ArtifactStore
-from forgeline.store.metadata.sql_store import SqlMetadataStore
 
 
 def read_tokens(path: str | Path) -> list[str]:
@@ -45,7 +43,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, scaling: ScalingDefaults | None = None,
+def serve(runtime: Runtime, *, host: str = "127.0.0.1", port: int = 8080, scaling: ScalingDefaults | None = None,
           tokens: list[str] | None = None, announce: Callable[[str], None] | None = None) -> None:
     """Serve every endpoint of the metadata store until interrupted."""
     import uvicorn
@@ -53,10 +51,10 @@ def serve(settings: Settings, *, host: str = "127.0.0.1", port: int = 8080, scal
     if scaling is not None and not 1 <= scaling.min_workers <= scaling.max_workers:
         raise EndpointError(f"--workers-min ({scaling.min_workers}) must be at least 1 and at most --workers-max "
                             f"({scaling.max_workers})")
-    store = SqlMetadataStore(settings.database_url)
-    manager = EndpointManager(settings, store, scaling or ScalingDefaults())
+    store = runtime.store
+    manager = EndpointManager(runtime.settings, store, scaling or ScalingDefaults())
     metrics = ServingMetrics(manager.pools)
-    app = ServingApp(manager, metrics, DataCapture(ArtifactStore.from_settings(settings)), tokens or ())
+    app = ServingApp(manager, metrics, DataCapture(runtime.artifacts), tokens or ())
     sock = bind(host, port)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING,
                         format="%(asctime)s forgeline serve %(levelname)s %(message)s")

@@ -11,10 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from forgeline.config import Settings
+from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError
 from forgeline.serving.deployment import DeploymentRequest, deploy
-from forgeline.store.metadata.sql_store import SqlMetadataStore
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     request = DeploymentRequest(args.endpoint, args.model, wait=not args.no_wait, sample_body=args.sample_body,
                                 content_type=args.content_type, timeout=args.timeout)
     try:
-        done = deploy(request, SqlMetadataStore(Settings.from_env().database_url), url=args.url)
+        done = deploy(request, Runtime.from_env().store, url=args.url)
     except ForgelineError as exc:
         print(f"the deployment failed: {exc}", file=sys.stderr)
         return 1
