@@ -77,7 +77,9 @@ class Orchestrator:
         self.pipeline = Pipeline.from_definition(version.definition)
         max_parallel = self.pipeline.parallelism_config.max_parallel_steps or os.cpu_count() or 1
         try:
-            self.executor = runtime.executor_factory(max_parallel, self.pipeline.executor)  # None: the settings'
+            # a pipeline that names its executor (Pipeline(executor="ray")) overrides the settings' one
+            named = () if self.pipeline.executor is None else (self.pipeline.executor,)
+            self.executor = runtime.executor_factory(max_parallel, *named)
         except ConfigurationError as exc:  # e.g. an unreachable Ray cluster: the execution fails, saying so
             store.update_execution(self.id, ExecutionUpdate(status=ExecutionStatus.FAILED, failure_reason=str(exc),
                                                             ended_at=now()))
