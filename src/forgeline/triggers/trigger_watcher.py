@@ -48,6 +48,7 @@ class TriggerWatcher:
         self.monotonic = monotonic
         self._polled: dict[str, float] = {}
         self._folders: dict[tuple[str, str], WatchedFolder] = {}
+        self._recovered = False  # pending rows are looked for once per taking of the lease
 
     def run(self, stop: threading.Event) -> None:
         """Poll while holding the lease, until ``stop``; give the lease up on the way out."""
@@ -57,6 +58,7 @@ class TriggerWatcher:
                     self.tick()
                 else:
                     self._polled.clear()  # another process acts; poll at once when this one takes over
+                    self._recovered = False
             except ForgelineError as error:
                 logger.warning("triggers: %s", error)
             except Exception:  # a fault in one tick must not end the duty: log it and tick again
@@ -68,9 +70,11 @@ class TriggerWatcher:
             logger.warning("triggers: could not release the lease: %s", error)
 
     def tick(self) -> list[TriggerObject]:
-        """Finish objects a dead holder left pending, then poll each trigger that is due; the new objects' rows."""
-        for pending in self.store.list_trigger_objects(outcome=FireOutcome.PENDING, limit=10_000):
-            self._recover(pending)
+        """Finish objects a dead holder left pending (first tick under the lease), then poll each due trigger."""
+        if not self._recovered:  # only a previous holder that died can have left rows pending
+            for pending in self.store.list_trigger_objects(outcome=FireOutcome.PENDING, limit=10_000):
+                self._recover(pending)
+            self._recovered = True
         handled: list[TriggerObject] = []
         now = self.monotonic()
         for trigger in self.store.list_triggers():
