@@ -62,6 +62,17 @@ def test_store_retry_seconds_is_a_setting_children_see(tmp_path: Path) -> None:
             Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_STORE_RETRY_SECONDS": bad})
 
 
+def test_max_concurrent_executions_is_a_whole_number_setting_children_see(tmp_path: Path) -> None:
+    busy = Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_MAX_CONCURRENT_EXECUTIONS": "16"})
+
+    assert busy.max_concurrent_executions == 16
+    assert Settings.from_env(busy.to_env()).max_concurrent_executions == 16
+    assert Settings.from_env({"FORGELINE_HOME": str(tmp_path)}).max_concurrent_executions == 4
+    for bad in ("many", "0", "-1", "2.5"):
+        with pytest.raises(ConfigurationError, match=f"FORGELINE_MAX_CONCURRENT_EXECUTIONS='{bad}' is not a whole"):
+            Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_MAX_CONCURRENT_EXECUTIONS": bad})
+
+
 def test_storage_options_are_a_setting_children_see_and_a_bad_one_is_refused_without_echoing_it(
     tmp_path: Path,
 ) -> None:

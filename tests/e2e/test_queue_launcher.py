@@ -23,7 +23,9 @@ from pathlib import Path
 import pytest
 
 from conftest import job_process_group
+from forgeline.engine.code_snapshot import save_code_snapshot
 from forgeline.engine.execution import PipelineExecution
+from forgeline.engine.launch import create_execution
 from forgeline.engine.liveness import process_alive
 from forgeline.engine.runtime import Runtime
 
@@ -246,6 +248,26 @@ def test_a_stopping_execution_whose_orchestrator_is_lost_ends_stopped_and_the_ol
     assert execution.list_steps()[0].status.value == "Stopped"
     wait_until(lambda: not process_alive(pid), timeout=60, what="the old orchestrator to stand down")
     assert execution.record().status.value == "Stopped"  # it wrote nothing when it woke up
+
+
+def test_an_execution_whose_caller_died_between_its_insert_and_its_launch_is_run_by_the_launcher(
+        project, launchers, wait_until, monkeypatch):
+    monkeypatch.setenv("FORGELINE_ORCHESTRATOR_TIMEOUT", "3")
+    project.write("gated.py", GATED)
+    project.write("pipeline.py", GATED_PIPELINE)
+    gate = project.root / "release"
+    gate.write_text("")
+    runtime = Runtime.at_edge()
+    # what `forgeline run` had done when it was killed: the execution recorded Executing, no orchestrator started
+    pipeline = project.load()
+    execution_id = create_execution(pipeline, {"Gate": str(gate)}, runtime.store, str(project.root),
+                                    code_snapshot=save_code_snapshot(runtime, pipeline, str(project.root)))
+    execution = PipelineExecution(execution_id, runtime.store, runtime.settings)
+
+    launcher = start(launchers, project.root, "launcher", max_running=1, FORGELINE_AUTO_RESUME="0")
+
+    assert ended(execution, wait_until) == "Succeeded"
+    assert launcher.launched() == [execution.id]
 
 
 def test_an_execution_claimed_by_a_launcher_that_died_before_launching_runs_after_its_lease(
