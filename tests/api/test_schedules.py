@@ -238,3 +238,57 @@ def test_the_cli_over_a_server_prints_what_it_prints_against_the_store(
     assert cli("triggers", "delete", "drops", cwd=project.root, env=remote).returncode == 0
     assert cli("schedules", "delete", "weekly", cwd=project.root, env=remote).returncode == 0
     assert json.loads(cli("triggers", "list", "--json", cwd=project.root).stdout) == []
+
+
+GATED_PIPELINE = """
+    from forgeline.workflow import ParameterString, Pipeline, ProcessingStep
+
+    gate = ParameterString("Gate")
+    pipeline = Pipeline(name="gated", parameters=[gate], steps=[
+        ProcessingStep(name="Wait", code="wait.py", arguments=[gate])])
+"""
+
+# Says it started, then waits until the test creates the gate file.
+WAIT = """
+    import sys, time
+    from pathlib import Path
+    gate = Path(sys.argv[1])
+    Path(str(gate) + ".started").touch()
+    while not gate.exists():
+        time.sleep(0.05)
+"""
+
+
+def test_overlap_skip_records_a_skipped_fire_while_the_previous_execution_still_runs(
+        cli: Cli, project: Project, start_server: StartServer, tmp_path: Path) -> None:
+    project.write("pipeline.py", GATED_PIPELINE)
+    project.write("wait.py", WAIT)
+    gate = tmp_path / "gate"
+    made = cli("schedules", "create", "minutely", "--pipeline", "pipeline.py", "--cron", "* * * * *",
+               "-p", f"Gate={gate}", cwd=project.root)
+    assert made.returncode == 0, made
+    clock = tmp_path / "clock"
+    server = start_server(env={"FORGELINE_CLOCK_FILE": str(clock)})
+    due = datetime.fromisoformat(schedule(server, "minutely")["next_fire_at"].replace("Z", "+00:00"))
+    set_clock(clock, due + timedelta(seconds=1))
+    [first] = wait_until(lambda: [f for f in fires(server, "minutely") if f["outcome"] != "pending"], timeout=60,
+                         what="the first fire")
+    assert first["outcome"] == "started"
+    wait_until(lambda: Path(str(gate) + ".started").exists(), timeout=120, what="the first execution running")
+
+    set_clock(clock, due + timedelta(minutes=1, seconds=1))
+    second = wait_until(lambda: [f for f in fires(server, "minutely") if f["outcome"] != "pending"
+                                 and f["due_at"] != first["due_at"]], timeout=60, what="the second fire")[0]
+    assert second["outcome"] == "skipped" and second["execution_id"] is None
+    assert f"previous execution {first['execution_id']} is still Executing" in second["reason"]
+    described = cli("schedules", "describe", "minutely", cwd=project.root)
+    assert "skipped" in described.stdout and first["execution_id"] in described.stdout
+
+    gate.touch()
+    wait_until(lambda: project.store().get_execution(first["execution_id"]).status.value == "Succeeded",
+               timeout=120, what="the first execution's end")
+    set_clock(clock, due + timedelta(minutes=2, seconds=1))
+    third = wait_until(lambda: [f for f in fires(server, "minutely") if f["outcome"] != "pending"
+                                and f["due_at"] not in (first["due_at"], second["due_at"])], timeout=60,
+                       what="the third fire")[0]
+    assert third["outcome"] == "started" and third["execution_id"] != first["execution_id"]
