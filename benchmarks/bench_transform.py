@@ -7,14 +7,20 @@ folder and reused. Model: scikit-learn's LogisticRegression fitted on 50,000 of 
 1. Ceiling, one process: the same ``input_fn`` → ``predict_fn`` → ``output_fn`` of the loaded predictor on the
    whole file at once (its bytes already in memory), plus the bare ``model.predict`` on the parsed array.
 2. The batch transform job (``batch_transform.py``, the process a TransformStep runs, on ``transform_folder``)
-   with 1 and 2 workers, end to end: spawning the workers, each loading the model (importing scikit-learn),
-   reading, predicting, writing the output. Start-up alone is measured as the same job on two one-row files (two
-   batches, so that both workers start); "after start-up" is rows / (end to end − start-up).
-3. Once through a whole pipeline: a TransformStep with ``instance_count=2`` in a fresh ``FORGELINE_HOME``; the
+   with 1 and 2 workers, end to end: the job's process starting, its workers starting and loading the model,
+   reading, predicting, writing the output. The workers are forked by the warm transform server, which an
+   untimed job started and warmed (it has imported scikit-learn); the same job with
+   ``FORGELINE_TRANSFORM_WARM_SECONDS=0`` spawns its workers, each importing scikit-learn, as every job did before
+   the server. Start-up alone is measured as the same job on two one-row files (two batches, so that both workers
+   start); "after start-up" is rows / (end to end − start-up).
+3. The first job on a new server (its own ``PYTHONPATH`` entry gives it one): the server starts, and its workers
+   import scikit-learn themselves. And a 10,000-row job (the first rows of the file), end to end.
+4. Once through a whole pipeline: a TransformStep with ``instance_count=2`` in a fresh ``FORGELINE_HOME``; the
    step's duration includes staging the 73 MB input and collecting the output.
 
 Measurements are interleaved over --rounds rounds; the table gives medians (and the best round, which is what
-the hardware can do when nothing else runs on it). The goal: 2 workers on 2 cores reach ≥ 80 % of 2 × ceiling.
+the hardware can do when nothing else runs on it). Goals: 2 workers on 2 cores reach ≥ 80 % of 2 × ceiling after
+start-up and ≥ 60 % end to end; a 10,000-row job ends in < 1 s.
 
     python benchmarks/bench_transform.py [--rows 1000000] [--rounds 5] [--no-pipeline] [--no-readme]
 """
@@ -40,7 +46,6 @@ from bench_orchestration import BenchmarkError, deadline, failure_report, fresh_
 from readme_section import write_section
 
 import forgeline
-from forgeline.engine.jobspecs import BATCH_TRANSFORM_SCRIPT
 from forgeline.inference.loader import ModelSource, Predictor, load_model
 from forgeline.workflow import Model, Pipeline, TransformInput, TransformStep
 
@@ -51,9 +56,14 @@ COLUMNS = 8
 FIT_ROWS = 50_000
 CONTENT_TYPE = "text/csv"
 GOAL = 0.80
+END_TO_END_GOAL = 0.60
+SMALL_ROWS = 10_000
+SMALL_GOAL_SECONDS = 1.0
 PAYLOAD_MB = 6.0
 TINY_ROWS = 2
 DATA_VERSION = 1  # bump when the generated data changes
+BATCH_TRANSFORM_SCRIPT = str(Path(forgeline.__file__).parent / "jobs" / "entrypoints" / "batch_transform.py")
+"""The job's own script, by its path in the package (as a TransformStep's job runs it)."""
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
@@ -63,6 +73,7 @@ class Workspace:
 
     data: Path
     tiny: Path
+    small: Path
     model: Path
     scratch: Path
     rows: int
@@ -88,6 +99,10 @@ def generate(rows: int, root: Path) -> Workspace:
     tiny.mkdir()
     for index, line in enumerate(_first_lines(data, TINY_ROWS)):
         (tiny / f"part-{index}.csv").write_bytes(line)
+    small = root / "small"
+    shutil.rmtree(small, ignore_errors=True)
+    small.mkdir()
+    (small / "part-0.csv").write_bytes(b"".join(_first_lines(data, min(SMALL_ROWS, rows))))
     sample = features[:FIT_ROWS]
     labels = (sample @ numpy.linspace(-1, 1, COLUMNS) + 0.1 * generator.normal(size=len(sample)) > 0).astype(int)
     model = root / "model"
@@ -96,7 +111,7 @@ def generate(rows: int, root: Path) -> Workspace:
     scratch = root / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
-    return Workspace(data, tiny, model, scratch, rows)
+    return Workspace(data, tiny, small, model, scratch, rows)
 
 
 def _first_lines(path: Path, count: int) -> list[bytes]:
@@ -154,6 +169,10 @@ class Samples:
     predict_only: list[float] = field(default_factory=list)
     full: dict[int, list[float]] = field(default_factory=lambda: {1: [], 2: []})
     startup: dict[int, list[float]] = field(default_factory=lambda: {1: [], 2: []})
+    spawned_full: list[float] = field(default_factory=list)  # 2 workers, FORGELINE_TRANSFORM_WARM_SECONDS=0
+    spawned_startup: list[float] = field(default_factory=list)
+    new_server: list[float] = field(default_factory=list)  # 2 workers, end to end, the first job of a new server
+    small: list[float] = field(default_factory=list)  # 2 workers, SMALL_ROWS rows, end to end
     pipeline_step: list[float] = field(default_factory=list)
     pipeline_wall: list[float] = field(default_factory=list)
     foreign: list[float] = field(default_factory=list)  # others' share of the cores during the timed runs
@@ -177,11 +196,11 @@ def measure_ceiling(predictor: Predictor, body: bytes) -> tuple[float, float]:
     return total, time.perf_counter() - started
 
 
-def measure_transform(space: Workspace, source: Path, workers: int) -> float:
+def measure_transform(space: Workspace, source: Path, workers: int, env: dict[str, str] | None = None) -> float:
     """Seconds of the batch transform job's own process over ``source`` with ``workers`` workers, checked.
 
     The job is run as a TransformStep runs it (``python batch_transform.py ...``, inputs already staged): its
-    spawned workers then import only what the job imports, not this benchmark.
+    workers then import only what the job imports, not this benchmark. ``env``: variables added to the job's.
     """
     target = space.scratch / f"out-{workers}"
     shutil.rmtree(target, ignore_errors=True)
@@ -189,11 +208,12 @@ def measure_transform(space: Workspace, source: Path, workers: int) -> float:
                "--model", str(space.model), "--content-type", CONTENT_TYPE, "--accept", CONTENT_TYPE,
                "--max-payload-mb", str(PAYLOAD_MB), "--workers", str(workers)]
     started = time.perf_counter()
-    job = subprocess.run(command, cwd=space.scratch, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    job = subprocess.run(command, cwd=space.scratch, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                         env={**os.environ, **(env or {})})
     seconds = time.perf_counter() - started
     if job.returncode != 0:
         raise BenchmarkError(f"the transform job with {workers} worker(s) failed: {job.stderr.strip()}")
-    expected = TINY_ROWS if source == space.tiny else space.rows
+    expected = {space.tiny: TINY_ROWS, space.small: min(SMALL_ROWS, space.rows)}.get(source, space.rows)
     written = sum(output.read_bytes().count(b"\n") for output in target.rglob("*.out"))
     if written != expected:
         raise BenchmarkError(f"the transform job with {workers} worker(s) wrote {written} lines for {expected} rows")
@@ -227,7 +247,8 @@ def measure(space: Workspace, rounds: int, pipeline: bool, timeout: float, quiet
     samples = Samples()
     predictor = load_model(ModelSource(str(space.model)))
     body = space.data.read_bytes()
-    measure_transform(space, space.tiny, 2)  # untimed: warms the file cache and this process's imports
+    for _ in range(2):  # untimed: the file cache, the warm server started and taught to import scikit-learn
+        measure_transform(space, space.tiny, 2)
     for index in range(rounds):
         print(f"round {index + 1}/{rounds} ...", file=sys.stderr, flush=True)
         wait_for_quiet(quiet_wait)
@@ -238,12 +259,25 @@ def measure(space: Workspace, rounds: int, pipeline: bool, timeout: float, quiet
             for workers in (1, 2):
                 samples.full[workers].append(measure_transform(space, space.data, workers))
                 samples.startup[workers].append(measure_transform(space, space.tiny, workers))
+            samples.small.append(measure_transform(space, space.small, 2))
+            spawned = {"FORGELINE_TRANSFORM_WARM_SECONDS": "0"}
+            samples.spawned_full.append(measure_transform(space, space.data, 2, spawned))
+            samples.spawned_startup.append(measure_transform(space, space.tiny, 2, spawned))
+            samples.new_server.append(measure_transform(space, space.data, 2, new_server(space, index)))
         samples.foreign.append(load.share)
         if pipeline:
             step, wall = measure_pipeline(space, timeout)
             samples.pipeline_step.append(step)
             samples.pipeline_wall.append(wall)
     return samples
+
+
+def new_server(space: Workspace, index: int) -> dict[str, str]:
+    """Variables that give a job a warm server of its own (a folder more on its ``sys.path``), gone 1 s after it."""
+    folder = space.scratch / f"new-server-{index}-{time.time_ns()}"
+    folder.mkdir()
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path, "FORGELINE_TRANSFORM_WARM_SECONDS": "1"}
 
 
 @dataclass(frozen=True)
@@ -280,13 +314,27 @@ def figures(samples: Samples, rows: int) -> list[Figure]:
         result += [
             Figure(f"Transform job, {workers} worker(s), end to end", rate(rows, full, median),
                    rate(rows, full, best), "rows/s", rate(rows, full, median) / (2 * ceiling),
-                   break_even(rows, ceiling, median(startup), rate(rows, after, median)) if workers == 2 else ""),
-            Figure(f"  start-up: spawn {workers} worker(s) + load the model (2 one-row files)", median(startup),
-                   best(startup), "s"),
+                   "goal ≥ 60 % of 2 × ceiling" if workers == 2 else ""),
+            Figure(f"  start-up: the job, {workers} warm worker(s), the model loaded (2 one-row files)",
+                   median(startup), best(startup), "s"),
             Figure(f"Transform job, {workers} worker(s), after start-up", rate(rows, after, median), best_after,
                    "rows/s", rate(rows, after, median) / (2 * ceiling),
                    "goal ≥ 80 % of 2 × ceiling" if workers == 2 else ""),
         ]
+    spawned = samples.spawned_full
+    result += [
+        Figure("Transform job, 2 worker(s), 10,000 rows, end to end", median(samples.small), best(samples.small),
+               "s", note=f"goal < {SMALL_GOAL_SECONDS:.0f} s"),
+        Figure("Transform job, 2 worker(s), first job of a new server, end to end",
+               rate(rows, samples.new_server, median), rate(rows, samples.new_server, best), "rows/s",
+               rate(rows, samples.new_server, median) / (2 * ceiling),
+               "the server starts; workers import scikit-learn"),
+        Figure("Transform job, 2 spawned worker(s) (FORGELINE_TRANSFORM_WARM_SECONDS=0), end to end",
+               rate(rows, spawned, median), rate(rows, spawned, best), "rows/s",
+               rate(rows, spawned, median) / (2 * ceiling), "each worker imports scikit-learn, as before the server"),
+        Figure("  start-up: spawn 2 worker(s) + load the model (2 one-row files)", median(samples.spawned_startup),
+               best(samples.spawned_startup), "s"),
+    ]
     if samples.pipeline_step:
         result += [
             Figure("TransformStep in a pipeline, 2 workers, step duration", rate(rows, samples.pipeline_step, median),
@@ -299,15 +347,6 @@ def figures(samples: Samples, rows: int) -> list[Figure]:
     return result
 
 
-def break_even(rows: int, ceiling: float, startup: float, steady: float) -> str:
-    """From how many rows the end-to-end rate reaches the goal, given a fixed start-up and the steady rate."""
-    target = GOAL * 2 * ceiling
-    if steady <= target:
-        return "end to end never reaches the goal: the steady rate is below it"
-    needed = startup * target / (1 - target / steady)  # rows / (startup + rows / steady) = target
-    return f"start-up dominates at {rows:,} rows; end to end reaches the goal from ≈ {needed / 1e6:,.0f}M rows"
-
-
 def cell(value: float, unit: str) -> str:
     return f"{value:,.0f}" if unit == "rows/s" else f"{value:.2f} s"
 
@@ -317,7 +356,10 @@ def table(rows_: list[Figure]) -> str:
     for f in rows_:
         ratio = "" if f.ratio is None else f"{f.ratio:.0%}"
         if f.ratio is not None and f.note.startswith("goal"):
-            ratio += " (met)" if f.ratio >= GOAL else " (**missed**)"
+            goal = END_TO_END_GOAL if "end to end" in f.name else GOAL
+            ratio += " (met)" if f.ratio >= goal else " (**missed**)"
+        elif f.note.startswith("goal <"):
+            ratio = "(met)" if f.median < SMALL_GOAL_SECONDS else "(**missed**)"
         unit = " rows/s" if f.unit == "rows/s" else ""
         lines.append(f"| {f.name} | {cell(f.median, f.unit)}{unit} | {cell(f.best, f.unit)}{unit} | {ratio} "
                      f"| {f.note} |")
@@ -333,7 +375,9 @@ def section(samples: Samples, rows: int, rounds: int) -> str:
     steady = named["Transform job, 2 worker(s), after start-up"].ratio
     end_to_end = named["Transform job, 2 worker(s), end to end"].ratio
     startup = statistics.median(samples.startup[2])
-    ceiling = rows / statistics.median(samples.ceiling)
+    spawned_startup = statistics.median(samples.spawned_startup)
+    spawned = named["Transform job, 2 spawned worker(s) (FORGELINE_TRANSFORM_WARM_SECONDS=0), end to end"].ratio
+    small = statistics.median(samples.small)
     return "\n".join([
         SECTION_BEGIN,
         "## Batch transform (`bench_transform.py`)",
@@ -342,11 +386,15 @@ def section(samples: Samples, rows: int, rounds: int) -> str:
         "scikit-learn's LogisticRegression served by the default handlers (`model.joblib`, no entry point), "
         "against the ceiling: the same `input_fn` → `predict_fn` → `output_fn` over the whole file in one process, "
         "its bytes already in memory. The transform rows run the job's own process (`batch_transform.py`, as a "
-        "TransformStep runs it, input already staged). *End to end* includes spawning the workers and each one "
-        "loading the model, which imports scikit-learn; *start-up* is the same job on two one-row files (so that "
-        "every worker starts); *after start-up* is rows / (end to end − start-up), its best column best end to "
-        "end − best start-up. The pipeline row is one TransformStep with `instance_count=2` in a fresh "
-        "`FORGELINE_HOME`: its step duration, staging the input and collecting the output included.",
+        "TransformStep runs it, input already staged). *End to end* includes the job's process starting, its "
+        "workers starting and loading the model; the workers are forked by the warm transform server, which an "
+        "untimed job started and taught to import scikit-learn, unless `FORGELINE_TRANSFORM_WARM_SECONDS=0` "
+        "(spawned workers, each importing scikit-learn, as every job did before the server); the *first job of a "
+        "new server* starts one (a `PYTHONPATH` entry of its own) whose workers import scikit-learn themselves. "
+        "*Start-up* is the same job on two one-row files (so that every worker starts); *after start-up* is rows / "
+        "(end to end − start-up), its best column best end to end − best start-up. The pipeline row is one "
+        "TransformStep with `instance_count=2` in a fresh `FORGELINE_HOME`: its step duration, staging the input "
+        "and collecting the output included.",
         "",
         f"Measured {when} with forgeline {forgeline.__version__}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.machine()}, {CORES} cores shared with other work: other processes used "
@@ -355,18 +403,19 @@ def section(samples: Samples, rows: int, rounds: int) -> str:
         "",
         table(rows_),
         "",
-        "Goal: 2 workers on 2 cores reach at least 80 % of 2 × the ceiling. The workers' steady rate is what the "
-        "transform itself controls (workers reading their own byte ranges, batches of whole lines, ordered "
-        f"assembly): {verdict(steady)}. End to end: {verdict(end_to_end)}; the fixed start-up (a Python process per "
-        f"worker importing scikit-learn to unpickle the model, {startup:.2f} s) is larger than the whole ceiling "
-        f"run of {rows:,} rows ({rows / ceiling:.2f} s).",
+        "Goals: 2 workers on 2 cores reach at least 80 % of 2 × the ceiling after start-up, and 60 % end to end; "
+        f"a {SMALL_ROWS:,}-row job ends in under {SMALL_GOAL_SECONDS:.0f} s. After start-up (workers reading their "
+        f"own byte ranges, batches of whole lines, ordered assembly): {verdict(steady, GOAL)}. End to end with warm "
+        f"workers: {verdict(end_to_end, END_TO_END_GOAL)} (start-up {startup:.2f} s); with spawned workers "
+        f"{spawned:.0%} (start-up {spawned_startup:.2f} s: each worker imports scikit-learn to unpickle the model). "
+        f"{SMALL_ROWS:,} rows end to end: {small:.2f} s, goal {'met' if small < SMALL_GOAL_SECONDS else 'missed'}.",
         SECTION_END,
     ])
 
 
-def verdict(ratio: float | None) -> str:
+def verdict(ratio: float | None, goal: float) -> str:
     assert ratio is not None
-    return f"{ratio:.0%} of 2 × ceiling, goal {'met' if ratio >= GOAL else 'missed'}"
+    return f"{ratio:.0%} of 2 × ceiling, goal {'met' if ratio >= goal else 'missed'}"
 
 
 def write_readme(text: str, readme: Path = README) -> None:

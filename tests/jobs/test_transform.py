@@ -20,7 +20,14 @@ import pytest
 
 from forgeline.inference.loader import ModelSource, load_model
 from forgeline.jobs.transform import transform_folder
-from forgeline.jobs.transform_chunks import ModelLoadError, RecordError, TransformSettings, chunk_size, plan_chunks
+from forgeline.jobs.transform_chunks import (
+    ModelLoadError,
+    RecordError,
+    TransformSettings,
+    WorkerLostError,
+    chunk_size,
+    plan_chunks,
+)
 
 INFERENCE = """
     import json, os, random, time
@@ -47,6 +54,8 @@ INFERENCE = """
             return np.full(len(data), int(os.environ.get("OMP_NUM_THREADS", "0")))
         if model.get("drop_last"):
             data = data[:-1]
+        if model.get("die"):
+            os._exit(3)
         if model.get("total"):
             return np.array([data.sum()]).astype(int)
         return (data @ np.array(model["weights"], dtype=float)).astype(int)
@@ -259,6 +268,13 @@ def test_a_model_that_cannot_load_says_why(tmp_path: Path) -> None:
 
     with pytest.raises(ModelLoadError, match="the model could not be loaded: FileNotFoundError: .*weights.json"):
         transform_folder(data, tmp_path / "out", factory, settings(workers=2))
+
+
+def test_a_worker_that_dies_fails_the_transform_in_one_line(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "data.csv", range(10))
+
+    with pytest.raises(WorkerLostError, match=r"^a transform worker died \(out of memory, or killed by a signal\)$"):
+        transform_folder(data, tmp_path / "out", weights_model(tmp_path, die=True), settings(workers=2))
 
 
 def test_workers_share_the_cores_for_numeric_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

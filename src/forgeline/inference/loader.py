@@ -8,14 +8,9 @@ transform and real-time serving all load models through :func:`load_model`.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
-import secrets
-import shutil
 import sys
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -112,6 +107,8 @@ class Predictor:
 
 def default_cache_dir() -> Path:
     """Where unpacked models go when no cache folder is given."""
+    import tempfile
+
     return Path(tempfile.gettempdir()) / "forgeline-models"
 
 
@@ -134,6 +131,8 @@ def load_model(package: Any, *, artifacts: ArtifactStore | None = None,
 
 def cache_key(uri: str) -> str:
     """A folder name for a URI's local copy (artifact URIs never change what they hold)."""
+    import hashlib  # here, like the other imports of the rarer paths: a batch transform job starts without them
+
     return hashlib.sha256(uri.encode()).hexdigest()[:20]
 
 
@@ -159,6 +158,8 @@ def materialize_model(model_data: str, cache: Path, fetcher: ArtifactStore) -> P
         if local.name.endswith(ARCHIVE_SUFFIXES):
             _unpack(local, staging)
         else:
+            import shutil
+
             shutil.copy2(local, staging / local.name)
         return _publish(staging, target)
 
@@ -186,7 +187,7 @@ def import_entry_point(code_dir: Path | None, entry_point: str) -> ModuleType:
     folder = str(path.parent.resolve())
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    name = f"{MODULE_PREFIX}{cache_key(str(path.resolve()))}_{secrets.token_hex(4)}"
+    name = f"{MODULE_PREFIX}{cache_key(str(path.resolve()))}_{os.urandom(4).hex()}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise InferenceError(f"the entry point {path} cannot be imported as a Python module")
@@ -212,6 +213,8 @@ def _fetch(uri: str, destination: Path, fetcher: ArtifactStore) -> None:
 
 
 def _unpack(archive: Path, destination: Path) -> None:
+    import tarfile
+
     try:
         with tarfile.open(archive) as tar:
             tar.extractall(destination, filter="data")  # refuses absolute paths and links out of destination
@@ -222,6 +225,9 @@ def _unpack(archive: Path, destination: Path) -> None:
 @contextmanager
 def _staging(target: Path) -> Iterator[Path]:
     """A path in a scratch folder next to ``target``, removed afterwards whether or not it was published."""
+    import shutil
+    import tempfile
+
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
     try:

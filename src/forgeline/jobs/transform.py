@@ -12,15 +12,13 @@ per-record work is all in the workers and the job scales with their number.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from forgeline.jobs.transform_chunks import (
     IN_FLIGHT_PER_WORKER,
@@ -33,12 +31,16 @@ from forgeline.jobs.transform_chunks import (
     Predictor,
     RecordError,
     TransformSettings,
+    WorkerLostError,
     chunk_size,
     input_files,
     plan_chunks,
 )
 from forgeline.jobs.transform_warm import transform_on_server
 from forgeline.jobs.transform_worker import _init_worker, transform_chunk
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 WARM_WORKERS = sys.platform.startswith("linux")
 """Where workers can be forked by the warm transform server (fork is cheap and safe enough on Linux only)."""
@@ -63,7 +65,15 @@ def transform_folder(source: Path, target: Path, factory: Callable[[], Predictor
 def transform_with_pool(source: Path, target: Path, factory: Callable[[], Predictor], settings: TransformSettings,
                         start_method: str, initializer: Callable[..., None],
                         initargs: tuple[Any, ...]) -> dict[str, int]:
-    """The transform on a pool of worker processes started by ``start_method``, each set up by ``initializer``."""
+    """The transform on a pool of worker processes started by ``start_method``, each set up by ``initializer``.
+
+    Raises WorkerLostError if a worker died (out of memory, or killed by a signal).
+    """
+    # here, not at the top: a job whose workers the warm server forks never starts a pool itself
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     files = input_files(source, target)
     size = chunk_size(settings, sum(f.path.stat().st_size for f in files))
     counts = {str(f.relative): 0 for f in files}
@@ -84,6 +94,8 @@ def transform_with_pool(source: Path, target: Path, factory: Callable[[], Predic
                     writer.write(*_result(pending.popleft()))
             while pending:
                 writer.write(*_result(pending.popleft()))
+        except BrokenProcessPool as exc:
+            raise WorkerLostError("a transform worker died (out of memory, or killed by a signal)") from exc
         except BaseException:
             for _, future in pending:
                 future.cancel()

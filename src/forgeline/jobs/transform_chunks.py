@@ -65,6 +65,10 @@ class ModelLoadError(TransformError):
     """The workers could not load the model."""
 
 
+class WorkerLostError(TransformError):
+    """A worker process died before it answered (out of memory, or killed by a signal)."""
+
+
 @dataclass(frozen=True)
 class Chunk:
     """A byte range of one input file that holds whole records: what one worker call transforms."""

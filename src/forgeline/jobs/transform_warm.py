@@ -14,22 +14,19 @@ of forgeline a worker runs (their modification times too, so changed code never 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import pickle
 import socket
 import struct
-import subprocess
 import sys
-import tempfile
 import time
+import zlib
 from collections.abc import Callable
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 from forgeline.jobs import process_tree
-from forgeline.jobs.transform_chunks import Predictor, TransformSettings
+from forgeline.jobs.transform_chunks import Predictor, TransformSettings, WorkerLostError
 
 HEADER = struct.Struct("!Q")
 """Length of a pickled request or answer that follows."""
@@ -45,7 +42,7 @@ def server_address(search_path: list[str] | None = None) -> Path:
     """The socket of the server for this interpreter, ``sys.path`` and forgeline's code, in a folder of this user."""
     from forgeline.inference import handlers, loader
 
-    folder = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"forgeline-{os.getuid()}"
+    folder = Path(os.environ.get("XDG_RUNTIME_DIR") or os.environ.get("TMPDIR") or "/tmp") / f"forgeline-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
     if folder.stat().st_uid != os.getuid() or folder.stat().st_mode & 0o077:
         raise PermissionError(f"{folder} must belong to this user alone (mode 700)")
@@ -53,7 +50,8 @@ def server_address(search_path: list[str] | None = None) -> Path:
     code = [here / f"{name}.py" for name in SERVED_MODULES] + [Path(loader.__file__), Path(handlers.__file__)]
     identity = [sys.executable, *(search_path if search_path is not None else sys.path)]
     identity += [f"{path}:{path.stat().st_mtime_ns}" for path in code]
-    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
+    data = "\0".join(identity).encode()
+    digest = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"  # a name, not a secret: no hashlib to import
     return folder / f"transform-{digest}.sock"
 
 
@@ -61,7 +59,7 @@ def transform_on_server(source: Path, target: Path, factory: Callable[[], Predic
                         settings: TransformSettings) -> dict[str, int] | None:
     """Transform on the warm server's workers: records per file, or None when no server could be reached.
 
-    Raises what the transform raised there (RecordError, ModelLoadError, ...), BrokenProcessPool if its host died.
+    Raises what the transform raised there (RecordError, ModelLoadError, ...), WorkerLostError if its host died.
     """
     address = server_address()
     request = pickle.dumps({"source": str(source), "target": str(target), "factory": factory,
@@ -85,7 +83,8 @@ def transform_on_server(source: Path, target: Path, factory: Callable[[], Predic
                 continue
             answer = receive(channel)
         if answer is None:
-            raise BrokenProcessPool("the transform workers' host ended before it answered")
+            raise WorkerLostError("the transform workers' host died before it answered (out of memory, or killed "
+                                  "by a signal)")
         if isinstance(answer, BaseException):
             raise answer
         counts: dict[str, int] = answer
@@ -122,6 +121,8 @@ def start_server(address: Path, warm_seconds: float) -> None:
     """Start the server for ``address`` in a session of its own; it detaches, so this returns in milliseconds."""
     command = [sys.executable, "-m", "forgeline.jobs.transform_server",
                process_tree.SHARED_SERVER_ARGUMENT.decode(), str(address), str(warm_seconds)]
+    import subprocess
+
     env = {**os.environ, "FORGELINE_TRANSFORM_SYS_PATH": os.pathsep.join(sys.path)}
     subprocess.run(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, start_new_session=True, cwd="/", check=False)

@@ -8,13 +8,12 @@ import functools
 import os
 import sys
 import time
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from forgeline.errors import ForgelineError
 from forgeline.inference.loader import ModelSource, load_model, materialize_model
 from forgeline.jobs.transform import transform_folder
-from forgeline.jobs.transform_chunks import ModelLoadError, RecordError, TransformSettings
+from forgeline.jobs.transform_chunks import ModelLoadError, RecordError, TransformSettings, WorkerLostError
 from forgeline.store.artifacts import ArtifactStore
 
 UNPACKED_MODEL = "model-unpacked"
@@ -102,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(exc, file=sys.stderr)
         return 1
-    except BrokenProcessPool:
-        print("a transform worker died (out of memory, or killed by a signal)", file=sys.stderr)
+    except WorkerLostError as exc:
+        print(exc, file=sys.stderr)
         return 1
     total = sum(counts.values())
     seconds = time.perf_counter() - started
