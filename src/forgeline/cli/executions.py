@@ -1,4 +1,7 @@
-"""``forgeline executions list|describe|stop|retry|resume``."""
+"""``forgeline executions list|describe|stop|retry|resume``.
+
+What only one command needs (the launcher, the live view, housekeeping) is imported in that command.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,11 @@ import typer
 
 from forgeline.cli import remote
 from forgeline.cli.context import CliContext
-from forgeline.cli.description import print_description
-from forgeline.cli.gc import housekeeper, print_report
 from forgeline.cli.moments import parse_since
 from forgeline.cli.output import JsonOption, print_json
 from forgeline.cli.remote import refuse_option
 from forgeline.cli.render import executions_table, status_text
-from forgeline.cli.watch import finish
 from forgeline.engine.liveness import check_orchestrator
-from forgeline.engine.recovery import resume_execution, resume_if_lost, retry_execution
 from forgeline.errors import ForgelineError
 from forgeline.jobs.code_folder import format_size
 from forgeline.store.artifacts import ArtifactStore
@@ -39,6 +38,8 @@ def orchestrator_notes(ctx: CliContext, records: Sequence[ExecutionRecord], auto
     for record in records:
         if record.status.is_terminal:
             continue
+        from forgeline.engine.recovery import resume_if_lost  # the engine's launcher: only when one is unfinished
+
         if resume_if_lost(ctx.store, record, settings, fork=True):
             notes[record.id] = "orchestrator lost, resumed now"
             continue
@@ -117,6 +118,8 @@ def describe(
         print_json({**serialise(record), "orchestrator_lost": note, "code": snapshot, "steps": steps,
                     "attempts": attempts})
         return
+    from forgeline.cli.description import print_description
+
     print_description(ctx.console, record, steps, attempts, orchestrator_note=note, code=code_line(snapshot))
 
 
@@ -159,6 +162,9 @@ def retry(
     detach: Annotated[bool, typer.Option("--detach", help="Return without watching.")] = False,
 ) -> None:
     """Rerun only the failed, stopped and not-yet-run steps of a finished execution."""
+    from forgeline.cli.watch import finish
+    from forgeline.engine.recovery import retry_execution
+
     ctx = CliContext()
     if ctx.remote:
         retried = remote.parse(ExecutionRecord, ctx.remote.post(f"/executions/{execution_id}/retry"))
@@ -173,6 +179,9 @@ def resume(
     detach: Annotated[bool, typer.Option("--detach", help="Return without watching.")] = False,
 ) -> None:
     """Continue an execution whose orchestrator died (steps that had succeeded are not re-run)."""
+    from forgeline.cli.watch import finish
+    from forgeline.engine.recovery import resume_execution
+
     ctx = CliContext()
     if ctx.remote:
         resumed = remote.parse(ExecutionRecord, ctx.remote.post(f"/executions/{execution_id}/resume"))
@@ -188,5 +197,7 @@ def delete(
     = False,
 ) -> None:
     """Delete a finished execution with its job folder, logs, cache entries and the artifacts nothing else uses."""
+    from forgeline.cli.gc import housekeeper, print_report
+
     ctx = CliContext()
     print_report(housekeeper(ctx, dry_run).delete_execution(execution_id), ctx.console)

@@ -20,13 +20,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import TypeAdapter
 from rich.console import Console
 
-from forgeline.api.code_archive import pack_code
-from forgeline.cli.step_source import announce_source
 from forgeline.config import ServerConnection, Settings
-from forgeline.engine.code_snapshot import code_rules_of, pipeline_code_files
 from forgeline.errors import ForgelineError, NotFoundError, ParameterError
-from forgeline.registry.comparison import MetricsComparison
-from forgeline.registry.model_registry import ModelPackageDescription
 from forgeline.store.metadata.records import (
     ExecutionRecord,
     ExecutionStatus,
@@ -38,10 +33,13 @@ from forgeline.store.metadata.records import (
     StepRun,
     StepStatus,
 )
-from forgeline.workflow.pipeline import Pipeline
 
 if TYPE_CHECKING:  # httpx is imported when a client is made: commands run against the store never pay for it
     import httpx
+
+    from forgeline.registry.comparison import MetricsComparison
+    from forgeline.registry.model_registry import ModelPackageDescription
+    from forgeline.workflow.pipeline import Pipeline
 
 API_PREFIX = "/api/v1"
 TIMEOUT_SECONDS = 60.0
@@ -270,6 +268,9 @@ def start_pipeline(client: RemoteClient, pipeline: Pipeline, overrides: dict[str
 
     Relative data paths resolve in this folder on the server's machine (use URIs when it is another machine).
     """
+    from forgeline.api.code_archive import pack_code  # the code snapshot's machinery: only to start remotely
+    from forgeline.engine.code_snapshot import code_rules_of, pipeline_code_files
+
     work_dir = os.getcwd()
     files = pipeline_code_files(pipeline, work_dir, code_rules_of(settings))
     stored = client.post("/pipelines", {"definition": pipeline.to_request(), "code": pack_code(files)})
@@ -303,6 +304,8 @@ def log_chunks(client: RemoteClient, execution_id: str, step: str, attempt: int 
 
 
 def _announce(err: Console, headers: httpx.Headers, step: str) -> StepRun:
+    from forgeline.cli.step_source import announce_source
+
     asked = StepRun(headers["X-Forgeline-Execution"], step, "", StepStatus.PENDING)
     source = replace(asked, execution_id=headers["X-Forgeline-Source-Execution"])
     announce_source(err, asked, source, "log")
@@ -326,6 +329,8 @@ class RemoteRegistry:
 
     def describe(self, group: str, version: int) -> ModelPackageDescription:
         """One version with its approval history."""
+        from forgeline.registry.model_registry import ModelPackageDescription  # the registry: only for models
+
         return parse(ModelPackageDescription, self.client.get(f"/models/groups/{group}/versions/{version}"))
 
     def approve(self, group: str, version: int, note: str | None = None, by: str | None = None) -> ModelPackageEvent:
@@ -338,6 +343,8 @@ class RemoteRegistry:
 
     def compare(self, group: str, a: int, b: int) -> MetricsComparison:
         """The metrics of two versions side by side."""
+        from forgeline.registry.comparison import MetricsComparison
+
         return parse(MetricsComparison, self.client.get(f"/models/groups/{group}/compare", a=a, b=b))
 
     def events(self, group: str | None = None, *, to_status: str | None = None,
