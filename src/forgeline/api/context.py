@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 
 from forgeline.api.auth import Principal, require_role
 from forgeline.engine.runtime import Runtime
 from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.serialise import dumps
 from forgeline.store.metadata.tokens_store import Role
 
 
@@ -29,3 +30,12 @@ Viewer = Annotated[Principal, Depends(require_role(Role.VIEWER))]
 Operator = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
 Approver = Annotated[Principal, Depends(require_role(Role.APPROVER))]
 Admin = Annotated[Principal, Depends(require_role(Role.ADMIN))]
+
+
+def records_json(value: Any, status_code: int = 200) -> Response:
+    """A JSON answer in the records' one JSON form (store/metadata/serialise.py), written directly.
+
+    Returning it skips FastAPI's generic encoder, which costs ten times the serialisation itself on a page of
+    executions.
+    """
+    return Response(dumps(value, indent=None), status_code=status_code, media_type="application/json")

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter
-
-from forgeline.api.context import ApiStore, Viewer
-from forgeline.store.metadata.serialise import serialise
+from forgeline.api.context import ApiStore, Viewer, records_json
 
 router = APIRouter(prefix="/endpoints", tags=["endpoints"])
 
 
 @router.get("")
-def list_endpoints(store: ApiStore, caller: Viewer) -> Any:
+def list_endpoints(store: ApiStore, caller: Viewer) -> Response:
     """Every endpoint with its configuration, revision and status, by name."""
-    return serialise(store.list_endpoints())
+    return records_json(store.list_endpoints())
 
 
 @router.get("/{name}")
-def get_endpoint(name: str, store: ApiStore, caller: Viewer) -> Any:
+def get_endpoint(name: str, store: ApiStore, caller: Viewer) -> Response:
     """One endpoint."""
-    return serialise(store.get_endpoint(name))
+    return records_json(store.get_endpoint(name))

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from forgeline.api.context import ApiRuntime, ApiStore, Operator, Viewer
+from forgeline.api.context import ApiRuntime, ApiStore, Operator, Viewer, records_json
 from forgeline.engine.liveness import check_orchestrator
 from forgeline.engine.recovery import resume_execution, retry_execution
 from forgeline.engine.runtime import Runtime
@@ -93,82 +93,83 @@ def list_executions(
     since: Annotated[datetime | None, Query(description="Only those created at or after (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page.")] = None,
-) -> Any:
+) -> Response:
     """Executions, newest first (by creation time, then id): a page and the cursor of the next one."""
     records = runtime.store.list_executions(pipeline, limit=limit, statuses=status, since=since,
                                             before=decode_cursor(cursor) if cursor else None)
     notes = orchestrator_notes(runtime, records)
-    return {"items": [{**serialise(record), "orchestrator_lost": notes.get(record.id)} for record in records],
-            "next_cursor": encode_cursor(records[-1]) if len(records) == limit else None}
+    return records_json({"items": [{**serialise(record), "orchestrator_lost": notes.get(record.id)}
+                                   for record in records],
+                         "next_cursor": encode_cursor(records[-1]) if len(records) == limit else None})
 
 
 @router.post("", status_code=201)
-def start(body: StartRequest, runtime: ApiRuntime, caller: Operator) -> Any:
+def start(body: StartRequest, runtime: ApiRuntime, caller: Operator) -> Response:
     """Start an execution of a stored pipeline; it is Queued until the server's launcher has room."""
     execution_id = start_stored(runtime, body.pipeline, body.parameters, version=body.version,
                                 code_snapshot=body.code_snapshot, work_dir=body.work_dir, queued=True,
                                 started_by={"kind": "api", "name": caller.name})
-    return serialise(runtime.store.get_execution(execution_id))
+    return records_json(runtime.store.get_execution(execution_id), 201)
 
 
 @router.get("/{execution_id}")
-def describe(execution_id: str, runtime: ApiRuntime, caller: Viewer) -> Any:
+def describe(execution_id: str, runtime: ApiRuntime, caller: Viewer) -> Response:
     """An execution with its parameters, steps, attempts, times and whole failure reasons."""
-    return described(runtime, runtime.store.get_execution(execution_id))
+    return records_json(described(runtime, runtime.store.get_execution(execution_id)))
 
 
 @router.post("/{execution_id}/stop")
-def stop(execution_id: str, store: ApiStore, caller: Operator) -> Any:
+def stop(execution_id: str, store: ApiStore, caller: Operator) -> Response:
     """Stop an execution: running jobs are ended and no new step starts (a Queued one never starts)."""
-    return serialise(store.request_stop(store.get_execution(execution_id).id))
+    return records_json(store.request_stop(store.get_execution(execution_id).id))
 
 
 @router.post("/{execution_id}/retry")
-def retry(execution_id: str, runtime: ApiRuntime, caller: Operator) -> Any:
+def retry(execution_id: str, runtime: ApiRuntime, caller: Operator) -> Response:
     """Rerun only the failed, stopped and not-yet-run steps of a finished execution."""
-    return serialise(retry_execution(execution_id, runtime, fork=False).record())
+    return records_json(retry_execution(execution_id, runtime, fork=False).record())
 
 
 @router.post("/{execution_id}/resume")
-def resume(execution_id: str, runtime: ApiRuntime, caller: Operator) -> Any:
+def resume(execution_id: str, runtime: ApiRuntime, caller: Operator) -> Response:
     """Continue an execution whose orchestrator died (steps that had succeeded are not re-run)."""
-    return serialise(resume_execution(execution_id, runtime, fork=False).record())
+    return records_json(resume_execution(execution_id, runtime, fork=False).record())
 
 
 @router.get("/{execution_id}/steps")
-def steps(execution_id: str, store: ApiStore, caller: Viewer) -> Any:
+def steps(execution_id: str, store: ApiStore, caller: Viewer) -> Response:
     """The execution's steps in order."""
-    return serialise(store.list_step_runs(store.get_execution(execution_id).id))
+    return records_json(store.list_step_runs(store.get_execution(execution_id).id))
 
 
 @router.get("/{execution_id}/steps/{step}")
-def step(execution_id: str, step: str, store: ApiStore, caller: Viewer) -> Any:
+def step(execution_id: str, step: str, store: ApiStore, caller: Viewer) -> Response:
     """One step: status, times, outputs, properties, cache source."""
-    return serialise(store.get_step_run(store.get_execution(execution_id).id, step))
+    return records_json(store.get_step_run(store.get_execution(execution_id).id, step))
 
 
 @router.get("/{execution_id}/attempts")
 def attempts(execution_id: str, store: ApiStore, caller: Viewer,
-             step: Annotated[str | None, Query(description="Only this step's.")] = None) -> Any:
+             step: Annotated[str | None, Query(description="Only this step's.")] = None) -> Response:
     """Attempts of the execution (or one step), in the order they started."""
     record = store.get_execution(execution_id)
     if step is not None:
         store.get_step_run(record.id, step)  # an unknown step is a 404, not an empty list
-    return serialise(store.list_attempts(record.id, step))
+    return records_json(store.list_attempts(record.id, step))
 
 
 @router.get("/{execution_id}/events")
 def events(execution_id: str, store: ApiStore, caller: Viewer,
            after: Annotated[int | None, Query(description="Only events after this cursor.")] = None,
-           limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE) -> Any:
+           limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE) -> Response:
     """The execution's step events after a cursor, oldest first (for live views)."""
-    return serialise(store.events(store.get_execution(execution_id).id, after=after, limit=limit))
+    return records_json(store.events(store.get_execution(execution_id).id, after=after, limit=limit))
 
 
 @router.get("/{execution_id}/metrics")
 def metrics(execution_id: str, store: ApiStore, caller: Viewer,
             step: Annotated[str | None, Query(description="Only this step's.")] = None,
-            name: Annotated[str | None, Query(description="Only this metric.")] = None) -> Any:
+            name: Annotated[str | None, Query(description="Only this metric.")] = None) -> Response:
     """Metric series parsed from training logs, in the order printed; a cache hit's come from its source.
 
     Each point says which execution ran it (``execution_id``): another one's for a cache hit.
@@ -179,4 +180,4 @@ def metrics(execution_id: str, store: ApiStore, caller: Viewer,
     for run in runs:
         source = ran_in(store, run)
         points.extend(p for p in step_metric_points(store, source.execution_id, source) if name in (None, p.name))
-    return serialise(points)
+    return records_json(points)

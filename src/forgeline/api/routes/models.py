@@ -3,14 +3,13 @@ approval events and metric comparisons, through the same Registry the CLI and Py
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from forgeline.api.context import ApiRuntime, Approver, Viewer
+from forgeline.api.context import ApiRuntime, Approver, Viewer, records_json
 from forgeline.registry import Registry
-from forgeline.store.metadata.serialise import serialise
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -22,43 +21,43 @@ class Decision(BaseModel):
 
 
 @router.get("/groups")
-def groups(runtime: ApiRuntime, caller: Viewer) -> Any:
+def groups(runtime: ApiRuntime, caller: Viewer) -> Response:
     """Every model package group with its newest and newest approved versions."""
-    return serialise(Registry(runtime=runtime).groups())
+    return records_json(Registry(runtime=runtime).groups())
 
 
 @router.get("/groups/{group}/versions")
 def versions(group: str, runtime: ApiRuntime, caller: Viewer,
              status: Annotated[str | None, Query(description="PendingManualApproval, Approved or Rejected.")]
-             = None) -> Any:
+             = None) -> Response:
     """A group's versions, newest first."""
-    return serialise(Registry(runtime=runtime).list(group, status))
+    return records_json(Registry(runtime=runtime).list(group, status))
 
 
 @router.get("/groups/{group}/versions/{version}")
-def describe(group: str, version: int, runtime: ApiRuntime, caller: Viewer) -> Any:
+def describe(group: str, version: int, runtime: ApiRuntime, caller: Viewer) -> Response:
     """One version (artifacts, code, metrics, lineage) with its approval history."""
-    return serialise(Registry(runtime=runtime).describe(group, version))
+    return records_json(Registry(runtime=runtime).describe(group, version))
 
 
 @router.post("/groups/{group}/versions/{version}/approve")
-def approve(group: str, version: int, body: Decision, runtime: ApiRuntime, caller: Approver) -> Any:
+def approve(group: str, version: int, body: Decision, runtime: ApiRuntime, caller: Approver) -> Response:
     """Approve a version; the event records the token's name as who decided."""
-    return serialise(Registry(runtime=runtime).approve(group, version, note=body.note, by=caller.name))
+    return records_json(Registry(runtime=runtime).approve(group, version, note=body.note, by=caller.name))
 
 
 @router.post("/groups/{group}/versions/{version}/reject")
-def reject(group: str, version: int, body: Decision, runtime: ApiRuntime, caller: Approver) -> Any:
+def reject(group: str, version: int, body: Decision, runtime: ApiRuntime, caller: Approver) -> Response:
     """Reject a version; the event records the token's name as who decided."""
-    return serialise(Registry(runtime=runtime).reject(group, version, note=body.note, by=caller.name))
+    return records_json(Registry(runtime=runtime).reject(group, version, note=body.note, by=caller.name))
 
 
 @router.get("/groups/{group}/compare")
 def compare(group: str, runtime: ApiRuntime, caller: Viewer,
             a: Annotated[int, Query(description="First version.")],
-            b: Annotated[int, Query(description="Second version.")]) -> Any:
+            b: Annotated[int, Query(description="Second version.")]) -> Response:
     """Metrics of two versions side by side, with the difference (second minus first)."""
-    return serialise(Registry(runtime=runtime).compare(group, a, b))
+    return records_json(Registry(runtime=runtime).compare(group, a, b))
 
 
 @router.get("/events")
@@ -67,7 +66,7 @@ def events(runtime: ApiRuntime, caller: Viewer,
            version: Annotated[int | None, Query(description="Only this version.")] = None,
            status: Annotated[str | None, Query(description="Only moves to this status.")] = None,
            after: Annotated[int | None, Query(description="Only events after this seq.")] = None,
-           limit: Annotated[int | None, Query(ge=1, description="At most this many, the newest.")] = None) -> Any:
+           limit: Annotated[int | None, Query(ge=1, description="At most this many, the newest.")] = None) -> Response:
     """Approval-status transitions (registrations included), oldest first."""
-    return serialise(Registry(runtime=runtime).events(group, version=version, to_status=status, after=after,
+    return records_json(Registry(runtime=runtime).events(group, version=version, to_status=status, after=after,
                                                       limit=limit))

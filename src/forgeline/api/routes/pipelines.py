@@ -6,11 +6,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from forgeline.api.code_archive import unpack_code
-from forgeline.api.context import ApiRuntime, ApiStore, Operator, Viewer
+from forgeline.api.context import ApiRuntime, ApiStore, Operator, Viewer, records_json
 from forgeline.engine.stored import StoredPipeline
 from forgeline.store.metadata.serialise import serialise
 from forgeline.store.snapshots import save_snapshot
@@ -27,7 +27,7 @@ class StoreRequest(BaseModel):
 
 
 @router.post("", status_code=201)
-def store_pipeline(body: StoreRequest, runtime: ApiRuntime, caller: Operator) -> Any:
+def store_pipeline(body: StoreRequest, runtime: ApiRuntime, caller: Operator) -> Response:
     """Store a definition as the pipeline's newest version (new only when it changed) with a snapshot of its
     code, so executions, schedules and triggers can start it by name; starts nothing."""
     pipeline = Pipeline.from_definition(body.definition)  # a definition that does not load is refused here
@@ -35,29 +35,29 @@ def store_pipeline(body: StoreRequest, runtime: ApiRuntime, caller: Operator) ->
         files = unpack_code(body.code, Path(folder), runtime.settings.max_code_bytes)
         snapshot = save_snapshot(runtime.artifacts, files)
     version = runtime.store.save_pipeline_version(pipeline.name, body.definition, code_snapshot=snapshot)
-    return serialise(StoredPipeline(pipeline.name, version.version, snapshot))
+    return records_json(StoredPipeline(pipeline.name, version.version, snapshot), 201)
 
 
 @router.get("")
-def list_pipelines(store: ApiStore, caller: Viewer) -> Any:
+def list_pipelines(store: ApiStore, caller: Viewer) -> Response:
     """Every pipeline with its newest version and execution count, by name."""
-    return serialise(store.list_pipelines())
+    return records_json(store.list_pipelines())
 
 
 @router.get("/{name}/versions")
-def list_versions(name: str, store: ApiStore, caller: Viewer) -> Any:
+def list_versions(name: str, store: ApiStore, caller: Viewer) -> Response:
     """Every stored version of a pipeline, oldest first (without their definitions)."""
-    return [{key: value for key, value in serialise(version).items() if key != "definition"}
-            for version in store.list_pipeline_versions(name)]
+    return records_json([{key: value for key, value in serialise(version).items() if key != "definition"}
+            for version in store.list_pipeline_versions(name)])
 
 
 @router.get("/{name}/versions/{version}")
-def get_version(name: str, version: int, store: ApiStore, caller: Viewer) -> Any:
+def get_version(name: str, version: int, store: ApiStore, caller: Viewer) -> Response:
     """One version of a pipeline with its definition (JSON)."""
-    return serialise(store.get_pipeline_version(name, version))
+    return records_json(store.get_pipeline_version(name, version))
 
 
 @router.get("/{name}")
-def get_latest(name: str, store: ApiStore, caller: Viewer) -> Any:
+def get_latest(name: str, store: ApiStore, caller: Viewer) -> Response:
     """The newest version of a pipeline with its definition."""
-    return serialise(store.get_pipeline_version(name))
+    return records_json(store.get_pipeline_version(name))

@@ -83,6 +83,7 @@ executions = Table(
         ["pipeline_versions.pipeline_name", "pipeline_versions.version"],
     ),
     Index(None, "pipeline_name", "created_at"),
+    Index(None, "created_at", "id"),  # pages of every execution, newest first
 )
 
 step_runs = Table(

@@ -25,6 +25,8 @@ def upgrade() -> None:
     """Create the server's tables and remember the code snapshot of each pipeline version's latest save."""
     op.add_column("pipeline_versions", sa.Column("code_snapshot", sa.String(128), nullable=True))
     op.add_column("executions", sa.Column("started_by", sa.JSON(), nullable=True))
+    # the API pages through every execution newest first: (created_at, id) read in index order, not sorted
+    op.create_index("ix_executions_created_at_id", "executions", ["created_at", "id"])
     # no writer ever set an attempt's process id: executors find their jobs by job reference
     op.drop_column("step_attempts", "pid")
     op.create_table(
@@ -178,6 +180,7 @@ def downgrade() -> None:
     for table in ("alarm_events", "alarms", "trigger_objects", "triggers", "schedule_fires", "schedules",
                   "server_cursors", "server_leases", "api_tokens"):
         op.drop_table(table)
+    op.drop_index("ix_executions_created_at_id", table_name="executions")
     op.drop_column("executions", "started_by")
     op.drop_column("pipeline_versions", "code_snapshot")
     op.add_column("step_attempts", sa.Column("pid", sa.Integer(), nullable=True))
