@@ -20,10 +20,9 @@ from forgeline.cli.render import executions_table, status_text
 from forgeline.engine.liveness import check_orchestrator
 from forgeline.errors import ForgelineError
 from forgeline.jobs.code_folder import format_size
-from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
 from forgeline.store.metadata.serialise import serialise
-from forgeline.store.snapshots import snapshot_size
+from forgeline.store.snapshots import snapshot_summary
 
 app = typer.Typer(help="Inspect and control executions.", no_args_is_help=True)
 
@@ -113,7 +112,7 @@ def describe(
         note = orchestrator_notes(ctx, [record], auto_resume).get(record.id)
         steps = ctx.store.list_step_runs(record.id)
         attempts = ctx.store.list_attempts(record.id)
-        snapshot = code_snapshot_of(ctx.runtime.artifacts, record.code_snapshot)
+        snapshot = snapshot_summary(ctx.runtime.artifacts, record.code_snapshot)
     if as_json:
         print_json({**serialise(record), "orchestrator_lost": note, "code": snapshot, "steps": steps,
                     "attempts": attempts})
@@ -121,17 +120,6 @@ def describe(
     from forgeline.cli.description import print_description
 
     print_description(ctx.console, record, steps, attempts, orchestrator_note=note, code=code_line(snapshot))
-
-
-def code_snapshot_of(artifacts: ArtifactStore, snapshot_id: str | None) -> dict[str, Any] | None:
-    """The code snapshot an execution runs: its id, file count and size (an error instead when it is unreadable)."""
-    if snapshot_id is None:
-        return None
-    try:
-        files, size = snapshot_size(artifacts, snapshot_id)
-    except ForgelineError as exc:
-        return {"snapshot": snapshot_id, "error": str(exc)}
-    return {"snapshot": snapshot_id, "files": files, "bytes": size}
 
 
 def code_line(snapshot: dict[str, Any] | None) -> str:

@@ -20,8 +20,9 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-from forgeline.errors import ArtifactNotFoundError, StoreError
+from forgeline.errors import ArtifactNotFoundError, ForgelineError, StoreError
 from forgeline.store.artifacts import ArtifactStore
 
 SNAPSHOTS_FOLDER = "snapshots"
@@ -81,6 +82,17 @@ def snapshot_size(artifacts: ArtifactStore, snapshot_id: str) -> tuple[int, int]
     """How many files a snapshot holds and their total size in bytes."""
     files = read_snapshot(artifacts, snapshot_id)
     return len(files), sum(entry.size for entry in files.values())
+
+
+def snapshot_summary(artifacts: ArtifactStore, snapshot_id: str | None) -> dict[str, Any] | None:
+    """An execution's code as describe shows it: id, file count and bytes (an error instead when unreadable)."""
+    if snapshot_id is None:
+        return None
+    try:
+        files, size = snapshot_size(artifacts, snapshot_id)
+    except ForgelineError as exc:
+        return {"snapshot": snapshot_id, "error": str(exc)}
+    return {"snapshot": snapshot_id, "files": files, "bytes": size}
 
 
 def read_snapshot(artifacts: ArtifactStore, snapshot_id: str) -> dict[str, SnapshotFile]:

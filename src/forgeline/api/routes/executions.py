@@ -22,7 +22,7 @@ from forgeline.engine.stored import start_stored
 from forgeline.errors import ForgelineError
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus, MetricPoint
 from forgeline.store.metadata.serialise import serialise
-from forgeline.store.snapshots import snapshot_size
+from forgeline.store.snapshots import snapshot_summary
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 
@@ -69,19 +69,8 @@ def described(runtime: Runtime, record: ExecutionRecord) -> dict[str, Any]:
     """An execution as `forgeline executions describe --json` prints it: the record, steps and attempts."""
     store = runtime.store
     return {**serialise(record), "orchestrator_lost": orchestrator_notes(runtime, [record]).get(record.id),
-            "code": code_snapshot_of(runtime, record.code_snapshot),
+            "code": snapshot_summary(runtime.artifacts, record.code_snapshot),
             "steps": serialise(store.list_step_runs(record.id)), "attempts": serialise(store.list_attempts(record.id))}
-
-
-def code_snapshot_of(runtime: Runtime, snapshot_id: str | None) -> dict[str, Any] | None:
-    """The code snapshot an execution runs: its id, file count and size (an error instead when it is unreadable)."""
-    if snapshot_id is None:
-        return None
-    try:
-        files, size = snapshot_size(runtime.artifacts, snapshot_id)
-    except ForgelineError as exc:
-        return {"snapshot": snapshot_id, "error": str(exc)}
-    return {"snapshot": snapshot_id, "files": files, "bytes": size}
 
 
 @router.get("")
