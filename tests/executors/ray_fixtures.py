@@ -108,21 +108,31 @@ def _ray(*arguments: str) -> None:
         raise RuntimeError(f"ray {' '.join(arguments)} failed: {done.stderr[-2000:]}")
 
 
+def start_cluster() -> RayCluster:
+    """Start a head and a second node (one CPU each; the head also has HEAD_RESOURCE); stop() ends them."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must stay short
+    port = free_port()
+    cluster = RayCluster(f"127.0.0.1:{port}", temp_dir, 0)
+    try:
+        _ray("start", "--head", "--port", str(port), "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
+             "--temp-dir", str(temp_dir), "--include-dashboard", "false", "--disable-usage-stats",
+             "--resources", json.dumps({HEAD_RESOURCE: 1}))
+        cluster.start_second_node()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(s3_endpoint: str) -> Iterator[RayCluster]:
     """A head and a second node on 127.0.0.1 with one CPU each; the S3 test server is up before them."""
     pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
-    temp_dir = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must stay short
-    port = free_port()
-    cluster = RayCluster(f"127.0.0.1:{port}", temp_dir, 0)
     with pytest.MonkeyPatch.context() as patch:
         for key, value in RAY_ENV.items():
             patch.setenv(key, value)
+        cluster = start_cluster()
         try:
-            _ray("start", "--head", "--port", str(port), "--num-cpus", "1", "--node-ip-address", "127.0.0.1",
-                 "--temp-dir", str(temp_dir), "--include-dashboard", "false", "--disable-usage-stats",
-                 "--resources", json.dumps({HEAD_RESOURCE: 1}))
-            cluster.start_second_node()
             yield cluster
         finally:
             cluster.stop()
