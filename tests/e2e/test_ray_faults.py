@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,3 +270,18 @@ def test_a_ray_job_that_ended_while_its_orchestrator_was_dead_is_adopted_on_resu
     assert [a["status"] for a in attempts] == ["Succeeded"], attempts  # adopted, not run again
     logs = cli("logs", execution_id, "Work", cwd=project)
     assert "done" in logs.stdout and "its result was adopted" in logs.stdout, logs
+
+
+def test_a_step_asking_for_more_than_any_node_has_fails_saying_so(ray_env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "work.py").write_text("print('never')\n")
+    (folder / "pipeline.py").write_text(textwrap.dedent("""
+        from forgeline.workflow import Pipeline, ProcessingStep
+        pipeline = Pipeline(name="too-big", steps=[ProcessingStep(name="Big", code="work.py",
+                                                                  resources={"num_cpus": 1, "num_gpus": 2})])
+    """))
+    done = Cli(ray_env)("run", "pipeline.py", cwd=folder)
+    assert done.returncode == 1, done
+    assert ("step 'Big' asks for CPU=1, GPU=2, more than any node of the Ray cluster has (the largest: CPU=1, "
+            "GPU=0); lower its resources or instance_type, or add a larger node") in " ".join(done.output.split())

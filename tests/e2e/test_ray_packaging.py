@@ -4,6 +4,7 @@ S3 server and metadata in PostgreSQL: the set-up of the README's PostgreSQL + S3
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -70,3 +71,5 @@ def test_training_and_monthly_inference_run_on_the_ray_cluster_with_s3_and_postg
     described = ray_cli("executions", "describe", execution_id(trained.output), "--json")
     assert described.returncode == 0, described
     assert "s3://" in described.stdout
+    train = next(step for step in json.loads(described.stdout)["steps"] if step["name"] == "Package-box-Train")
+    assert train["metrics"]["train_auc"] > 0.5  # parsed on the node from the training log's lines

@@ -33,6 +33,11 @@ def roots(tmp_path: Path) -> JobRoots:
 
 class TestRayExecutor(ExecutorContract):
     @pytest.fixture
+    def artifacts(self, s3_artifacts: ArtifactStore) -> ArtifactStore:
+        """The contract's artifact store is the S3 one: every node reaches it."""
+        return s3_artifacts
+
+    @pytest.fixture
     def executor(self, ray_cluster: RayCluster, s3_artifacts: ArtifactStore,
                  roots: JobRoots) -> Iterator[RayExecutor]:
         executor = RayExecutor(s3_artifacts, ray_cluster.executor, roots=roots)
