@@ -150,3 +150,38 @@ def test_a_job_outlives_its_supervisor_launcher_and_the_next_job_gets_a_new_one(
     again = run_script([sys.executable, "-c", "pass"], cwd=tmp_path, env=dict(os.environ),
                        log_path=str(tmp_path / "again.log"), control=JobControl())
     assert again.exit_code == 0  # the dead launcher could not have started it: a new one did
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor launcher is used on Linux only")
+def test_a_job_ends_once_its_exit_status_is_written_without_waiting_for_the_launcher(tmp_path, project,
+                                                                                     monkeypatch, wait_until):
+    # The launcher reports a supervisor's end only once it has collected it; the job's pipes closing after the
+    # exit status is written tell the same sooner. A frozen launcher shows which of the two the job waits for.
+    monkeypatch.setattr(supervisor_start, "LAUNCH_SUPERVISOR", True)
+    script = write(project / "waits.py", """
+        import os, sys, time
+        open("started", "w").close()
+        while not os.path.exists("release"):
+            time.sleep(0.02)
+        sys.exit(5)
+        """)
+    launcher: list[int] = []
+    ended: list[object] = []
+
+    def run() -> None:
+        ended.append(run_script([sys.executable, str(script)], cwd=tmp_path, env=dict(os.environ),
+                                log_path=str(tmp_path / "job.log"), control=JobControl()))
+
+    job = threading.Thread(target=run)
+    job.start()
+    try:
+        wait_until((tmp_path / "started").exists, timeout=60, what="the script to start")
+        launcher.append(_parent_of(read_supervisor_pid(tmp_path)))
+        os.kill(launcher[0], signal.SIGSTOP)
+        (tmp_path / "release").write_text("")
+        wait_until(lambda: ended, timeout=60, what="the job to end while its launcher is stopped")
+    finally:
+        if launcher:
+            os.kill(launcher[0], signal.SIGCONT)
+        job.join()
+    assert ended[0].exit_code == 5 and ended[0].cause is None  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,9 @@ TIMEOUT_GRACE_SECONDS = 10.0
 """How long a job past its max_run_seconds gets between SIGTERM and SIGKILL."""
 
 LINGERING_PIPE_SECONDS = 2.0
-"""How long to keep reading logs after the script exited while a child it left behind holds its pipes."""
+"""How long to keep reading logs after the supervisor ended while another process holds its pipes."""
+PIPE_CHECK_SECONDS = 0.05
+"""How often to look whether the supervisor ended while its pipes stay open (another process holds them)."""
 
 MAX_ARGUMENT_BYTES = 32 * 4096
 """Linux's MAX_ARG_STRLEN: no single argument or environment entry may be longer (E2BIG)."""
@@ -92,12 +95,17 @@ def run_script(
     if max_run_seconds is not None:
         control.expire_after(max_run_seconds, grace_seconds)
     try:
-        supervisor_code = process.wait()
+        # The supervisor holds the other end of the pipes alone and lets go of them once it has written the
+        # script's exit status: their end is the job's end, without waiting for the supervisor to be collected.
+        while not capture.join(PIPE_CHECK_SECONDS):
+            if process.poll() is not None:  # it has ended, yet some other process holds its pipes
+                capture.join(LINGERING_PIPE_SECONDS)
+                break
+        exit_code = read_exit_status(cwd)
+        # no status file: the supervisor itself was killed (a stop's SIGKILL, or a signal to the whole group)
+        supervisor_code = process.wait() if exit_code is None or isinstance(process, subprocess.Popen) else 0
     finally:
         cause = control.release(final)
-    capture.join(LINGERING_PIPE_SECONDS)
-    exit_code = read_exit_status(cwd)
-    # no status file: the supervisor itself was killed (a stop's SIGKILL, or a signal to the whole group)
     return ScriptExit(exit_code=supervisor_code if exit_code is None else exit_code, cause=cause,
                       stderr_tail=capture.stderr_tail)
 

@@ -106,9 +106,17 @@ def write_exit_status(path: str, exit_code: int) -> None:
     that came out empty reads as no exit status, and the job runs again, which is what such a crash needs.
     """
     temporary = f"{path}.tmp"
-    with open(temporary, "w") as handle:
-        handle.write(f"{exit_code}\n")
+    write_file(temporary, f"{exit_code}\n")
     os.replace(temporary, path)
+
+
+def write_file(path: str, text: str) -> None:
+    """Write a small file with plain system calls (no file object: this runs on every job's critical path)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(descriptor, text.encode())
+    finally:
+        os.close(descriptor)
 
 
 def start_script(command: list[str], stdout_fd: int, stderr_fd: int, env: dict[str, str] | None = None) -> int:
@@ -144,11 +152,12 @@ def main(argv: list[str]) -> int:
 def supervise(exit_status_path: str, log_path: str, command: list[str], env: dict[str, str] | None = None) -> int:
     """The supervisor's work, in this process: run ``command``, relay, write its exit status; the code to exit with.
 
-    ``env`` is the script's environment (None: this process's).
+    ``env`` is the script's environment (None: this process's). Once the exit status is written, this process's
+    standard output and error are released: whoever reads them sees the job's end without waiting for this process
+    to be torn down and collected.
     """
     # found by a resumed orchestrator even when the one that started this job died before recording its pid
-    with open(os.path.join(os.path.dirname(exit_status_path), SUPERVISOR_PID_FILE), "w") as pid_file:
-        pid_file.write(str(os.getpid()))
+    write_file(os.path.join(os.path.dirname(exit_status_path), SUPERVISOR_PID_FILE), str(os.getpid()))
     # A stop signals the whole group: the script decides what SIGTERM means, the supervisor waits for it and
     # passes it on to the processes below it that left the group.
     signal.signal(signal.SIGTERM, relay_stop)
@@ -176,7 +185,16 @@ def supervise(exit_status_path: str, log_path: str, command: list[str], env: dic
         note(log_path, f"[forgeline] ended {len(leftovers)} process(es) the script left running "
                        f"(pids {', '.join(map(str, leftovers))})\n")
     write_exit_status(exit_status_path, exit_code)
+    release_output()
     return exit_code if exit_code >= 0 else 128 - exit_code
+
+
+def release_output() -> None:
+    """Point standard output and error at /dev/null: the job's pipes end here, before this process has exited."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
 
 
 if __name__ == "__main__":

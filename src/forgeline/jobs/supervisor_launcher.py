@@ -36,13 +36,15 @@ HEADER = struct.Struct("!Q")
 """Length of a request's payload, sent with the job's two pipes attached."""
 CHILD_FAILED = 1
 """Exit code of a supervisor that failed before it could run its script."""
+LAUNCHER_SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM)
+"""The signals whose handling the launcher changes (see :func:`serve`): a supervisor gets the defaults back."""
 
 
 def serve(channel: socket.socket) -> int:
     """Fork a supervisor per request on ``channel`` and report it, until the orchestrator hangs up."""
     process_tree.prctl_function()  # loaded once here: the forked supervisors must not load a library
     max_fd = os.sysconf("SC_OPEN_MAX")
-    for number in (signal.SIGINT, signal.SIGTERM):  # stops are for jobs; this ends when its orchestrator does
+    for number in LAUNCHER_SIGNALS[1:]:  # stops are for jobs; this ends when its orchestrator does
         signal.signal(number, signal.SIG_IGN)
     wake_read, wake_write = os.pipe()
     os.set_blocking(wake_read, False)
@@ -139,9 +141,8 @@ def supervise_forked(job: tuple[list[str], str, dict[str, str], str, str], fds: 
     try:
         os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
-        for number in signal.valid_signals():  # the launcher's handlers and ignored stops are not the job's
-            if number in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM) or callable(signal.getsignal(number)):
-                signal.signal(number, signal.SIG_DFL)
+        for number in LAUNCHER_SIGNALS:  # the launcher's handlers and ignored stops are not the job's
+            signal.signal(number, signal.SIG_DFL)
         os.chdir(cwd)
         os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(fds[0], 1)
