@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -25,11 +26,15 @@ def test_an_unknown_token_is_refused_with_401(server: RunningServer) -> None:
     assert error_of(response) == "unknown or revoked token"
 
 
-def test_a_viewer_reads(server: RunningServer) -> None:
+def test_a_viewer_reads(server: RunningServer, cli: Cli) -> None:
     with server.client("viewer") as client:
         response = client.get("/pipelines")
+        endpoints = client.get("/endpoints")
     assert response.status_code == 200, response.text
-    assert response.json() == []
+    assert response.json() == [] and endpoints.json() == []
+    tokens = {t["name"]: t for t in json.loads(cli("tokens", "list", "--json").stdout)}
+    assert tokens["viewer-test"]["last_used_at"] is not None and tokens["viewer-test"]["role"] == "viewer"
+    assert "token_hash" not in tokens["viewer-test"]
 
 
 def test_health_needs_no_token(server: RunningServer) -> None:

@@ -34,6 +34,10 @@ def test_an_operator_starts_a_stored_pipeline_and_the_server_runs_it(server: Run
     assert [step["name"] for step in done["steps"]] == ["Gate"]
     assert done["attempts"][0]["status"] == "Succeeded"
     assert done["code"]["snapshot"] == stored["code_snapshot"]
+    with server.client("viewer") as client:
+        assert client.get(f"/executions/{started['id']}/metrics").json() == []  # a processing step logs none
+        step = client.get(f"/executions/{started['id']}/steps/Gate").json()
+    assert (step["name"], step["status"]) == ("Gate", "Succeeded")
 
 
 def test_a_bad_parameter_is_a_422_naming_it_and_nothing_starts(server: RunningServer, project) -> None:
@@ -84,6 +88,8 @@ def test_stop_a_running_execution_then_retry_it(server: RunningServer, project, 
         execution_id = start(client, project).json()["id"]
         wait_until(lambda: client.get(f"/executions/{execution_id}/attempts").json(), timeout=120,
                    what="the step's first attempt")
+        running = client.post(f"/executions/{execution_id}/resume")
+        assert running.status_code == 400 and "nothing to resume" in error_of(running)
         stopped = client.post(f"/executions/{execution_id}/stop")
         assert stopped.status_code == 200 and stopped.json()["status"] in ("Stopping", "Stopped")
         wait_status(client, execution_id, {"Stopped"}, wait_until)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ from forgeline.store.metadata.tokens_store import ApiTokenRecord, Role, TokenSto
 __all__ = ["Authenticator", "Principal", "Role", "hash_token", "issue_token", "parse_role", "require_role"]
 
 TOKEN_PREFIX = "fl_"
+MARK_USE_SECONDS = 60.0
+"""A token's last use is written at most this often (not on every call)."""
 ANONYMOUS = "anonymous"
 """The actor recorded for calls to a server started with --no-auth."""
 
@@ -73,6 +76,7 @@ class Authenticator:
     def __init__(self, store: TokenStore | None) -> None:
         """``store``: where tokens are looked up; None serves without authentication (loopback only)."""
         self.store = store
+        self._marked: dict[str, float] = {}  # token name -> when its use was last written (monotonic)
 
     @property
     def enabled(self) -> bool:
@@ -92,6 +96,10 @@ class Authenticator:
         record = self.store.find_token(hash_token(token.strip()))
         if record is None:
             raise AuthenticationError("unknown or revoked token")
+        now = time.monotonic()
+        if now - self._marked.get(record.name, -MARK_USE_SECONDS) >= MARK_USE_SECONDS:
+            self._marked[record.name] = now
+            self.store.mark_token_used(record.name)
         return Principal(record.name, record.role)
 
 

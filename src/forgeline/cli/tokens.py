@@ -33,7 +33,7 @@ def create(
 
 @app.command("list")
 def list_tokens(as_json: JsonOption = False) -> None:
-    """List tokens with their roles and when they were created and revoked (never the tokens themselves)."""
+    """List tokens with their roles, when they were created, last used and revoked (never the tokens themselves)."""
     ctx = CliContext()
     records = ctx.store.list_tokens()
     if as_json:
@@ -42,10 +42,10 @@ def list_tokens(as_json: JsonOption = False) -> None:
     if not records:
         ctx.console.print("no tokens yet: `forgeline tokens create NAME --role ROLE`")
         return
-    table = make_table("name", "role", "created", "by", "revoked")
+    table = make_table("name", "role", "created", "by", "last used", "revoked")
     for record in records:
         table.add_row(Text(record.name), record.role.value, short_when(record.created_at), record.created_by or "-",
-                      short_when(record.revoked_at))
+                      short_when(record.last_used_at), short_when(record.revoked_at))
     ctx.console.print(table)
 
 
