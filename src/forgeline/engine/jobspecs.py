@@ -36,6 +36,11 @@ from forgeline.workflow.steps.resources import check_resources
 from forgeline.workflow.steps.transform import TransformStep
 
 
+def job_id(execution_id: str, step_name: str, attempt: int) -> str:
+    """The id of one attempt's job, ``<execution>/<step>/<attempt>``: executors name (and find) jobs by it."""
+    return f"{execution_id}/{step_name}/{attempt}"
+
+
 class JobPlacement(TypedDict):
     """The part of a JobSpec every job kind fills alike: its id, its code snapshot and the user's working folder.
 
@@ -65,7 +70,7 @@ class JobContext:
 
     def placement(self, step_name: str) -> JobPlacement:
         """The fields every job spec of this attempt shares (``JobSpec(**placement)``)."""
-        return JobPlacement(job_id=f"{self.execution_id}/{step_name}/{self.attempt}",
+        return JobPlacement(job_id=job_id(self.execution_id, step_name, self.attempt),
                             code_snapshot=self.code_snapshot, working_dir=self.work_dir)
 
     def code_path(self, path: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from forgeline.config import Settings
+from forgeline.engine.jobspecs import job_id
 from forgeline.engine.liveness import check_orchestrator
 from forgeline.engine.ownership import fenced
 from forgeline.engine.runtime import Runtime
@@ -68,7 +69,7 @@ def end_claimed(runtime: Runtime, execution_id: str, epoch: int, status: Executi
 
 def job_ref(execution_id: str, step_name: str, attempt: int) -> JobRef:
     """The reference of an attempt's job, rebuilt from the stored attempt (executors name jobs by their id)."""
-    return JobRef(f"{execution_id}/{step_name}/{attempt}")
+    return JobRef(job_id(execution_id, step_name, attempt))
 
 
 def end_lost_execution(store: MetadataStore, executor: Executor, execution_id: str, status: ExecutionStatus,
