@@ -151,3 +151,21 @@ def test_a_bad_warm_seconds_setting_is_refused_in_one_line(tmp_path, monkeypatch
     error = capsys.readouterr().err.strip()
     assert code == 1 and "\n" not in error
     assert error.startswith("FORGELINE_TRANSFORM_WARM_SECONDS='soon' is not a number of seconds")
+
+
+def test_a_factory_from_the_jobs_own_modules_loads_on_warm_workers(tmp_path, own_server):
+    # importable only through the job's sys.path, which the server never had: the host takes it on first
+    folder = Path(sys.path[0])
+    model(tmp_path)
+    (folder / "own_factory.py").write_text(textwrap.dedent(f"""
+        from forgeline.inference.loader import ModelSource, load_model
+
+        def make():
+            return load_model(ModelSource({str(tmp_path / "model")!r}, {str(tmp_path / "code")!r}, "inference.py"),
+                              cache_dir={str(tmp_path / "cache")!r})
+        """))
+    import own_factory  # type: ignore[import-not-found]
+
+    write_csv(tmp_path / "in" / "data.csv", range(300))
+    transform_folder(tmp_path / "in", tmp_path / "out", own_factory.make, warm())
+    assert lines(tmp_path / "out" / "data.csv.out") == [f"{i},0" for i in range(300)]

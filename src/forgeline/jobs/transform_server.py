@@ -199,22 +199,18 @@ def host(channel: socket.socket, learn_fd: int) -> int:
     os.dup2(fds[1], 2)
     for fd in fds:
         os.close(fd)
-    try:
-        request = pickle.loads(payload)
-        enter_job(request)
-    except BaseException as exc:  # noqa: BLE001 - answered to the job, whose error it is
-        channel.sendall(transform_warm.ACCEPTED)
-        transform_warm.send(channel, _picklable(exc))
-        return 1
     channel.sendall(transform_warm.ACCEPTED)
     threading.Thread(target=_end_with_job, args=(channel.dup(),), daemon=True).start()
     answer: Any
     try:
         from forgeline.jobs.transform import transform_with_pool
 
-        answer = transform_with_pool(Path(request["source"]), Path(request["target"]), request["factory"],
-                                     request["settings"], "fork", _init_warm_worker,
-                                     (request["factory"], learn_fd))
+        request = pickle.loads(payload)
+        enter_job(request)
+        # the work after the job's import path is in place: its factory may come from the job's own modules
+        source, target, factory, settings = pickle.loads(request["work"])
+        answer = transform_with_pool(Path(source), Path(target), factory, settings, "fork", _init_warm_worker,
+                                     (factory, learn_fd))
     except BaseException as exc:  # noqa: BLE001 - the job raises it
         answer = _picklable(exc)
     for stream in (sys.stdout, sys.stderr):
@@ -231,6 +227,7 @@ def enter_job(request: dict[str, Any]) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     sys.path[:] = request["sys_path"]
+    importlib.invalidate_caches()  # the server may have looked into these folders long before they changed
 
 
 def _end_with_job(channel: socket.socket) -> None:

@@ -62,9 +62,8 @@ def transform_on_server(source: Path, target: Path, factory: Callable[[], Predic
     Raises what the transform raised there (RecordError, ModelLoadError, ...), WorkerLostError if its host died.
     """
     address = server_address()
-    request = pickle.dumps({"source": str(source), "target": str(target), "factory": factory,
-                            "settings": settings, "cwd": os.getcwd(), "env": dict(os.environ),
-                            "sys_path": list(sys.path)})
+    work = pickle.dumps((str(source), str(target), factory, settings))
+    request = pickle.dumps({"cwd": os.getcwd(), "env": dict(os.environ), "sys_path": list(sys.path), "work": work})
     for _ in range(2):  # a server that was just ending its idle time: once more, with a new one
         channel = connect(address, settings.warm_seconds)
         if channel is None:
