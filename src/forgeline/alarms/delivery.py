@@ -17,15 +17,25 @@ from forgeline.errors import AlarmError
 _ERROR_TAIL = 500
 
 
-def deliver(target_text: str, message: AlarmMessage, settings: AlarmSettings) -> None:
-    """Send the message to the target once; AlarmError says why it did not arrive."""
+def deliver(target_text: str, message: AlarmMessage, settings: AlarmSettings,
+            http: httpx.Client | None = None) -> None:
+    """Send the message to the target once; AlarmError says why it did not arrive.
+
+    ``http``: a client whose connections webhooks reuse (a dispatcher keeps one); None opens one for this call.
+    """
     target = parse_target(target_text)
-    _SENDERS[target.kind](target, message, settings)
+    if target.kind is not TargetKind.WEBHOOK:
+        _SENDERS[target.kind](target, message, settings)
+    elif http is not None:
+        _post_webhook(target, message, settings, http)
+    else:
+        with httpx.Client() as client:
+            _post_webhook(target, message, settings, client)
 
 
-def _post_webhook(target: Target, message: AlarmMessage, settings: AlarmSettings) -> None:
+def _post_webhook(target: Target, message: AlarmMessage, settings: AlarmSettings, http: httpx.Client) -> None:
     try:
-        response = httpx.post(target.url, json=message.body, timeout=settings.timeout_seconds)
+        response = http.post(target.url, json=message.body, timeout=settings.timeout_seconds)
     except httpx.HTTPError as error:
         raise AlarmError(f"webhook {target.url} unreachable: {type(error).__name__}: {error}") from None
     if not response.is_success:
@@ -57,7 +67,6 @@ def _run_command(target: Target, message: AlarmMessage, settings: AlarmSettings)
 
 
 _SENDERS: dict[TargetKind, Callable[[Target, AlarmMessage, AlarmSettings], None]] = {
-    TargetKind.WEBHOOK: _post_webhook,
     TargetKind.EMAIL: _send_email,
     TargetKind.COMMAND: _run_command,
 }

@@ -13,7 +13,10 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import datetime, timedelta
+
+import httpx
 
 from forgeline.alarms.conditions import Condition
 from forgeline.alarms.delivery import deliver
@@ -50,6 +53,8 @@ class AlarmDispatcher:
         self.store = store
         self.settings = settings
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:alarms"
+        self._http = httpx.Client()  # webhooks to one host reuse their connections
+        self._lease_renewed = -LEASE_SECONDS
 
     def run(self, stop: threading.Event) -> None:
         """Dispatch rounds every poll interval while this process holds the lease, until ``stop`` is set."""
@@ -64,6 +69,7 @@ class AlarmDispatcher:
                     log.exception("alarms: unexpected error in a dispatch round")
                 stop.wait(self.settings.poll_seconds)
         finally:
+            self._http.close()
             try:
                 self.store.release_lease(LEASE, self.owner)
             except ForgelineError as error:
@@ -114,7 +120,7 @@ class AlarmDispatcher:
         by_name = {alarm.name: alarm for alarm in alarms}
         tried = 0
         for delivery in self.store.due_alarm_deliveries(utc_now(), _BATCH):
-            if (stop is not None and stop.is_set()) or not self._hold_lease():
+            if (stop is not None and stop.is_set()) or not self._keep_lease():
                 break
             self._send(delivery, by_name.get(delivery.alarm_name))
             tried += 1
@@ -124,7 +130,7 @@ class AlarmDispatcher:
         event = self.store.get_alarm_event(delivery.event_id)
         message = render_message(delivery.alarm_name, alarm, event)
         try:
-            deliver(delivery.target, message, self.settings)
+            deliver(delivery.target, message, self.settings, self._http)
             error = None
         except ForgelineError as failure:
             error = str(failure)
@@ -142,4 +148,13 @@ class AlarmDispatcher:
                         event.id, delivery.target, recorded.attempts, recorded.status.value, error)
 
     def _hold_lease(self) -> bool:
-        return self.store.acquire_lease(LEASE, self.owner, LEASE_SECONDS)
+        held = self.store.acquire_lease(LEASE, self.owner, LEASE_SECONDS)
+        if held:
+            self._lease_renewed = time.monotonic()
+        return held
+
+    def _keep_lease(self) -> bool:
+        """Renew the lease once a third of it has passed: between two renewals fits one try and its timeout."""
+        if time.monotonic() - self._lease_renewed < LEASE_SECONDS / 3:
+            return True
+        return self._hold_lease()

@@ -28,7 +28,7 @@ class AlarmSettings:
     max_retry_seconds: float = 3600.0
     max_attempts: int = 8
     timeout_seconds: float = 10.0  # one webhook call or SMTP conversation
-    command_timeout_seconds: float = 60.0
+    command_timeout_seconds: float = 15.0  # with the lease renewed every 10 s, a try ends within the 30 s lease
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AlarmSettings:
