@@ -40,7 +40,7 @@ from forgeline.workflow.policies import SelectiveExecutionConfig
 log = logging.getLogger("forgeline.launcher")
 
 MAX_STARTS = 3
-"""How often a queue launcher launches an execution whose orchestrator keeps dying before it starts."""
+"""How often a queue launcher starts an execution's orchestrator again after losing it, before failing it."""
 
 
 def new_execution_id() -> str:
@@ -285,7 +285,8 @@ class QueueLauncher:
 
         A Stopping one ends Stopped. An Executing one is resumed when ``Settings.auto_resume`` is on, else it
         ends Failed saying why and how to retry it; one that no orchestrator ran since its claim (a launcher
-        died before starting it) is launched again either way, up to MAX_STARTS times.
+        died before starting it) is launched again either way. An execution this launcher has started again
+        MAX_STARTS times and lost each time ends Failed instead (an orchestrator that cannot run it).
         """
         store, settings = self.runtime.store, self.runtime.settings
         claimed = []
@@ -300,10 +301,10 @@ class QueueLauncher:
             if record.status == ExecutionStatus.STOPPING:
                 self._end(record.id, epoch, ExecutionStatus.STOPPED, stopped_reason(silent))
                 continue
-            starts = self._starts.get(record.id, 0) if never_started(record) else 0
+            starts = self._starts.get(record.id, 0)
             if starts >= MAX_STARTS:
                 self._end(record.id, epoch, ExecutionStatus.FAILED,
-                          f"its orchestrator failed to start {starts} times; see "
+                          f"its orchestrator was started again {starts} times and lost each time; see "
                           f"{settings.logs_dir / record.id / 'orchestrator.log'}")
             elif settings.auto_resume or never_started(record):
                 log.info("queue launcher: execution %s lost its orchestrator %.0f s ago; resuming it", record.id,
