@@ -9,6 +9,7 @@ from forgeline.api.code_archive import pack_code
 from forgeline.cli.remote import RemoteClient, parse, parse_list
 from forgeline.config import Settings
 from forgeline.engine.code_snapshot import code_rules_of, pipeline_code_files
+from forgeline.errors import ForgelineError, NotFoundError
 from forgeline.store.artifacts import is_local
 from forgeline.store.metadata.schedule_store import ScheduleRecord
 from forgeline.store.metadata.trigger_store import TriggerRecord
@@ -89,8 +90,6 @@ class RemoteTriggerAccess:
         return {"pipeline": stored["name"], "version": stored["version"], "work_dir": work_dir}
 
     def _refuse_taken(self, path: str, message: str) -> None:
-        from forgeline.errors import ForgelineError, NotFoundError
-
         try:
             self.client.get(path, limit=1)
         except NotFoundError:

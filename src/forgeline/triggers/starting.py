@@ -40,7 +40,7 @@ class QueuedStarter:
     def __init__(self, runtime: Runtime) -> None:
         """Start executions in ``runtime``'s store."""
         self.runtime = runtime
-        self._parameters: dict[tuple[str, int | None], Pipeline] = {}
+        self._pipelines: dict[tuple[str, int | None], Pipeline] = {}  # stored versions never change
 
     def check_parameters(self, pipeline: StoredPipelineRef, overrides: Mapping[str, Any]) -> None:
         """ParameterError naming an unknown parameter or a value that does not fit its type."""
@@ -66,11 +66,12 @@ class QueuedStarter:
 
     def _definition(self, pipeline: StoredPipelineRef) -> Pipeline:
         key = (pipeline.pipeline_name, pipeline.pipeline_version)
-        if key not in self._parameters:
-            version = self.runtime.store.get_pipeline_version(pipeline.pipeline_name, pipeline.pipeline_version)
-            self._parameters[key] = Pipeline.from_definition(version.definition)
-        return self._parameters[key]
-
+        if pipeline.pipeline_version is not None and key in self._pipelines:
+            return self._pipelines[key]
+        stored = self.runtime.store.get_pipeline_version(pipeline.pipeline_name, pipeline.pipeline_version)
+        loaded = Pipeline.from_definition(stored.definition)
+        self._pipelines[(pipeline.pipeline_name, stored.version)] = loaded
+        return loaded
 
 def pinned_pipeline(runtime: Runtime, name: str, version: int | None, parameters: Mapping[str, Any],
                     work_dir: str | None = None) -> StoredPipelineRef:
