@@ -171,6 +171,9 @@ def test_an_s3_prefix_on_moto_starts_one_execution_per_object_and_etag(stored: S
                   Body=b'{"pipeline_parameters": {"ModelType": "xgb"}}')  # rewritten: a new ETag
     assert [row.outcome.value for row in watcher.poll(stored.runtime.store.get_trigger("exports"))] == ["started"]
     assert len(executions(stored)) == 2
+    with pytest.raises(TriggerError, match="^--watch 's3://no-such-bucket/x/': no bucket 'no-such-bucket' there$"):
+        create_trigger(stored.runtime.store, TriggerSpec("missing", "s3://no-such-bucket/x/"), stored.pipeline,
+                       options)
 
 
 @pytest.mark.parametrize(("spec", "message"), [

@@ -95,6 +95,9 @@ class WatchedFolder:
             self._fs.invalidate_cache(self._path)
             self._fs.ls(self._path, detail=False)
         except FileNotFoundError:
+            bucket = self._path.split("/", 1)[0]
+            if not self.local and not self._fs.exists(bucket):
+                raise TriggerError(f"--watch {self.watch!r}: no bucket {bucket!r} there") from None
             return  # an empty prefix: objects may arrive later
         except Exception as error:  # fsspec backends raise their own kinds: say it in one line
             raise TriggerError(f"--watch {self.watch!r}: cannot list it: {type(error).__name__}: {error}") from None
