@@ -49,9 +49,11 @@ class TriggerWatcher:
         self._polled: dict[str, float] = {}
         self._folders: dict[tuple[str, str], WatchedFolder] = {}
         self._recovered = False  # pending rows are looked for once per taking of the lease
+        self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         """Poll while holding the lease, until ``stop``; give the lease up on the way out."""
+        self._stop = stop  # a long poll ends between two files when the server stops
         while not stop.is_set():
             try:
                 if self.store.acquire_lease(TRIGGERS_LEASE, self.owner, self.timing.lease_seconds):
@@ -97,6 +99,8 @@ class TriggerWatcher:
         for item in folder.list():
             if (item.key, item.version) in seen:
                 continue
+            if self._stop.is_set():
+                break
             if self.monotonic() - renewed > self.timing.lease_seconds / 3:  # a long poll keeps its lease
                 if not self.store.acquire_lease(TRIGGERS_LEASE, self.owner, self.timing.lease_seconds):
                     break
