@@ -92,3 +92,13 @@ def test_start_stored_runs_the_stored_code_even_after_the_project_changed(stored
     execution = PipelineExecution.get(execution_id)
     assert execution.wait(timeout=90).value == "Succeeded", execution.record().failure_reason
     assert out.read_text() == "first first "
+
+
+def test_upsert_stores_the_code_too_so_the_version_can_be_started_later(stored, project):
+    runtime = Runtime.at_edge()
+    upserted = stored.upsert()
+    version = runtime.store.get_pipeline_version("stored")
+    assert upserted["PipelineVersion"] == version.version and version.code_snapshot is not None
+    assert "scripts/write.py" in read_snapshot(runtime.artifacts, version.code_snapshot)
+    execution_id = start_stored(runtime, "stored", {}, work_dir=str(project.root))
+    assert runtime.store.get_execution(execution_id).code_snapshot == version.code_snapshot

@@ -27,6 +27,7 @@ from forgeline.engine.lost import claim_lost, end_claimed, find_lost, never_star
 from forgeline.engine.ownership import owner_name
 from forgeline.engine.plan import StepPlan, plan_pipeline
 from forgeline.engine.runtime import Runtime
+from forgeline.engine.stored import store_pipeline
 from forgeline.errors import ForgelineError
 from forgeline.jobs.function import WORKER_ENV
 from forgeline.store.metadata.connection import release_connections
@@ -394,13 +395,14 @@ def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: S
 
 
 def upsert_pipeline(pipeline: Pipeline, settings: Settings | None = None) -> dict[str, Any]:
-    """Store ``pipeline``'s definition as its newest version (a new version only when it changed)."""
-    store = Runtime.at_edge(settings).store
+    """Store ``pipeline``'s definition as its newest version (a new version only when it changed) with a snapshot
+    of its code from the current folder, so a schedule or the API can start it later (``start_stored``)."""
+    runtime = Runtime.at_edge(settings)
     try:
-        version = store.save_pipeline_version(pipeline.name, pipeline.to_request())
+        stored = store_pipeline(runtime, pipeline, os.getcwd())
     finally:
-        store.close()
-    return {"PipelineArn": pipeline.name, "PipelineVersion": version.version}
+        runtime.store.close()
+    return {"PipelineArn": pipeline.name, "PipelineVersion": stored.version}
 
 
 def describe_pipeline(name: str, settings: Settings | None = None) -> dict[str, Any]:

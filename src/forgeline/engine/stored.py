@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from forgeline.engine.code_snapshot import save_code_snapshot
-from forgeline.engine.launch import ProcessLauncher, create_execution
 from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError
 from forgeline.store.metadata.records import ExecutionStatus
@@ -47,6 +46,9 @@ def start_stored(runtime: Runtime, pipeline_name: str, overrides: Mapping[str, A
     paths resolve (None: this process's working folder). ``queued=True`` leaves the execution Queued for a
     QueueLauncher; False launches its orchestrator at once (a fresh process). ``started_by`` is recorded as is.
     """
+    # launch builds on this module (upsert_pipeline stores with store_pipeline): imported when starting
+    from forgeline.engine.launch import ProcessLauncher, create_execution
+
     stored = runtime.store.get_pipeline_version(pipeline_name, version)
     snapshot = code_snapshot or stored.code_snapshot
     if snapshot is None:
