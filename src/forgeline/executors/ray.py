@@ -148,7 +148,8 @@ class RayExecutor:
         ended = [self._progress(actor, 0, 0, 0.0) for actor in actors]
         if all(p is not None and p.result is not None for p in ended):
             job = RayJob(spec, Future(), actors)
-            return self._finish(job, [self._drain(actor, spec, 0) for actor in actors])
+            served: list[int] = ray.get([actor.served.remote() for actor in actors])
+            return self._finish(job, [self._drain(actor, spec, offset) for actor, offset in zip(actors, served)])
         for actor in actors:
             self._end_actor(actor, 1.0)
         return None

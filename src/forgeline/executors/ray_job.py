@@ -57,6 +57,7 @@ class JobActor:
         self._result: JobResult | None = None
         self._ended = threading.Event()
         self._log_path: str | None = None
+        self._served = 0  # log bytes already sent back: an orchestrator adopting the job asks for the rest
         self._workers = WarmWorkerPool(1, python=sys.executable)
         self._thread = threading.Thread(target=self._run, name="forgeline-ray-job", daemon=True)
         self._thread.start()
@@ -75,8 +76,13 @@ class JobActor:
                 chunk = b""
         import ray  # the actor runs inside Ray; this module never imports it at the top
 
+        self._served = max(self._served, log_offset)  # asking from here: what came before was written
         return Progress(log=chunk, log_offset=log_offset + len(chunk), restarts=tuple(self._restarts[restarts_seen:]),
                         result=result, node_id=ray.get_runtime_context().get_node_id())
+
+    def served(self) -> int:
+        """How many log bytes an orchestrator has taken so far (a successor forwards only the rest)."""
+        return self._served
 
     def stop(self, grace_seconds: float) -> None:
         """End the job's processes (SIGTERM, SIGKILL after ``grace_seconds``); its result is Stopped."""
