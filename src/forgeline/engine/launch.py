@@ -169,6 +169,7 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
     finally:
         os._exit(code)
 
+
 def launch_folder(work_dir: str, settings: Settings) -> str:
     """Where an orchestrator starts: the execution's working folder, or forgeline's home once that folder is gone
     (its code runs from the snapshot; only relative data paths needed the folder)."""
