@@ -285,3 +285,19 @@ def test_a_step_asking_for_more_than_any_node_has_fails_saying_so(ray_env: dict[
     assert done.returncode == 1, done
     assert ("step 'Big' asks for CPU=1, GPU=2, more than any node of the Ray cluster has (the largest: CPU=1, "
             "GPU=0); lower its resources or instance_type, or add a larger node") in " ".join(done.output.split())
+
+
+def test_a_pipeline_that_names_ray_runs_on_a_ray_started_for_it(tmp_path: Path, forgeline_home: Path) -> None:
+    folder = tmp_path / "own"
+    folder.mkdir()
+    (folder / "work.py").write_text("print('hello from a job on Ray')\n")
+    (folder / "pipeline.py").write_text(textwrap.dedent("""
+        from forgeline.workflow import Pipeline, ProcessingStep
+        pipeline = Pipeline(name="own-ray", steps=[ProcessingStep(name="Hello", code="work.py")], executor="ray")
+    """))
+    env = {key: value for key, value in os.environ.items() if key not in ("RAY_ADDRESS", "FORGELINE_EXECUTOR")}
+    cli = Cli({**env, **RAY_ENV, "FORGELINE_HOME": str(forgeline_home)})  # local executor, local artifact root
+    done = cli("run", "pipeline.py", cwd=folder, timeout=DEADLINE_SECONDS)
+    assert done.returncode == 0, done
+    logs = cli("logs", only_execution(cli, folder), "Hello", cwd=folder)
+    assert "[forgeline] running on Ray node" in logs.stdout and "hello from a job on Ray" in logs.stdout, logs

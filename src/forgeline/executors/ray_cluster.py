@@ -28,8 +28,8 @@ def connect(executor: str) -> None:
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         address = cluster_address(executor)
-        if address is not None:
-            host, port = address.rsplit(":", 1)
+        if address != "local" and ":" in address:
+            host, port = address.removeprefix("ray://").rsplit(":", 1)
             try:
                 socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_SECONDS).close()
             except OSError as exc:
@@ -40,15 +40,15 @@ def connect(executor: str) -> None:
             ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, include_dashboard=False,
                      configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"at {address}" if address else "on this machine"
+            where = "started on this machine" if address == "local" else f"at {address}"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConfigurationError(f"could not join the Ray cluster {where}: {first}") from None
 
 
-def cluster_address(executor: str) -> str | None:
-    """``host:port`` of ``ray://host:port``; None for ``ray`` (a cluster started here, or RAY_ADDRESS)."""
+def cluster_address(executor: str) -> str:
+    """``host:port`` of ``ray://host:port``; for ``ray``, RAY_ADDRESS if set, else ``local`` (a Ray started here)."""
     if executor == "ray":
-        return os.environ.get("RAY_ADDRESS") or None
+        return os.environ.get("RAY_ADDRESS") or "local"
     return executor.removeprefix("ray://")
 
 
