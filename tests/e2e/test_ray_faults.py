@@ -301,3 +301,19 @@ def test_a_pipeline_that_names_ray_runs_on_a_ray_started_for_it(tmp_path: Path, 
     assert done.returncode == 0, done
     logs = cli("logs", only_execution(cli, folder), "Hello", cwd=folder)
     assert "[forgeline] running on Ray node" in logs.stdout and "hello from a job on Ray" in logs.stdout, logs
+
+
+def test_max_run_ends_a_ray_job_on_its_node_as_a_timeout(ray_env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "slow"
+    folder.mkdir()
+    (folder / "train.py").write_text("import time\nprint('training', flush=True)\ntime.sleep(120)\n")
+    (folder / "pipeline.py").write_text(textwrap.dedent("""
+        from forgeline.workflow import Pipeline, TrainingStep
+        pipeline = Pipeline(name="slow", steps=[TrainingStep(name="Train", entry_point="train.py", max_run=3)])
+    """))
+    cli = Cli(ray_env)
+    done = cli("run", "pipeline.py", cwd=folder, timeout=DEADLINE_SECONDS)
+    assert done.returncode == 1, done
+    execution = describe(cli, only_execution(cli, folder), folder)
+    attempt = next(a for a in execution["attempts"] if a["step_name"] == "Train")
+    assert attempt["failure_kind"] == "Timeout" and "MaxRuntimeExceeded" in attempt["failure_reason"], attempt
