@@ -77,6 +77,7 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, TokenSt
         parent_execution_id: str | None = None,
         status: ExecutionStatus = ExecutionStatus.EXECUTING,
         code_snapshot: str | None = None,
+        started_by: dict[str, Any] | None = None,
     ) -> ExecutionRecord:
         """Record a new Executing (or Queued) execution and one Pending StepRun per (name, kind), in order.
 
@@ -84,7 +85,6 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, TokenSt
         code_snapshot is the id of the code snapshot (forgeline.store.snapshots) the execution runs from;
         started_by says who or what started it (a JSON object: {"kind": "schedule", "name": "weekly"}).
         """
-        started_by: dict[str, Any] | None = None,
         ...
 
     def get_execution(self, execution_id: str) -> ExecutionRecord:
