@@ -51,6 +51,10 @@ def test_run_then_read_executions_and_logs_the_same_way(server: RunningServer, c
     assert log.stdout == "line 0 ünïcode\nline 1 ünïcode\nreleased\n"
     same_output(cli, server, "logs", execution_id, "Gate", "--json")
     same_output(cli, server, "logs", execution_id, "Gate", "--follow")
+    same_output(cli, server, "pipelines", "list")
+    same_output(cli, server, "pipelines", "show", "gated")
+    same_output(cli, server, "pipelines", "show", "gated", "--version", "1", "--json")
+    same_output(cli, server, "pipelines", "show", "gated", "--definition")
     missing = same_output(cli, server, "executions", "describe", "ffffffff")
     assert missing.returncode == 1 and missing.stderr.startswith("error: ")
     assert same_output(cli, server, "logs", execution_id, "Nope").returncode == 1

@@ -11,7 +11,9 @@ from rich.text import Text
 
 from forgeline.cli.context import CliContext
 from forgeline.cli.output import JsonOption, fit, make_table, print_json, print_paragraph
+from forgeline.cli.remote import parse, parse_list
 from forgeline.cli.render import when
+from forgeline.store.metadata.records import PipelineSummary, PipelineVersion
 from forgeline.store.metadata.serialise import serialise
 
 app = typer.Typer(help="Stored pipelines and their definition versions.", no_args_is_help=True)
@@ -21,7 +23,8 @@ app = typer.Typer(help="Stored pipelines and their definition versions.", no_arg
 def list_pipelines(as_json: JsonOption = False) -> None:
     """List pipelines with their newest version and number of executions."""
     ctx = CliContext()
-    pipelines = ctx.store.list_pipelines()
+    pipelines = (parse_list(PipelineSummary, ctx.remote.get("/pipelines")) if ctx.remote
+                 else ctx.store.list_pipelines())
     if as_json:
         print_json(pipelines)
         return
@@ -44,11 +47,18 @@ def show(
 ) -> None:
     """Show a pipeline's versions and the definition of one of them."""
     ctx = CliContext()
-    chosen = ctx.store.get_pipeline_version(name, version)
+    if ctx.remote:
+        chosen = parse(PipelineVersion, ctx.remote.get(f"/pipelines/{name}" + (f"/versions/{version}" if version
+                                                                              else "")))
+        # the API lists versions without their definitions, which this command does not print
+        versions = [parse(PipelineVersion, {**v, "definition": {}})
+                    for v in ctx.remote.get(f"/pipelines/{name}/versions")]
+    else:
+        chosen = ctx.store.get_pipeline_version(name, version)
+        versions = ctx.store.list_pipeline_versions(name)
     if definition:
         sys.stdout.write(json.dumps(chosen.definition, indent=2) + "\n")
         return
-    versions = ctx.store.list_pipeline_versions(name)
     if as_json:
         print_json({**serialise(chosen), "versions": [
             {key: value for key, value in serialise(v).items() if key != "definition"} for v in versions]})

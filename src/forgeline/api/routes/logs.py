@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/executions", tags=["logs"])
 
 CHUNK_BYTES = 256 * 1024
 POLL_SECONDS = 0.2
+_END = object()
 KEEPALIVE_SECONDS = 15.0
 """A comment line this often while nothing happens, so proxies keep the stream open."""
 
@@ -76,8 +78,12 @@ def sse(event: str, data: str, event_id: str | None = None) -> str:
     return head + f"event: {event}\n" + "".join(f"data: {line}\n" for line in data.split("\n")) + "\n"
 
 
-def follow(store: MetadataStore, run: StepRun, start: LogPosition | None, next_attempts: bool) -> Iterator[str]:
-    """The log as it grows, as SSE, until the step ends (retries' logs follow when ``next_attempts``)."""
+def follow(store: MetadataStore, run: StepRun, start: LogPosition | None,
+           next_attempts: bool) -> Iterator[str | None]:
+    """The log as it grows, as SSE, until the step ends (retries' logs follow when ``next_attempts``).
+
+    None means nothing new yet: the reader waits POLL_SECONDS before asking again.
+    """
     cursor: int | None = None
     quiet_since = time.monotonic()
     while True:  # wait for the step to have a log, or to end without one (a skip, a failure before its job)
@@ -89,7 +95,7 @@ def follow(store: MetadataStore, run: StepRun, start: LogPosition | None, next_a
         if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
             quiet_since = time.monotonic()
             yield f": waiting for step {run.name} to start\n\n"
-        time.sleep(POLL_SECONDS)
+        yield None  # nothing new: wait a poll (outside the worker thread, see paced)
     found = logged_attempts(store, run, start.attempt if start else None)
     if not found:
         yield sse("end", run.status.value)
@@ -117,7 +123,20 @@ def follow(store: MetadataStore, run: StepRun, start: LogPosition | None, next_a
         if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
             quiet_since = time.monotonic()
             yield ": still running\n\n"
-        time.sleep(POLL_SECONDS)
+        yield None  # nothing new: wait a poll (outside the worker thread, see paced)
+
+
+async def paced(events: Iterator[str | None]) -> AsyncIterator[str]:
+    """The stream of ``follow``, each poll read in a worker thread; the waits between polls hold no thread, so
+    many clients may follow logs without starving the API's other calls."""
+    while True:
+        item = await anyio.to_thread.run_sync(next, events, _END)
+        if item is _END:
+            return
+        if isinstance(item, str):
+            yield item
+        else:
+            await anyio.sleep(POLL_SECONDS)
 
 
 def whole(attempt: StepAttempt, offset: int, length: int | None) -> Iterator[bytes]:
@@ -157,7 +176,7 @@ def logs(
         start = LogPosition.parse(last_event_id) if last_event_id else None
         if start is None and attempt is not None:
             start = LogPosition(attempt, offset)
-        stream = follow(store, source, start, next_attempts=attempt is None)
+        stream = paced(follow(store, source, start, next_attempts=attempt is None))
         return StreamingResponse(stream, media_type="text/event-stream",
                                  headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     chosen = chosen_attempt(store, source, attempt)
