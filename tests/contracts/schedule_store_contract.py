@@ -18,7 +18,7 @@ from forgeline.store.metadata.schedule_store import (
     ScheduleDraft,
     StoredPipelineRef,
 )
-from forgeline.store.metadata.trigger_store import TriggerDraft
+from forgeline.store.metadata.trigger_store import ObjectOutcome, TriggerDraft
 
 PIPELINE = StoredPipelineRef("packaging-training", 3, "ab" * 32, "/project/training.py", "/project")
 DUE = datetime(2026, 12, 7, 5, 0, tzinfo=UTC)
@@ -117,6 +117,18 @@ class ScheduleStoreContract:
         record = store.get_trigger("exports")
         assert (record.objects_seen, record.last_execution_id) == (2, "e1")
         assert record.last_event_at is not None
+
+    def test_objects_are_claimed_and_finished_in_batches_skipping_those_seen(self, store: MetadataStore) -> None:
+        store.create_trigger(_trigger())
+        assert store.claim_trigger_object("exports", "a", "1") is not None
+        claimed = store.claim_trigger_objects("exports", [("a", "1"), ("b", "1"), ("c", "1")])
+        assert [(row.key, row.outcome) for row in claimed] == [("b", FireOutcome.PENDING), ("c", FireOutcome.PENDING)]
+        store.finish_trigger_objects([ObjectOutcome(claimed[0].id, FireOutcome.STARTED, execution_id="e-b"),
+                                      ObjectOutcome(claimed[1].id, FireOutcome.FAILED, reason="no such version")])
+        rows = {row.key: row for row in store.list_trigger_objects("exports")}
+        assert (rows["b"].outcome, rows["b"].execution_id) == (FireOutcome.STARTED, "e-b")
+        assert (rows["c"].outcome, rows["c"].reason) == (FireOutcome.FAILED, "no such version")
+        assert rows["a"].outcome == FireOutcome.PENDING
 
     def test_a_rejected_object_is_recorded_once_with_its_reason(self, store: MetadataStore) -> None:
         store.create_trigger(_trigger())

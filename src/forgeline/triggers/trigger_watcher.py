@@ -14,13 +14,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from forgeline.errors import ForgelineError, ParameterError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.schedule_store import FireOutcome
-from forgeline.store.metadata.trigger_store import TriggerObject, TriggerRecord
+from forgeline.store.metadata.trigger_store import ObjectOutcome, TriggerObject, TriggerRecord
 from forgeline.triggers.schedule_runner import RunnerTiming
 from forgeline.triggers.starting import ExecutionStarter
 from forgeline.triggers.trigger_files import TriggerFileError, read_trigger_parameters
@@ -29,6 +30,8 @@ from forgeline.triggers.watched_folders import WatchedFolder, WatchedObject
 logger = logging.getLogger("forgeline.server")
 
 TRIGGERS_LEASE = "triggers"
+BATCH = 50
+"""New objects claimed, started and recorded together (the lease is renewed between batches)."""
 
 
 class TriggerWatcher:
@@ -91,29 +94,51 @@ class TriggerWatcher:
         return handled
 
     def poll(self, trigger: TriggerRecord) -> list[TriggerObject]:
-        """List the trigger's folder once and handle every object it has not seen; their rows."""
+        """List the trigger's folder once and handle every object it has not seen; their rows.
+
+        New objects go in batches: their rows are claimed together, their executions started one by one, and
+        the outcomes recorded together (a batch's rows stay pending meanwhile, which a crash leaves to the
+        next holder's recovery).
+        """
         folder = self._folder(trigger)
         seen = self.store.list_trigger_object_versions(trigger.name)
-        handled = []
-        renewed = self.monotonic()
-        for item in folder.list():
-            if (item.key, item.version) in seen:
-                continue
-            if self._stop.is_set():
-                break
-            if self.monotonic() - renewed > self.timing.lease_seconds / 3:  # a long poll keeps its lease
-                if not self.store.acquire_lease(TRIGGERS_LEASE, self.owner, self.timing.lease_seconds):
-                    break
-                renewed = self.monotonic()
-            row = self._handle(trigger, folder, item)
-            if row is not None:
-                handled.append(row)
+        arrived = [item for item in folder.list() if (item.key, item.version) not in seen]
+        handled: list[TriggerObject] = []
+        for first in range(0, len(arrived), BATCH):
+            if self._stop.is_set() or not self.store.acquire_lease(TRIGGERS_LEASE, self.owner,
+                                                                   self.timing.lease_seconds):
+                break  # stopping, or the lease went to another process: it carries on
+            handled.extend(self._handle_batch(trigger, folder, arrived[first:first + BATCH]))
         return handled
 
-    def _handle(self, trigger: TriggerRecord, folder: WatchedFolder, item: WatchedObject) -> TriggerObject | None:
+    def _handle_batch(self, trigger: TriggerRecord, folder: WatchedFolder,
+                      items: list[WatchedObject]) -> list[TriggerObject]:
+        handled: list[TriggerObject] = []
+        valid: dict[tuple[str, str], tuple[WatchedObject, dict[str, Any]]] = {}
+        for item in items:
+            checked = self._check(trigger, folder, item)
+            if isinstance(checked, TriggerObject):
+                handled.append(checked)
+            elif checked is not None:
+                valid[(item.key, item.version)] = (item, checked)
+        claimed = self.store.claim_trigger_objects(trigger.name, list(valid))
+        outcomes = []
+        for row in claimed:
+            item, parameters = valid[(row.key, row.version)]
+            outcome = self._launch(trigger, row, item.uri, parameters)
+            outcomes.append(outcome)
+            handled.append(replace(row, outcome=outcome.outcome, execution_id=outcome.execution_id,
+                                   reason=outcome.reason))
+        self.store.finish_trigger_objects(outcomes)
+        return handled
+
+    def _check(self, trigger: TriggerRecord, folder: WatchedFolder,
+               item: WatchedObject) -> dict[str, Any] | TriggerObject | None:
+        """The execution's parameters; the rejected row for an invalid file; None to look again later."""
         try:
             parameters = {**trigger.parameters, **read_trigger_parameters(folder.read(item), item.uri)}
             self.starter.check_parameters(trigger.pipeline, parameters)
+            return parameters
         except FileNotFoundError:
             return None  # gone between listing and reading
         except TriggerFileError as error:
@@ -122,22 +147,16 @@ class TriggerWatcher:
             return self._reject(trigger, item, str(error))
         except ParameterError as error:
             return self._reject(trigger, item, f"{item.uri}: {error}")
-        claimed = self.store.claim_trigger_object(trigger.name, item.key, item.version)
-        if claimed is None:
-            return None
-        return self._start(trigger, claimed, item.uri, parameters)
 
-    def _start(self, trigger: TriggerRecord, claimed: TriggerObject, uri: str,
-               parameters: Mapping[str, Any]) -> TriggerObject:
-        outcome, execution_id, reason = FireOutcome.STARTED, None, None
+    def _launch(self, trigger: TriggerRecord, claimed: TriggerObject, uri: str,
+                parameters: Mapping[str, Any]) -> ObjectOutcome:
         try:
             execution_id = self.starter.start(trigger.pipeline, parameters, _started_by(trigger.name, uri, claimed))
         except ForgelineError as error:
-            outcome, reason = FireOutcome.FAILED, str(error)
-        self.store.finish_trigger_object(claimed.id, outcome, execution_id=execution_id, reason=reason)
-        logger.info("trigger %s: %s %s %s", trigger.name, uri, outcome.value, execution_id or reason or "")
-        return TriggerObject(claimed.id, claimed.trigger_name, claimed.key, claimed.version, outcome,
-                             claimed.seen_at, execution_id, reason)
+            logger.warning("trigger %s: %s could not start: %s", trigger.name, uri, error)
+            return ObjectOutcome(claimed.id, FireOutcome.FAILED, reason=str(error))
+        logger.info("trigger %s: %s started %s", trigger.name, uri, execution_id)
+        return ObjectOutcome(claimed.id, FireOutcome.STARTED, execution_id=execution_id)
 
     def _reject(self, trigger: TriggerRecord, item: WatchedObject, reason: str) -> TriggerObject | None:
         payload = {"trigger": trigger.name, "uri": item.uri, "reason": reason,
@@ -166,7 +185,7 @@ class TriggerWatcher:
         except (OSError, TriggerFileError) as error:
             self.store.finish_trigger_object(pending.id, FireOutcome.FAILED, reason=f"{uri}: {error}")
             return
-        self._start(trigger, pending, uri, parameters)
+        self.store.finish_trigger_objects([self._launch(trigger, pending, uri, parameters)])
 
     def _folder(self, trigger: TriggerRecord) -> WatchedFolder:
         key = (trigger.watch, trigger.pattern)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -12,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from forgeline.store.metadata import schedules_repository, triggers_repository
 from forgeline.store.metadata.schedule_store import FireOutcome, ScheduleDraft, ScheduleFire, ScheduleRecord
 from forgeline.store.metadata.transactions import Transactions
-from forgeline.store.metadata.trigger_store import TriggerDraft, TriggerObject, TriggerRecord
+from forgeline.store.metadata.trigger_store import ObjectOutcome, TriggerDraft, TriggerObject, TriggerRecord
 
 
 class SqlScheduleStore:
@@ -98,6 +99,14 @@ class SqlScheduleStore:
         except IntegrityError:  # another process recorded this object first
             return None
 
+    def claim_trigger_objects(self, name: str, items: Sequence[tuple[str, str]]) -> list[TriggerObject]:
+        """Record every (key, version) not seen before as pending, together; the rows of those it recorded."""
+        try:
+            return self._tx.write(lambda connection: triggers_repository.claim_objects(connection, name, items))
+        except IntegrityError:  # another process recorded one of them first: claim one by one
+            claimed = [self.claim_trigger_object(name, key, version) for key, version in items]
+            return [row for row in claimed if row is not None]
+
     def reject_trigger_object(self, name: str, key: str, version: str, reason: str,
                               alarm_payload: dict[str, Any]) -> bool:
         """Record a new object as rejected and write a trigger.rejected alarm event, together; False when seen."""
@@ -113,6 +122,10 @@ class SqlScheduleStore:
         """Record what became of a claimed object."""
         self._tx.write(lambda connection: triggers_repository.finish_object(
             connection, object_id, outcome, execution_id, reason))
+
+    def finish_trigger_objects(self, outcomes: Sequence[ObjectOutcome]) -> None:
+        """Record what became of several claimed objects, together."""
+        self._tx.write(lambda connection: triggers_repository.finish_objects(connection, outcomes))
 
     def list_trigger_objects(self, name: str | None = None, *, outcome: FireOutcome | None = None,
                              limit: int = 50) -> list[TriggerObject]:

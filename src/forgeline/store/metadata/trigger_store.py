@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -53,6 +54,16 @@ class TriggerObject:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class ObjectOutcome:
+    """What became of one claimed object: started (with its execution) or failed (with the reason)."""
+
+    object_id: int
+    outcome: FireOutcome
+    execution_id: str | None = None
+    reason: str | None = None
+
+
 class TriggerStore(Protocol):
     """File triggers by name and the objects they saw; each call is one transaction."""
 
@@ -84,6 +95,10 @@ class TriggerStore(Protocol):
         """Record a new object as pending before anything starts; None when it was seen already."""
         ...
 
+    def claim_trigger_objects(self, name: str, items: Sequence[tuple[str, str]]) -> list[TriggerObject]:
+        """Record every (key, version) not seen before as pending, together; the rows of those it recorded."""
+        ...
+
     def reject_trigger_object(self, name: str, key: str, version: str, reason: str,
                               alarm_payload: dict[str, Any]) -> bool:
         """Record a new object as rejected and write a trigger.rejected alarm event, together; False when seen."""
@@ -92,6 +107,10 @@ class TriggerStore(Protocol):
     def finish_trigger_object(self, object_id: int, outcome: FireOutcome, *, execution_id: str | None = None,
                               reason: str | None = None) -> None:
         """Record what became of a claimed object."""
+        ...
+
+    def finish_trigger_objects(self, outcomes: Sequence[ObjectOutcome]) -> None:
+        """Record what became of several claimed objects, together."""
         ...
 
     def list_trigger_objects(self, name: str | None = None, *, outcome: FireOutcome | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -10,7 +11,7 @@ from forgeline.errors import TriggerError, TriggerNotFoundError
 from forgeline.store.metadata.column_types import utc_now
 from forgeline.store.metadata.schedule_store import FireOutcome, StoredPipelineRef
 from forgeline.store.metadata.tables import alarm_events, trigger_objects, triggers
-from forgeline.store.metadata.trigger_store import TriggerDraft, TriggerObject, TriggerRecord
+from forgeline.store.metadata.trigger_store import ObjectOutcome, TriggerDraft, TriggerObject, TriggerRecord
 
 TRIGGER_REJECTED = "trigger.rejected"
 """The alarm event kind a rejected trigger file writes to the alarm outbox."""
@@ -89,6 +90,16 @@ def claim_object(connection: Connection, name: str, key: str, version: str, outc
     return load_object(connection, int(object_id))
 
 
+def claim_objects(connection: Connection, name: str, items: Sequence[tuple[str, str]]) -> list[TriggerObject]:
+    """Insert every (key, version) the trigger has not seen as pending, in one transaction; the new rows."""
+    claimed = []
+    for key, version in items:
+        row = claim_object(connection, name, key, version, FireOutcome.PENDING, None)
+        if row is not None:
+            claimed.append(row)
+    return claimed
+
+
 def reject_object(connection: Connection, name: str, key: str, version: str, reason: str,
                   payload: dict[str, Any]) -> bool:
     """Insert a rejected object and its trigger.rejected alarm event; False when the trigger saw it already."""
@@ -104,6 +115,12 @@ def finish_object(connection: Connection, object_id: int, outcome: FireOutcome, 
     """Record a claimed object's outcome."""
     connection.execute(update(trigger_objects).where(trigger_objects.c.id == object_id).values(
         outcome=FireOutcome(outcome).value, execution_id=execution_id, reason=reason))
+
+
+def finish_objects(connection: Connection, outcomes: Sequence[ObjectOutcome]) -> None:
+    """Record several claimed objects' outcomes."""
+    for item in outcomes:
+        finish_object(connection, item.object_id, item.outcome, item.execution_id, item.reason)
 
 
 def load_object(connection: Connection, object_id: int) -> TriggerObject:
