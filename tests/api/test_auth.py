@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -87,6 +88,11 @@ def test_no_auth_on_loopback_serves_without_a_token(start_server: StartServer) -
 
 def test_sigterm_stops_the_server_cleanly(server: RunningServer) -> None:
     assert server.stop() == 0
+    assert "Traceback" not in server.log()
+
+
+def test_ctrl_c_stops_the_server_cleanly(server: RunningServer) -> None:
+    assert server.stop(signal.SIGINT) == 0
     assert "Traceback" not in server.log()
 
 
