@@ -8,6 +8,7 @@ from forgeline import __version__
 from forgeline.api.auth import Authenticator
 from forgeline.api.problems import install_handlers
 from forgeline.api.routes import routers
+from forgeline.api.ui import mount_ui
 from forgeline.engine.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -28,4 +29,5 @@ def create_app(runtime: Runtime, auth: Authenticator) -> FastAPI:
 
     for router in routers():
         app.include_router(router, prefix=API_PREFIX)
+    mount_ui(app)
     return app

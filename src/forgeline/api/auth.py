@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from forgeline.api.session import request_credentials
 from forgeline.errors import AuthenticationError, ConfigurationError, PermissionDeniedError, TokenError
 from forgeline.store.metadata.tokens_store import ApiTokenRecord, Role, TokenStore
 
@@ -108,7 +109,7 @@ def require_role(role: Role) -> Callable[[Request], Principal]:
 
     def dependency(request: Request) -> Principal:
         authenticator: Authenticator = request.app.state.authenticator
-        caller = authenticator.principal(request.headers.get("authorization"))
+        caller = authenticator.principal(request_credentials(request))
         if not caller.role.allows(role):
             raise PermissionDeniedError(f"token '{caller.name}' has role {caller.role.value}; "
                                         f"this call needs {role.value} or higher")

@@ -15,6 +15,8 @@ MODULES = (
     "alarms",
     "schedules",
     "triggers",
+    "session",
+    "live",
 )
 """Route modules of forgeline.api.routes, one per resource; a new one is added by one line."""
 
