@@ -136,6 +136,7 @@ def main() -> None:
         env = {**os.environ, "FORGELINE_HOME": str(root / "home"), "FORGELINE_MAX_CONCURRENT_EXECUTIONS": "1"}
         env.pop("FORGELINE_DATABASE_URL", None)
         env.pop("FORGELINE_ARTIFACT_ROOT", None)
+        load = os.getloadavg()[0]  # other work on the machine inflates every figure: say how much there was
         began = time.monotonic()
         ids = seed(env, project, args.executions)
         print(f"seeded {len(ids):,} executions in {time.monotonic() - began:.1f} s", flush=True)
@@ -176,7 +177,7 @@ def main() -> None:
         BEGIN,
         f"{args.executions:,} executions stored (SQLite), {args.clients} concurrent clients, one `forgeline server` "
         f"process (uvicorn, one worker, tokens checked on every request), {os.cpu_count()} cores shared with the "
-        "clients. `python benchmarks/bench_api.py`",
+        f"clients; 1-minute load average {load:.1f} when the run began. `python benchmarks/bench_api.py`",
         "",
         *table,
         END,
