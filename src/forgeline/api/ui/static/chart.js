@@ -28,7 +28,7 @@ export function lineChart(series, { width = 640, height = 260 } = {}) {
   const all = names.flatMap((n) => series[n]);
   const full = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `Chart of ${names.join(", ")}` });
-  const M = { l: 58, r: 12, t: 10, b: 26 };
+  const M = { l: 66, r: 14, t: 12, b: 28 };
   let range = full.slice();
   function draw() {
     root.replaceChildren();
@@ -42,9 +42,9 @@ export function lineChart(series, { width = 640, height = 260 } = {}) {
     for (let i = 0; i <= 4; i++) {
       const y = y0 + (y1 - y0) * i / 4;
       root.append(svg("line", { x1: M.l, x2: width - M.r, y1: sy(y), y2: sy(y), stroke: "#eceff3" }));
-      root.append(svg("text", { x: M.l - 6, y: sy(y) + 4, "text-anchor": "end", "font-size": 10, fill: "#5d6875" }, fmt(y)));
+      root.append(svg("text", { x: M.l - 6, y: sy(y) + 4, "text-anchor": "end", "font-size": 13, fill: "#5d6875" }, fmt(y)));
       const x = x0 + (x1 - x0) * i / 4;
-      root.append(svg("text", { x: sx(x), y: height - 8, "text-anchor": "middle", "font-size": 10, fill: "#5d6875" }, fmt(x)));
+      root.append(svg("text", { x: sx(x), y: height - 6, "text-anchor": "middle", "font-size": 13, fill: "#5d6875" }, x1 - x0 >= 8 ? Math.round(x) : fmt(x)));
     }
     pts.forEach((p, i) => {
       if (!p.length) return;

@@ -12,7 +12,7 @@ export async function renderGroups(view) {
 }
 
 const flat = (m, prefix = "") => (m && typeof m === "object" && !Array.isArray(m))
-  ? Object.entries(m).flatMap(([k, v]) => flat(v, prefix ? `${prefix}.${k}` : k)) : [[prefix || "value", m]];
+  ? Object.entries(m).flatMap(([k, v]) => flat(v, prefix ? `${prefix}.${k}` : k)) : (m === null || m === undefined ? [] : [[prefix || "value", m]]);
 
 async function reportLink(lineage) {
   const id = lineage && lineage.execution_id;
