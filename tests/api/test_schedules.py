@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from api.conftest import RunningServer, StartServer, error_of
 from conftest import Cli, Project, wait_until
 
@@ -51,14 +53,14 @@ def set_clock(clock: Path, moment: datetime) -> None:
 
 
 def fires(server: RunningServer, name: str) -> list[dict[str, Any]]:
-    with server.client() as client:
+    with server.client(None if server.token is None else "admin") as client:
         response = client.get(f"/schedules/{name}/fires")
         assert response.status_code == 200, response.text
         return list(response.json())
 
 
 def schedule(server: RunningServer, name: str) -> dict[str, Any]:
-    with server.client() as client:
+    with server.client(None if server.token is None else "admin") as client:
         response = client.get(f"/schedules/{name}")
         assert response.status_code == 200, response.text
         return dict(response.json()["schedule"])
@@ -98,12 +100,27 @@ def test_a_weekly_schedule_fires_at_its_due_time_and_the_execution_runs(
 
 def test_two_servers_on_one_database_fire_each_due_time_exactly_once(
         cli: Cli, project: Project, start_server: StartServer, tmp_path: Path) -> None:
+    clock = tmp_path / "clock"
+    fire_three_due_times(cli, project, start_server, clock, {"FORGELINE_CLOCK_FILE": str(clock)}, auth=True)
+
+
+def test_two_servers_on_postgresql_fire_each_due_time_exactly_once(
+        cli: Cli, project: Project, start_server: StartServer, tmp_path: Path, postgres_database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORGELINE_DATABASE_URL", postgres_database_url)
+    clock = tmp_path / "clock"
+    env = {"FORGELINE_CLOCK_FILE": str(clock), "FORGELINE_DATABASE_URL": postgres_database_url}
+    fire_three_due_times(cli, project, start_server, clock, env, auth=False)
+
+
+def fire_three_due_times(cli: Cli, project: Project, start_server: StartServer, clock: Path,
+                         env: dict[str, str], auth: bool) -> None:
+    """Two servers on one database, the clock moved over three due times: three fires, three executions."""
     write_project(project)
     made = cli("schedules", "create", "minutely", "--pipeline", "pipeline.py", "--cron", "* * * * *",
-               "--overlap", "allow", cwd=project.root)
+               "--overlap", "allow", cwd=project.root, env=env)
     assert made.returncode == 0, made
-    clock = tmp_path / "clock"
-    servers = [start_server(env={"FORGELINE_CLOCK_FILE": str(clock)}) for _ in range(2)]
+    servers = [start_server(env=env, auth=auth) for _ in range(2)]
     due = datetime.fromisoformat(schedule(servers[0], "minutely")["next_fire_at"].replace("Z", "+00:00"))
     for minute in range(3):
         moment = due + timedelta(minutes=minute)
