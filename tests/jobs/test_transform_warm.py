@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from forgeline.inference.loader import ModelSource, load_model
 from forgeline.jobs import transform_warm
 from forgeline.jobs.entrypoints import batch_transform
 from forgeline.jobs.transform import transform_folder
-from forgeline.jobs.transform_chunks import TransformSettings
+from forgeline.jobs.transform_chunks import TransformSettings, WorkerLostError
 from jobs.test_transform import lines, write_csv
 
 # The prediction says whether numpy was imported before this module (in the server, from an earlier job's report)
@@ -169,3 +170,32 @@ def test_a_factory_from_the_jobs_own_modules_loads_on_warm_workers(tmp_path, own
     write_csv(tmp_path / "in" / "data.csv", range(300))
     transform_folder(tmp_path / "in", tmp_path / "out", own_factory.make, warm())
     assert lines(tmp_path / "out" / "data.csv.out") == [f"{i},0" for i in range(300)]
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+def test_a_host_that_dies_fails_its_job_and_takes_its_workers_along(tmp_path, own_server, wait_until):
+    pids = tmp_path / "pids"
+    write_csv(tmp_path / "in" / "data.csv", range(20_000))
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            transform_folder(tmp_path / "in", tmp_path / "out",
+                             model(tmp_path, pids=str(pids), seconds_per_batch=0.5), warm())
+        except BaseException as exc:  # noqa: BLE001 - what the test looks at
+            failed.append(exc)
+
+    job = threading.Thread(target=run)
+    job.start()
+    try:
+        workers = wait_until(lambda: pids.is_dir() and len(list(pids.iterdir())) == 2 and
+                             [int(p.name) for p in pids.iterdir()], timeout=120, what="two warm workers")
+        os.kill(_parent_of(workers[0]), signal.SIGKILL)  # the host
+        wait_until(lambda: failed, timeout=60, what="the job to fail")
+    finally:
+        job.join(timeout=120)
+    assert isinstance(failed[0], WorkerLostError), failed
+    wait_until(lambda: not set(workers) & set(server_pids(own_server)), timeout=30, what="the workers to end")

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+PR_SET_PDEATHSIG = 1
 LEARN_LINE_BYTES = 4096
 """Writes to the learning pipe stay below PIPE_BUF, so lines of concurrent workers never interleave."""
 PROXY_PREFIXES = ("forgeline_inference_", "__main__", "__mp_main__")
@@ -200,7 +201,8 @@ def host(channel: socket.socket, learn_fd: int) -> int:
     for fd in fds:
         os.close(fd)
     channel.sendall(transform_warm.ACCEPTED)
-    threading.Thread(target=_end_with_job, args=(channel.dup(),), daemon=True).start()
+    watched = channel.dup()
+    threading.Thread(target=_end_with_job, args=(watched,), daemon=True).start()
     answer: Any
     try:
         from forgeline.jobs.transform import transform_with_pool
@@ -210,7 +212,7 @@ def host(channel: socket.socket, learn_fd: int) -> int:
         # the work after the job's import path is in place: its factory may come from the job's own modules
         source, target, factory, settings = pickle.loads(request["work"])
         answer = transform_with_pool(Path(source), Path(target), factory, settings, "fork", _init_warm_worker,
-                                     (factory, learn_fd))
+                                     (factory, learn_fd, (channel.fileno(), watched.fileno())))
     except BaseException as exc:  # noqa: BLE001 - the job raises it
         answer = _picklable(exc)
     for stream in (sys.stdout, sys.stderr):
@@ -248,10 +250,19 @@ def _picklable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def _init_warm_worker(factory: Callable[[], Any], learn_fd: int) -> None:
-    """Load the model in a forked worker, then tell the server which installed modules loading it imported."""
+def _init_warm_worker(factory: Callable[[], Any], learn_fd: int, job_fds: tuple[int, ...]) -> None:
+    """Load the model in a forked worker, then tell the server which installed modules loading it imported.
+
+    The worker dies with its host, and lets go of the host's connection to the job: a host that dies then closes
+    it for good, and the job hears of it.
+    """
+    from forgeline.jobs import process_tree
     from forgeline.jobs.transform_worker import _init_worker
 
+    process_tree.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    for fd in job_fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     before = set(sys.modules)
     _limit_threads()
     _init_worker(factory)
