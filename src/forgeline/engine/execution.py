@@ -21,9 +21,9 @@ from forgeline.store.metadata.records import (
     StepStatus,
 )
 
-BRISK_POLL_SECONDS = 0.01
-BRISK_POLL_WINDOW_SECONDS = 2.0
-"""wait() polls at least every BRISK_POLL_SECONDS during an execution's first seconds (a read each time)."""
+BRISK_POLL_SECONDS = 0.02
+BRISK_POLL_WINDOW_SECONDS = 1.0
+"""wait() polls at least every BRISK_POLL_SECONDS during an execution's first second (one read each time)."""
 
 
 class PipelineExecution:
