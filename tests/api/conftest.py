@@ -117,6 +117,7 @@ def wait_ready(server: RunningServer) -> None:
 def start_server(cli: Cli, tmp_path: Path) -> Iterator[StartServer]:
     """``start_server(*args, auth=True, env=None)``: a ``forgeline server`` process on a free port."""
     started: list[RunningServer] = []
+    role_tokens: dict[str, str] = {}  # one token per role for every server of the test (they share the store)
 
     def start(*args: str, auth: bool = True, env: Mapping[str, str] | None = None,
               wait: bool = True) -> RunningServer:
@@ -128,7 +129,7 @@ def start_server(cli: Cli, tmp_path: Path) -> Iterator[StartServer]:
         with open(log_path, "w") as log:
             process = subprocess.Popen(command, cwd=REPO_ROOT, env={**cli.env, **(env or {})}, stdout=log,
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
-        server = RunningServer(f"http://127.0.0.1:{port}", token, process, log_path, cli)
+        server = RunningServer(f"http://127.0.0.1:{port}", token, process, log_path, cli, role_tokens)
         started.append(server)
         if wait:
             wait_ready(server)

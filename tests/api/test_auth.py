@@ -99,3 +99,11 @@ def test_ctrl_c_stops_the_server_cleanly(server: RunningServer) -> None:
 def test_the_server_module_is_importable_without_side_effects() -> None:
     done = subprocess.run([sys.executable, "-c", "import forgeline.api.server"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_two_servers_on_one_store_accept_the_same_tokens(start_server: StartServer) -> None:
+    first, second = start_server(), start_server()
+    for server in (first, second):
+        with server.client("viewer") as client:
+            assert client.get("/executions").status_code == 200
+    assert first.token_for("viewer") == second.token_for("viewer")

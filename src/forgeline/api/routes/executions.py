@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from forgeline.api.context import ApiRuntime, ApiStore, Operator, Viewer, records_json
 from forgeline.engine.liveness import check_orchestrator
-from forgeline.engine.recovery import resume_execution, retry_execution
+from forgeline.engine.recovery import resume_execution, retry_execution, stop_execution
 from forgeline.engine.runtime import Runtime
 from forgeline.engine.step_records import ran_in, step_metric_points
 from forgeline.engine.stored import start_stored
@@ -108,9 +108,10 @@ def describe(execution_id: str, runtime: ApiRuntime, caller: Viewer) -> Response
 
 
 @router.post("/{execution_id}/stop")
-def stop(execution_id: str, store: ApiStore, caller: Operator) -> Response:
-    """Stop an execution: running jobs are ended and no new step starts (a Queued one never starts)."""
-    return records_json(store.request_stop(store.get_execution(execution_id).id))
+def stop(execution_id: str, runtime: ApiRuntime, caller: Operator) -> Response:
+    """Stop an execution: running jobs are ended and no new step starts (a Queued one never starts; one whose
+    orchestrator is lost ends Stopped at once)."""
+    return records_json(stop_execution(execution_id, runtime))
 
 
 @router.post("/{execution_id}/retry")
