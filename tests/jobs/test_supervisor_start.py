@@ -185,3 +185,37 @@ def test_a_job_ends_once_its_exit_status_is_written_without_waiting_for_the_laun
             os.kill(launcher[0], signal.SIGCONT)
         job.join()
     assert ended[0].exit_code == 5 and ended[0].cause is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor launcher is used on Linux only")
+def test_a_launcher_whose_orchestrator_leaves_its_last_report_unread_ends_quietly(tmp_path):
+    # A job ends on its exit status, so an orchestrator may exit before it reads the launcher's last report.
+    import marshal
+    import select
+    import socket
+    import subprocess
+
+    from forgeline.jobs.supervisor_launcher import HEADER, RECORD
+
+    own, theirs = socket.socketpair()
+    launcher = subprocess.Popen([sys.executable, "-S", supervisor_start.LAUNCHER, str(theirs.fileno())],
+                                pass_fds=[theirs.fileno()], stderr=subprocess.PIPE)
+    theirs.close()
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    job = ([sys.executable, "-c", "pass"], str(tmp_path), dict(os.environ), str(tmp_path / "status"),
+           str(tmp_path / "log"))
+    payload = marshal.dumps(job)
+    socket.send_fds(own, [HEADER.pack(len(payload))], [out_write, err_write])
+    own.sendall(payload)
+    os.close(out_write)
+    os.close(err_write)
+    assert own.recv(RECORD.size)[:1] == b"S"
+    while os.read(out_read, 4096) or os.read(err_read, 4096):  # until the supervisor lets go of the pipes
+        pass
+    assert select.select([own], [], [], 60)[0]  # its end has been reported: left unread
+    own.close()
+    _, stderr = launcher.communicate(timeout=60)
+    assert launcher.returncode == 0 and b"Traceback" not in stderr, stderr.decode()
+    os.close(out_read)
+    os.close(err_read)

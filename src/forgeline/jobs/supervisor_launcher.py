@@ -57,17 +57,20 @@ def serve(channel: socket.socket) -> int:
     poller.register(wake_read, select.POLLIN)
     while True:
         for fd, _ in poller.poll():
-            if fd == wake_read:
-                while _drained(wake_read):
-                    pass
-                report_exits(channel)
-                continue
-            request = receive(channel)
-            if request is None:
+            try:
+                if fd == wake_read:
+                    while _drained(wake_read):
+                        pass
+                    report_exits(channel)
+                    continue
+                request = receive(channel)
+                if request is None:
+                    return 0
+                fds, job = request
+                pid = launch(job, fds, max_fd, (channel.fileno(), wake_read, wake_write), every_signal)
+                channel.sendall(RECORD.pack(b"F" if pid is None else b"S", pid or 0, 0))
+            except OSError:  # the orchestrator is gone (it need not read the last reports: jobs end without them)
                 return 0
-            fds, job = request
-            pid = launch(job, fds, max_fd, (channel.fileno(), wake_read, wake_write), every_signal)
-            channel.sendall(RECORD.pack(b"F" if pid is None else b"S", pid or 0, 0))
 
 
 def _drained(fd: int) -> bool:
