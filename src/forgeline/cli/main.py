@@ -13,7 +13,7 @@ from forgeline.errors import ForgelineError
 
 # Every command, imported only when it runs: ``forgeline --help`` lists this table and imports nothing behind it.
 # To add a command or a command group, add a line here ("module:attribute" names a typer.Typer or a function;
-# the summary is its help's first line, which tests/cli/test_main.py checks), never an import above.
+# the summary is its help's first line, which tests/cli/test_lazy.py checks), never an import above.
 COMMANDS: dict[str, LazyCommand] = {
     "run": LazyCommand("forgeline.cli.run:run", "Start a pipeline and watch its steps; exit 0 when it succeeds."),
     "plan": LazyCommand("forgeline.cli.run:plan",
