@@ -6,6 +6,7 @@ Every test gets a fresh browser context; screenshots go to the test's tmp dir (`
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,13 @@ def log_in(page: Any, server: RunningServer, role: str) -> None:
     page.fill("#token", server.token_for(role))
     page.click("#login-submit")
     page.wait_for_selector(f"#who [data-role={role}]")
+    page.wait_for_selector("#view .page[data-page=executions]")  # the page login lands on has rendered
+
+
+def visit(page: Any, server: RunningServer, route: str) -> None:
+    """Open ``#/route`` and wait until that page has rendered (not the one before it)."""
+    page.goto(f"{server.url}/#/{route}")
+    page.wait_for_selector(f"#view .page[data-route='{route}']")
 
 
 def store_pipeline_file(client: httpx.Client, root: Path, target: str) -> Any:
@@ -91,3 +99,54 @@ def shot(page: Any, shots: Path, name: str) -> Path:
     path = shots / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+TRAINER = """
+    from forgeline.workflow import Model, ParameterInteger, Pipeline, RegisterModel, TrainingStep
+
+    epochs = ParameterInteger("Epochs", default_value=30)
+    train = TrainingStep(name="Train", entry_point="train.py", source_dir="code",
+                         hyperparameters={"epochs": epochs},
+                         metric_definitions=[{"Name": "loss", "Regex": r"loss=([0-9.]+)"},
+                                             {"Name": "accuracy", "Regex": r"accuracy=([0-9.]+)"}])
+    register = RegisterModel(name="Register", model_package_group_name="ui-models",
+                             approval_status="PendingManualApproval",
+                             model=Model(model_data=train.properties.ModelArtifacts.S3ModelArtifacts))
+    pipeline = Pipeline(name="trainer", parameters=[epochs], steps=[train, register])
+"""
+
+TRAIN = """
+    import os, sys
+    from pathlib import Path
+    epochs = 30
+    for i, arg in enumerate(sys.argv):
+        if arg == "--epochs":
+            epochs = int(sys.argv[i + 1])
+    for epoch in range(epochs):
+        print(f"epoch {epoch} loss={1.0 / (epoch + 1):.4f} accuracy={0.5 + epoch / (2 * epochs):.4f}", flush=True)
+    Path(os.environ["SM_MODEL_DIR"], "model.txt").write_text("weights")
+"""
+
+
+def store_trainer(server: RunningServer, project: Any) -> None:
+    """Write the ``trainer`` pipeline (a training step printing loss and accuracy per epoch, then a model
+    registered PendingManualApproval in group ui-models) into the project and store it on the server."""
+    project.write("pipeline.py", TRAINER)
+    project.write("code/train.py", TRAIN)
+    store_pipeline_file(server.client(), project.root, "pipeline.py")
+
+
+def run_trainer(server: RunningServer, project: Any, epochs: int, stored: bool = False) -> str:
+    """Start ``trainer`` through the API (an operator) and wait until it succeeded; its execution id."""
+    if not stored:
+        store_trainer(server, project)
+    with server.client("operator") as client:
+        started = client.post("/executions", json={"pipeline": "trainer", "parameters": {"Epochs": epochs}})
+        assert started.status_code == 201, started.text
+        execution = started.json()["id"]
+        deadline = time.monotonic() + 240
+        while client.get(f"/executions/{execution}").json()["status"] not in ("Succeeded", "Failed", "Stopped"):
+            assert time.monotonic() < deadline, "the trainer execution did not end"
+            time.sleep(0.3)
+        assert client.get(f"/executions/{execution}").json()["status"] == "Succeeded"
+    return str(execution)

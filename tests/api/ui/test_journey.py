@@ -7,42 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from api.conftest import RunningServer
-from api.ui.conftest import REPO_ROOT, log_in, shot, store_pipeline_file
+from api.ui.conftest import REPO_ROOT, log_in, shot, store_pipeline_file, store_trainer, visit
 
 RUN_SECONDS = 240_000  # ms: a generous deadline for a pipeline to finish on a loaded machine
-
-TRAINER = """
-    from forgeline.workflow import Model, ParameterInteger, Pipeline, RegisterModel, TrainingStep
-
-    epochs = ParameterInteger("Epochs", default_value=30)
-    train = TrainingStep(name="Train", entry_point="train.py", source_dir="code",
-                         hyperparameters={"epochs": epochs},
-                         metric_definitions=[{"Name": "loss", "Regex": r"loss=([0-9.]+)"},
-                                             {"Name": "accuracy", "Regex": r"accuracy=([0-9.]+)"}])
-    register = RegisterModel(name="Register", model_package_group_name="ui-models",
-                             approval_status="PendingManualApproval",
-                             model=Model(model_data=train.properties.ModelArtifacts.S3ModelArtifacts))
-    pipeline = Pipeline(name="trainer", parameters=[epochs], steps=[train, register])
-"""
-
-TRAIN = """
-    import os, sys
-    from pathlib import Path
-    epochs = 30
-    for i, arg in enumerate(sys.argv):
-        if arg == "--epochs":
-            epochs = int(sys.argv[i + 1])
-    for epoch in range(epochs):
-        print(f"epoch {epoch} loss={1.0 / (epoch + 1):.4f} accuracy={0.5 + epoch / (2 * epochs):.4f}", flush=True)
-    Path(os.environ["SM_MODEL_DIR"], "model.txt").write_text("weights")
-"""
-
 
 def test_start_from_the_form_and_watch_the_dag_turn_green(server: RunningServer, new_page: Any, shots: Path) -> None:
     store_pipeline_file(server.client(), REPO_ROOT, "examples/quickstart/pipeline.py")
     page = new_page()
     log_in(page, server, "operator")
-    page.goto(f"{server.url}/#/pipelines/quickstart/start")
+    visit(page, server, "pipelines/quickstart/start")
     page.wait_for_selector("#param-TrainRatio")
     assert page.input_value("#param-TrainRatio") == "0.8" and page.input_value("#param-Seed") == "7"
     page.fill("#param-TrainRatio", "")  # the API's validation message shows next to the field
@@ -68,13 +41,13 @@ def test_start_from_the_form_and_watch_the_dag_turn_green(server: RunningServer,
     page.wait_for_selector("[data-panel=Prepare] .log")
     page.wait_for_function("document.querySelector('[data-panel=Prepare] .log').textContent.length > 0")
     shot(page, shots, "step-prepare")
-    page.goto(f"{server.url}/#/executions")
+    visit(page, server, "executions")
     page.wait_for_selector("#executions [data-execution]")
     shot(page, shots, "executions")
-    page.goto(f"{server.url}/#/pipelines")
+    visit(page, server, "pipelines")
     page.wait_for_selector("[data-pipeline=quickstart]")
     shot(page, shots, "pipelines")
-    page.goto(f"{server.url}/#/pipelines/quickstart")
+    visit(page, server, "pipelines/quickstart")
     page.wait_for_selector(".dag [data-step=TooInaccurate]")
     assert page.locator(".dag .edge-label", has_text="else").count() == 1
     shot(page, shots, "pipeline")
@@ -82,12 +55,10 @@ def test_start_from_the_form_and_watch_the_dag_turn_green(server: RunningServer,
 
 def test_step_log_metrics_chart_and_approval(server: RunningServer, project: Any, new_page: Any,
                                              shots: Path) -> None:
-    project.write("pipeline.py", TRAINER)
-    project.write("code/train.py", TRAIN)
-    store_pipeline_file(server.client(), project.root, "pipeline.py")
+    store_trainer(server, project)
     page = new_page()
     log_in(page, server, "approver")
-    page.goto(f"{server.url}/#/pipelines/trainer")
+    visit(page, server, "pipelines/trainer")
     page.click("#create-execution")
     page.wait_for_selector("#param-Epochs")
     page.fill("#param-Epochs", "40")
@@ -110,7 +81,7 @@ def test_step_log_metrics_chart_and_approval(server: RunningServer, project: Any
     zoomed = page.locator("#metrics-chart svg").get_attribute("data-range")
     assert zoomed != full and float(zoomed.split(",")[1]) - float(zoomed.split(",")[0]) < 39
     shot(page, shots, "step-train-metrics")
-    page.goto(f"{server.url}/#/registry")
+    visit(page, server, "registry")
     page.click("[data-group=ui-models] a")
     page.wait_for_selector("#decision-note")
     shot(page, shots, "registry-before")

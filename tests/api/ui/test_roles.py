@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from api.conftest import RunningServer
-from api.ui.conftest import log_in, shot, store_pipeline_file
-from api.ui.test_journey import TRAIN, TRAINER
+from api.ui.conftest import log_in, run_trainer, shot, visit
 
 FORGE = """async ([path, headers]) => {
   const r = await fetch(path, {method: "POST", credentials: "same-origin",
@@ -21,33 +19,21 @@ FORGE = """async ([path, headers]) => {
 
 @pytest.fixture
 def trained(server: RunningServer, project: Any) -> str:
-    """The trainer pipeline run once through the API (operator): a pending model version in group ui-models."""
-    project.write("pipeline.py", TRAINER)
-    project.write("code/train.py", TRAIN)
-    store_pipeline_file(server.client(), project.root, "pipeline.py")
-    with server.client("operator") as client:
-        started = client.post("/executions", json={"pipeline": "trainer", "parameters": {"Epochs": 5}})
-        assert started.status_code == 201, started.text
-        execution = started.json()["id"]
-        deadline = time.monotonic() + 240
-        while client.get(f"/executions/{execution}").json()["status"] not in ("Succeeded", "Failed", "Stopped"):
-            assert time.monotonic() < deadline, "the trainer execution did not end"
-            time.sleep(0.3)
-        assert client.get(f"/executions/{execution}").json()["status"] == "Succeeded"
-    return execution
+    """The trainer pipeline run once through the API: a pending model version in group ui-models."""
+    return run_trainer(server, project, epochs=5)
 
 
 def test_viewer_sees_no_buttons_and_forged_posts_are_refused(server: RunningServer, trained: str, new_page: Any,
                                                              shots: Path) -> None:
     page = new_page()
     log_in(page, server, "viewer")
-    pages = {"execution": (f"#/executions/{trained}", "#dag [data-step=Train][data-status=Succeeded]"),
-             "registry-group": ("#/registry/ui-models", "#history tr"),
-             "pipeline": ("#/pipelines/trainer", ".dag [data-step=Register]"),
-             "executions-viewer": ("#/executions", "#executions [data-execution]"),
-             "schedules": ("#/schedules", "#schedules-table"), "alarms": ("#/alarms", "#alarms-table")}
+    pages = {"execution": (f"executions/{trained}", "#dag [data-step=Train][data-status=Succeeded]"),
+             "registry-group": ("registry/ui-models", "#history tr"),
+             "pipeline": ("pipelines/trainer", ".dag [data-step=Register]"),
+             "executions-viewer": ("executions", "#executions [data-execution]"),
+             "schedules": ("schedules", "#schedules-table"), "alarms": ("alarms", "#alarms-table")}
     for name, (route, ready) in pages.items():
-        page.goto(f"{server.url}/{route}")
+        visit(page, server, route)
         page.wait_for_selector(ready)
         assert page.locator("[data-action], #create-execution, #decision-note").count() == 0, name
         shot(page, shots, name)
@@ -56,7 +42,7 @@ def test_viewer_sees_no_buttons_and_forged_posts_are_refused(server: RunningServ
     assert status == 403 and "role viewer" in body  # the role is checked on the server
     approver = new_page()
     log_in(approver, server, "approver")
-    approver.goto(f"{server.url}/#/registry/ui-models")
+    visit(approver, server, "registry/ui-models")
     approver.wait_for_selector("[data-action=approve]")
     status, body = approver.evaluate(FORGE, [approve, {}])  # what another site could make the browser send
     assert status == 403 and "X-Forgeline-CSRF" in body.replace("x-forgeline-csrf", "X-Forgeline-CSRF")

@@ -57,7 +57,7 @@ async function route() {
     await refreshSession();
     if (!session.name) { location.hash = "#/login"; return; }
   }
-  const mine = ++generation, container = h("div", { class: "page", "data-page": path.split("/")[0] });
+  const mine = ++generation, container = h("div", { class: "page", "data-page": path.split("/")[0], "data-route": query ? `${path}?${query}` : path });
   const found = ROUTES.map(([pattern, page]) => [path.match(pattern), page]).find(([m]) => m);
   let done = null;
   if (!found) container.append(h("p", { class: "error" }, `No page ${path}.`));

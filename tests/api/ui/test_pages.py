@@ -1,0 +1,83 @@
+"""The other pages in a real browser: executions filters and pages, compare, pipeline versions and their diff,
+schedules and alarms paused and resumed by an admin, at laptop and phone widths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from api.conftest import RunningServer
+from api.ui.conftest import log_in, run_trainer, shot, store_pipeline_file, visit
+
+
+def paused(client: httpx.Client, kind: str, name: str) -> bool:
+    """Whether the API says schedule or alarm ``name`` is paused."""
+    return bool(next(r for r in client.get(f"/{kind}").json() if r["name"] == name)["paused"])
+
+
+def test_lists_compare_diff_and_pause_resume(server: RunningServer, project: Any, new_page: Any,
+                                             shots: Path) -> None:
+    first = run_trainer(server, project, epochs=5)
+    second = run_trainer(server, project, epochs=12, stored=True)
+    project.write("pipeline.py", (project.root / "pipeline.py").read_text().replace("default_value=30",
+                                                                                   "default_value=31"))
+    store_pipeline_file(server.client(), project.root, "pipeline.py")  # version 2 of trainer
+    admin = server.client()
+    made = admin.post("/schedules", json={"name": "nightly", "pipeline": "trainer", "cron": "0 3 * * *",
+                                          "timezone": "Europe/Berlin"})
+    assert made.status_code == 201, made.text
+    made = admin.post("/alarms", json={"name": "failures", "events": ["execution.failed"],
+                                       "targets": ["webhook:http://127.0.0.1:9/hook"]})
+    assert made.status_code == 201, made.text
+
+    page = new_page()
+    log_in(page, server, "admin")
+    visit(page, server, "executions?limit=1")
+    page.wait_for_selector(f"#executions [data-execution='{second}']")
+    assert page.locator("#executions [data-execution]").count() == 1
+    page.click("a[rel=next]")
+    page.wait_for_selector(f"#executions [data-execution='{first}']")
+    visit(page, server, "executions?status=Failed")
+    page.wait_for_selector("#executions td.muted:has-text('Nothing here yet')")
+    visit(page, server, "executions?pipeline=trainer")
+    page.wait_for_selector(f"#executions [data-execution='{first}']")
+    page.check(f"input[value='{first}']")
+    page.check(f"input[value='{second}']")
+    page.click("text=Compare selected")
+    page.wait_for_selector("#compare-parameters tr.changed:has-text('Epochs')")
+    assert "12" in page.inner_text("#compare-parameters tr.changed")
+    shot(page, shots, "compare")
+
+    visit(page, server, "pipelines/trainer")
+    page.wait_for_selector("#version-diff .add")
+    assert "31" in page.inner_text("#version-diff .add") and "30" in page.inner_text("#version-diff .del")
+    shot(page, shots, "pipeline-diff")
+    visit(page, server, "pipelines")
+    page.wait_for_selector("[data-pipeline=trainer] svg.spark path")
+    shot(page, shots, "pipelines-sparkline")
+
+    for kind, name in (("schedules", "nightly"), ("alarms", "failures")):
+        visit(page, server, f"{kind}")
+        page.click(f"tr[data-name={name}] [data-action=pause]")
+        page.wait_for_selector(f"tr[data-name={name}][data-state=paused]")
+        assert paused(admin, kind, name) is True
+        shot(page, shots, f"{kind}-paused")
+        page.click(f"tr[data-name={name}] [data-action=resume]")
+        page.wait_for_selector(f"tr[data-name={name}][data-state=active]")
+        assert paused(admin, kind, name) is False
+    visit(page, server, "schedules")
+    page.wait_for_selector("tr[data-name=nightly]")
+    assert "Europe/Berlin" in page.inner_text("tr[data-name=nightly]")
+
+    phone = new_page(width=390, height=844)
+    log_in(phone, server, "viewer")
+    visit(phone, server, f"executions/{second}")
+    phone.wait_for_selector("#dag [data-step=Train][data-status=Succeeded]")
+    width = phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width  # nothing wider than a phone: tables and the graph scroll inside their boxes
+    shot(phone, shots, "phone-execution")
+    visit(phone, server, "executions")
+    phone.wait_for_selector("#executions [data-execution]")
+    shot(phone, shots, "phone-executions")
