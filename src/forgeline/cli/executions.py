@@ -122,13 +122,18 @@ def describe(
     print_description(ctx.console, record, steps, attempts, orchestrator_note=note, code=code_line(snapshot))
 
 
+SHORT_SNAPSHOT_ID = 12
+"""Characters of a snapshot id the text output shows (as git shows commits), so the line fits 80 columns."""
+
+
 def code_line(snapshot: dict[str, Any] | None) -> str:
     """The describe line about the code snapshot."""
     if snapshot is None:
         return "run from the working folder (recorded before code snapshots)"
     if "error" in snapshot:
-        return f"snapshot {snapshot['snapshot']}: {snapshot['error']}"
-    return f"snapshot {snapshot['snapshot']} ({snapshot['files']} files, {format_size(snapshot['bytes'])})"
+        return f"snapshot {str(snapshot['snapshot'])[:SHORT_SNAPSHOT_ID]}: {snapshot['error']}"
+    short = str(snapshot["snapshot"])[:SHORT_SNAPSHOT_ID]  # the whole id is in --json
+    return f"snapshot {short} ({snapshot['files']} files, {format_size(snapshot['bytes'])})"
 
 
 @app.command("stop")
