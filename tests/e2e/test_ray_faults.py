@@ -317,3 +317,36 @@ def test_max_run_ends_a_ray_job_on_its_node_as_a_timeout(ray_env: dict[str, str]
     execution = describe(cli, only_execution(cli, folder), folder)
     attempt = next(a for a in execution["attempts"] if a["step_name"] == "Train")
     assert attempt["failure_kind"] == "Timeout" and "MaxRuntimeExceeded" in attempt["failure_reason"], attempt
+
+
+def test_a_cached_step_whose_input_is_on_s3_is_reused_on_the_second_run(ray_env: dict[str, str], tmp_path: Path,
+                                                                        s3_bucket: str) -> None:
+    folder = tmp_path / "cached"
+    folder.mkdir()
+    (folder / "count.py").write_text(textwrap.dedent("""
+        import pathlib
+        lines = sum(len(p.read_text().splitlines()) for p in pathlib.Path("data").rglob("*.csv"))
+        pathlib.Path("out").mkdir(exist_ok=True)
+        pathlib.Path("out/count.txt").write_text(str(lines))
+    """))
+    (folder / "pipeline.py").write_text(textwrap.dedent(f"""
+        from forgeline.workflow import CacheConfig, Pipeline, ProcessingInput, ProcessingOutput, ProcessingStep
+        count = ProcessingStep(name="Count", code="count.py", cache_config=CacheConfig(enable_caching=True),
+                               inputs=[ProcessingInput(source="s3://{s3_bucket}/raw", destination="data")],
+                               outputs=[ProcessingOutput(output_name="count", source="out")])
+        pipeline = Pipeline(name="cached", steps=[count])
+    """))
+    import boto3
+
+    options = json.loads(ray_env["FORGELINE_STORAGE_OPTIONS"])["s3"]
+    boto3.client("s3", endpoint_url=options["endpoint_url"]).put_object(Bucket=s3_bucket, Key="raw/a.csv",
+                                                                         Body=b"1\n2\n3\n")
+    cli = Cli(ray_env)
+    first = cli("run", "pipeline.py", cwd=folder, timeout=DEADLINE_SECONDS)
+    assert first.returncode == 0, first
+    second = cli("run", "pipeline.py", cwd=folder, timeout=DEADLINE_SECONDS)
+    assert second.returncode == 0, second
+    listed = json.loads(cli("executions", "list", "--json", cwd=folder).stdout)
+    latest = describe(cli, listed[0]["id"], folder)
+    step = next(s for s in latest["steps"] if s["name"] == "Count")
+    assert step["cache_source"] == listed[1]["id"], step  # reused: no job ran on Ray the second time
