@@ -20,6 +20,7 @@ from conftest import Cli
 from executors.ray_fixtures import HEAD_RESOURCE, RAY_ENV, RayCluster
 
 pytestmark = pytest.mark.ray
+pytest.importorskip("ray", reason="ray is not installed (pip install -e '.[ray]')")
 
 DEADLINE_SECONDS = 240.0
 WORK = """
