@@ -262,7 +262,7 @@ def test_an_execution_whose_caller_died_between_its_insert_and_its_launch_is_run
     pipeline = project.load()
     execution_id = create_execution(pipeline, {"Gate": str(gate)}, runtime.store, str(project.root),
                                     code_snapshot=save_code_snapshot(runtime, pipeline, str(project.root)))
-    execution = PipelineExecution(execution_id, runtime.store, runtime.settings)
+    execution = PipelineExecution(execution_id, runtime)
 
     launcher = start(launchers, project.root, "launcher", max_running=1, FORGELINE_AUTO_RESUME="0")
 

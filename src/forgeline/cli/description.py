@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,6 +21,19 @@ from forgeline.cli.render import (
 )
 from forgeline.store.metadata.records import ExecutionRecord, StepAttempt, StepRun, StepStatus
 
+_STARTER_DETAILS = ("name", "actor", "uri", "due_at")
+"""What of a started_by record the text shows, in this order, after its kind."""
+
+
+def started_by_text(started_by: Mapping[str, Any] | None) -> str:
+    """Who or what started an execution, in words: ``schedule nightly (due 2026-...)``, ``cli (user ann)``."""
+    if not started_by:
+        return "unknown (recorded before executions kept who started them)"
+    labels = {"name": "", "actor": "user ", "uri": "", "due_at": "due "}
+    details = [f"{labels[key]}{started_by[key]}" for key in _STARTER_DETAILS if started_by.get(key)]
+    kind = str(started_by.get("kind") or "unknown")
+    return f"{kind} ({', '.join(details)})" if details else kind
+
 
 def print_description(console: Console, record: ExecutionRecord, steps: Sequence[StepRun],
                       attempts: Sequence[StepAttempt], orchestrator_note: str | None = None,
@@ -35,6 +49,7 @@ def print_description(console: Console, record: ExecutionRecord, steps: Sequence
         console.print(f"{orchestrator_note} — `forgeline executions resume {record.id}`", style="red",
                       soft_wrap=True)
     console.print(f"started: {when(record.started_at)}   ended: {when(record.ended_at)}")
+    console.print(Text(f"started by: {started_by_text(record.started_by)}"), soft_wrap=True)
     if record.failure_reason:
         print_paragraph(console, f"failure reason: {record.failure_reason}")
     if code:

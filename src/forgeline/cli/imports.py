@@ -78,4 +78,5 @@ def sagemaker(
     if run:
         mapping = S3Map.of(s3_map)
         overrides = {k: mapping.map(v) for k, v in parse_overrides(parameter or []).items()}
-        finish(start_execution(pipeline, overrides, settings=ctx.settings, fork=True), ctx, detach)
+        finish(start_execution(pipeline, overrides, settings=ctx.settings, fork=True,
+                               started_by={"kind": "cli"}), ctx, detach)

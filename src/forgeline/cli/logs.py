@@ -57,7 +57,7 @@ def logs(
     record = ctx.store.get_execution(execution_id)
     asked = ctx.store.get_step_run(record.id, step)
     # while following: a lost orchestrator ends the wait with one line (or is resumed, with auto-resume)
-    running = PipelineExecution(record.id, ctx.store, ctx.settings).ensure_running
+    running = PipelineExecution(record.id, ctx.runtime).ensure_running
     if follow:
         asked = wait_for_start(ctx.store, asked, err, running)
     source = ran_in(ctx.store, asked)  # a cache hit's log is that of the execution that ran the step

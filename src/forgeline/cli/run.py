@@ -61,7 +61,8 @@ def run(
         return
     execution = start_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings,
                                 selective=selective, fork=True, cache_lookups=not no_cache,
-                                keep_jobs=True if keep_jobs else None, queued=queue)
+                                keep_jobs=True if keep_jobs else None, queued=queue,
+                                started_by={"kind": "cli"})
     finish(execution, ctx, detach or queue)
 
 

@@ -10,7 +10,6 @@ from forgeline.engine.liveness import OrchestratorLiveness, check_orchestrator
 from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError, OrchestratorLostError
 from forgeline.jobs.function_loading import FunctionLoader
-from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import (
     ExecutionRecord,
@@ -29,16 +28,16 @@ BRISK_POLL_WINDOW_SECONDS = 1.0
 class PipelineExecution:
     """One execution of a pipeline; every property reads the metadata store afresh."""
 
-    def __init__(self, execution_id: str, store: MetadataStore, settings: Settings) -> None:
-        self.store = store
-        self.settings = settings
-        self.id = store.get_execution(execution_id).id
+    def __init__(self, execution_id: str, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.store: MetadataStore = runtime.store
+        self.settings: Settings = runtime.settings
+        self.id = self.store.get_execution(execution_id).id
 
     @classmethod
     def get(cls, execution_id: str, settings: Settings | None = None) -> PipelineExecution:
         """Open an existing execution by id (or unique id prefix)."""
-        runtime = Runtime.at_edge(settings)
-        return cls(execution_id, runtime.store, runtime.settings)
+        return cls(execution_id, Runtime.at_edge(settings))
 
     def record(self) -> ExecutionRecord:
         """The execution as currently stored."""
@@ -151,7 +150,7 @@ class PipelineExecution:
         if "ReturnUri" not in run.properties:
             raise ForgelineError(f"step {step_name!r} is not a @step function, so it has no return value; "
                                  "read its outputs and properties with list_steps()")
-        body = ArtifactStore.from_settings(self.settings).read_bytes(run.properties["ReturnUri"])
+        body = self.runtime.artifacts.read_bytes(run.properties["ReturnUri"])
         return FunctionLoader().loads(body)  # finds classes defined in user files, as a run does
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ at a time, and spawns an orchestrator for each (a long-running server).
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -42,6 +43,14 @@ log = logging.getLogger("forgeline.launcher")
 
 MAX_STARTS = 3
 """How often a queue launcher starts an execution's orchestrator again after losing it, before failing it."""
+
+
+def os_user() -> str | None:
+    """The name of the OS user running this process (None when the system cannot tell)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return None
 
 
 def new_execution_id() -> str:
@@ -348,13 +357,16 @@ class QueueLauncher:
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
                     selective: SelectiveExecutionConfig | None = None, fork: bool = True,
                     cache_lookups: bool = True, keep_jobs: bool | None = None,
-                    runtime: Runtime | None = None, queued: bool = False) -> PipelineExecution:
+                    runtime: Runtime | None = None, queued: bool = False,
+                    started_by: Mapping[str, Any] | None = None) -> PipelineExecution:
     """Start ``pipeline`` with parameter ``overrides`` and return at once with the execution's handle.
 
     ``cache_lookups=False`` reuses no cached result in this run; its steps still record theirs.
     ``keep_jobs=True`` keeps succeeded steps' job folders (None: as ``Settings.keep_jobs`` says).
     ``runtime``: the backends an edge built (the CLI); else built here from ``settings`` (the Python API).
     ``queued=True`` records the execution Queued and starts nothing: a QueueLauncher (a server) runs it.
+    ``started_by``: who started it, as recorded (None: the Python API, ``{"kind": "python"}``); the OS user
+    name is added as ``actor``.
     """
     if os.environ.get(WORKER_ENV):
         raise ForgelineError(
@@ -370,11 +382,13 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
         raise ForgelineError("a queued execution runs with its launcher's settings: drop --no-cache and "
                              "--keep-jobs (or keep_jobs), or start it without --queue")
     snapshot = save_code_snapshot(runtime, pipeline, work_dir)
+    starter = {"kind": "python", **(started_by or {}), "actor": os_user()}
     if queued:
         execution_id = create_execution(pipeline, overrides, store, work_dir, selective, ExecutionStatus.QUEUED,
-                                        code_snapshot=snapshot)
-        return PipelineExecution(execution_id, store, settings)
-    execution_id = create_execution(pipeline, overrides, store, work_dir, selective, code_snapshot=snapshot)
+                                        code_snapshot=snapshot, started_by=starter)
+        return PipelineExecution(execution_id, runtime)
+    execution_id = create_execution(pipeline, overrides, store, work_dir, selective, code_snapshot=snapshot,
+                                    started_by=starter)
     store.close()  # no database file may be open across a fork; the handle reconnects on its next read
     options: tuple[str, ...] = ()
     if not cache_lookups:
@@ -382,7 +396,7 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
 
         options = (NO_CACHE_FLAG,)
     launch_orchestrator(execution_id, settings, work_dir, fork, options)
-    return PipelineExecution(execution_id, store, settings)
+    return PipelineExecution(execution_id, runtime)
 
 
 def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,

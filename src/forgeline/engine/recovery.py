@@ -54,7 +54,7 @@ def retry_execution(execution_id: str, runtime: Runtime, fork: bool = False) -> 
     store.reopen_execution(record.id)
     store.close()
     launch_orchestrator(record.id, settings, record.work_dir, fork)
-    return PipelineExecution(record.id, store, settings)
+    return PipelineExecution(record.id, runtime)
 
 
 def resume_execution(execution_id: str, runtime: Runtime, fork: bool = False) -> PipelineExecution:
@@ -72,7 +72,7 @@ def resume_execution(execution_id: str, runtime: Runtime, fork: bool = False) ->
             f"silent for {settings.orchestrator_timeout_seconds:g} s (FORGELINE_ORCHESTRATOR_TIMEOUT)")
     if not take_over(store, record, settings, fork):
         raise ForgelineError(f"execution {record.id} was resumed by another forgeline command meanwhile")
-    return PipelineExecution(record.id, store, settings)
+    return PipelineExecution(record.id, runtime)
 
 
 def resume_if_lost(store: MetadataStore, record: ExecutionRecord, settings: Settings, fork: bool = False) -> bool:
