@@ -9,6 +9,10 @@ hit), so a result in daily use survives its first execution. Locations a user ch
 
 Listings are taken before the metadata is read: anything an execution starting meanwhile creates is not in
 them, so it cannot be mistaken for a leftover.
+
+Code snapshots (forgeline.store.snapshots) no execution, pipeline version, schedule or trigger names are
+collected with the blobs no remaining snapshot uses, once older than their grace period; so are this machine's
+checkouts (``<home>/code/<snapshot id>``) of snapshots no unfinished execution runs.
 """
 
 from __future__ import annotations
@@ -26,13 +30,22 @@ from forgeline.engine.liveness import check_orchestrator
 from forgeline.engine.lost import claim_lost, end_lost_execution
 from forgeline.engine.ownership import fenced, owner_name
 from forgeline.engine.registration import PACKAGES_FOLDER, package_folder_execution
-from forgeline.errors import ExecutionNotFoundError, ForgelineError
+from forgeline.errors import ArtifactNotFoundError, ExecutionNotFoundError, ForgelineError
 from forgeline.executors.base import Executor
+from forgeline.jobs.placement import JobRoots
 from forgeline.store import local_files
 from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
+from forgeline.store.snapshots import (
+    SNAPSHOT_GRACE_SECONDS,
+    SNAPSHOTS_FOLDER,
+    list_blob_uris,
+    list_snapshot_ids,
+    manifest_uri,
+    read_snapshot,
+)
 
 EXECUTIONS_FOLDER = "executions"
 
@@ -41,7 +54,7 @@ EXECUTIONS_FOLDER = "executions"
 class Removal:
     """One thing removed (or, in a dry run, to be removed) and the bytes it held."""
 
-    kind: str  # execution, artifacts, job folder, logs, cache entry, leftover
+    kind: str  # execution, artifacts, job folder, logs, cache entry, leftover, code snapshot, code blob, checkout
     location: str
     size: int = 0
 
@@ -73,6 +86,9 @@ class _Listing:
     job_folders: list[Path]
     log_folders: list[Path]
     package_folders: list[str]
+    snapshots: dict[str, float | None]  # snapshot id -> when its manifest was written
+    blobs: dict[str, str]  # content hash -> URI
+    checkouts: list[Path]
 
 
 class Housekeeper:
@@ -127,13 +143,43 @@ class Housekeeper:
             if path.name not in known and path.name not in gone:
                 self._remove_local(path, "leftover")
         self._remove_package_leftovers(listing.package_folders, users)
+        self._collect_snapshots(listing, gone, (now or datetime.now(UTC)).timestamp() - SNAPSHOT_GRACE_SECONDS)
         return self.report
 
     def _list(self) -> _Listing:
         packages = [folder for group in self.artifacts.children(self.artifacts.uri(PACKAGES_FOLDER))
                     for folder in self.artifacts.children(group)]
         return _Listing(self.artifacts.children(self.artifacts.uri(EXECUTIONS_FOLDER)),
-                        _subfolders(self.settings.jobs_dir), _subfolders(self.settings.logs_dir), packages)
+                        _subfolders(self.settings.jobs_dir), _subfolders(self.settings.logs_dir), packages,
+                        {snapshot_id: self.artifacts.modified(manifest_uri(self.artifacts, snapshot_id))
+                         for snapshot_id in list_snapshot_ids(self.artifacts)},
+                        list_blob_uris(self.artifacts), _subfolders(JobRoots.of(self.settings).code_dir))
+
+    def _collect_snapshots(self, listing: _Listing, gone: set[str], old: float) -> None:
+        """Remove snapshots written before ``old`` that no record names, blobs no other snapshot uses, checkouts."""
+        references = [r for r in self.store.list_snapshot_references() if r.execution_id not in gone]
+        named = {r.snapshot_id for r in references}
+        unused = {snapshot_id for snapshot_id, written in listing.snapshots.items()
+                  if snapshot_id not in named and _older(written, old)}
+        for snapshot_id in sorted(unused):
+            uri = manifest_uri(self.artifacts, snapshot_id)
+            if _older(self.artifacts.modified(uri), old):  # not saved again by a run since it was listed
+                self._remove_artifact(uri, "code snapshot")
+        users = _BlobUsers(self.artifacts, unused if self.report.dry_run else set())
+        for digest, uri in sorted(listing.blobs.items()):
+            if digest in users.used or not _older(self.artifacts.modified(uri), old):
+                continue
+            users.refresh()  # just before deciding: a snapshot a run saved meanwhile may use this blob
+            if users.unreadable:  # its blobs are unknown: remove none
+                self.report.kept.append((self.artifacts.uri(SNAPSHOTS_FOLDER, "blobs"), users.unreadable))
+                break
+            if digest not in users.used:
+                self._remove_artifact(uri, "code blob")
+        # a checkout is named by its snapshot id, one being made by ".<its first 12 characters>.<random>"
+        running = {r.snapshot_id[:12] for r in references if r.running}
+        for path in listing.checkouts:
+            if path.name.lstrip(".")[:12] not in running and _older(_written(path), old):
+                self._remove_local(path, "checkout")
 
     def _settle_lost(self, record: ExecutionRecord) -> None:
         """Claim the lost execution, have the executor end the jobs it left running, and mark it Failed."""
@@ -240,6 +286,28 @@ class Housekeeper:
         self.report.removed.append(Removal(kind, str(path), size))
 
 
+class _BlobUsers:
+    """The blobs stored snapshots use; ``refresh`` reads the snapshots stored since it last looked."""
+
+    def __init__(self, artifacts: ArtifactStore, leaving: set[str]) -> None:
+        """``leaving``: snapshots being collected, whose blobs do not count."""
+        self.artifacts = artifacts
+        self.seen = set(leaving)
+        self.used: set[str] = set()
+        self.unreadable = ""  # why blobs cannot be collected: a snapshot whose manifest cannot be read
+
+    def refresh(self) -> None:
+        """Add the blobs of every snapshot not read yet."""
+        for snapshot_id in sorted(list_snapshot_ids(self.artifacts) - self.seen):
+            self.seen.add(snapshot_id)
+            try:
+                self.used.update(entry.sha256 for entry in read_snapshot(self.artifacts, snapshot_id).values())
+            except ArtifactNotFoundError:
+                continue  # collected meanwhile by another gc
+            except ForgelineError as exc:
+                self.unreadable = f"snapshot {snapshot_id}, which cannot be read ({exc})"
+
+
 class _Users:
     """Kept references indexed by the execution folder they point into, so each lookup scans few of them."""
 
@@ -284,6 +352,18 @@ def _overlaps(location: str, folder: str) -> bool:
 
 def _name(location: str) -> str:
     return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _written(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _older(written: float | None, than: float) -> bool:
+    """Whether something written at ``written`` (None: gone) is older than ``than`` (POSIX seconds)."""
+    return written is not None and written < than
 
 
 def _subfolders(path: Path) -> list[Path]:

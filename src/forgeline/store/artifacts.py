@@ -198,6 +198,19 @@ class ArtifactStore:
         else:
             _remove_remote(location.fs, location.path)
 
+    def modified(self, uri: str) -> float | None:
+        """When the file at uri was last written, in POSIX seconds; None when there is none, infinity when its
+        filesystem cannot tell (so it never looks old)."""
+        location = self._locate(uri)
+        try:
+            if location.fs is None:
+                return os.stat(location.path).st_mtime
+            return float(location.fs.modified(location.path).timestamp())
+        except FileNotFoundError:
+            return None
+        except (NotImplementedError, AttributeError):
+            return None if not location.fs.exists(location.path) else float("inf")
+
     def list(self, uri: str) -> list[str]:
         """URIs of every file under the folder at uri (recursive, sorted); [] when there is none."""
         location = self._locate(uri)

@@ -8,6 +8,11 @@ content, each stored once under its SHA-256 whatever file or snapshot it came fr
 
 The snapshot id is the SHA-256 of the manifest's canonical JSON, so the same code always gets the same id and
 is stored once. Restoring checks every blob against its hash: a damaged snapshot is refused, never run.
+
+Collection (``forgeline gc``) removes manifests no record names and blobs no remaining manifest uses, but only
+those older than SNAPSHOT_GRACE_SECONDS: saving a snapshot that exists already rewrites its manifest once it is
+REFRESH_SECONDS old (checking its blobs again), and a new snapshot checks, after writing its manifest, that every
+blob it reused is still there, so a collection running meanwhile cannot leave a run with a damaged snapshot.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import os
 import stat
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -27,6 +33,10 @@ from forgeline.store.artifacts import ArtifactStore
 
 SNAPSHOTS_FOLDER = "snapshots"
 MANIFEST_VERSION = 1
+SNAPSHOT_GRACE_SECONDS = 24 * 3600
+"""A manifest or blob written more recently than this is never collected, referenced or not."""
+REFRESH_SECONDS = SNAPSHOT_GRACE_SECONDS / 4
+"""Saving a snapshot whose manifest is older than this writes it again, so a snapshot in use never looks old."""
 _CHUNK_BYTES = 1024 * 1024
 
 
@@ -68,14 +78,40 @@ def save_snapshot(artifacts: ArtifactStore, files: Mapping[str, str | Path],
     document = _manifest_json(manifest)
     snapshot_id = hashlib.sha256(document).hexdigest()
     manifest_uri = _manifest_uri(artifacts, snapshot_id)
-    if artifacts.exists(manifest_uri):  # written after its blobs: they are all there
+    written = artifacts.modified(manifest_uri)
+    if written is not None and time.time() - written < REFRESH_SECONDS:  # written after its blobs: all there
         return snapshot_id
+    uploaded = set()
     for name, entry in manifest.items():
         blob = _blob_uri(artifacts, entry.sha256)
         if not artifacts.exists(blob):
             artifacts.put(sources[name], blob)
-    artifacts.write_bytes(manifest_uri, document)
+            uploaded.add(name)
+    artifacts.write_bytes(manifest_uri, document)  # new, or refreshed so a collection sees it young
+    for name, entry in manifest.items():  # a collection that listed manifests before ours may have taken these
+        blob = _blob_uri(artifacts, entry.sha256)
+        if name not in uploaded and not artifacts.exists(blob):
+            artifacts.put(sources[name], blob)
     return snapshot_id
+
+
+def list_snapshot_ids(artifacts: ArtifactStore) -> set[str]:
+    """The id of every stored snapshot (one listing of the manifests' folder)."""
+    names = (uri.rstrip("/").rsplit("/", 1)[-1] for uri in artifacts.children(artifacts.uri(SNAPSHOTS_FOLDER,
+                                                                                            "manifests")))
+    return {name.removesuffix(".json") for name in names
+            if name.endswith(".json") and _is_digest(name.removesuffix(".json"))}
+
+
+def list_blob_uris(artifacts: ArtifactStore) -> dict[str, str]:
+    """Every stored blob: content hash -> URI."""
+    return {uri.rsplit("/", 1)[-1]: uri for uri in artifacts.list(artifacts.uri(SNAPSHOTS_FOLDER, "blobs"))
+            if _is_digest(uri.rsplit("/", 1)[-1])}
+
+
+def manifest_uri(artifacts: ArtifactStore, snapshot_id: str) -> str:
+    """Where a snapshot's manifest is stored."""
+    return _manifest_uri(artifacts, snapshot_id)
 
 
 def snapshot_size(artifacts: ArtifactStore, snapshot_id: str) -> tuple[int, int]:
@@ -97,7 +133,7 @@ def snapshot_summary(artifacts: ArtifactStore, snapshot_id: str | None) -> dict[
 
 def read_snapshot(artifacts: ArtifactStore, snapshot_id: str) -> dict[str, SnapshotFile]:
     """The files of a snapshot by relative path; ArtifactNotFoundError names an unknown snapshot id."""
-    if len(snapshot_id) != 64 or any(char not in "0123456789abcdef" for char in snapshot_id):
+    if not _is_digest(snapshot_id):
         raise ArtifactNotFoundError(f"{snapshot_id!r} is not a code snapshot id (64 lowercase hex characters)")
     try:
         document = artifacts.read_bytes(_manifest_uri(artifacts, snapshot_id))
@@ -134,6 +170,10 @@ def restore_snapshot(artifacts: ArtifactStore, snapshot_id: str, dest_dir: str |
             raise
         restored.append(target)
     return restored
+
+
+def _is_digest(text: str) -> bool:
+    return len(text) == 64 and all(char in "0123456789abcdef" for char in text)
 
 
 def _checked_relative_path(relative: str) -> str:

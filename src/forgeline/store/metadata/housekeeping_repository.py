@@ -9,10 +9,18 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from forgeline.errors import ExecutionNotFoundError, StoreError
-from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder
+from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder, SnapshotReference
 from forgeline.store.metadata.records import CacheEntry, ExecutionRecord, ExecutionStatus
 from forgeline.store.metadata.rows import require_aware, to_cache_entry, to_execution
-from forgeline.store.metadata.tables import cache_entries, executions, model_packages, step_runs
+from forgeline.store.metadata.tables import (
+    cache_entries,
+    executions,
+    model_packages,
+    pipeline_versions,
+    schedules,
+    step_runs,
+    triggers,
+)
 
 _FINISHED = [status.value for status in ExecutionStatus if status.is_terminal]
 
@@ -80,6 +88,22 @@ def list_artifact_references(connection: Connection) -> list[ArtifactReference]:
     ):
         found.extend(ArtifactReference(location, ReferenceHolder.MODEL_PACKAGE, None, f"{group}/{version}")
                      for location in (model_data, code_uri) if location)
+    return found
+
+
+def list_snapshot_references(connection: Connection) -> list[SnapshotReference]:
+    """Every code snapshot named by an execution, a pipeline version, a schedule or a trigger."""
+    found = [SnapshotReference(snapshot, f"execution {execution_id}", execution_id, status not in _FINISHED)
+             for execution_id, snapshot, status in connection.execute(
+                 select(executions.c.id, executions.c.code_snapshot, executions.c.status)
+                 .where(executions.c.code_snapshot.is_not(None)))]
+    found += [SnapshotReference(snapshot, f"pipeline {name} v{version}")
+              for name, version, snapshot in connection.execute(
+                  select(pipeline_versions.c.pipeline_name, pipeline_versions.c.version,
+                         pipeline_versions.c.code_snapshot).where(pipeline_versions.c.code_snapshot.is_not(None)))]
+    for kind, table in (("schedule", schedules), ("trigger", triggers)):
+        found += [SnapshotReference(snapshot, f"{kind} {name}") for name, snapshot in connection.execute(
+            select(table.c.name, table.c.code_snapshot).where(table.c.code_snapshot.is_not(None)))]
     return found
 
 

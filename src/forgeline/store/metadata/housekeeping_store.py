@@ -36,6 +36,16 @@ class ArtifactReference:
         return f"step {self.name} of execution {self.execution_id}"
 
 
+@dataclass(frozen=True)
+class SnapshotReference:
+    """A code snapshot a record still names: such a snapshot must not be collected."""
+
+    snapshot_id: str
+    holder: str  # "execution <id>", "pipeline <name> v<version>", "schedule <name>", "trigger <name>"
+    execution_id: str | None = None  # the execution's id when an execution holds it
+    running: bool = False  # held by an execution that has not ended (Queued, Executing or Stopping)
+
+
 class HousekeepingStore(Protocol):
     """Listing and deleting finished executions and their cache entries; each call one transaction."""
 
@@ -61,4 +71,8 @@ class HousekeepingStore(Protocol):
 
     def list_artifact_references(self) -> list[ArtifactReference]:
         """Every location a step run, cache entry or model package points at."""
+        ...
+
+    def list_snapshot_references(self) -> list[SnapshotReference]:
+        """Every code snapshot an execution, pipeline version, schedule or trigger names."""
         ...

@@ -27,7 +27,7 @@ from forgeline.store.metadata import (
 from forgeline.store.metadata.connection import SQLITE_BUSY_TIMEOUT_SECONDS, create_metadata_engine
 from forgeline.store.metadata.digest import compute_definition_digest
 from forgeline.store.metadata.endpoint_store import EndpointRecord, EndpointStatus
-from forgeline.store.metadata.housekeeping_store import ArtifactReference
+from forgeline.store.metadata.housekeeping_store import ArtifactReference, SnapshotReference
 from forgeline.store.metadata.migrate import ensure_schema
 from forgeline.store.metadata.records import (
     CacheEntry,
@@ -282,3 +282,7 @@ class SqlMetadataStore(SqlExecutionStore, SqlServerStore, SqlAlarmStore, SqlSche
     def list_artifact_references(self) -> list[ArtifactReference]:
         """Every location a step run, cache entry or model package points at."""
         return self._tx.read(lambda connection: housekeeping_repository.list_artifact_references(connection))
+
+    def list_snapshot_references(self) -> list[SnapshotReference]:
+        """Every code snapshot an execution, pipeline version, schedule or trigger names."""
+        return self._tx.read(lambda connection: housekeeping_repository.list_snapshot_references(connection))
