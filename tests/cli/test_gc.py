@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 import pytest
 
@@ -63,3 +65,49 @@ def test_a_prefix_deletes_the_one_execution_it_names_and_the_report_counts_bytes
 
 def test_gc_without_a_store_says_where_it_looked(cli, project):
     one_line_error(cli("gc", "--older-than", "30d", cwd=project.root), "no forgeline metadata database")
+
+
+def _age_code(home, days: float) -> None:
+    """Make every stored snapshot file and checkout look written ``days`` ago (their real mtimes)."""
+    then = time.time() - days * 86400
+    for root in (home / "artifacts" / "snapshots", home / "code"):
+        for path in [root, *root.rglob("*")]:
+            os.utime(path, (then, then))
+
+
+def test_gc_collects_the_code_snapshot_of_a_deleted_execution_and_unused_checkouts(finished, cli, project,
+                                                                              forgeline_home):
+    first = project.store().get_execution(finished).code_snapshot
+    project.write("write.py", "from pathlib import Path\nPath('out/data.bin').write_bytes(b'y' * 4096)\n")
+    second_run = cli("run", "pipeline.py", cwd=project.root)
+    assert second_run.returncode == 0, second_run
+    second = next(r for r in project.store().list_executions() if r.id != finished)
+    assert second.code_snapshot not in (None, first)
+    checkouts = forgeline_home / "code"
+    assert sorted(path.name for path in checkouts.iterdir()) == sorted([first, second.code_snapshot])
+    deleted = cli("executions", "delete", finished, cwd=project.root)
+    assert deleted.returncode == 0, deleted
+
+    young = cli("gc", "--older-than", "30d", "--dry-run", cwd=project.root)
+    _age_code(forgeline_home, 2)
+    dry = cli("gc", "--older-than", "30d", "--dry-run", cwd=project.root)
+    done = cli("gc", "--older-than", "30d", cwd=project.root)
+
+    assert young.returncode == dry.returncode == done.returncode == 0, (young, dry, done)
+    assert "code snapshot" not in young.stdout and "checkout" not in young.stdout, young
+    size = len("from pathlib import Path\nPath('out/data.bin').write_bytes(b'x' * 4096)\n")
+    assert re.search(rf"^would remove code snapshot \S+/snapshots/manifests/{first}\.json", dry.stdout,
+                     flags=re.MULTILINE), dry
+    assert re.search(rf"^would remove code blob \S+/snapshots/blobs/\S+\s+\({size} B\)$", dry.stdout,
+                     flags=re.MULTILINE), dry
+    for snapshot in (first, second.code_snapshot):  # both executions have ended: no checkout is in use
+        assert re.search(rf"^would remove checkout \S+/code/{snapshot}\s+\({size} B\)$", dry.stdout,
+                         flags=re.MULTILINE), dry
+    assert re.search(r"^would free .*: 0 executions, 1 code snapshot, 3 folders", dry.stdout, flags=re.MULTILINE), dry
+    assert done.stdout.replace("removed", "would remove").replace("freed", "would free").splitlines() \
+        == dry.stdout.splitlines()[:-1] + [dry.stdout.splitlines()[-1].removesuffix(" (dry run: nothing was removed)")]
+    assert list(checkouts.iterdir()) == []
+    manifests = forgeline_home / "artifacts" / "snapshots" / "manifests"
+    assert sorted(path.name for path in manifests.iterdir()) == [f"{second.code_snapshot}.json"]
+    described = cli("executions", "describe", second.id, cwd=project.root)
+    assert f"snapshot {second.code_snapshot[:12]} (1 files, {size} B)" in described.stdout, described

@@ -34,9 +34,11 @@ def print_report(report: HousekeepingReport, console: Console) -> None:
     if len(report.kept) > SHOWN_KEPT:
         console.print(f"kept {len(report.kept) - SHOWN_KEPT} more artifacts that are still used")
     count = len(report.executions)
+    snapshots = sum(item.kind == "code snapshot" for item in report.removed)
     summary = (f"{'would free' if report.dry_run else 'freed'} {format_size(report.bytes_freed)}: "
                f"{count} execution{'' if count == 1 else 's'}, "
-               f"{len(report.removed) - count} folders, artifacts and cache entries")
+               + (f"{snapshots} code snapshot{'' if snapshots == 1 else 's'}, " if snapshots else "")
+               + f"{len(report.removed) - count - snapshots} folders, artifacts and cache entries")
     console.print(Text(summary + (" (dry run: nothing was removed)" if report.dry_run else "")), soft_wrap=True)
 
 
@@ -49,7 +51,9 @@ def gc(
     """Remove finished executions older than --older-than with their job folders, logs and unused artifacts.
 
     Also removes leftovers no execution owns (folders of deleted executions, code copied by a registration that
-    crashed). Artifacts a kept execution, a live cache entry or a registered model package uses are kept.
+    crashed), code snapshots nothing names any more and checkouts of snapshots no unfinished execution runs
+    (both once a day old). Artifacts a kept execution, a live cache entry or a registered model package uses
+    are kept.
     """
     age = parse_age(older_than, "--older-than")
     ctx = CliContext()
