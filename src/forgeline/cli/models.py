@@ -25,7 +25,6 @@ from forgeline.cli.render import when
 from forgeline.errors import ReportError
 from forgeline.registry import Registry
 from forgeline.registry.comparison import flatten_metrics
-from forgeline.store.artifacts import ArtifactStore
 from forgeline.store.metadata.records import ModelPackageEvent
 
 app = typer.Typer(help="Registered model packages: versions, approvals, lineage and metrics.", no_args_is_help=True)
@@ -259,7 +258,7 @@ def _compare_on_data(ctx: CliContext, group: str, a: int, b: int, given: dict[st
     registry = _registry(ctx)
     first, second = (registry.describe(group, version).package for version in (a, b))
     written = compare_on_data(first, second, options, ctx.settings.home / "model-cache", report,
-                              ArtifactStore.from_settings(ctx.settings))
+                              ctx.runtime.artifacts)
     metrics = written.metrics
     if as_json:
         print_json({"group": group, "a": a, "b": b, "report": None if report is None else str(report),
