@@ -4,7 +4,9 @@ The spec is shipped (code as a snapshot, local inputs uploaded: ``ray_staging``)
 runs it on a node (``ray_job``) with the resources the step asked for (``ray_resources``), and a thread of this
 process asks it for progress: log bytes are appended to the step's log file here, so ``forgeline logs --follow``
 reads them as for a local job; spot restarts are reported; the result ends the job. A job of ``instance_count``
-N > 1 runs as N shards (``ray_shards``). A node that dies takes its actor with it: the job's result is Failed
+N > 1 runs as N shards (``ray_shards``). A job that asks for no more than the default resources (one CPU) and
+runs as one shard goes to a warm job host instead (``ray_host``), which has Ray, forgeline and s3fs imported
+already and runs one job after another. A node that dies takes its actor with it: the job's result is Failed
 with InfrastructureError, and the step's retry policy runs it again on a node that lives.
 """
 
@@ -22,8 +24,9 @@ from typing import Any
 from forgeline.errors import JobError
 from forgeline.executors.base import JobRef
 from forgeline.executors.ray_cluster import NAMESPACE, check_artifact_root, check_feasible, connect
+from forgeline.executors.ray_host import HostedJob, HostPool, find_hosted
 from forgeline.executors.ray_job import JobActor, Progress
-from forgeline.executors.ray_resources import actor_options, instance_table
+from forgeline.executors.ray_resources import DEFAULT_RESOURCES, actor_options, instance_table
 from forgeline.executors.ray_shards import merge_shards, shard_specs
 from forgeline.executors.ray_staging import ship
 from forgeline.jobs.placement import JobRoots
@@ -66,6 +69,7 @@ class RayExecutor:
         self._instance_types = instance_table(instance_types)
         self._lock = threading.Lock()
         self._jobs: dict[str, RayJob] = {}
+        self._hosts = HostPool(dict(DEFAULT_RESOURCES))
 
     def submit(self, spec: JobSpec, on_restart: Callable[[str], None] | None = None) -> JobRef:
         """Ship the job and start its actor (one per shard) without waiting; its reference is its job id."""
@@ -103,7 +107,8 @@ class RayExecutor:
         """
         job = self._jobs.get(ref.id)
         if job is None:
-            for actor in self._named_actors(ref.id):
+            hosted = find_hosted(ref.id)
+            for actor in self._named_actors(ref.id) + ([hosted] if hosted is not None else []):
                 self._end_actor(actor, grace_seconds)
             return
         with job.lock:
@@ -137,10 +142,13 @@ class RayExecutor:
 
         spec = replace(spec, log_path=self.log_location(spec))
         names = [actor_name(shard.job_id) for shard in shard_specs(spec, self._artifacts)]
-        actors = []
+        actors: list[Any] = []
         for name in names:
             with contextlib.suppress(ValueError):
                 actors.append(ray.get_actor(name, namespace=NAMESPACE))
+        hosted = find_hosted(spec.job_id) if len(names) == 1 and not actors else None
+        if hosted is not None:
+            actors.append(hosted)
         if len(actors) < len(names):
             for actor in actors:
                 self._end_actor(actor, 1.0)
@@ -161,6 +169,7 @@ class RayExecutor:
         for job in running:
             self.cancel(JobRef(job.spec.job_id), grace_seconds)
         wait([job.future for job in running], timeout=grace_seconds + CALL_TIMEOUT_SECONDS)
+        self._hosts.shrink()
 
     def _job(self, ref: JobRef) -> RayJob:
         job = self._jobs.get(ref.id)
@@ -182,6 +191,12 @@ class RayExecutor:
                 return stopped(job.spec)
             options = actor_options(job.spec, self._instance_types)
             check_feasible(job.spec, options)
+        if len(shards) == 1 and options == DEFAULT_RESOURCES:
+            return self._run_hosted(job, shards[0], on_restart)
+        self._hosts.shrink()  # idle hosts hold CPUs this job may need
+        with job.lock:
+            if job.stop_grace is not None:
+                return stopped(job.spec)
             for shard in shards:
                 job.actors.append(remote_actor().options(
                     name=actor_name(shard.job_id), namespace=NAMESPACE, lifetime="detached", max_restarts=0,
@@ -195,6 +210,19 @@ class RayExecutor:
                                        range(len(shards))))
         return self._finish(job, results)
 
+    def _run_hosted(self, job: RayJob, shipped: JobSpec, on_restart: Callable[[str], None] | None) -> JobResult:
+        """Run a job of the default resources on a warm host."""
+        hosted = self._hosts.run(job.spec.job_id, shipped.to_json(), self._artifacts.root,
+                                 self._artifacts.options_by_protocol, give_up=lambda: job.stop_grace is not None)
+        if hosted is None:
+            return stopped(job.spec)
+        with job.lock:
+            job.actors.append(hosted)
+            stop_grace = job.stop_grace
+        if stop_grace is not None:  # asked while the host was being found: cancel saw no actor yet
+            hosted.stop.remote(stop_grace)
+        return self._follow(job, 0, hosted, ShardLogs(job.spec.log_path, 1), on_restart)
+
     def _follow(self, job: RayJob, shard: int, actor: Any, logs: ShardLogs,
                 on_restart: Callable[[str], None] | None) -> JobResult:
         offset, restarts, started = 0, 0, [False]
@@ -202,6 +230,8 @@ class RayExecutor:
             progress = self._progress(actor, offset, restarts, POLL_SECONDS,
                                       give_up=lambda: not started[0] and job.stop_grace is not None)
             if progress is None:  # the actor died: its node, or the actor process, was lost
+                if isinstance(actor, HostedJob):
+                    self._hosts.discard(actor.host)
                 return JobResult(status=JobStatus.FAILED, failure_kind=FailureKind.INFRASTRUCTURE_ERROR,
                                  failure_reason=f"the Ray node running job {job.spec.job_id} (or its actor) died "
                                                 "during the job")
@@ -280,6 +310,9 @@ class RayExecutor:
             actor.stop.remote(stop_grace)
             while (progress := self._progress(actor, 0, 0, POLL_SECONDS)) is not None and progress.result is None:
                 pass
+        if isinstance(actor, HostedJob):
+            self._hosts.release(actor)
+            return
         with contextlib.suppress(Exception):
             ray.kill(actor)
 

@@ -49,7 +49,8 @@ class Progress:
 class JobActor:
     """Runs one job attempt on the node Ray placed it on (use through ``ray.remote``)."""
 
-    def __init__(self, spec_json: str, artifact_root: str, storage_options: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, spec_json: str, artifact_root: str, storage_options: dict[str, dict[str, Any]],
+                 workers: WarmWorkerPool | None = None) -> None:
         self._artifacts = ArtifactStore(artifact_root, options_by_protocol=storage_options)
         self._shipped = JobSpec.from_json(spec_json)
         self._control = JobControl(on_restart=self._restarted)
@@ -58,7 +59,8 @@ class JobActor:
         self._ended = threading.Event()
         self._log_path: str | None = None
         self._served = 0  # log bytes already sent back: an orchestrator adopting the job asks for the rest
-        self._workers = WarmWorkerPool(1, python=sys.executable)
+        self._owns_workers = workers is None  # a warm host lends its own, kept between jobs
+        self._workers = workers or WarmWorkerPool(1, python=sys.executable)
         self._thread = threading.Thread(target=self._run, name="forgeline-ray-job", daemon=True)
         self._thread.start()
 
@@ -88,6 +90,14 @@ class JobActor:
         """End the job's processes (SIGTERM, SIGKILL after ``grace_seconds``); its result is Stopped."""
         self._control.stop(grace_seconds)
 
+    def ended(self) -> bool:
+        """True once the job has a result."""
+        return self._ended.is_set()
+
+    def wait_ended(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the job to end; whether it has."""
+        return self._ended.wait(timeout)
+
     def pid(self) -> int:
         """This actor's process id (the fault tests look for it)."""
         return os.getpid()
@@ -111,5 +121,6 @@ class JobActor:
         except Exception as exc:  # a bug must still end as a result, or the orchestrator waits forever
             self._result = infrastructure_failure(exc)
         finally:
-            self._workers.shutdown()
+            if self._owns_workers:
+                self._workers.shutdown()
             self._ended.set()
