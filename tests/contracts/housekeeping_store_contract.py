@@ -5,12 +5,13 @@ MetadataStoreContract inherits it, so every backend that subclasses that suite r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from forgeline.errors import ExecutionNotFoundError, StoreError
-from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder
+from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder, SnapshotReference
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import (
     CacheEntry,
@@ -19,6 +20,8 @@ from forgeline.store.metadata.records import (
     ModelPackageDraft,
     StepStatus,
 )
+from forgeline.store.metadata.schedule_store import CatchupPolicy, OverlapPolicy, ScheduleDraft, StoredPipelineRef
+from forgeline.store.metadata.trigger_store import TriggerDraft
 from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
 from forgeline.workflow.models import ModelApprovalStatus
 
@@ -117,4 +120,30 @@ class HousekeepingStoreContract:
                               "clean/1"),
             ArtifactReference("/artifacts/model-packages/clean/exec-a-0123456789ab/code",
                               ReferenceHolder.MODEL_PACKAGE, None, "clean/1"),
+        }
+
+    def test_snapshot_references_name_every_holder_and_whether_an_execution_still_runs(
+            self, store: MetadataStore) -> None:
+        snapshots = {name: name[0] * 64 for name in ("done", "running", "version", "schedule", "trigger")}
+        version = store.save_pipeline_version("kept", {"steps": ["a"]}, snapshots["version"])
+        for execution_id in ("done", "running"):
+            store.create_execution(execution_id=f"exec-{execution_id}", pipeline_name="kept",
+                                   pipeline_version=version.version, parameters={}, work_dir="/w", steps=[],
+                                   code_snapshot=snapshots[execution_id])
+        store.update_execution("exec-done", ExecutionUpdate(status=ExecutionStatus.SUCCEEDED, ended_at=NOW))
+        pipeline = StoredPipelineRef("kept", version.version, snapshots["schedule"], None, "/w")
+        store.create_schedule(ScheduleDraft("nightly", pipeline, "0 3 * * *", "UTC", {}, CatchupPolicy.NONE,
+                                            OverlapPolicy.SKIP, NOW))
+        store.create_trigger(TriggerDraft("arrivals", replace(pipeline, code_snapshot=snapshots["trigger"]),
+                                          "/data/in", "*.csv", 5.0, {}))
+        _execution(store, "exec-before-snapshots")  # names none
+
+        references = set(store.list_snapshot_references())
+
+        assert references == {
+            SnapshotReference(snapshots["done"], "execution exec-done", "exec-done", running=False),
+            SnapshotReference(snapshots["running"], "execution exec-running", "exec-running", running=True),
+            SnapshotReference(snapshots["version"], f"pipeline kept v{version.version}"),
+            SnapshotReference(snapshots["schedule"], "schedule nightly"),
+            SnapshotReference(snapshots["trigger"], "trigger arrivals"),
         }
