@@ -81,3 +81,56 @@ def test_lists_compare_diff_and_pause_resume(server: RunningServer, project: Any
     visit(phone, server, "executions")
     phone.wait_for_selector("#executions [data-execution]")
     shot(phone, shots, "phone-executions")
+
+
+FOREACH = """
+    from forgeline.workflow import (ConditionEquals, ConditionStep, FailStep, ForEach, ForEachItem, ParameterString,
+                                    Pipeline, ProcessingInput, ProcessingOutput, ProcessingStep, step)
+
+    kinds = ParameterString("Kinds", default_value='["mailer", "bag"]')
+    item = ForEachItem()
+    source = ProcessingStep(name="Source", code="source.py", outputs=[ProcessingOutput(output_name="data", source="out")])
+    split = ProcessingStep(name="Split", code="split.py", arguments=["--kind", item],
+                           inputs=[ProcessingInput(source=source.properties.outputs["data"], destination="in")],
+                           outputs=[ProcessingOutput(output_name="part", source="part")])
+
+    @step
+    def score(kind: str, part: str) -> dict:
+        return {"kind": kind}
+
+    scored = score(item, split.properties.outputs["part"])
+    loop = ForEach(name="PerKind", items=kinds, steps=[split, scored], outputs={"kind": scored["kind"]})
+
+    @step
+    def report(kinds: list) -> str:
+        return ",".join(kinds)
+
+    summary = report(loop.properties.outputs["kind"])
+    gate = ConditionStep(name="Gate", conditions=[ConditionEquals(left=kinds, right="[]")],
+                         if_steps=[FailStep(name="Empty", error_message="no kinds")], else_steps=[summary])
+    pipeline = Pipeline(name="foreach", parameters=[kinds], steps=[source, loop, gate])
+"""
+
+
+def test_the_dag_shows_foreach_bodies_and_condition_branches(server: RunningServer, project: Any, new_page: Any,
+                                                             shots: Path) -> None:
+    project.write("source.py", "print('source')\n")
+    project.write("split.py", "print('split')\n")
+    project.write("pipeline.py", FOREACH)
+    store_pipeline_file(server.client(), project.root, "pipeline.py")
+    page = new_page()
+    log_in(page, server, "viewer")
+    visit(page, server, "pipelines/foreach")
+    body = page.locator(".dag rect[data-foreach=PerKind]").bounding_box()
+    for inside in ("Split", "score"):
+        node = page.locator(f".dag [data-step={inside}]").bounding_box()
+        assert body["x"] <= node["x"] and node["x"] + node["width"] <= body["x"] + body["width"], inside
+        assert body["y"] <= node["y"] and node["y"] + node["height"] <= body["y"] + body["height"], inside
+    for outside in ("Source", "PerKind", "Gate", "Empty", "report"):
+        node = page.locator(f".dag [data-step={outside}]").bounding_box()
+        overlaps = not (node["x"] + node["width"] <= body["x"] or body["x"] + body["width"] <= node["x"]
+                        or node["y"] + node["height"] <= body["y"] or body["y"] + body["height"] <= node["y"])
+        assert not overlaps, outside
+    labels = page.locator(".dag .edge-label").all_text_contents()
+    assert sorted(labels) == ["each", "else", "if"]
+    shot(page, shots, "dag-foreach-condition")

@@ -1,7 +1,7 @@
 // The pipeline's DAG from its definition, laid out top to bottom in layers (longest path, barycentre order) as SVG.
 // Condition branches are labelled edges (if / else); a ForEach body is drawn inside a dashed box.
 const SVG = "http://www.w3.org/2000/svg";
-const W = 160, H = 38, GAP_X = 26, GAP_Y = 44, PAD = 20;
+const W = 160, H = 38, GAP_X = 26, GAP_Y = 50, PAD = 20;
 
 function svg(tag, attrs = {}, text) {
   const el = document.createElementNS(SVG, tag);
@@ -38,7 +38,9 @@ export function graphOf(definition) {
   }
   for (const step of definition.Steps || []) visit(step, null);
   function link(step) {
+    const own = groups.find((g) => g.name === step.Name);  // a ForEach's outputs come from its own body
     const deps = new Set([...(step.DependsOn || []), ...references(step.Arguments || {}), ...references(step.PropertyFiles || [])]);
+    if (own) own.members.forEach((m) => deps.delete(m));
     for (const d of deps) if (nodes.has(d) && d !== step.Name && !edges.some((e) => e.from === d && e.to === step.Name)) edges.push({ from: d, to: step.Name });
     const args = step.Arguments || {};
     for (const s of [...(args.IfSteps || []), ...(args.ElseSteps || []), ...(args.Steps || [])]) link(s);
@@ -46,6 +48,11 @@ export function graphOf(definition) {
   (definition.Steps || []).forEach(link);
   for (const g of groups) {  // the ForEach fans out to the body steps that depend on nothing else inside it
     for (const m of g.members) if (!edges.some((e) => e.to === m && g.members.includes(e.from))) edges.push({ from: g.name, to: m, label: "each" });
+  }
+  for (const g of groups) {  // what uses a ForEach's outputs comes after its whole body (layering only, not drawn)
+    for (const e of edges.filter((x) => x.from === g.name && !g.members.includes(x.to))) {
+      for (const m of g.members) edges.push({ from: m, to: e.to, hidden: true });
+    }
   }
   return { nodes, edges, groups };
 }
@@ -90,11 +97,11 @@ export function drawDag(definition, onSelect) {
     const ps = g.members.map((m) => pos.get(m)).filter(Boolean);
     if (!ps.length) continue;
     const x0 = Math.min(...ps.map((p) => p.x)) - 10, y0 = Math.min(...ps.map((p) => p.y)) - 20;
-    const x1 = Math.max(...ps.map((p) => p.x)) + W + 10, y1 = Math.max(...ps.map((p) => p.y)) + H + 10;
+    const x1 = Math.max(...ps.map((p) => p.x)) + W + 10, y1 = Math.max(...ps.map((p) => p.y)) + H + 20;
     root.append(svg("rect", { class: "group", x: x0, y: y0, width: x1 - x0, height: y1 - y0, rx: 8, "data-foreach": g.name }));
-    root.append(svg("text", { class: "group-label", x: x0 + 6, y: y0 + 13 }, `for each item of ${g.name}`));
+    root.append(svg("text", { class: "group-label", x: x0 + 6, y: y1 - 5 }, `for each item of ${g.name}`));
   }
-  for (const e of graph.edges) {
+  for (const e of graph.edges.filter((x) => !x.hidden)) {
     const a = pos.get(e.from), b = pos.get(e.to);
     const x1 = a.x + W / 2, y1 = a.y + H, x2 = b.x + W / 2, y2 = b.y, my = (y1 + y2) / 2;
     root.append(svg("path", { class: "edge", d: `M${x1},${y1} C${x1},${my} ${x2},${my} ${x2},${y2 - 2}`, "marker-end": "url(#arrow)", "data-edge": `${e.from}->${e.to}` }));
