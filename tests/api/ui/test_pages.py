@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from api.conftest import RunningServer
+from api.projects import gated_project, start, store_pipeline
 from api.ui.conftest import log_in, run_trainer, shot, store_pipeline_file, visit
 
 
@@ -134,3 +135,24 @@ def test_the_dag_shows_foreach_bodies_and_condition_branches(server: RunningServ
     labels = page.locator(".dag .edge-label").all_text_contents()
     assert sorted(labels) == ["each", "else", "if"]
     shot(page, shots, "dag-foreach-condition")
+
+
+def test_an_operator_stops_and_retries_from_the_live_page(server: RunningServer, project: Any, new_page: Any,
+                                                         shots: Path) -> None:
+    gate = gated_project(project)
+    with server.client("operator") as client:
+        store_pipeline(client, project)
+        execution = start(client, project, Count=3).json()["id"]
+    page = new_page()
+    log_in(page, server, "operator")
+    visit(page, server, f"executions/{execution}")
+    page.wait_for_selector("#dag [data-step=Gate][data-status=Executing]", timeout=120_000)
+    page.click("[data-action=stop]")
+    page.wait_for_selector("#execution-status [data-status=Stopped]", timeout=120_000)
+    assert server.client().get(f"/executions/{execution}").json()["status"] == "Stopped"
+    shot(page, shots, "stopped")
+    gate.write_text("go")  # the retried step passes its gate at once
+    page.click("[data-action=retry]")
+    page.wait_for_selector("#execution-status [data-status=Succeeded]", timeout=120_000)
+    page.wait_for_selector("#dag [data-step=Gate][data-status=Succeeded]")
+    shot(page, shots, "retried")
