@@ -71,8 +71,10 @@ def test_a_100_mb_log_is_paged_and_its_tail_followed(server: RunningServer, proj
     page.wait_for_function("document.querySelector('[data-panel=Loud] .log').textContent.includes('end of the loud')")
     assert sum(fetched) < 200_000, fetched  # the tail (64 KB), not 100 MB
     gate.write_text("go")
-    page.wait_for_function("document.querySelector('[data-panel=Loud] .log').textContent.includes('released by')")
+    page.wait_for_function("document.querySelector('[data-panel=Loud] .log')?.textContent.includes('released by')")
     page.wait_for_selector("#dag [data-step=Loud][data-status=Succeeded]", timeout=120_000)
+    page.wait_for_selector("[data-panel=Loud] h3 [data-status=Succeeded]")  # the panel follows the step's end
+    page.wait_for_function("document.querySelector('[data-panel=Loud] .log')?.textContent.includes('released by')")
     before = len(log.text_content() or "")
     page.click("[data-panel=Loud] button:has-text('Load earlier')")
     page.wait_for_function(f"document.querySelector('[data-panel=Loud] .log').textContent.length > {before}")

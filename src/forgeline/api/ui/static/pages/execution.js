@@ -12,6 +12,7 @@ export async function render(view, id, q) {
   const header = h("div", { class: "card" }), steps = h("section", {}), panel = h("section", { id: "step-panel" });
   let closePanel = () => {};
   const select = async (name) => {
+    open = name;
     closePanel();
     panel.replaceChildren(h("p", { class: "muted" }, `Loading ${name}…`));
     const step = record.steps.find((s) => s.name === name);
@@ -62,9 +63,13 @@ export async function render(view, id, q) {
   }
 
   let pending = null;
+  let open = null;  // the step shown in the panel: rebuilt when its status changes
+  const statusOf = (name) => (record.steps.find((s) => s.name === name) || {}).status;
   async function refresh() {
+    const before = open && statusOf(open);
     record = await get(`/executions/${enc(id)}`);
     paint();
+    if (open && statusOf(open) !== before) select(open);
   }
   const scheduleRefresh = () => { pending ||= setTimeout(async () => { pending = null; try { await refresh(); } catch (err) { if (!(err instanceof ApiError)) throw err; } }, 150); };
   let close = () => {};
