@@ -281,8 +281,9 @@ def projection(figures: dict[str, Any], args: argparse.Namespace, steps: int = 1
         f"transitions per second (a start and an end per step, each one transaction with its events), "
         f"{transitions / figures['store_writes'] * 100:.0f} % of the SQLite write rate measured here; PostgreSQL "
         "takes concurrent writers, SQLite serialises them. What does not scale as is: one progress thread per job "
-        "(a single loop calling ray.wait over all progress calls would do), and the per-job actor's process start "
-        "(the chains above: seconds per job here), which a warm pool of job actors per node would remove.",
+        "(a single loop calling ray.wait over all progress calls would do). A job's start is no process start: jobs "
+        "of the default resources go to warm job hosts, which run one job after another (the chains above); only "
+        "jobs that ask for resources of their own, and shards, still start a worker each.",
     ]
 
 
