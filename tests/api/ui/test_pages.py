@@ -155,4 +155,9 @@ def test_an_operator_stops_and_retries_from_the_live_page(server: RunningServer,
     page.click("[data-action=retry]")
     page.wait_for_selector("#execution-status [data-status=Succeeded]", timeout=120_000)
     page.wait_for_selector("#dag [data-step=Gate][data-status=Succeeded]")
+    page.focus("#dag [data-step=Gate]")  # the graph works from the keyboard, and focus is visible
+    stroke = page.evaluate("getComputedStyle(document.querySelector('#dag [data-step=Gate] rect')).stroke")
+    assert stroke == "rgb(240, 160, 32)", stroke
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-panel=Gate] .log")
     shot(page, shots, "retried")
