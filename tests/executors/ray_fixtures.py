@@ -67,10 +67,12 @@ class RayCluster:
     def alive_nodes(self) -> int:
         """How many nodes the cluster counts alive (asked through a short-lived driver)."""
         script = (f"import ray; ray.init(address={self.address!r}, log_to_driver=False); "
-                  "print(sum(1 for n in ray.nodes() if n['Alive']))")
+                  "print('alive nodes:', sum(1 for n in ray.nodes() if n['Alive']))")
         done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                               env={**os.environ, **RAY_ENV})
-        return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 and done.stdout.strip() else 0
+        # Ray may print the cluster's own messages (a node marked dead) on the same stdout: only our line counts
+        counts = [line.split(":")[1] for line in done.stdout.splitlines() if line.startswith("alive nodes:")]
+        return int(counts[-1]) if done.returncode == 0 and counts else 0
 
     def wait_for_nodes(self, count: int) -> None:
         """Wait until exactly ``count`` nodes are alive."""
