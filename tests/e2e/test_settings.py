@@ -76,6 +76,7 @@ def test_forgeline_executor_local_runs_and_an_unknown_one_is_one_clear_line(proj
     run = cli("run", "pipeline.py", cwd=project.root, env={"FORGELINE_EXECUTOR": "local"})
     assert run.returncode == 0 and "Succeeded" in run.output, run
 
-    refused = cli("executions", "list", cwd=project.root, env={"FORGELINE_EXECUTOR": "ray"})
+    refused = cli("executions", "list", cwd=project.root, env={"FORGELINE_EXECUTOR": "kubernetes"})
     assert refused.returncode != 0
-    assert refused.stderr.strip() == "error: FORGELINE_EXECUTOR='ray' is not an executor; accepted: local", refused
+    assert refused.stderr.strip() == ("error: FORGELINE_EXECUTOR='kubernetes' is not an executor; "
+                                      "accepted: local, ray, ray://<host>:<port>"), refused

@@ -15,7 +15,7 @@ from forgeline.errors import ScheduleError
 from forgeline.store.metadata.records import ExecutionStatus
 from forgeline.store.metadata.updates import ExecutionUpdate
 from forgeline.triggers.definitions import ScheduleSpec, create_schedule, set_schedule_paused
-from forgeline.triggers.schedule_runner import ScheduleRunner
+from forgeline.triggers.schedule_runner import RunnerTiming, ScheduleRunner
 from forgeline.triggers.starting import QueuedStarter
 
 from .conftest import Stored
@@ -33,8 +33,9 @@ class Clock:
         return self.now
 
 
-def make_runner(stored: Stored, clock: Clock, owner: str = "test") -> ScheduleRunner:
-    return ScheduleRunner(stored.runtime.store, QueuedStarter(stored.runtime), owner, clock=clock)
+def make_runner(stored: Stored, clock: Clock, owner: str = "test",
+                timing: RunnerTiming | None = None) -> ScheduleRunner:
+    return ScheduleRunner(stored.runtime.store, QueuedStarter(stored.runtime), owner, clock=clock, timing=timing)
 
 
 def test_a_weekly_berlin_schedule_fires_once_at_its_due_time_with_its_parameters(stored: Stored) -> None:
@@ -175,7 +176,12 @@ def test_a_fire_left_pending_by_a_dead_runner_is_finished_not_doubled(stored: St
     assert store.claim_schedule_fire("minutely", due2, due2 + timedelta(minutes=1))
     started = QueuedStarter(stored.runtime).start(stored.pipeline, {}, {
         "kind": "schedule", "name": "minutely", "due_at": due2.isoformat()})
-    runner = make_runner(stored, Clock(due2 + timedelta(seconds=5)))
+    # Fires younger than a lease may still be being started by their holder: they are left alone...
+    make_runner(stored, Clock(due2 + timedelta(seconds=5))).tick()
+    assert {fire.outcome.value for fire in store.list_schedule_fires("minutely")} == {"pending"}
+    assert len(store.list_executions("echo")) == 1
+    # ...and finished by the next holder once a lease has passed (a zero lease here: the holders are gone).
+    runner = make_runner(stored, Clock(due2 + timedelta(seconds=5)), timing=RunnerTiming(lease_seconds=0.0))
     runner.tick()
     fires = {fire.due_at: fire for fire in store.list_schedule_fires("minutely")}
     assert fires[due].outcome.value == "started" and fires[due].execution_id

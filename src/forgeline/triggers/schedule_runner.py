@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from forgeline.errors import ForgelineError
+from forgeline.store.metadata.column_types import utc_now
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.schedule_store import (
     CatchupPolicy,
@@ -76,8 +77,12 @@ class ScheduleRunner:
     def tick(self) -> list[ScheduleFire]:
         """Finish fires a dead holder left pending, then fire every due schedule; the fires this tick made."""
         now = self.clock()
+        # A pending fire younger than a lease may belong to a holder that is still starting its execution: only
+        # one older than that was left by a holder that lost its lease (measured on the store's clock).
+        abandoned_before = utc_now() - timedelta(seconds=self.timing.lease_seconds)
         for pending in self.store.list_schedule_fires(outcome=FireOutcome.PENDING, limit=1000):
-            self._recover(pending)
+            if pending.created_at < abandoned_before:
+                self._recover(pending)
         fired = []
         for schedule in self.store.list_schedules():
             if schedule.paused or schedule.next_fire_at is None or schedule.next_fire_at > now:
