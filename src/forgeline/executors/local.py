@@ -5,13 +5,14 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable, Collection
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from forgeline.errors import JobError
 from forgeline.executors.base import JobRef
+from forgeline.executors.futures import FutureJobs
 from forgeline.executors.worker_pool import WarmWorkerPool
 from forgeline.jobs.control import JobControl, signal_process_group
 from forgeline.jobs.placement import JobRoots, place_job, with_folders
@@ -34,7 +35,7 @@ class LocalJob:
     control: JobControl
 
 
-class LocalExecutor:
+class LocalExecutor(FutureJobs[LocalJob]):
     """Runs up to `max_parallel` jobs at once on this machine, each waited on by a thread of its own."""
 
     def __init__(self, artifacts: ArtifactStore, max_parallel: int, *, python: str = sys.executable,
@@ -65,22 +66,6 @@ class LocalExecutor:
     def log_location(self, spec: JobSpec) -> str:
         """The job's log file: the one the spec names, else ``<logs folder>/<job id>.log``."""
         return with_folders(spec, self._roots).log_path
-
-    def poll(self, ref: JobRef) -> JobResult | None:
-        """The job's result once it has ended, else None."""
-        future = self._job(ref).future
-        return future.result() if future.done() else None
-
-    def wait(self, ref: JobRef, timeout: float | None = None) -> JobResult | None:
-        """Block until the job ends (its result) or ``timeout`` seconds pass (None)."""
-        done, _ = wait([self._job(ref).future], timeout=timeout)
-        return self.poll(ref) if done else None
-
-    def wait_any(self, refs: Collection[JobRef], timeout: float | None = None) -> list[JobRef]:
-        """Block until one of ``refs`` has ended or ``timeout`` seconds pass; the ones that have ended."""
-        futures = {self._job(ref).future: ref for ref in refs}
-        done, _ = wait(list(futures), timeout=timeout, return_when=FIRST_COMPLETED)
-        return [ref for future, ref in futures.items() if future in done]
 
     def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
         """SIGTERM the job's processes, SIGKILL after ``grace_seconds``; its result is Stopped.
@@ -127,12 +112,6 @@ class LocalExecutor:
             control.stop(grace_seconds)
         self._threads.shutdown(wait=True)
         self._workers.shutdown()
-
-    def _job(self, ref: JobRef) -> LocalJob:
-        job = self._jobs.get(ref.id)
-        if job is None:
-            raise JobError(f"job {ref.id} was not submitted to this executor")
-        return job
 
     def _run(self, runner: KindRunner, spec: JobSpec, control: JobControl) -> JobResult:
         try:

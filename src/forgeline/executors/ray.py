@@ -15,14 +15,15 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from forgeline.errors import JobError
 from forgeline.executors.base import JobRef
+from forgeline.executors.futures import FutureJobs
 from forgeline.executors.ray_cluster import NAMESPACE, check_artifact_root, check_feasible, connect
 from forgeline.executors.ray_host import HostedJob, HostPool, find_hosted
 from forgeline.executors.ray_job import JobActor, Progress
@@ -57,7 +58,7 @@ class RayJob:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class RayExecutor:
+class RayExecutor(FutureJobs[RayJob]):
     """Runs jobs on a Ray cluster; every job stages its inputs from and stores its outputs to the artifact store."""
 
     def __init__(self, artifacts: ArtifactStore, executor: str = "ray", *, roots: JobRoots | None = None,
@@ -82,22 +83,6 @@ class RayExecutor:
         threading.Thread(target=self._run, args=(job, on_restart), name=f"forgeline-ray:{spec.job_id}",
                          daemon=True).start()
         return JobRef(spec.job_id)
-
-    def poll(self, ref: JobRef) -> JobResult | None:
-        """The job's result once it has ended, else None."""
-        future = self._job(ref).future
-        return future.result() if future.done() else None
-
-    def wait(self, ref: JobRef, timeout: float | None = None) -> JobResult | None:
-        """Block until the job ends (its result) or ``timeout`` seconds pass (None)."""
-        done, _ = wait([self._job(ref).future], timeout=timeout)
-        return self.poll(ref) if done else None
-
-    def wait_any(self, refs: Collection[JobRef], timeout: float | None = None) -> list[JobRef]:
-        """Block until one of ``refs`` has ended or ``timeout`` seconds pass; the ones that have ended."""
-        futures = {self._job(ref).future: ref for ref in refs}
-        done, _ = wait(list(futures), timeout=timeout, return_when=FIRST_COMPLETED)
-        return [ref for future, ref in futures.items() if future in done]
 
     def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
         """Have the job's actors end its processes (SIGTERM, SIGKILL after the grace); its result is Stopped.
@@ -170,12 +155,6 @@ class RayExecutor:
             self.cancel(JobRef(job.spec.job_id), grace_seconds)
         wait([job.future for job in running], timeout=grace_seconds + CALL_TIMEOUT_SECONDS)
         self._hosts.shrink()
-
-    def _job(self, ref: JobRef) -> RayJob:
-        job = self._jobs.get(ref.id)
-        if job is None:
-            raise JobError(f"job {ref.id} was not submitted to this executor")
-        return job
 
     def _run(self, job: RayJob, on_restart: Callable[[str], None] | None) -> None:
         try:
