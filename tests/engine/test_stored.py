@@ -102,3 +102,18 @@ def test_upsert_stores_the_code_too_so_the_version_can_be_started_later(stored, 
     assert "scripts/write.py" in read_snapshot(runtime.artifacts, version.code_snapshot)
     execution_id = start_stored(runtime, "stored", {}, work_dir=str(project.root))
     assert runtime.store.get_execution(execution_id).code_snapshot == version.code_snapshot
+
+
+def test_the_sagemaker_spellings_describe_and_list_what_was_stored_and_run(stored, project):
+    runtime = Runtime.at_edge()
+    upserted = stored.upsert()
+    described = stored.describe()
+    assert described["PipelineName"] == "stored" and described["PipelineVersion"] == upserted["PipelineVersion"]
+    assert '"Write"' in described["PipelineDefinition"]
+    execution_id = start_stored(runtime, "stored", {"Count": 2}, work_dir=str(project.root), queued=False)
+    execution = PipelineExecution(execution_id, runtime)
+    execution.wait(timeout=120)
+    assert execution.describe()["status"] == "Succeeded"
+    [summary] = stored.list_executions()["PipelineExecutionSummaries"]
+    assert summary["PipelineExecutionArn"] == execution_id and summary["PipelineExecutionStatus"] == "Succeeded"
+    assert {step.name for step in execution.list_steps()} == {"Write"}
