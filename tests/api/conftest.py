@@ -157,3 +157,25 @@ def error_of(response: httpx.Response) -> Any:
     body = response.json()
     assert set(body) == {"error"} and "\n" not in body["error"], body
     return body["error"]
+
+
+# A pipeline for schedule and trigger tests: its step writes the parameters and TRIGGER_URI it was given.
+ECHO_PIPELINE = """
+    from forgeline.workflow import ExecutionVariables, ParameterString, Pipeline, ProcessingStep
+
+    model = ParameterString("ModelType", default_value="hgb")
+    out = ParameterString("Out", default_value="")
+    pipeline = Pipeline(name="echo", parameters=[model, out], steps=[
+        ProcessingStep(name="Echo", code="echo.py", arguments=[
+            out, ExecutionVariables.PIPELINE_EXECUTION_ID, model, ExecutionVariables.TRIGGER_URI])])
+"""
+
+# echo.py writes what it was given to <Out>/<execution id>.json (nothing when Out is empty).
+ECHO_SCRIPT = """
+    import json, sys
+    from pathlib import Path
+    out, execution_id, model, uri = (sys.argv[1:] + [""] * 4)[:4]
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        Path(out, execution_id + ".json").write_text(json.dumps({"model": model, "uri": uri}))
+"""

@@ -15,33 +15,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from api.conftest import RunningServer, StartServer, error_of
+from api.conftest import ECHO_PIPELINE, ECHO_SCRIPT, RunningServer, StartServer, error_of
 from conftest import Cli, Project, wait_until
-
-PIPELINE = """
-    from forgeline.workflow import ExecutionVariables, ParameterString, Pipeline, ProcessingStep
-
-    model = ParameterString("ModelType", default_value="hgb")
-    out = ParameterString("Out", default_value="")
-    pipeline = Pipeline(name="echo", parameters=[model, out], steps=[
-        ProcessingStep(name="Echo", code="echo.py", arguments=[
-            out, ExecutionVariables.PIPELINE_EXECUTION_ID, model, ExecutionVariables.TRIGGER_URI])])
-"""
-
-# Writes what it was given to <Out>/<execution id>.json (nothing when Out is empty).
-ECHO = """
-    import json, sys
-    from pathlib import Path
-    out, execution_id, model, uri = (sys.argv[1:] + [""] * 4)[:4]
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        Path(out, execution_id + ".json").write_text(json.dumps({"model": model, "uri": uri}))
-"""
 
 
 def write_project(project: Project) -> Path:
-    project.write("pipeline.py", PIPELINE)
-    project.write("echo.py", ECHO)
+    project.write("pipeline.py", ECHO_PIPELINE)
+    project.write("echo.py", ECHO_SCRIPT)
     return project.root / "out"
 
 
@@ -198,7 +178,7 @@ def test_bad_input_on_the_command_line_is_one_line_and_stores_nothing(cli: Cli, 
     write_project(project)
     assert cli("schedules", "create", "good", "--pipeline", "pipeline.py", "--cron", "0 6 * * MON",
                cwd=project.root).returncode == 0
-    project.write("pipeline.py", PIPELINE.replace('default_value="hgb"', 'default_value="changed"'))
+    project.write("pipeline.py", ECHO_PIPELINE.replace('default_value="hgb"', 'default_value="changed"'))
     for args, message in (
         (["--cron", "0 6 * * FOO"], "error: invalid cron expression '0 6 * * FOO'"),
         (["--cron", "0 6 * * MON", "--timezone", "Mars/Base"], "error: unknown time zone 'Mars/Base'"),

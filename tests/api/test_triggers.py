@@ -13,28 +13,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from api.conftest import RunningServer, StartServer
+from api.conftest import ECHO_PIPELINE, ECHO_SCRIPT, RunningServer, StartServer
 from conftest import S3_ENV, Cli, Project, wait_until
 from forgeline.store.metadata.records import ExecutionStatus
-
-PIPELINE = """
-    from forgeline.workflow import ExecutionVariables, ParameterString, Pipeline, ProcessingStep
-
-    model = ParameterString("ModelType", default_value="hgb")
-    out = ParameterString("Out", default_value="")
-    pipeline = Pipeline(name="echo", parameters=[model, out], steps=[
-        ProcessingStep(name="Echo", code="echo.py", arguments=[
-            out, ExecutionVariables.PIPELINE_EXECUTION_ID, model, ExecutionVariables.TRIGGER_URI])])
-"""
-
-ECHO = """
-    import json, sys
-    from pathlib import Path
-    out, execution_id, model, uri = (sys.argv[1:] + [""] * 4)[:4]
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        Path(out, execution_id + ".json").write_text(json.dumps({"model": model, "uri": uri}))
-"""
 
 
 def drop(folder: Path, name: str, document: Any) -> Path:
@@ -61,8 +42,8 @@ def settle(server: RunningServer, name: str, count: int, timeout: float = 120) -
 
 
 def setup_project(project: Project) -> Path:
-    project.write("pipeline.py", PIPELINE)
-    project.write("echo.py", ECHO)
+    project.write("pipeline.py", ECHO_PIPELINE)
+    project.write("echo.py", ECHO_SCRIPT)
     inbox = project.root / "inbox"
     inbox.mkdir()
     return inbox
