@@ -29,6 +29,8 @@ EXIT_CHECK_SECONDS = 0.05
 SUPERVISOR_PID_FILE = ".forgeline-supervisor.pid"
 LINGERING_PIPE_SECONDS = 2.0
 """How long to keep relaying after the script exited while a child it left behind holds its pipes."""
+DRAIN_ROUNDS = 1024
+"""At most this many reads (of up to 64 KiB per pipe) when draining what a job left in its pipes."""
 LEFTOVER_GRACE_SECONDS = 2.0
 """How long processes the script left running get between SIGTERM and SIGKILL once it has exited."""
 
@@ -51,9 +53,10 @@ class Relay:
         """Whether some pipe may still deliver output."""
         return bool(self._targets)
 
-    def pump(self, timeout_seconds: float) -> None:
-        """Copy what arrives within ``timeout_seconds``; a pipe that reached its end is closed."""
-        for source, _ in self._poller.poll(max(0, int(timeout_seconds * 1000))):
+    def pump(self, timeout_seconds: float) -> bool:
+        """Copy what arrives within ``timeout_seconds`` (a pipe at its end is closed); whether any was ready."""
+        ready = self._poller.poll(max(0, int(timeout_seconds * 1000)))
+        for source, _ in ready:
             try:
                 chunk = os.read(source, CHUNK_BYTES)
             except OSError:
@@ -64,6 +67,13 @@ class Relay:
                 self._poller.unregister(source)
                 os.close(source)
                 del self._targets[source]
+        return bool(ready)
+
+    def drain(self) -> None:
+        """Copy what is already written to the pipes, without waiting for more (bounded: a writer may remain)."""
+        for _ in range(DRAIN_ROUNDS):
+            if not (self._targets and self.pump(0)):
+                return
 
     def _write(self, source: int, chunk: bytes) -> None:
         target = self._targets[source]
@@ -181,6 +191,7 @@ def supervise(exit_status_path: str, log_path: str, command: list[str], env: dic
     lingering_until = time.monotonic() + LINGERING_PIPE_SECONDS
     while relay.open and time.monotonic() < lingering_until:
         relay.pump(lingering_until - time.monotonic())
+    relay.drain()  # what is already in the pipes is kept however long the wait above took on a busy machine
     if leftovers:
         note(log_path, f"[forgeline] ended {len(leftovers)} process(es) the script left running "
                        f"(pids {', '.join(map(str, leftovers))})\n")

@@ -10,14 +10,16 @@ from forgeline.store.metadata.updates import StepRunUpdate
 
 SHARED_DEFINITION: dict[str, Any] = {"steps": [{"name": f"step-{n}", "kind": "processing"} for n in range(5)]}
 STEP_COUNT = 5
+WAIT_SECONDS = 600.0
+"""How long a barrier or a join waits: twenty interpreters starting at once on a busy 2-core machine take a while."""
 UPDATE_ROUNDS = 10
 
 
 def write_one_execution(database_url: str, index: int, barrier: Any) -> None:
     """Open the store, save the shared definition, then record one execution and hammer its steps."""
-    barrier.wait(timeout=60)  # everyone creates the (new) database at once
+    barrier.wait(timeout=WAIT_SECONDS)  # everyone creates the (new) database at once
     store = SqlMetadataStore(database_url)
-    barrier.wait(timeout=60)  # everyone saves the same definition at once
+    barrier.wait(timeout=WAIT_SECONDS)  # everyone saves the same definition at once
     version = store.save_pipeline_version("shared", SHARED_DEFINITION)
     execution_id = f"exec-{index:02d}"
     store.create_execution(
@@ -47,7 +49,7 @@ def register_packages(database_url: str, index: int, barrier: Any) -> None:
     from forgeline.workflow.models import ModelApprovalStatus
 
     store = SqlMetadataStore(database_url)
-    barrier.wait(timeout=60)
+    barrier.wait(timeout=WAIT_SECONDS)
     for n in range(PACKAGES_PER_PROCESS):
         draft = ModelPackageDraft(group="shared", approval_status=ModelApprovalStatus.PENDING_MANUAL_APPROVAL,
                                   model_data=f"/models/{index}-{n}", lineage={"execution_id": f"exec-{index:02d}"})
@@ -61,7 +63,7 @@ CLAIM_LEASE_SECONDS = 600.0
 def claim_one_execution(database_url: str, index: int, barrier: Any, results: Any) -> None:
     """Claim the shared execution at the same moment as every other worker; report what came back."""
     store = SqlMetadataStore(database_url)
-    barrier.wait(timeout=60)
+    barrier.wait(timeout=WAIT_SECONDS)
     results.put((f"worker-{index}", store.claim_execution("contested", f"worker-{index}", CLAIM_LEASE_SECONDS)))
     store.close()
 
@@ -69,7 +71,7 @@ def claim_one_execution(database_url: str, index: int, barrier: Any, results: An
 def claim_from_the_queue(database_url: str, index: int, barrier: Any, results: Any, max_running: int) -> None:
     """Take from the queue twice, at the same moment as every other worker; report each claim."""
     store = SqlMetadataStore(database_url)
-    barrier.wait(timeout=60)
+    barrier.wait(timeout=WAIT_SECONDS)
     for _ in range(2):
         results.put((f"worker-{index}", store.claim_next_queued(f"worker-{index}", CLAIM_LEASE_SECONDS, max_running)))
     store.close()

@@ -25,7 +25,7 @@ def test_twenty_processes_create_and_update_executions_at_once(tmp_path: Path) -
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=120)
+        worker.join(timeout=concurrency_workers.WAIT_SECONDS)
     assert [worker.exitcode for worker in workers] == [0] * PROCESSES
 
     store = SqlMetadataStore(url)

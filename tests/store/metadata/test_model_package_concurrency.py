@@ -31,7 +31,7 @@ def test_concurrent_registrations_get_versions_one_to_n(tmp_path: Path) -> None:
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=120)
+        worker.join(timeout=concurrency_workers.WAIT_SECONDS)
     assert [worker.exitcode for worker in workers] == [0] * PROCESSES
 
     store = SqlMetadataStore(url)

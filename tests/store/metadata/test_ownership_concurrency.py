@@ -48,9 +48,9 @@ def _race(reports: int, target: Callable[..., None], *args: Any) -> list[tuple[s
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=120)
+        worker.join(timeout=concurrency_workers.WAIT_SECONDS)
     assert [worker.exitcode for worker in workers] == [0] * PROCESSES
-    return [results.get(timeout=10) for _ in range(reports)]
+    return [results.get(timeout=concurrency_workers.WAIT_SECONDS) for _ in range(reports)]
 
 
 def test_one_of_many_processes_claiming_one_execution_wins(database_url: str) -> None:

@@ -110,13 +110,13 @@ def _run_at_once(target: Any, database_url: str) -> None:
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=120)
+        worker.join(timeout=concurrency_workers.WAIT_SECONDS)
     assert [worker.exitcode for worker in workers] == [0] * PROCESSES
 
 
 def _register_packages(database_url: str, index: int, barrier: Any) -> None:
     store = SqlMetadataStore(database_url)
-    barrier.wait(timeout=60)
+    barrier.wait(timeout=concurrency_workers.WAIT_SECONDS)
     for n in range(PACKAGES_PER_PROCESS):
         draft = ModelPackageDraft(group="shared", approval_status=ModelApprovalStatus.PENDING_MANUAL_APPROVAL,
                                   model_data=f"/models/{index}-{n}", lineage={"execution_id": f"exec-{index:02d}"})
@@ -140,7 +140,7 @@ def test_processes_saving_different_definitions_at_once_get_versions_one_to_n(po
 
 def _save_definitions(database_url: str, index: int, barrier: Any) -> None:
     store = SqlMetadataStore(database_url)
-    barrier.wait(timeout=60)
+    barrier.wait(timeout=concurrency_workers.WAIT_SECONDS)
     for n in range(PACKAGES_PER_PROCESS):
         store.save_pipeline_version("shared", {"steps": [], "writer": index, "round": n})
     store.close()
