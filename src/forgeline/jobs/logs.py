@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import selectors
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -62,7 +64,11 @@ class BoundedLines:
 
 
 class LogCapture:
-    """Reader threads that copy both pipes of a process to its log file as lines arrive (tail -f works)."""
+    """Copies both pipes of a process to its log file as lines arrive (tail -f works), and lines to callbacks.
+
+    One reader polls both pipes: the thread that waits for the job (``follow``, then ``join``), or a thread of
+    its own (``start``). Reading in the waiting thread spares a job two thread starts and two hand-offs at its end.
+    """
 
     def __init__(
         self,
@@ -73,32 +79,41 @@ class LogCapture:
         path = Path(log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Unbuffered: every line reaches the file (and readers of it) with its own write.
-        self._log = open(path, "ab", buffering=0)  # closed by the last reader thread
+        self._log = open(path, "ab", buffering=0)  # closed once both pipes have ended
         self._lock = threading.Lock()
+        self._reading = threading.Lock()  # one reader of the pipes at a time
         self._callbacks = tuple(callbacks)
         self._broken_callbacks: set[LineCallback] = set()
         self._stderr_tail: deque[str] = deque(maxlen=tail_lines)
-        self._threads: list[threading.Thread] = []
-        self._open_streams = 0
+        self._selector = selectors.DefaultSelector()
+        self._thread: threading.Thread | None = None
+
+    def follow(self, process: PipedProcess) -> LogCapture:
+        """Take the pipes of a process started with stdout=PIPE and stderr=PIPE; ``join`` reads them; returns self."""
+        for stream, pipe in (("stdout", process.stdout), ("stderr", process.stderr)):
+            if pipe is not None:
+                self._selector.register(pipe, selectors.EVENT_READ, (stream, BoundedLines()))
+        if not self._selector.get_map():
+            self._end()
+        return self
 
     def start(self, process: PipedProcess) -> LogCapture:
-        """Start reading a process started with stdout=PIPE and stderr=PIPE; returns self."""
-        pipes = [(stream, pipe) for stream, pipe in (("stdout", process.stdout), ("stderr", process.stderr)) if pipe]
-        self._open_streams = len(pipes)
-        for stream, pipe in pipes:
-            thread = threading.Thread(
-                target=self._pump, args=(stream, pipe), name=f"forgeline-log-{stream}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
-        if not pipes:
-            self.close()
+        """Take the pipes (as ``follow``) and read them in a thread of their own from now on; returns self."""
+        return self.follow(process).read_in_background()
+
+    def read_in_background(self) -> LogCapture:
+        """Go on reading in a thread of its own (a process still holds the pipes that nobody waits for)."""
+        with self._lock:
+            if self._thread is None and self._selector.get_map():
+                self._thread = threading.Thread(target=self._read, args=(None,), name="forgeline-log",
+                                                daemon=True)
+                self._thread.start()
         return self
 
     def close(self) -> None:
         """Close the log file of a capture that never started (the process could not be spawned)."""
-        if not self._threads:
-            self._log.close()
+        if not self._selector.get_map():
+            self._end()
 
     @property
     def stderr_tail(self) -> list[str]:
@@ -107,30 +122,54 @@ class LogCapture:
             return list(self._stderr_tail)
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait until both pipes reached EOF; False if `timeout` passed first (a child may still hold them)."""
-        for thread in self._threads:
+        """Until both pipes reached EOF (reading them unless a thread does); False if ``timeout`` passed first."""
+        thread = self._thread
+        if thread is not None:
             thread.join(timeout)
-        return not any(thread.is_alive() for thread in self._threads)
+            return not thread.is_alive()
+        return self._read(timeout)
 
-    def _pump(self, stream: str, pipe: IO[bytes]) -> None:
-        lines = BoundedLines()
+    def _read(self, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._reading:
+            while self._selector.get_map():
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                for key, _ in self._selector.select(left):
+                    self._read_chunk(key)
+            return True
+
+    def _read_chunk(self, key: selectors.SelectorKey) -> None:
+        stream, lines = key.data
         try:
-            for chunk in iter(lambda: pipe.readline(READ_CHUNK_BYTES), b""):
-                complete = lines.feed(chunk)
+            chunk = os.read(key.fd, READ_CHUNK_BYTES)
+            if chunk:
                 with self._lock:
                     self._log.write(chunk)
-                if complete is not None:
-                    self._line(stream, complete)
+                start = 0
+                while start < len(chunk):  # one line at a time, as readline gave them
+                    end = chunk.find(b"\n", start) + 1 or len(chunk)
+                    complete = lines.feed(chunk[start:end])
+                    if complete is not None:
+                        self._line(stream, complete)
+                    start = end
+                return
             if lines.pending:  # the last line had no newline: the log still ends with one
                 with self._lock:
                     self._log.write(b"\n")
                 self._line(stream, lines.flush())
-        finally:
-            pipe.close()
-            with self._lock:
-                self._open_streams -= 1
-                if self._open_streams == 0:
-                    self._log.close()
+        except OSError:  # the log cannot be written: this pipe is given up, as its reader thread used to be
+            pass
+        self._selector.unregister(key.fileobj)
+        key.fileobj.close()  # type: ignore[union-attr]
+        if not self._selector.get_map():
+            self._end()
+
+    def _end(self) -> None:
+        with self._lock:
+            self._log.close()
+        self._selector.close()
 
     def _line(self, stream: str, raw: bytes) -> None:
         line = raw.decode("utf-8", "replace").rstrip("\r\n")

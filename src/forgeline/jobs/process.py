@@ -90,11 +90,11 @@ def run_script(
     except BaseException:
         capture.close()
         raise
-    capture.start(process)
-    control.attach(process)
-    if max_run_seconds is not None:
-        control.expire_after(max_run_seconds, grace_seconds)
+    capture.follow(process)  # this thread reads the pipes while it waits (join)
     try:
+        control.attach(process)
+        if max_run_seconds is not None:
+            control.expire_after(max_run_seconds, grace_seconds)
         # The supervisor holds the other end of the pipes alone and lets go of them once it has written the
         # script's exit status: their end is the job's end, without waiting for the supervisor to be collected.
         while not capture.join(PIPE_CHECK_SECONDS):
@@ -105,6 +105,7 @@ def run_script(
         # no status file: the supervisor itself was killed (a stop's SIGKILL, or a signal to the whole group)
         supervisor_code = process.wait() if exit_code is None or isinstance(process, subprocess.Popen) else 0
     finally:
+        capture.read_in_background()  # what a process still holding the pipes writes still reaches the log
         cause = control.release(final)
     return ScriptExit(exit_code=supervisor_code if exit_code is None else exit_code, cause=cause,
                       stderr_tail=capture.stderr_tail)

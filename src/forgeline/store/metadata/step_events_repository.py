@@ -47,7 +47,8 @@ def insert_events(connection: Connection, drafts: Sequence[StepEventDraft]) -> N
     """Insert the events in order in one statement; the caller has locked their execution's row already."""
     if drafts:
         now = utc_now()
-        connection.execute(insert(step_events).values([_event_values(draft, now) for draft in drafts]))
+        # parameters apart from the statement: its compiled form is cached, however many events there are
+        connection.execute(insert(step_events), [_event_values(draft, now) for draft in drafts])
 
 
 def _event_values(draft: StepEventDraft, now: datetime) -> dict[str, Any]:
