@@ -33,7 +33,8 @@ from forgeline.workflow import (
     ProcessingStep,
     RetryPolicy,
 )
-from forgeline.workflow.policies import SelectiveExecutionConfig
+from forgeline.workflow.policies import CacheConfig, SelectiveExecutionConfig
+from forgeline.workflow.steps import step
 
 FAILED = JobResult(JobStatus.FAILED, failure_kind=FailureKind.JOB_FAILED, failure_reason="exit code 3")
 OK = JobResult(JobStatus.SUCCEEDED)
@@ -262,3 +263,36 @@ def test_max_parallel_steps_one_runs_independent_jobs_one_after_the_other(projec
     execution = project.run(pipeline, executor)
     assert project.store.get_execution(execution).status == ExecutionStatus.SUCCEEDED
     assert peak == [1, 1, 1] and executor.submitted == ["A", "B", "C"]
+
+
+class WarmingExecutor(ScriptedExecutor):
+    """A scripted executor that counts the warm @step workers it is asked to start ahead of the first job."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.prestarted = 0
+
+    def prestart_worker(self) -> None:
+        self.prestarted += 1
+
+
+def add_one(x: int) -> int:
+    return x + 1
+
+
+@pytest.mark.parametrize(("cached", "cache_lookups", "scripts_only", "expected"), [
+    (False, True, False, 1),  # a @step without caching will surely run: its worker starts with the orchestrator
+    (True, True, False, 0),  # every @step may be a cache hit: no worker is started before one is needed
+    (True, False, False, 1),  # --no-cache: the cached @step runs after all
+    (False, True, True, 0),  # no @step at all
+])
+def test_a_worker_is_started_with_the_orchestrator_only_when_a_step_function_will_surely_run(
+        project, cached, cache_lookups, scripts_only, expected):
+    config = CacheConfig(enable_caching=True, expire_after="P1D") if cached else None
+    steps = [job("Prep")] if scripts_only else [step(name="AddOne", cache_config=config)(add_one)(1)]
+    execution_id = create_execution(Pipeline(name="warm", steps=steps), {}, project.store, str(project.root))
+    executor = WarmingExecutor()
+    runtime = Runtime(project.settings, project.store, project.artifacts, lambda _: executor)
+    Orchestrator(execution_id, runtime, cache_lookups=cache_lookups)
+    assert executor.prestarted == expected
+

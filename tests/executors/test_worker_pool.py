@@ -63,3 +63,18 @@ def test_shutdown_ends_the_workers(tmp_path, steps, artifacts, specs):
     pool.shutdown()
     assert not alive(result.properties["Return"])
     assert not Path(f"/proc/{result.properties['Return']}").exists()
+
+
+def test_a_prestarted_worker_runs_the_first_call_and_only_one_is_prestarted(tmp_path, steps, artifacts, specs):
+    pool = WarmWorkerPool(2)
+    try:
+        pool.prestart()
+        pool.prestart()  # one is already there: nothing more starts
+        assert len(pool._idle) == 1
+        prestarted = pool._idle[0].pid
+        first = run_function_job(specs.function(steps, "pid"), artifacts, pool, JobControl())
+    finally:
+        pool.shutdown()
+    assert first.status is JobStatus.SUCCEEDED, first.failure_reason
+    assert first.properties["Return"] == prestarted
+

@@ -35,11 +35,12 @@ from forgeline.errors import (
     StoreReplacedError,
     StoreUnavailableError,
 )
+from forgeline.executors.base import WarmsWorkers
 from forgeline.jobs.function_loading import FunctionLoader
-from forgeline.store.metadata.records import ExecutionStatus, StepEventDraft, StepEventKind, StepStatus
+from forgeline.store.metadata.records import ExecutionStatus, StepEventDraft, StepEventKind, StepRun, StepStatus
 from forgeline.store.metadata.updates import ExecutionUpdate
 from forgeline.workflow.pipeline import Pipeline
-from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, Step
+from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, FunctionStep, Step
 
 log = logging.getLogger("forgeline.orchestrator")
 
@@ -120,6 +121,15 @@ class Orchestrator:
         self._last_stop_poll = 0.0
         self.heartbeat = Heartbeat(runtime.store, self.id, self.settings, epoch)
         self.stood_down = False  # another owner took the execution over, or the store failed: nothing recorded
+        if isinstance(self.executor, WarmsWorkers) and self._will_call_function(runs, cache_lookups):
+            self.executor.prestart_worker()  # its interpreter starts while the first job is prepared
+
+    def _will_call_function(self, runs: list[StepRun], cache_lookups: bool) -> bool:
+        """Whether a @step that has not run yet will surely call its function (no cached result can stand in)."""
+        ended = {run.name for run in runs if run.status.is_terminal}
+        return any(isinstance(step, FunctionStep) and step.name not in ended
+                   and not (cache_lookups and step.cache_config is not None and step.cache_config.enable_caching)
+                   for step in self.state.steps.values())
 
     def _load_return(self, uri: str) -> Any:
         # the loader finds classes defined in user files, which plain pickle cannot import

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from forgeline.jobs.spec import JobResult, JobSpec
 
@@ -66,4 +66,13 @@ class Executor(Protocol):
 
     def shutdown(self) -> None:
         """Release workers and threads; running jobs are stopped."""
+        ...
+
+
+@runtime_checkable
+class WarmsWorkers(Protocol):
+    """An executor that can start a warm @step worker ahead of the first @step job (the local one)."""
+
+    def prestart_worker(self) -> None:
+        """Start a @step worker now unless one is already there; the first @step job then finds it started."""
         ...

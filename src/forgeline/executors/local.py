@@ -67,6 +67,10 @@ class LocalExecutor(FutureJobs[LocalJob]):
         """The job's log file: the one the spec names, else ``<logs folder>/<job id>.log``."""
         return with_folders(spec, self._roots).log_path
 
+    def prestart_worker(self) -> None:
+        """Start a warm @step worker now (see WarmsWorkers), while the orchestrator prepares the first job."""
+        self._workers.prestart()
+
     def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
         """SIGTERM the job's processes, SIGKILL after ``grace_seconds``; its result is Stopped.
 

@@ -35,6 +35,13 @@ class WarmWorkerPool:
             finally:
                 self._give_back(worker)
 
+    def prestart(self) -> None:
+        """Start one worker now if the pool has none, so its interpreter starts while the first call is prepared."""
+        with self._lock:
+            if self._closed or self._idle or self._leased:
+                return
+            self._idle.append(FunctionWorker.spawn(self._python))
+
     def shutdown(self) -> None:
         """End every worker, idle or busy; the pool cannot be used afterwards."""
         with self._lock:
