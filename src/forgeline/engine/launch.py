@@ -8,6 +8,7 @@ at a time, and spawns an orchestrator for each (a long-running server).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import getpass
 import json
 import logging
@@ -152,6 +153,9 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
     log_dir.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    # what is alive now (the imports, mostly) lives on: the orchestrator's collections and this process's exit
+    # then skip it instead of scanning tens of thousands of objects (as the gc module advises before a fork)
+    gc.freeze()
     child = os.fork()
     if child:
         os.waitpid(child, 0)  # the intermediate child exits at once; the grandchild belongs to init
