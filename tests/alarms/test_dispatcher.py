@@ -10,6 +10,7 @@ import json
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from alarms.receivers import smtp_sink, wait_for, webhook_receiver
 from forgeline.alarms.definitions import define_alarm
 from forgeline.alarms.dispatcher import AlarmDispatcher
 from forgeline.alarms.settings import AlarmSettings
-from forgeline.store.metadata.alarm_store import AlarmEventDraft, DeliveryStatus
+from forgeline.store.metadata.alarm_store import AlarmDelivery, AlarmEventDraft, DeliveryStatus
 from forgeline.store.metadata.records import (
     ModelPackageDraft,
     StepEventDraft,
@@ -204,3 +205,68 @@ def test_two_dispatchers_on_one_store_deliver_each_event_once(store: SqlMetadata
                 thread.join(30)
     assert sorted(body["execution_id"] for body in receiver.bodies) == sorted(
         [f"exec-{number}" for number in range(5)] + ["exec-last"])
+
+
+def test_a_paused_alarm_drops_its_pending_deliveries_with_the_reason_and_a_resumed_one_sends_new_events(
+        store: SqlMetadataStore) -> None:
+    with webhook_receiver(failures=10**6) as receiver:
+        alarm(store, "failures", ["execution.failed"], [f"webhook:{receiver.url}"])
+        execution(store, "exec-1")
+        fail(store, "exec-1", "Package-mailer-Train", "boom")
+        dispatcher = AlarmDispatcher(store, FAST)
+        dispatcher.run_once()
+        assert receiver.refused == 1 and store.list_alarm_deliveries()[0].status == DeliveryStatus.PENDING
+        store.set_alarm_paused("failures", True)
+        receiver.failures = 0  # the receiver is back: a pending delivery would go out now
+        (dropped,) = store.list_alarm_deliveries()
+        assert (dropped.status, dropped.next_attempt_at) == (DeliveryStatus.DROPPED, None)
+        assert dropped.last_error == "not sent: alarm 'failures' was paused first"
+        assert store.due_alarm_deliveries(datetime.now(UTC) + timedelta(days=365), 10) == []
+        execution(store, "exec-2")
+        fail(store, "exec-2", "Package-mailer-Train", "while paused")  # a paused alarm rings for nothing
+        dispatcher.run_once()
+        store.set_alarm_paused("failures", False)
+        execution(store, "exec-3")
+        fail(store, "exec-3", "Package-mailer-Train", "after the resume")
+        dispatcher.run_once()
+    assert [body["execution_id"] for body in receiver.bodies] == ["exec-3"]
+    assert [(d.event_subject, d.status) for d in store.list_alarm_deliveries()] == [
+        ("exec-3", DeliveryStatus.DELIVERED), ("exec-1", DeliveryStatus.DROPPED)]
+
+
+class PausedMidRound(SqlMetadataStore):
+    """A store whose alarm ``failures`` is paused (or deleted) right after the dispatcher read what is due."""
+
+    deleting = False
+
+    def due_alarm_deliveries(self, now: datetime, limit: int) -> list[AlarmDelivery]:
+        due = super().due_alarm_deliveries(now, limit)
+        if due:
+            self.delete_alarm("failures") if self.deleting else self.set_alarm_paused("failures", True)
+        return due
+
+
+@pytest.mark.parametrize("deleting", [False, True], ids=["paused", "deleted"])
+def test_an_alarm_paused_or_deleted_after_the_due_list_was_read_sends_nothing(tmp_path: Path,
+                                                                              deleting: bool) -> None:
+    store = PausedMidRound(f"sqlite:///{tmp_path / 'forgeline.db'}")
+    store.deleting = deleting
+    try:
+        with webhook_receiver() as receiver:
+            alarm(store, "failures", ["execution.failed"], [f"webhook:{receiver.url}"])
+            execution(store, "exec-1")
+            fail(store, "exec-1", "Package-mailer-Train", "boom")
+            alarms = store.list_alarms()
+            AlarmDispatcher(store, FAST).run_once()
+            # matched with a list read before the pause or deletion: the store creates nothing for it
+            execution(store, "exec-2")
+            fail(store, "exec-2", "Package-mailer-Train", "boom")
+            dispatcher = AlarmDispatcher(store, FAST)
+            dispatcher.import_events(alarms)
+            assert dispatcher.dispatch_events(alarms) >= 1  # exec-2 failed: dispatched, to no delivery
+        assert receiver.bodies == []
+        (dropped,) = store.list_alarm_deliveries()
+        assert (dropped.event_subject, dropped.status) == ("exec-1", DeliveryStatus.DROPPED)
+        assert dropped.last_error == f"not sent: alarm 'failures' was {'deleted' if deleting else 'paused'} first"
+    finally:
+        store.close()

@@ -3,6 +3,7 @@ pipeline's events delivered to a real webhook receiver, and pending deliveries s
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -144,3 +145,29 @@ def test_a_rejected_trigger_file_is_announced(project, cli: Cli, start_server: S
     assert (body["event"], body["trigger"]) == ("trigger.rejected", "drops")
     assert body["text"].startswith("[forgeline] trigger drops rejected ") and "broken.json" in body["text"]
     assert "reason: " in body["text"]
+
+
+def test_a_paused_alarm_sends_none_of_its_pending_deliveries_and_the_history_says_why(
+        project, cli: Cli, start_server: StartServer) -> None:
+    project.write("exit3.py", EXIT_3)
+    project.write("pipeline.py", FAILING)
+    with webhook_receiver(failures=10**6) as receiver:  # refuses everything until told otherwise
+        server = start_server(env=FAST)
+        for name in ("failures", "steps"):
+            assert cli("alarms", "create", name, "--on", "execution.failed" if name == "failures" else "step.failed",
+                       "--to", f"webhook:{receiver.url}", env=remote(server)).returncode == 0
+        assert cli("run", "pipeline.py", cwd=project.root).returncode != 0
+        wait_for("both alarms tried and refused", lambda: receiver.refused >= 2)
+        assert cli("alarms", "pause", "failures", env=remote(server)).returncode == 0
+        receiver.failures = 0  # the receiver is back: the unpaused alarm's retry goes out, the paused one's not
+        wait_for("the unpaused alarm's delivery", lambda: len(receiver.bodies) >= 1)
+        # A second failure after it: deliveries go out in order, so a stray one of the paused alarm came first.
+        assert cli("run", "pipeline.py", cwd=project.root).returncode != 0
+        wait_for("the second step.failed delivery", lambda: len(receiver.bodies) >= 2)
+        history = cli("alarms", "history", "--alarm", "failures", "--json", env=remote(server, "viewer"))
+        rows = server.client("viewer").get("/alarms/history", params={"alarm": "failures"}).json()
+    assert [body["event"] for body in receiver.bodies] == ["step.failed", "step.failed"]
+    assert [(row["status"], row["last_error"]) for row in rows] == [
+        ("dropped", "not sent: alarm 'failures' was paused first")]
+    assert [(row["status"], row["last_error"]) for row in json.loads(history.stdout)] == [
+        ("dropped", "not sent: alarm 'failures' was paused first")]

@@ -45,6 +45,7 @@ class AlarmStoreContract:
             "reason": "not JSON", "at": datetime(2026, 1, 1, tzinfo=UTC)}))
         assert event.payload == {"reason": "not JSON", "at": "2026-01-01 00:00:00+00:00"}
         assert [e.id for e in store.list_undispatched_alarm_events(10)] == [event.id]
+        store.create_alarm(DRAFT)
         pairs = [("failures", "command:true"), ("failures", "email:a@example.com")]
         store.dispatch_alarm_event(event.id, pairs)
         store.dispatch_alarm_event(event.id, pairs)  # again (a round cut short): nothing doubles
@@ -55,6 +56,8 @@ class AlarmStoreContract:
             (DeliveryStatus.PENDING, 0, "trigger.rejected", "exports")}
 
     def test_tries_are_counted_until_delivered_or_failed(self, store: MetadataStore) -> None:
+        for name in ("a", "b"):
+            store.create_alarm(AlarmDraft(name=name, events=["metric"], targets=["command:true"]))
         event = store.append_alarm_event(AlarmEventDraft("metric", "exec-1", {}))
         store.dispatch_alarm_event(event.id, [("a", "command:true"), ("b", "command:false")])
         first, second = sorted(store.due_alarm_deliveries(datetime.now(UTC) + timedelta(seconds=1), 10),
@@ -70,6 +73,33 @@ class AlarmStoreContract:
         assert (failed.status, failed.attempts) == (DeliveryStatus.FAILED, 1)
         assert [d.id for d in store.list_alarm_deliveries(10)] == [second.id, first.id]
         assert [d.id for d in store.list_alarm_deliveries(10, "a")] == [first.id]
+
+    def test_pausing_or_deleting_drops_pending_deliveries_and_a_paused_alarm_gets_none(
+            self, store: MetadataStore) -> None:
+        for name in ("paused", "deleted", "kept"):
+            store.create_alarm(AlarmDraft(name=name, events=["step.failed"], targets=["command:true"]))
+        first = store.append_alarm_event(AlarmEventDraft("step.failed", "exec-1", {}))
+        store.dispatch_alarm_event(first.id, [("paused", "command:true"), ("deleted", "command:true"),
+                                              ("kept", "command:true")])
+        retried = next(d for d in store.list_alarm_deliveries() if d.alarm_name == "kept")
+        store.record_delivery_attempt(retried.id, error=None, next_attempt_at=None)
+        store.set_alarm_paused("paused", True)
+        store.delete_alarm("deleted")
+        store.set_alarm_paused("kept", True)  # a delivered one stays delivered
+        assert {d.alarm_name: (d.status, d.last_error) for d in store.list_alarm_deliveries()} == {
+            "paused": (DeliveryStatus.DROPPED, "not sent: alarm 'paused' was paused first"),
+            "deleted": (DeliveryStatus.DROPPED, "not sent: alarm 'deleted' was deleted first"),
+            "kept": (DeliveryStatus.DELIVERED, None)}
+        assert store.get_alarm_delivery(retried.id).status == DeliveryStatus.DELIVERED
+        second = store.append_alarm_event(AlarmEventDraft("step.failed", "exec-2", {}))
+        store.dispatch_alarm_event(second.id, [("paused", "command:true"), ("deleted", "command:true")])
+        assert store.list_undispatched_alarm_events(10) == []
+        assert store.due_alarm_deliveries(datetime.now(UTC) + timedelta(days=1), 10) == []
+        store.set_alarm_paused("paused", False)  # resumed: dropped ones stay dropped, new events ring
+        third = store.append_alarm_event(AlarmEventDraft("step.failed", "exec-3", {}))
+        store.dispatch_alarm_event(third.id, [("paused", "command:true")])
+        assert [d.event_subject for d in store.due_alarm_deliveries(datetime.now(UTC) + timedelta(days=1), 10)
+                ] == ["exec-3"]
 
     def test_history_outlives_a_deleted_alarm(self, store: MetadataStore) -> None:
         store.create_alarm(DRAFT)

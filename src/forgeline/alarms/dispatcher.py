@@ -26,7 +26,13 @@ from forgeline.alarms.messages import render_message
 from forgeline.alarms.settings import AlarmSettings
 from forgeline.alarms.sources import model_event_drafts, step_event_drafts
 from forgeline.errors import ForgelineError
-from forgeline.store.metadata.alarm_store import AlarmDelivery, AlarmEventDraft, AlarmRecord, SourceBatch
+from forgeline.store.metadata.alarm_store import (
+    AlarmDelivery,
+    AlarmEventDraft,
+    AlarmRecord,
+    DeliveryStatus,
+    SourceBatch,
+)
 from forgeline.store.metadata.column_types import utc_now
 from forgeline.store.metadata.protocol import MetadataStore
 
@@ -116,12 +122,18 @@ class AlarmDispatcher:
         return len(events)
 
     def send_due(self, alarms: list[AlarmRecord], stop: threading.Event | None = None) -> int:
-        """Try every due delivery once; how many were tried."""
+        """Try every due delivery once; how many were tried.
+
+        Each is read again just before its try: one its alarm's pause or deletion dropped meanwhile is not sent.
+        """
         by_name = {alarm.name: alarm for alarm in alarms}
         tried = 0
-        for delivery in self.store.due_alarm_deliveries(utc_now(), _BATCH):
+        for due in self.store.due_alarm_deliveries(utc_now(), _BATCH):
             if (stop is not None and stop.is_set()) or not self._keep_lease():
                 break
+            delivery = self.store.get_alarm_delivery(due.id)
+            if delivery.status != DeliveryStatus.PENDING:
+                continue
             self._send(delivery, by_name.get(delivery.alarm_name))
             tried += 1
         return tried

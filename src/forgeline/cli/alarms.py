@@ -15,7 +15,7 @@ from forgeline.store.metadata.alarm_store import AlarmDelivery, AlarmRecord
 app = typer.Typer(help="Alarms: events sent to webhooks, email and commands by the server.", no_args_is_help=True)
 
 NAME = Annotated[str, typer.Argument(help="Alarm name.")]
-STATUS_STYLE = {"delivered": "green", "failed": "red", "pending": "cyan"}
+STATUS_STYLE = {"delivered": "green", "failed": "red", "pending": "cyan", "dropped": "yellow"}
 
 
 @app.command("create")
@@ -113,7 +113,7 @@ def history(
     alarm: Annotated[str | None, typer.Option("--alarm", help="Only this alarm's deliveries.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Every delivery, newest first: delivered, pending a retry, or failed, with the last error."""
+    """Every delivery, newest first: delivered, pending a retry, failed, or dropped (its alarm paused first)."""
     access = open_alarms()
     deliveries = access.history(limit, alarm)
     if as_json:

@@ -32,6 +32,7 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"  # waiting for its first try or, after a failed one, for its next_attempt_at
     DELIVERED = "delivered"
     FAILED = "failed"  # every try failed; last_error says why
+    DROPPED = "dropped"  # never sent: its alarm was paused or deleted first; last_error says which
 
 
 @dataclass(frozen=True)
@@ -130,11 +131,11 @@ class AlarmStore(Protocol):
         ...
 
     def set_alarm_paused(self, name: str, paused: bool) -> AlarmRecord:
-        """Pause or resume an alarm; AlarmNotFoundError."""
+        """Pause or resume an alarm; pausing drops its pending deliveries (recorded, never sent); AlarmNotFoundError."""
         ...
 
     def delete_alarm(self, name: str) -> None:
-        """Remove an alarm (its delivery history stays); AlarmNotFoundError."""
+        """Remove an alarm (its delivery history stays, its pending deliveries dropped); AlarmNotFoundError."""
         ...
 
     def append_alarm_event(self, draft: AlarmEventDraft) -> AlarmEventRecord:
@@ -157,7 +158,7 @@ class AlarmStore(Protocol):
         ...
 
     def dispatch_alarm_event(self, event_id: int, deliveries: list[tuple[str, str]]) -> None:
-        """Create one pending delivery per (alarm, target) (never twice) and mark the event dispatched."""
+        """One pending delivery per (alarm, target), never twice, none for a paused or gone alarm; event dispatched."""
         ...
 
     def get_alarm_event(self, event_id: int) -> AlarmEventRecord:
@@ -166,6 +167,10 @@ class AlarmStore(Protocol):
 
     def due_alarm_deliveries(self, now: datetime, limit: int) -> list[AlarmDelivery]:
         """Pending deliveries whose next try is due, oldest first."""
+        ...
+
+    def get_alarm_delivery(self, delivery_id: int) -> AlarmDelivery:
+        """One delivery as it stands now; AlarmError when there is none."""
         ...
 
     def record_delivery_attempt(self, delivery_id: int, *, error: str | None,

@@ -61,16 +61,26 @@ def list_alarms(connection: Connection) -> list[AlarmRecord]:
 
 
 def set_paused(connection: Connection, name: str, paused: bool) -> AlarmRecord:
-    """Pause or resume one alarm."""
+    """Pause or resume one alarm; pausing drops its pending deliveries (a paused alarm sends nothing, not later)."""
     load_alarm(connection, name)
     connection.execute(update(alarms).where(alarms.c.name == name).values(paused=paused, updated_at=utc_now()))
+    if paused:
+        drop_pending(connection, name, f"not sent: alarm '{name}' was paused first")
     return load_alarm(connection, name)
 
 
 def delete_alarm(connection: Connection, name: str) -> None:
-    """Remove one alarm; its deliveries stay in the history."""
+    """Remove one alarm; its deliveries stay in the history, its pending ones dropped."""
     load_alarm(connection, name)
     connection.execute(delete(alarms).where(alarms.c.name == name))
+    drop_pending(connection, name, f"not sent: alarm '{name}' was deleted first")
+
+
+def drop_pending(connection: Connection, name: str, reason: str) -> int:
+    """Mark the alarm's pending deliveries dropped with ``reason``; how many."""
+    return connection.execute(update(alarm_deliveries).where(
+        alarm_deliveries.c.alarm_name == name, alarm_deliveries.c.status == DeliveryStatus.PENDING.value,
+    ).values(status=DeliveryStatus.DROPPED.value, next_attempt_at=None, last_error=reason)).rowcount
 
 
 def insert_events(connection: Connection, drafts: list[AlarmEventDraft]) -> list[int]:
@@ -129,9 +139,11 @@ def dispatch_event(connection: Connection, event_id: int, deliveries: list[tuple
     existing = {(row.alarm_name, row.target) for row in connection.execute(
         select(alarm_deliveries.c.alarm_name, alarm_deliveries.c.target)
         .where(alarm_deliveries.c.event_id == event_id))}
+    # read in this transaction: an alarm paused or deleted since the caller listed the alarms gets nothing
+    active = set(connection.execute(select(alarms.c.name).where(alarms.c.paused.is_(False))).scalars())
     now = utc_now()
     for alarm_name, target in dict.fromkeys(deliveries):
-        if (alarm_name, target) not in existing:
+        if (alarm_name, target) not in existing and alarm_name in active:
             connection.execute(insert(alarm_deliveries).values(
                 alarm_name=alarm_name, event_id=event_id, target=target, status=DeliveryStatus.PENDING.value,
                 attempts=0, next_attempt_at=now, created_at=now,
@@ -146,6 +158,14 @@ def due_deliveries(connection: Connection, now: datetime, limit: int) -> list[Al
                     alarm_deliveries.c.next_attempt_at <= now)
              .order_by(alarm_deliveries.c.next_attempt_at, alarm_deliveries.c.id).limit(limit))
     return [_to_delivery(row) for row in connection.execute(query)]
+
+
+def load_delivery(connection: Connection, delivery_id: int) -> AlarmDelivery:
+    """One delivery with its event's kind and subject; AlarmError when there is none."""
+    row = connection.execute(_history_query().where(alarm_deliveries.c.id == delivery_id)).first()
+    if row is None:
+        raise AlarmError(f"no alarm delivery {delivery_id}")
+    return _to_delivery(row)
 
 
 def record_attempt(connection: Connection, delivery_id: int, error: str | None,

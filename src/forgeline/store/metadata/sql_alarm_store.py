@@ -39,11 +39,11 @@ class SqlAlarmStore:
         return self._tx.read(alarms_repository.list_alarms)
 
     def set_alarm_paused(self, name: str, paused: bool) -> AlarmRecord:
-        """Pause or resume an alarm; AlarmNotFoundError."""
+        """Pause or resume an alarm; pausing drops its pending deliveries (recorded, never sent); AlarmNotFoundError."""
         return self._tx.write(lambda connection: alarms_repository.set_paused(connection, name, paused))
 
     def delete_alarm(self, name: str) -> None:
-        """Remove an alarm (its delivery history stays); AlarmNotFoundError."""
+        """Remove an alarm (its delivery history stays, its pending deliveries dropped); AlarmNotFoundError."""
         self._tx.write(lambda connection: alarms_repository.delete_alarm(connection, name))
 
     def append_alarm_event(self, draft: AlarmEventDraft) -> AlarmEventRecord:
@@ -74,7 +74,7 @@ class SqlAlarmStore:
         return self._tx.read(lambda connection: alarms_repository.list_undispatched(connection, limit))
 
     def dispatch_alarm_event(self, event_id: int, deliveries: list[tuple[str, str]]) -> None:
-        """Create one pending delivery per (alarm, target) (never twice) and mark the event dispatched."""
+        """One pending delivery per (alarm, target), never twice, none for a paused or gone alarm; event dispatched."""
         self._tx.write(lambda connection: alarms_repository.dispatch_event(connection, event_id, deliveries))
 
     def get_alarm_event(self, event_id: int) -> AlarmEventRecord:
@@ -84,6 +84,10 @@ class SqlAlarmStore:
     def due_alarm_deliveries(self, now: datetime, limit: int) -> list[AlarmDelivery]:
         """Pending deliveries whose next try is due, oldest first."""
         return self._tx.read(lambda connection: alarms_repository.due_deliveries(connection, now, limit))
+
+    def get_alarm_delivery(self, delivery_id: int) -> AlarmDelivery:
+        """One delivery as it stands now; AlarmError when there is none."""
+        return self._tx.read(lambda connection: alarms_repository.load_delivery(connection, delivery_id))
 
     def record_delivery_attempt(self, delivery_id: int, *, error: str | None,
                                 next_attempt_at: datetime | None) -> AlarmDelivery:
