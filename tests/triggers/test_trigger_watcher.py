@@ -17,6 +17,7 @@ from forgeline.store.metadata.records import ExecutionRecord
 from forgeline.triggers.definitions import TriggerSpec, create_trigger
 from forgeline.triggers.starting import QueuedStarter
 from forgeline.triggers.trigger_watcher import TriggerWatcher
+from forgeline.triggers.watched_folders import matches
 
 from .conftest import Stored
 
@@ -202,3 +203,34 @@ def _alarm_events(stored: Stored) -> list[dict[str, Any]]:
             return [dict(row._mapping) for row in connection.execute(select(alarm_events))]
     finally:
         engine.dispose()
+
+
+def test_a_file_caught_between_its_write_and_its_rename_starts_one_execution_under_its_final_name(
+        stored: Stored) -> None:
+    """A complete file under the writer's temporary name (listed just before its rename) is not an object."""
+    inbox = stored.root / "inbox"
+    inbox.mkdir()
+    create_trigger(stored.runtime.store, TriggerSpec("drops", str(inbox), "*", 0.1), stored.pipeline, {})
+    watcher = make_watcher(stored)
+    document = json.dumps({"pipeline_parameters": {"ModelType": "xgb"}})
+    temporary = [inbox / name for name in (".a.json.partial", "b.json.tmp", "c.json~", ".d.json")]
+    for path in temporary:
+        path.write_text(document)  # complete and valid, only not renamed yet
+    assert watcher.poll(stored.runtime.store.get_trigger("drops")) == []
+    for path in temporary:
+        os.replace(path, inbox / path.name.strip(".").removesuffix(".partial").removesuffix(".tmp").rstrip("~"))
+    handled = watcher.poll(stored.runtime.store.get_trigger("drops"))
+    assert sorted(Path(row.key).name for row in handled) == ["a.json", "b.json", "c.json", "d.json"]
+    assert sorted(Path((record.started_by or {})["uri"]).name for record in executions(stored)) == [
+        "a.json", "b.json", "c.json", "d.json"]
+    assert watcher.poll(stored.runtime.store.get_trigger("drops")) == []
+
+
+@pytest.mark.parametrize(("name", "pattern", "counts"), [
+    ("a.json", "*", True), (".a.json", "*", False), (".a.json", ".*", True), ("a.json.partial", "*", False),
+    ("a.json.partial", "*.partial", True), ("a.csv.tmp", "*.csv*", False), ("report~", "*", False),
+    ("a.json", "*.json", True), (".a.json.partial", "*.json", False),
+])
+def test_hidden_and_in_progress_names_count_only_for_a_pattern_that_names_them(name: str, pattern: str,
+                                                                              counts: bool) -> None:
+    assert matches(name, pattern) is counts

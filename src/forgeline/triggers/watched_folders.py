@@ -2,6 +2,13 @@
 
 A local file's version is its mtime and size; an S3 object's is its ETag. Listing goes through fsspec with the
 storage options the platform was configured with (FORGELINE_STORAGE_OPTIONS), and never serves a cached listing.
+
+Files still being written are not objects yet. A writer that writes whole and renames into place writes first
+to a hidden or temporary name (``.name.partial``, ``name.tmp``): as in a shell, a pattern matches a name that
+starts with a dot only when the pattern does too, and names with an in-progress suffix (IN_PROGRESS_SUFFIXES)
+count only for a pattern ending with that suffix. (fnmatch alone lets ``*`` match ``.a.json.partial``: a file
+caught between its write and its rename would start an execution of its own.) A local file changed in the last
+FRESH_SECONDS that does not parse yet is looked at again on the next poll.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from typing import Any
 
 from forgeline.errors import TriggerError
 from forgeline.store.artifacts import is_local, url_to_fs
+
+IN_PROGRESS_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".filepart", ".swp", "~")
+"""Name endings writers and downloaders use for a file they have not finished."""
 
 FRESH_SECONDS = 2.0
 """A local file changed this recently may still be being written: if it does not parse yet, look again later."""
@@ -44,6 +54,16 @@ def normalise_watch(watch: str) -> str:
     if protocol not in known_implementations or not rest.strip("/"):
         raise TriggerError(f"--watch {watch!r}: expected a local folder or a URL such as s3://bucket/prefix/")
     return watch.rstrip("/") + "/"
+
+
+def matches(name: str, pattern: str) -> bool:
+    """Whether a file name counts for a trigger's pattern: hidden and in-progress names only when it says so."""
+    if name.startswith(".") and not pattern.startswith("."):
+        return False
+    if name.endswith(IN_PROGRESS_SUFFIXES) and not any(
+            name.endswith(suffix) and pattern.endswith(suffix) for suffix in IN_PROGRESS_SUFFIXES):
+        return False
+    return fnmatch.fnmatchcase(name, pattern)
 
 
 class WatchedFolder:
@@ -75,7 +95,7 @@ class WatchedFolder:
             if entry.get("type") != "file":
                 continue
             key = str(entry["name"])
-            if not fnmatch.fnmatchcase(posixpath.basename(key.rstrip("/")), self.pattern):
+            if not matches(posixpath.basename(key.rstrip("/")), self.pattern):
                 continue
             found.append(self._object(key, entry, now))
         return sorted(found, key=lambda item: item.key)
