@@ -81,3 +81,29 @@ def test_a_100_mb_log_is_paged_and_its_tail_followed(server: RunningServer, proj
     assert sum(fetched) < 400_000, fetched  # one more 64 KB page
     assert "line 00009" in (log.text_content() or "")
     shot(page, shots, "log-100mb")
+
+
+def test_log_pages_joined_in_the_browser_never_split_a_character(server: RunningServer, project: Any,
+                                                                  new_page: Any, shots: Path) -> None:
+    from api.test_logs import wide_log_execution
+
+    with server.client("operator") as client:
+        execution = wide_log_execution(client, project)
+        whole = client.get(f"/executions/{execution}/steps/Wide/logs").content.decode("utf-8")
+    page = new_page()
+    log_in(page, server, "viewer")
+    visit(page, server, f"executions/{execution}?step=Wide")
+    page.wait_for_selector("[data-panel=Wide] .log")
+    page.wait_for_function("document.querySelector('[data-panel=Wide] .log').textContent.includes('😀é€\\n')")
+    tail = page.locator("[data-panel=Wide] .log").text_content() or ""
+    assert "\ufffd" not in tail and whole.endswith(tail) and len(tail) < len(whole)
+    button = "[data-panel=Wide] button:has-text('Load earlier')"
+    while not page.eval_on_selector(button, "b => b.hidden"):  # page back to the first byte, 64 KB at a time
+        before = page.eval_on_selector("[data-panel=Wide] .log", "p => p.textContent.length")
+        page.click(button)
+        page.wait_for_function("(before) => document.querySelector('[data-panel=Wide] .log').textContent.length"
+                               " > before", arg=before)
+    shown = page.locator("[data-panel=Wide] .log").text_content() or ""
+    assert "\ufffd" not in shown
+    assert shown == whole
+    shot(page, shots, "log-multibyte-pages")

@@ -3,7 +3,9 @@
 The stream's events: ``log`` (a piece of the log; its id ``<attempt>:<byte offset after it>``, so a client that
 reconnects with ``Last-Event-ID`` goes on from exactly there), ``attempt`` (a retry's log follows: its number),
 and ``end`` (the step ended: its status). A cache hit's log is that of the execution that ran the step; the
-``X-Forgeline-Source-Execution`` header names it.
+``X-Forgeline-Source-Execution`` header names it. A byte range is moved onto UTF-8 character boundaries (a page
+never splits a character); ``X-Forgeline-Log-Offset`` is where it starts, ``X-Forgeline-Log-Next-Offset`` where
+the next page starts.
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ class LogPosition:
         return f"{self.attempt}:{self.offset}"
 
 
+def whole_characters(data: bytes) -> int:
+    """How many leading bytes of ``data`` end on a UTF-8 character boundary (an incomplete last one left out)."""
+    for back in range(1, min(4, len(data)) + 1):  # a UTF-8 lead byte near the end whose character is cut off
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue
+        needed = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+        return len(data) - back if needed > back else len(data)
+    return len(data)
+
+
 def read_piece(path: str, offset: int, limit: int = CHUNK_BYTES) -> bytes:
     """Up to ``limit`` bytes of a log from ``offset``, cut before an incomplete UTF-8 character at the end."""
     try:
@@ -60,16 +73,35 @@ def read_piece(path: str, offset: int, limit: int = CHUNK_BYTES) -> bytes:
             data = handle.read(limit)
     except FileNotFoundError:
         return b""
-    cut = len(data)
-    for back in range(1, min(4, len(data)) + 1):  # a UTF-8 lead byte near the end whose character is cut off
-        byte = data[-back]
-        if byte & 0xC0 == 0x80:
-            continue
-        needed = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
-        if needed > back:
-            cut = len(data) - back
-        break
-    return data[:cut]  # the cut-off character comes with the next read, once written whole
+    return data[:whole_characters(data)]  # the cut-off character comes with the next read, once written whole
+
+
+def page_bounds(path: str, offset: int, length: int | None) -> tuple[int, int]:
+    """The byte range to return for ``offset``/``length``, moved onto UTF-8 character boundaries: the start
+    forward past a character's continuation bytes, the end back before a character it would cut."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            start = min(offset, size)
+            handle.seek(start)
+            head = handle.read(3)
+            start += next((n for n, byte in enumerate(head) if byte & 0xC0 != 0x80), len(head))
+            end = size if length is None else min(size, offset + length)
+            if end <= start:
+                return start, start
+            if end < size:  # inside a character when the byte at ``end`` continues one: end at its lead byte
+                low = max(start, end - 3)
+                handle.seek(low)
+                around = handle.read(end - low + 1)  # bytes low..end, both included
+                lead = len(around) - 1
+                while lead > 0 and around[lead] & 0xC0 == 0x80:
+                    lead -= 1
+                return start, low + lead
+            handle.seek(max(start, end - 4))
+            last = handle.read()
+            return start, end - len(last) + whole_characters(last)
+    except FileNotFoundError:
+        return 0, 0
 
 
 def sse(event: str, data: str, event_id: str | None = None) -> str:
@@ -181,5 +213,8 @@ def logs(
                                  headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     chosen = chosen_attempt(store, source, attempt)
     size = os.path.getsize(chosen.log_path) if chosen.log_path and os.path.exists(chosen.log_path) else 0
-    headers |= {"X-Forgeline-Attempt": str(chosen.attempt), "X-Forgeline-Log-Size": str(size)}
-    return StreamingResponse(whole(chosen, offset, length), media_type="text/plain; charset=utf-8", headers=headers)
+    first, end = page_bounds(chosen.log_path or "", offset, length)
+    headers |= {"X-Forgeline-Attempt": str(chosen.attempt), "X-Forgeline-Log-Size": str(size),
+                "X-Forgeline-Log-Offset": str(first), "X-Forgeline-Log-Next-Offset": str(end)}
+    return StreamingResponse(whole(chosen, first, end - first), media_type="text/plain; charset=utf-8",
+                             headers=headers)

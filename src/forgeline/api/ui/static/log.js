@@ -15,7 +15,15 @@ export async function logViewer(path, running) {
   let size = Number(head.headers.get("X-Forgeline-Log-Size") || 0);
   const attempt = head.headers.get("X-Forgeline-Attempt");
   let first = Math.max(0, size - PAGE);   // byte offset of the first byte shown
-  const fetchRange = async (offset, length) => (await call(path, { params: { attempt, offset, length }, raw: true })).text();
+  let next = size;                         // byte offset the live tail follows from
+  // A page's edges are moved onto UTF-8 character boundaries by the server, which says where it really starts
+  // and where the next page starts: pages joined on those offsets never split a character.
+  async function fetchRange(offset, length) {
+    const response = await call(path, { params: { attempt, offset, length }, raw: true });
+    const start = Number(response.headers.get("X-Forgeline-Log-Offset") ?? offset);
+    const end = Number(response.headers.get("X-Forgeline-Log-Next-Offset") ?? offset + length);
+    return { start, end, text: await response.text() };
+  }
   const atBottom = () => pre.scrollHeight - pre.scrollTop - pre.clientHeight < 30;
   function describe() {
     info.textContent = `attempt ${attempt || "—"} · ${first ? `showing from byte ${first} of ` : ""}${size} bytes`;
@@ -25,19 +33,24 @@ export async function logViewer(path, running) {
     const follow = atBottom();
     pre.append(text);
     if (pre.textContent.length > KEEP) {  // drop the oldest text so a long log never freezes the page
-      const cut = pre.textContent.length - KEEP;
+      let cut = pre.textContent.length - KEEP;
+      if (/[\uDC00-\uDFFF]/.test(pre.textContent[cut])) cut += 1;  // never half of a surrogate pair
       first += new TextEncoder().encode(pre.textContent.slice(0, cut)).length;
       pre.textContent = pre.textContent.slice(cut);
     }
     if (follow) pre.scrollTop = pre.scrollHeight;
   }
-  pre.textContent = size ? await fetchRange(first, size - first) : "";
+  if (size) {
+    const tail = await fetchRange(first, size - first);
+    [first, next] = [tail.start, tail.end];
+    pre.textContent = tail.text;
+  } else pre.textContent = "";
   describe();
   earlier.onclick = async () => {
     const from = Math.max(0, first - PAGE), keep = pre.scrollHeight - pre.scrollTop;
-    const text = await fetchRange(from, first - from);
-    first = from;
-    pre.textContent = text + pre.textContent;
+    const page = await fetchRange(from, first - from);
+    first = page.start;
+    pre.textContent = page.text + pre.textContent;
     if (pre.textContent.length > KEEP) pre.textContent = pre.textContent.slice(0, KEEP);
     pre.scrollTop = pre.scrollHeight - keep;
     describe();
@@ -45,7 +58,7 @@ export async function logViewer(path, running) {
   requestAnimationFrame(() => { pre.scrollTop = pre.scrollHeight; });
   let close = () => {};
   if (running && attempt) {
-    close = stream(`${path}?follow=true&attempt=${attempt}&offset=${size}`, {
+    close = stream(`${path}?follow=true&attempt=${attempt}&offset=${next}`, {
       log: (ev) => { size = Number(ev.lastEventId.split(":")[1] || size); append(ev.data); describe(); },
       end: (ev) => { append(`\n[step ${ev.data}]\n`); close(); },
     });
