@@ -178,6 +178,11 @@ class AlarmStore(Protocol):
         """Count a try: no error → delivered; an error → pending again at next_attempt_at, or failed if None."""
         ...
 
+    def collect_alarm_events(self, before: datetime, *, dry_run: bool = False) -> tuple[int, int]:
+        """Delete events older than ``before`` that are dispatched and have no pending delivery, with their
+        deliveries; (events, deliveries) removed, or that would be in a dry run."""
+        ...
+
     def list_alarm_deliveries(self, limit: int = 50, alarm_name: str | None = None) -> list[AlarmDelivery]:
         """The newest deliveries (of one alarm when given), newest first, with their event's kind and subject."""
         ...

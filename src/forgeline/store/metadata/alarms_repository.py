@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from itertools import takewhile
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
 from forgeline.errors import AlarmError, AlarmNotFoundError
 from forgeline.store.metadata.alarm_store import (
@@ -186,6 +186,23 @@ def record_attempt(connection: Connection, delivery_id: int, error: str | None,
     connection.execute(update(alarm_deliveries).where(alarm_deliveries.c.id == delivery_id).values(**values))
     row = connection.execute(_history_query().where(alarm_deliveries.c.id == delivery_id)).one()
     return _to_delivery(row)
+
+
+def collect_events(connection: Connection, before: datetime, *, dry_run: bool) -> tuple[int, int]:
+    """Delete dispatched events older than ``before`` none of whose deliveries is pending, with their deliveries."""
+    pending = select(alarm_deliveries.c.event_id).where(alarm_deliveries.c.status == DeliveryStatus.PENDING.value)
+    old = (select(alarm_events.c.id).where(alarm_events.c.created_at < before,
+                                           alarm_events.c.dispatched.is_(True), alarm_events.c.id.not_in(pending)))
+    ids = list(connection.execute(old).scalars())
+    deliveries = 0
+    for first in range(0, len(ids), 500):  # bounded IN lists
+        chunk = ids[first:first + 500]
+        counted = select(func.count()).select_from(alarm_deliveries).where(alarm_deliveries.c.event_id.in_(chunk))
+        deliveries += int(connection.execute(counted).scalar_one())
+        if not dry_run:
+            connection.execute(delete(alarm_deliveries).where(alarm_deliveries.c.event_id.in_(chunk)))
+            connection.execute(delete(alarm_events).where(alarm_events.c.id.in_(chunk)))
+    return len(ids), deliveries
 
 
 def list_deliveries(connection: Connection, limit: int, alarm_name: str | None) -> list[AlarmDelivery]:

@@ -130,3 +130,7 @@ class ScheduleStore(Protocol):
                             limit: int = 50) -> list[ScheduleFire]:
         """Fires matching the filters, newest due time first."""
         ...
+
+    def collect_schedule_fires(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Delete finished fires due before ``before``, except each schedule's latest; how many (would) go."""
+        ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from forgeline.errors import ScheduleError, ScheduleNotFoundError
 from forgeline.store.metadata.column_types import utc_now
@@ -112,6 +112,21 @@ def list_fires(connection: Connection, name: str | None, outcome: FireOutcome | 
     if outcome is not None:
         query = query.where(schedule_fires.c.outcome == FireOutcome(outcome).value)
     return [_to_fire(row) for row in connection.execute(query.limit(limit))]
+
+
+def collect_fires(connection: Connection, before: datetime, *, dry_run: bool) -> int:
+    """Delete finished fires due before ``before``, keeping each schedule's latest fire; how many (would) go."""
+    latest = (select(schedule_fires.c.schedule_name, func.max(schedule_fires.c.due_at).label("due_at"))
+              .group_by(schedule_fires.c.schedule_name))
+    keep = {(row.schedule_name, row.due_at) for row in connection.execute(latest)}
+    old = connection.execute(select(schedule_fires.c.schedule_name, schedule_fires.c.due_at).where(
+        schedule_fires.c.due_at < before, schedule_fires.c.outcome != FireOutcome.PENDING.value)).all()
+    going = [(row.schedule_name, row.due_at) for row in old if (row.schedule_name, row.due_at) not in keep]
+    if not dry_run:
+        for name, due_at in going:
+            connection.execute(delete(schedule_fires).where(schedule_fires.c.schedule_name == name,
+                                                            schedule_fires.c.due_at == due_at))
+    return len(going)
 
 
 def _last_fire(connection: Connection, name: str) -> ScheduleFire | None:

@@ -95,6 +95,14 @@ class SqlAlarmStore:
         return self._tx.write(lambda connection: alarms_repository.record_attempt(
             connection, delivery_id, error, next_attempt_at))
 
+    def collect_alarm_events(self, before: datetime, *, dry_run: bool = False) -> tuple[int, int]:
+        """Delete events older than ``before`` that are dispatched and have no pending delivery, with their
+        deliveries; (events, deliveries) removed, or that would be in a dry run."""
+        work = alarms_repository.collect_events
+        if dry_run:
+            return self._tx.read(lambda connection: work(connection, before, dry_run=True))
+        return self._tx.write(lambda connection: work(connection, before, dry_run=False))
+
     def list_alarm_deliveries(self, limit: int = 50, alarm_name: str | None = None) -> list[AlarmDelivery]:
         """The newest deliveries (of one alarm when given), newest first, with their event's kind and subject."""
         return self._tx.read(lambda connection: alarms_repository.list_deliveries(connection, limit, alarm_name))

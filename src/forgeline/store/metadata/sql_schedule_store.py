@@ -66,6 +66,13 @@ class SqlScheduleStore:
         """Fires matching the filters, newest due time first."""
         return self._tx.read(lambda connection: schedules_repository.list_fires(connection, name, outcome, limit))
 
+    def collect_schedule_fires(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Delete finished fires due before ``before``, except each schedule's latest; how many (would) go."""
+        work = schedules_repository.collect_fires
+        if dry_run:
+            return self._tx.read(lambda connection: work(connection, before, dry_run=True))
+        return self._tx.write(lambda connection: work(connection, before, dry_run=False))
+
     def create_trigger(self, draft: TriggerDraft) -> TriggerRecord:
         """Store a new trigger; TriggerError when the name is taken."""
         stored = replace(draft, parameters=json.loads(json.dumps(draft.parameters)))
@@ -126,6 +133,14 @@ class SqlScheduleStore:
     def finish_trigger_objects(self, outcomes: Sequence[ObjectOutcome]) -> None:
         """Record what became of several claimed objects, together."""
         self._tx.write(lambda connection: triggers_repository.finish_objects(connection, outcomes))
+
+    def list_old_trigger_objects(self, name: str, before: datetime) -> list[TriggerObject]:
+        """The trigger's objects seen before ``before`` whose outcome is final (not pending), oldest first."""
+        return self._tx.read(lambda connection: triggers_repository.old_objects(connection, name, before))
+
+    def delete_trigger_objects(self, object_ids: Sequence[int]) -> int:
+        """Forget these objects (a listed object not remembered starts again); how many went."""
+        return self._tx.write(lambda connection: triggers_repository.delete_objects(connection, object_ids))
 
     def list_trigger_objects(self, name: str | None = None, *, outcome: FireOutcome | None = None,
                              limit: int = 50) -> list[TriggerObject]:

@@ -113,6 +113,14 @@ class TriggerStore(Protocol):
         """Record what became of several claimed objects, together."""
         ...
 
+    def list_old_trigger_objects(self, name: str, before: datetime) -> list[TriggerObject]:
+        """The trigger's objects seen before ``before`` whose outcome is final (not pending), oldest first."""
+        ...
+
+    def delete_trigger_objects(self, object_ids: Sequence[int]) -> int:
+        """Forget these objects (a listed object not remembered starts again); how many went."""
+        ...
+
     def list_trigger_objects(self, name: str | None = None, *, outcome: FireOutcome | None = None,
                              limit: int = 50) -> list[TriggerObject]:
         """Objects matching the filters, newest first."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -121,6 +122,24 @@ def finish_objects(connection: Connection, outcomes: Sequence[ObjectOutcome]) ->
     """Record several claimed objects' outcomes."""
     for item in outcomes:
         finish_object(connection, item.object_id, item.outcome, item.execution_id, item.reason)
+
+
+def old_objects(connection: Connection, name: str, before: datetime) -> list[TriggerObject]:
+    """The trigger's objects seen before ``before`` with a final outcome, oldest first."""
+    query = select(trigger_objects).where(
+        trigger_objects.c.trigger_name == name, trigger_objects.c.seen_at < before,
+        trigger_objects.c.outcome != FireOutcome.PENDING.value).order_by(trigger_objects.c.id)
+    return [_to_object(row) for row in connection.execute(query)]
+
+
+def delete_objects(connection: Connection, object_ids: Sequence[int]) -> int:
+    """Delete objects by id (never a pending one); how many went."""
+    deleted = 0
+    for first in range(0, len(object_ids), 500):  # bounded IN lists
+        deleted += connection.execute(delete(trigger_objects).where(
+            trigger_objects.c.id.in_(list(object_ids[first:first + 500])),
+            trigger_objects.c.outcome != FireOutcome.PENDING.value)).rowcount
+    return deleted
 
 
 def load_object(connection: Connection, object_id: int) -> TriggerObject:
