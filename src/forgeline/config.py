@@ -238,6 +238,8 @@ def parse_count(text: str | None, what: str, default: int) -> int:
 
 SERVER_URL_ENV = "FORGELINE_URL"
 SERVER_TOKEN_ENV = "FORGELINE_TOKEN"
+SERVING_URL_ENV = "FORGELINE_SERVING_URL"
+SERVING_TOKEN_ENV = "FORGELINE_SERVING_TOKEN"
 _SERVER_URL = re.compile(r"^https?://[^/\s?#]+(/[^\s?#]*)?$")
 
 
@@ -251,11 +253,22 @@ class ServerConnection:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConnection | None:
         """The server FORGELINE_URL names, or None when it is unset (commands then use the store directly)."""
+        return cls._named(environ, SERVER_URL_ENV, SERVER_TOKEN_ENV, "forgeline server")
+
+    @classmethod
+    def serving_from_env(cls, environ: Mapping[str, str] | None = None) -> ServerConnection | None:
+        """The ``forgeline serve`` a server asks for endpoints' live traffic (FORGELINE_SERVING_URL, with
+        FORGELINE_SERVING_TOKEN when it wants one), or None when it is unset."""
+        return cls._named(environ, SERVING_URL_ENV, SERVING_TOKEN_ENV, "forgeline serve")
+
+    @classmethod
+    def _named(cls, environ: Mapping[str, str] | None, url_env: str, token_env: str,
+               command: str) -> ServerConnection | None:
         env = os.environ if environ is None else environ
-        url = (env.get(SERVER_URL_ENV) or "").strip()
+        url = (env.get(url_env) or "").strip()
         if not url:
             return None
         if not _SERVER_URL.match(url):
-            raise ConfigurationError(f"{SERVER_URL_ENV}={url!r} is not a server URL; write e.g. "
-                                     "http://127.0.0.1:8080 (the address `forgeline server` prints)")
-        return cls(url.rstrip("/"), (env.get(SERVER_TOKEN_ENV) or "").strip() or None)
+            raise ConfigurationError(f"{url_env}={url!r} is not a server URL; write e.g. "
+                                     f"http://127.0.0.1:8080 (the address `{command}` prints)")
+        return cls(url.rstrip("/"), (env.get(token_env) or "").strip() or None)

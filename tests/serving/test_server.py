@@ -127,6 +127,26 @@ def test_metrics_count_requests_errors_latency_batches_and_workers(models: Any, 
     assert 'forgeline_endpoint_queue_depth{endpoint="risk",variant="AllTraffic"} 0.0' in text
 
 
+def test_the_endpoint_listing_gives_the_last_minutes_rate_errors_and_latency_by_variant(models: Any,
+                                                                                        serve: Any) -> None:
+    models("m", sleep=0.02)
+    Endpoint.create("risk", ["m@1"])
+    server = serve()
+    before = server.wait_serving("risk")
+    for _ in range(5):
+        assert server.invoke("risk", ROWS).status_code == 200
+    assert server.invoke("risk", b"{", content_type="application/json").status_code == 400
+
+    row = server.listing()["risk"]
+
+    assert before["traffic"]["requests"] == 0 and before["traffic"]["p50_ms"] is None
+    assert (row["traffic"]["requests"], row["traffic"]["errors"]) == (6, 1)
+    assert row["traffic"]["requests_per_second"] > 0 and row["traffic"]["window_seconds"] == 60
+    assert 18 <= row["traffic"]["p50_ms"] <= row["traffic"]["p99_ms"]  # the model sleeps 20 ms
+    variant = row["variants"][0]
+    assert variant["name"] == "AllTraffic" and variant["traffic"]["requests"] == 6
+
+
 def test_a_token_file_makes_every_route_but_ping_want_a_bearer_token(models: Any, serve: Any,
                                                                     tmp_path: Path) -> None:
     models("m")

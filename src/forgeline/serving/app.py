@@ -1,4 +1,5 @@
-"""The HTTP API as a plain ASGI application: invocations, ping, the endpoint listing and Prometheus metrics.
+"""The HTTP API as a plain ASGI application: invocations, ping, the endpoint listing (with the last minute's
+traffic: requests per second, errors, p50/p99 latency) and Prometheus metrics.
 
 ``POST /endpoints/{name}/invocations`` picks a variant (by weight, or the one ``X-Forgeline-Variant`` pins),
 queues the request for that variant's workers and answers with their reply, naming the variant and the models in
@@ -186,14 +187,17 @@ class ServingApp:
         rows = []
         for name, record in sorted(self.manager.records.items()):
             runtime = self.manager.endpoints.get(name)
+            traffic = self.metrics.recent.summary(name, [v.name for v in runtime.variants] if runtime else ())
             rows.append({
                 "name": name, "revision": record.revision,
                 "serving_revision": runtime.revision if runtime else None,
                 "status": "InService" if runtime and runtime.revision == record.revision else record.status.value,
                 "problem": self.manager.problems.get(name),
                 "variants": [{"name": v.name, "weight": v.weight, "model": v.model,
-                              "workers": sum(1 for w in v.pool.workers if w.ready), "queue": len(v.pool.queue)}
+                              "workers": sum(1 for w in v.pool.workers if w.ready), "queue": len(v.pool.queue),
+                              "traffic": traffic["variants"][v.name]}
                              for v in (runtime.variants if runtime else [])],
+                "traffic": {key: value for key, value in traffic.items() if key != "variants"},
             })
         return rows
 

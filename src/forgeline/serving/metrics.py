@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from forgeline.serving.pool import BATCH_BUCKETS, WorkerPool
+from forgeline.serving.recent_traffic import RecentTraffic
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -36,6 +37,7 @@ class ServingMetrics:
                                  ["endpoint", "variant"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.registry.register(_PoolCollector(pools))
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self.recent = RecentTraffic()  # the last minute, for GET /endpoints
 
     def observe(self, endpoint: str, variant: str, status: int, seconds: float) -> None:
         """Count one answered invocation (the variant is "" when none was chosen)."""
@@ -51,6 +53,7 @@ class ServingMetrics:
         if children[1] is not None:
             children[1].inc()
         children[2].observe(seconds)
+        self.recent.observe(endpoint, variant, status, seconds)
 
     def render(self) -> bytes:
         """The text exposition format."""
