@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import logging
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -39,6 +42,7 @@ from readme_section import write_section
 
 import forgeline
 from forgeline.executors.ray import POLL_SECONDS
+from forgeline.jobs.process_tree import SHARED_SERVER_ARGUMENT
 from forgeline.workflow import (
     Model,
     ParallelismConfiguration,
@@ -115,20 +119,73 @@ def transform(data: Path, model: Path) -> Pipeline:
 
 
 def split_data(rows: int, root: Path) -> tuple[Path, Path]:
-    """bench_transform.py's data and model; the CSV cut into PARTS files (shards split a folder by file)."""
+    """bench_transform.py's data and model; the CSV cut into PARTS files (shards split a folder by file).
+
+    The file is streamed into its parts line by line: 10 M rows are about 900 MB, never held in memory at once.
+    """
     from bench_transform import generate
 
     space = generate(rows, root)
     parts = root / f"parts-{rows}"
     if not parts.exists():
-        lines = space.data.read_bytes().splitlines(keepends=True)
         staging = root / "parts.partial"
-        staging.mkdir(exist_ok=True)
-        per = -(-len(lines) // PARTS)
-        for index in range(PARTS):
-            (staging / f"part-{index}.csv").write_bytes(b"".join(lines[index * per:(index + 1) * per]))
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        per = -(-rows // PARTS)
+        with space.data.open("rb") as source:
+            for index in range(PARTS):
+                with (staging / f"part-{index}.csv").open("wb") as part:
+                    part.writelines(itertools.islice(source, per))
         staging.rename(parts)
     return parts, space.model
+
+
+class PeakMemory:
+    """The peak total resident memory of this process, the Ray cluster's and the shared job servers' processes
+    (each with every process below it), sampled every half second while it is entered."""
+
+    def __init__(self, cluster: RayCluster) -> None:
+        self._marker = str(cluster.temp_dir).encode()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.peak_mb = 0.0
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.5):
+            self.peak_mb = max(self.peak_mb, self.total_mb())
+
+    def total_mb(self) -> float:
+        """The resident memory of the processes watched, now."""
+        parents: dict[int, int] = {}
+        rss: dict[int, int] = {}
+        roots = {os.getpid()}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                command = (entry / "cmdline").read_bytes()
+            except (OSError, IndexError):
+                continue
+            pid = int(entry.name)
+            parents[pid], rss[pid] = int(fields[1]), int(fields[21])
+            if self._marker in command or SHARED_SERVER_ARGUMENT in command.split(b"\0"):
+                roots.add(pid)
+        watched = set(roots)
+        changed = True
+        while changed:
+            below = {pid for pid, parent in parents.items() if parent in watched} - watched
+            watched |= below
+            changed = bool(below)
+        return sum(rss.get(pid, 0) for pid in watched) * resource.getpagesize() / 1024 / 1024
 
 
 def concurrent_tasks(cluster: RayCluster, count: int) -> dict[str, float]:
@@ -225,12 +282,17 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 print(f"fan-out of {args.fan_out}: {figures['fan_out'][1]:.1f} s", flush=True)
             if args.rows:
                 data, model = split_data(args.rows, Path(tempfile.gettempdir()) / "forgeline-bench-transform")
-                with settings({"FORGELINE_EXECUTOR": "local"}):
+                idle_mb = PeakMemory(cluster).total_mb()
+                with settings({"FORGELINE_EXECUTOR": "local"}), PeakMemory(cluster) as local_memory:
                     local_step = run(transform(data, model), args.timeout)[1]["Predict"]
-                with settings(ray_env):
+                with settings(ray_env), PeakMemory(cluster) as ray_memory:
                     ray_step = run(transform(data, model), args.timeout)[1]["Predict"]
+                size_mb = sum(part.stat().st_size for part in data.iterdir()) / 1024 / 1024
                 figures["transform"] = (args.rows, local_step, ray_step)
-                print(f"transform of {args.rows:,} rows: {local_step:.1f} s local, {ray_step:.1f} s on Ray", flush=True)
+                figures["transform_memory"] = (size_mb, idle_mb, local_memory.peak_mb, ray_memory.peak_mb)
+                print(f"transform of {args.rows:,} rows ({size_mb:.0f} MB): {local_step:.1f} s local (peak "
+                      f"{local_memory.peak_mb:.0f} MB), {ray_step:.1f} s on Ray (peak {ray_memory.peak_mb:.0f} MB)",
+                      flush=True)
         figures["concurrent"] = concurrent_tasks(cluster, args.tasks)
         figures["store_writes"] = store_writes(2 * args.tasks, work)
         print(f"{args.tasks} tasks: {figures['concurrent']}; {figures['store_writes']:.0f} writes/s", flush=True)
@@ -255,6 +317,9 @@ def section(figures: dict[str, Any], args: argparse.Namespace) -> str:
         rows, local, on_ray = figures["transform"]
         lines.append(f"| batch transform of {rows:,} rows, instance_count=2, step duration | {local:.1f} s "
                      f"({rows / local:,.0f} rows/s) | {on_ray:.1f} s ({rows / on_ray:,.0f} rows/s) |")
+        size, idle, local_peak, ray_peak = figures["transform_memory"]
+        lines.append(f"| the same: peak resident memory of the benchmark, the cluster and the job servers (input "
+                     f"{size:,.0f} MB; {idle:,.0f} MB before it) | {local_peak:,.0f} MB | {ray_peak:,.0f} MB |")
     c = figures["concurrent"]
     lines += ["", f"{args.tasks} concurrent no-op Ray tasks from one driver: {c['tasks_wall']:.2f} s wall, "
               f"{c['tasks_cpu']:.2f} s of the driver's CPU ({1000 * c['tasks_cpu'] / args.tasks:.2f} ms per task); "

@@ -24,7 +24,7 @@ from typing import Any
 from forgeline.errors import JobError
 from forgeline.executors.base import JobRef
 from forgeline.executors.futures import FutureJobs
-from forgeline.executors.ray_cluster import NAMESPACE, check_artifact_root, check_feasible, connect
+from forgeline.executors.ray_cluster import NAMESPACE, check_artifact_root, check_checkpoints, check_feasible, connect
 from forgeline.executors.ray_host import HostedJob, HostPool, find_hosted
 from forgeline.executors.ray_job import JobActor, Progress
 from forgeline.executors.ray_resources import DEFAULT_RESOURCES, actor_options, instance_table
@@ -170,6 +170,7 @@ class RayExecutor(FutureJobs[RayJob]):
                 return stopped(job.spec)
             options = actor_options(job.spec, self._instance_types)
             check_feasible(job.spec, options)
+            check_checkpoints(job.spec)
         if len(shards) == 1 and options == DEFAULT_RESOURCES:
             return self._run_hosted(job, shards[0], on_restart)
         self._hosts.shrink()  # idle hosts hold CPUs this job may need

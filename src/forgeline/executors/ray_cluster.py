@@ -69,6 +69,20 @@ def check_artifact_root(artifacts: ArtifactStore) -> None:
             "FORGELINE_ARTIFACT_ROOT to storage every node reaches (e.g. s3://bucket/forgeline)")
 
 
+def check_checkpoints(spec: JobSpec) -> None:
+    """Refuse a training job whose checkpoints go to a local folder on a cluster of several nodes.
+
+    A retry on another node (its node lost) could not restore them: it would start again from scratch.
+    """
+    uri = spec.training.checkpoint_uri if spec.training is not None else ""
+    nodes = alive_nodes() if uri and is_local(uri) else 0
+    if nodes > 1:
+        raise JobInputError(
+            f"step {step_name(spec)!r} keeps its checkpoints in {uri}, a local folder, but the Ray cluster has "
+            f"{nodes} nodes: a retry on another node could not restore them; set checkpoint_uri to storage every "
+            "node reaches (e.g. s3://bucket/checkpoints) or leave it unset (the artifact store)")
+
+
 def check_feasible(spec: JobSpec, options: Mapping[str, Any]) -> None:
     """Refuse a job no node of the cluster could ever run (more CPUs, GPUs or memory than any node has)."""
     import ray
