@@ -13,19 +13,35 @@ from serving.server_process import ServingServer, register, settings_for
 ROWS = [[1, 2], [3, 4]]
 
 
+def serve_risk(home: Path, folder: Path) -> ServingServer:
+    """Endpoint ``risk`` (variants blue = m@1, weight 75, and green = m@2, weight 25; the models sleep 10 ms)
+    served by a `forgeline serve` that wants a bearer token, once it is in service."""
+    store = SqlMetadataStore(settings_for(home).database_url)
+    register(store, folder / "models", "m", sleep=0.01)
+    register(store, folder / "models", "m", scale=2.0, sleep=0.01)
+    store.close()
+    Endpoint.create("risk", variants=["blue=m@1:75", "green=m@2:25"])
+    (folder / "tokens").write_text("serving-secret\n")
+    serving = ServingServer.start(home, "--token-file", str(folder / "tokens"), token="serving-secret")
+    try:
+        serving.wait_serving("risk")
+    except BaseException:
+        serving.stop()
+        raise
+    return serving
+
+
+def serving_env(serving: ServingServer) -> dict[str, str]:
+    """What `forgeline server` needs to ask ``serving`` for live figures."""
+    return {"FORGELINE_SERVING_URL": serving.url, "FORGELINE_SERVING_TOKEN": serving.token or ""}
+
+
 def test_endpoints_carry_live_rate_errors_and_latency_from_forgeline_serve(start_server: StartServer,
                                                                            forgeline_home: Path,
                                                                            tmp_path: Path) -> None:
-    store = SqlMetadataStore(settings_for(forgeline_home).database_url)
-    register(store, tmp_path / "models", "m", sleep=0.01)
-    register(store, tmp_path / "models", "m", scale=2.0, sleep=0.01)
-    store.close()
-    Endpoint.create("risk", variants=["blue=m@1:75", "green=m@2:25"])
-    (tmp_path / "tokens").write_text("serving-secret\n")
-    serving = ServingServer.start(forgeline_home, "--token-file", str(tmp_path / "tokens"), token="serving-secret")
+    serving = serve_risk(forgeline_home, tmp_path)
     try:
-        serving.wait_serving("risk")
-        server = start_server(env={"FORGELINE_SERVING_URL": serving.url, "FORGELINE_SERVING_TOKEN": "serving-secret"})
+        server = start_server(env=serving_env(serving))
         blind = start_server()  # no FORGELINE_SERVING_URL
         with server.client("viewer") as client:
             idle = client.get("/endpoints").json()

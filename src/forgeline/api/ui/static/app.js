@@ -9,6 +9,7 @@ import * as pipelines from "./pages/pipelines.js";
 import * as registry from "./pages/registry.js";
 import * as automation from "./pages/automation.js";
 import * as compare from "./pages/compare.js";
+import * as endpoints from "./pages/endpoints.js";
 
 
 const ROUTES = [
@@ -21,7 +22,8 @@ const ROUTES = [
   [/^pipelines\/([^/]+)\/start$/, (view, m) => pipelines.renderStart(view, decodeURIComponent(m[1]))],
   [/^registry$/, (view) => registry.renderGroups(view)],
   [/^registry\/([^/]+)$/, (view, m, q) => registry.renderGroup(view, decodeURIComponent(m[1]), q)],
-  [/^(schedules|triggers|alarms|endpoints)$/, (view, m) => automation.render(view, m[1])],
+  [/^(schedules|triggers|alarms)$/, (view, m) => automation.render(view, m[1])],
+  [/^endpoints$/, (view) => endpoints.render(view)],
 ];
 
 let cleanup = null;

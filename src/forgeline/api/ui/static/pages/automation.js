@@ -1,7 +1,6 @@
-// Schedules, triggers and alarms (next fire, last event, last delivery; pause/resume for admins) and endpoints
-// (variants and weights: the API has no request rate or latency of an endpoint to show).
+// Schedules, triggers and alarms (next fire, last event, last delivery; pause/resume for admins).
 import { get, post } from "../api.js";
-import { h, badge, when, table, show, enc } from "../dom.js";
+import { h, when, table, show, enc } from "../dom.js";
 import { can } from "../session.js";
 
 const pipelineOf = (r) => r.pipeline ? `${r.pipeline.pipeline_name}${r.pipeline.pipeline_version ? " v" + r.pipeline.pipeline_version : ""}` : "—";
@@ -18,9 +17,6 @@ const COLUMNS = {
   alarms: [["Name", (r) => r.name], ["On", (r) => r.events.join(", ")], ["To", (r) => r.targets.join(", ")],
     ["Scope", (r) => [r.pipeline_name && `pipeline ${r.pipeline_name}`, r.group_name && `group ${r.group_name}`, r.condition].filter(Boolean).join(", ") || "all"],
     ["Last delivery", (r) => r.lastDelivery ? `${r.lastDelivery.status} ${when(r.lastDelivery.delivered_at || r.lastDelivery.created_at)}` : "—"], ["State", state]],
-  endpoints: [["Name", (r) => r.name], ["Status", (r) => badge(r.status || "—")],
-    ["Variants", (r) => ((r.config || {}).variants || []).map((v) => `${v.name} (weight ${show(v.weight)}: ${(v.models || []).join(", ")})`).join("; ") || "—"],
-    ["Revision", (r) => r.revision], ["Message", (r) => r.status_message || ""], ["Updated", (r) => when(r.updated_at)]],
 };
 
 export async function render(view, kind) {
@@ -33,7 +29,7 @@ export async function render(view, kind) {
     try { await post(`/${kind}/${enc(r.name)}/${r.paused ? "resume" : "pause"}`); location.hash = `#/${kind}?t=${Date.now()}`; }
     catch (err) { msg.textContent = err.message; }
   } }, r.paused ? "Resume" : "Pause");
-  const columns = COLUMNS[kind], actions = kind !== "endpoints" && can("admin");
+  const columns = COLUMNS[kind], actions = can("admin");
   view.append(h("h1", {}, kind[0].toUpperCase() + kind.slice(1)), msg,
     table([...columns.map(([t]) => t), ...(actions ? [""] : [])], items.map((r) => h("tr", { "data-name": r.name, "data-state": state(r) },
       columns.map(([, f]) => { const v = f(r); return h("td", {}, v instanceof Node ? v : show(v)); }), actions ? h("td", {}, toggle(r)) : null)), { id: `${kind}-table` }));
