@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 from forgeline.jobs.logs import LogCapture
 
@@ -45,3 +46,25 @@ def test_a_failing_callback_does_not_stop_the_capture(tmp_path):
     log = (tmp_path / "job.log").read_text()
     assert "a\n" in log and "b\n" in log
     assert "bad regex" in log
+
+
+def test_a_followed_capture_reads_while_joined_and_goes_on_in_the_background(tmp_path):
+    go_on = tmp_path / "go-on"
+    script = (
+        "import os, sys, time\n"
+        "print('first', flush=True)\n"
+        f"while not os.path.exists({str(go_on)!r}): time.sleep(0.01)\n"
+        "print('second', flush=True)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    log = tmp_path / "job.log"
+    capture = LogCapture(log).follow(process)
+    deadline = time.monotonic() + 60
+    while "first" not in log.read_text():  # nothing reads the pipes but the joining thread
+        assert time.monotonic() < deadline, "the first line never reached the log"
+        assert not capture.join(timeout=0.05)  # the script waits for go-on: its pipes stay open
+    capture.read_in_background()  # the joining thread gives up; a thread of its own reads from now on
+    go_on.touch()
+    assert capture.join(timeout=60)
+    process.wait()
+    assert log.read_text() == "first\nsecond\n"
