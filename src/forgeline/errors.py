@@ -59,6 +59,10 @@ class StaleOwnerError(StoreError):
     """An orchestrator wrote with a fencing epoch older than the execution's: another one owns it now."""
 
 
+class StaleLeaseError(StaleOwnerError):
+    """A server process wrote under a duty lease (schedules, triggers, alarms) that another process holds now."""
+
+
 class ExecutionOwnedError(StoreError):
     """Another orchestrator holds a live lease on the execution: only one may run it."""
 

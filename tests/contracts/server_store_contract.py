@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from forgeline.errors import TokenError
+from forgeline.errors import StaleLeaseError, TokenError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.tokens_store import Role
 
@@ -62,6 +62,33 @@ class ServerStoreContract:
         assert not store.acquire_lease("scheduler", "server-b", 60)
         store.release_lease("scheduler", "server-a")
         assert store.acquire_lease("scheduler", "server-b", 60)
+
+    def test_each_new_holder_gets_the_next_epoch_and_a_renewal_keeps_it(self, store: MetadataStore) -> None:
+        assert store.hold_lease("scheduler", "server-a", 0.05) == 1
+        assert store.hold_lease("scheduler", "server-a", 0.05) == 1  # renewed
+        time.sleep(0.1)  # the lease's own expiry, not a race: nothing else runs
+        assert store.hold_lease("scheduler", "server-b", 60) == 2
+        assert store.hold_lease("scheduler", "server-a", 60) is None
+        store.release_lease("scheduler", "server-b")
+        assert store.hold_lease("scheduler", "server-a", 60) == 3  # a released lease's epoch is never reused
+
+    def test_writes_under_a_fence_are_refused_once_another_holds_the_lease(self, store: MetadataStore) -> None:
+        epoch = store.hold_lease("triggers", "server-a", 0.05)
+        assert epoch is not None
+        with store.lease_fence("triggers", epoch):
+            store.set_cursor("written-by-a", 1)  # still the holder: allowed
+            assert store.acquire_lease("triggers", "server-a", 0.05)  # a renewal under the fence keeps the epoch
+            time.sleep(0.1)  # server-a stalls past its lease
+            assert store.hold_lease("other-duty", "server-b", 60) == 1  # (another lease is no concern)
+            assert store.get_cursor("written-by-a") == 1  # reads go on
+        assert store.hold_lease("triggers", "server-b", 60) == epoch + 1
+        with store.lease_fence("triggers", epoch):
+            with pytest.raises(StaleLeaseError, match="the triggers lease is held by server-b"):
+                store.set_cursor("written-by-a", 2)
+            with pytest.raises(StaleLeaseError):
+                store.acquire_lease("triggers", "server-a", 60)  # nor does it take the lease back under it
+            assert store.get_cursor("written-by-a") == 1
+        store.set_cursor("written-by-a", 3)  # outside the fence nothing is checked
 
     def test_cursors_remember_positions(self, store: MetadataStore) -> None:
         assert store.get_cursor("alarms") is None

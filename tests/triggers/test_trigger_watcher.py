@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from forgeline.errors import TriggerError
+from conftest import wait_until
+from forgeline.errors import StaleLeaseError, TriggerError
 from forgeline.store.metadata.records import ExecutionRecord
 from forgeline.triggers.definitions import TriggerSpec, create_trigger
+from forgeline.triggers.schedule_runner import RunnerTiming
 from forgeline.triggers.starting import QueuedStarter
-from forgeline.triggers.trigger_watcher import TriggerWatcher
+from forgeline.triggers.trigger_watcher import TRIGGERS_LEASE, TriggerWatcher
 from forgeline.triggers.watched_folders import matches
 
 from .conftest import Stored
@@ -234,3 +238,53 @@ def test_a_file_caught_between_its_write_and_its_rename_starts_one_execution_und
 def test_hidden_and_in_progress_names_count_only_for_a_pattern_that_names_them(name: str, pattern: str,
                                                                               counts: bool) -> None:
     assert matches(name, pattern) is counts
+
+
+class StallingStarter(QueuedStarter):
+    """A watcher's starter that, before its first start, stalls until ``meanwhile`` (another process) has run."""
+
+    def __init__(self, runtime: Any, meanwhile: Callable[[], None]) -> None:
+        super().__init__(runtime)
+        self.meanwhile = meanwhile
+        self.stalled = False
+
+    def start(self, pipeline: Any, overrides: Any, started_by: dict[str, Any]) -> str:
+        if not self.stalled:
+            self.stalled = True
+            other = threading.Thread(target=self.meanwhile)  # its own thread: not under this one's fence
+            other.start()
+            other.join()
+        return super().start(pipeline, overrides, started_by)
+
+
+def test_a_watcher_that_stalled_past_its_lease_has_its_starts_refused_and_each_file_starts_once(
+        stored: Stored) -> None:
+    """Watcher a claims three files and stalls before starting them; its lease expires and b takes the duty
+    over, finishing the rows a left pending. When a wakes up, its start is refused by the lease's epoch."""
+    store = stored.runtime.store
+    inbox = stored.root / "inbox"
+    inbox.mkdir()
+    create_trigger(store, TriggerSpec("drops", str(inbox), "*.json", 0.1), stored.pipeline, {})
+    for name in ("a", "b", "c"):
+        drop(inbox, f"{name}.json", json.dumps({"pipeline_parameters": {"ModelType": name}}))
+    handled_by_b: list[Any] = []
+
+    def take_over() -> None:
+        epoch = wait_until(lambda: store.hold_lease(TRIGGERS_LEASE, "b", 60), timeout=120,
+                           what="a's short lease expired and b holding it")
+        with store.lease_fence(TRIGGERS_LEASE, epoch):
+            handled_by_b.extend(TriggerWatcher(store, QueuedStarter(stored.runtime), "b").tick())
+
+    stalled = TriggerWatcher(store, StallingStarter(stored.runtime, take_over), "a",
+                             timing=RunnerTiming(tick_seconds=0.1, lease_seconds=0.2))
+    epoch = store.hold_lease(TRIGGERS_LEASE, "a", 0.2)
+    assert epoch == 1
+    with store.lease_fence(TRIGGERS_LEASE, epoch), pytest.raises(StaleLeaseError, match="held by b"):
+        stalled.tick()
+    rows = store.list_trigger_objects("drops")
+    assert sorted((Path(row.key).name, row.outcome.value) for row in rows) == [
+        ("a.json", "started"), ("b.json", "started"), ("c.json", "started")]
+    records = executions(stored)
+    assert sorted(record.parameters["ModelType"] for record in records) == ["a", "b", "c"]  # none twice
+    assert {row.execution_id for row in rows} == {record.id for record in records}
+    assert not store.acquire_lease(TRIGGERS_LEASE, "a", 0.2)  # b holds the duty: a acts no more

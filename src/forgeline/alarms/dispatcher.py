@@ -67,8 +67,12 @@ class AlarmDispatcher:
         try:
             while not stop.is_set():
                 try:
-                    if self._hold_lease():
-                        self.run_once(stop)
+                    epoch = self._hold_lease()
+                    if epoch is not None:
+                        # every write of the round carries the epoch: stalled past the lease, this process is
+                        # refused (StaleLeaseError) once another holds it, and sends no more until it does again
+                        with self.store.lease_fence(LEASE, epoch):
+                            self.run_once(stop)
                 except ForgelineError as error:  # e.g. the store is locked for a while: try again next round
                     log.warning("alarms: %s", error)
                 except Exception:
@@ -159,14 +163,14 @@ class AlarmDispatcher:
             log.warning("alarms: %s could not deliver event %s to %s (try %d, %s): %s", delivery.alarm_name,
                         event.id, delivery.target, recorded.attempts, recorded.status.value, error)
 
-    def _hold_lease(self) -> bool:
-        held = self.store.acquire_lease(LEASE, self.owner, LEASE_SECONDS)
-        if held:
+    def _hold_lease(self) -> int | None:
+        epoch = self.store.hold_lease(LEASE, self.owner, LEASE_SECONDS)
+        if epoch is not None:
             self._lease_renewed = time.monotonic()
-        return held
+        return epoch
 
     def _keep_lease(self) -> bool:
         """Renew the lease once a third of it has passed: between two renewals fits one try and its timeout."""
         if time.monotonic() - self._lease_renewed < LEASE_SECONDS / 3:
             return True
-        return self._hold_lease()
+        return self._hold_lease() is not None

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from forgeline.errors import ForgelineError
+from forgeline.errors import ForgelineError, StaleLeaseError
 from forgeline.store.metadata.column_types import utc_now
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.schedule_store import (
@@ -59,11 +59,17 @@ class ScheduleRunner:
         self.timing = timing or RunnerTiming()
 
     def run(self, stop: threading.Event) -> None:
-        """Tick while holding the lease, until ``stop``; give the lease up on the way out."""
+        """Tick while holding the lease, until ``stop``; give the lease up on the way out.
+
+        Every write of a tick carries the lease's epoch: a process that stalled past its lease while another
+        took it over has its next write refused (StaleLeaseError) and acts no more until it holds the lease again.
+        """
         while not stop.is_set():
             try:
-                if self.store.acquire_lease(SCHEDULES_LEASE, self.owner, self.timing.lease_seconds):
-                    self.tick()
+                epoch = self.store.hold_lease(SCHEDULES_LEASE, self.owner, self.timing.lease_seconds)
+                if epoch is not None:
+                    with self.store.lease_fence(SCHEDULES_LEASE, epoch):
+                        self.tick()
             except ForgelineError as error:  # a store fault: say it and try again next tick
                 logger.warning("schedules: %s", error)
             except Exception:  # a fault in one tick must not end the duty: log it and tick again
@@ -115,6 +121,8 @@ class ScheduleRunner:
             try:
                 execution_id = self.starter.start(schedule.pipeline, schedule.parameters,
                                                   _started_by(schedule.name, due))
+            except StaleLeaseError:
+                raise  # another process holds the duty now: this one records nothing
             except ForgelineError as error:
                 outcome, reason = FireOutcome.FAILED, str(error)
         self.store.finish_schedule_fire(schedule.name, due, outcome, execution_id=execution_id, reason=reason)

@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from forgeline.errors import ForgelineError, ParameterError
+from forgeline.errors import ForgelineError, ParameterError, StaleLeaseError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.schedule_store import FireOutcome
 from forgeline.store.metadata.trigger_store import ObjectOutcome, TriggerObject, TriggerRecord
@@ -52,18 +52,27 @@ class TriggerWatcher:
         self._polled: dict[str, float] = {}
         self._folders: dict[tuple[str, str], WatchedFolder] = {}
         self._recovered = False  # pending rows are looked for once per taking of the lease
+        self._epoch: int | None = None  # the lease's epoch this process last held
         self._stop = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
-        """Poll while holding the lease, until ``stop``; give the lease up on the way out."""
+        """Poll while holding the lease, until ``stop``; give the lease up on the way out.
+
+        Every write of a tick carries the lease's epoch: a process that stalled past its lease while another
+        took it over has its next write refused (StaleLeaseError) and acts no more until it holds the lease again
+        (then, as any new holder, it first finishes the rows left pending).
+        """
         self._stop = stop  # a long poll ends between two files when the server stops
         while not stop.is_set():
             try:
-                if self.store.acquire_lease(TRIGGERS_LEASE, self.owner, self.timing.lease_seconds):
-                    self.tick()
-                else:
-                    self._polled.clear()  # another process acts; poll at once when this one takes over
+                epoch = self.store.hold_lease(TRIGGERS_LEASE, self.owner, self.timing.lease_seconds)
+                if epoch != self._epoch:  # taken (again), or lost: poll at once, recover first when held
+                    self._polled.clear()
                     self._recovered = False
+                    self._epoch = epoch
+                if epoch is not None:
+                    with self.store.lease_fence(TRIGGERS_LEASE, epoch):
+                        self.tick()
             except ForgelineError as error:
                 logger.warning("triggers: %s", error)
             except Exception:  # a fault in one tick must not end the duty: log it and tick again
@@ -88,6 +97,8 @@ class TriggerWatcher:
             self._polled[trigger.name] = now
             try:
                 handled.extend(self.poll(trigger))
+            except StaleLeaseError:
+                raise  # another process holds the duty now: stop here
             except Exception as error:  # one trigger's broken folder must not stop the others
                 logger.warning("trigger %s: cannot poll %s: %s: %s", trigger.name, trigger.watch,
                                type(error).__name__, error)
@@ -152,6 +163,8 @@ class TriggerWatcher:
                 parameters: Mapping[str, Any]) -> ObjectOutcome:
         try:
             execution_id = self.starter.start(trigger.pipeline, parameters, _started_by(trigger.name, uri, claimed))
+        except StaleLeaseError:
+            raise  # another process holds the duty now: it finishes this row
         except ForgelineError as error:
             logger.warning("trigger %s: %s could not start: %s", trigger.name, uri, error)
             return ObjectOutcome(claimed.id, FireOutcome.FAILED, reason=str(error))

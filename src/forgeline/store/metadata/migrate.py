@@ -27,7 +27,7 @@ from forgeline.store.metadata.sqlite_file import display_path, is_read_only
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _UPGRADE_ATTEMPTS = 5
 # Any constant works: it only has to be the same in every forgeline process migrating one database.

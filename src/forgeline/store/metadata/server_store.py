@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 
@@ -10,6 +11,14 @@ class ServerStore(Protocol):
 
     def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         """Hold the duty ``name`` for ``seconds`` from now; True when free, expired, or ``owner``'s already."""
+        ...
+
+    def hold_lease(self, name: str, owner: str, seconds: float) -> int | None:
+        """Like acquire_lease, but the epoch held (renewing keeps it, a new holder gets the next), or None."""
+        ...
+
+    def lease_fence(self, name: str, epoch: int) -> AbstractContextManager[None]:
+        """Within it, every write of this thread first checks ``name`` is still at ``epoch``: StaleLeaseError."""
         ...
 
     def release_lease(self, name: str, owner: str) -> None:

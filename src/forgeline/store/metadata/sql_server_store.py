@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 from sqlalchemy.exc import IntegrityError
 
 from forgeline.store.metadata import server_repository, tokens_repository
@@ -38,10 +40,18 @@ class SqlServerStore:
 
     def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
         """Hold the duty ``name`` for ``seconds`` from now; True when free, expired, or ``owner``'s already."""
+        return self.hold_lease(name, owner, seconds) is not None
+
+    def hold_lease(self, name: str, owner: str, seconds: float) -> int | None:
+        """Like acquire_lease, but the epoch held (renewing keeps it, a new holder gets the next), or None."""
         try:
             return self._tx.write(lambda connection: server_repository.take_lease(connection, name, owner, seconds))
         except IntegrityError:  # another process inserted the lease first: it holds the duty
-            return False
+            return None
+
+    def lease_fence(self, name: str, epoch: int) -> AbstractContextManager[None]:
+        """Within it, every write of this thread first checks ``name`` is still at ``epoch``: StaleLeaseError."""
+        return self._tx.fenced(lambda connection: server_repository.check_lease(connection, name, epoch))
 
     def release_lease(self, name: str, owner: str) -> None:
         """Give the duty up if ``owner`` holds it (another holder's lease stays)."""

@@ -280,10 +280,12 @@ api_tokens = Table(
 server_leases = Table(
     "server_leases",
     metadata_obj,
-    # One named duty (e.g. "scheduler") held by one server process at a time until expires_at.
+    # One named duty (e.g. "scheduler") held by one server process at a time until expires_at. Each new holder
+    # counts the epoch up; a write made under the lease carries its epoch and is refused once it is not this one.
     Column("name", String(255), primary_key=True),
     Column("owner", String(255), nullable=False),
     Column("expires_at", UtcDateTime(), nullable=False),
+    Column("epoch", Integer, nullable=False, server_default="0"),
 )
 
 server_cursors = Table(

@@ -14,7 +14,9 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TypeVar
 
@@ -41,10 +43,31 @@ class Transactions:
         self.retry_seconds = retry_seconds
         self._path = sqlite_path(engine.url)
         self._identity = _identity(self._path) if self._path is not None else None
+        self._fence: ContextVar[Callable[[Connection], None] | None] = ContextVar(f"fence-{id(self)}", default=None)
 
     def write(self, work: Callable[[Connection], _Result]) -> _Result:
-        """Run ``work`` in a write transaction (SQLite: holding the write lock), retrying transient faults."""
-        return self._run(self._engine, work)
+        """Run ``work`` in a write transaction (SQLite: holding the write lock), retrying transient faults.
+
+        Inside ``fenced(check)``, ``check`` runs first in the same transaction and may refuse the write.
+        """
+        check = self._fence.get()
+        if check is None:
+            return self._run(self._engine, work)
+
+        def checked(connection: Connection) -> _Result:
+            check(connection)
+            return work(connection)
+
+        return self._run(self._engine, checked)
+
+    @contextmanager
+    def fenced(self, check: Callable[[Connection], None]) -> Iterator[None]:
+        """Every write this thread (context) makes meanwhile runs ``check`` first, in its transaction."""
+        token = self._fence.set(check)
+        try:
+            yield
+        finally:
+            self._fence.reset(token)
 
     def read(self, work: Callable[[Connection], _Result]) -> _Result:
         """Run ``work`` in a read transaction, retrying transient faults."""
