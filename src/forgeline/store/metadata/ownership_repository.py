@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import Connection, case, func, literal, or_, select, text, update
+from sqlalchemy import Connection, bindparam, case, func, literal, or_, select, text, update
 
 from forgeline.errors import ExecutionNotFoundError, StaleOwnerError
 from forgeline.store.metadata.column_types import UtcDateTime, utc_now
@@ -23,13 +23,16 @@ RUNNING = (ExecutionStatus.EXECUTING.value, ExecutionStatus.STOPPING.value)
 _POSTGRES_QUEUE_LOCK_KEY = 0x666F726766
 
 
+# Built once: every write of an orchestrator runs it, and building a statement costs more than running it.
+_EPOCH_OF = select(executions.c.epoch, executions.c.owner).where(
+    executions.c.id == bindparam("execution_id")).with_for_update()
+
+
 def check_epoch(connection: Connection, execution_id: str, epoch: int | None) -> None:
     """StaleOwnerError unless ``epoch`` (when given) is the execution's current one; locks the row on PostgreSQL."""
     if epoch is None:
         return
-    stored = connection.execute(
-        select(executions.c.epoch, executions.c.owner).where(executions.c.id == execution_id).with_for_update()
-    ).first()
+    stored = connection.execute(_EPOCH_OF, {"execution_id": execution_id}).first()
     if stored is None:
         raise ExecutionNotFoundError(f"no execution '{execution_id}'")
     if stored.epoch != epoch:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, func, insert, select, update
 
 from forgeline.errors import StepNotFoundError
 from forgeline.store.metadata.column_types import utc_now
@@ -13,6 +13,16 @@ from forgeline.store.metadata.executions_repository import load_execution
 from forgeline.store.metadata.records import StepAttempt, StepRun, StepStatus
 from forgeline.store.metadata.rows import enum_value, to_step_attempt, to_step_run
 from forgeline.store.metadata.tables import step_attempts, step_runs
+
+# Built once (every transition of every step runs them): building a statement costs more than running it.
+_INSERT_ATTEMPT = insert(step_attempts)
+_UPDATE_ATTEMPT = update(step_attempts).where(
+    step_attempts.c.execution_id == bindparam("b_execution_id"),
+    step_attempts.c.step_name == bindparam("b_step_name"),
+    step_attempts.c.attempt == bindparam("b_attempt"),
+)
+_UPDATE_STEP_RUN = update(step_runs).where(
+    step_runs.c.execution_id == bindparam("b_execution_id"), step_runs.c.name == bindparam("b_name"))
 
 
 def append_step_runs(connection: Connection, execution_id: str, steps: list[tuple[str, str]]) -> None:
@@ -81,9 +91,7 @@ def write_step_run(connection: Connection, execution_id: str, name: str, values:
     """Write already-validated column values; StepNotFoundError when the execution has no such step."""
     if not values:
         return
-    result = connection.execute(
-        update(step_runs).where(step_runs.c.execution_id == execution_id, step_runs.c.name == name).values(**values)
-    )
+    result = connection.execute(_UPDATE_STEP_RUN, {**values, "b_execution_id": execution_id, "b_name": name})
     if result.rowcount == 0:
         load_step_run(connection, execution_id, name)
 
@@ -92,9 +100,9 @@ def insert_attempt(connection: Connection, execution_id: str, step_name: str, at
                    log_path: str | None) -> datetime:
     """Insert attempt ``attempt`` as Executing, started now (the caller counts it on the step run)."""
     now = utc_now()
-    connection.execute(insert(step_attempts).values(
-        execution_id=execution_id, step_name=step_name, attempt=attempt, status=StepStatus.EXECUTING.value,
-        started_at=now, log_path=log_path))
+    connection.execute(_INSERT_ATTEMPT, {
+        "execution_id": execution_id, "step_name": step_name, "attempt": attempt,
+        "status": StepStatus.EXECUTING.value, "started_at": now, "log_path": log_path})
     return now
 
 
@@ -180,9 +188,9 @@ def _attempt_where(execution_id: str, step_name: str, attempt: int) -> tuple[Col
 def _update_attempt(
     connection: Connection, execution_id: str, step_name: str, attempt: int, values: dict[str, Any]
 ) -> None:
-    result = connection.execute(
-        update(step_attempts).where(*_attempt_where(execution_id, step_name, attempt)).values(**values)
-    )
+    # the statement is built once; the SET clause comes from the parameters' column names
+    result = connection.execute(_UPDATE_ATTEMPT, {
+        **values, "b_execution_id": execution_id, "b_step_name": step_name, "b_attempt": attempt})
     if result.rowcount == 0:
         load_step_run(connection, execution_id, step_name)
         raise StepNotFoundError(f"step '{step_name}' of execution '{execution_id}' has no attempt {attempt}")
