@@ -17,6 +17,8 @@ from typer.core import TyperCommand, TyperGroup
 from typer.main import get_command_from_info, get_group_from_info
 from typer.models import CommandInfo, TyperInfo
 
+from forgeline.startup import bulk_imports
+
 if TYPE_CHECKING:
     from typer import _click as click  # the click that Typer carries and builds its commands on
 
@@ -61,7 +63,8 @@ class LazyGroup(TyperGroup):
         if cmd_name not in self._loaded:
             lazy = self.lazy_commands[cmd_name]
             module_name, _, attribute = lazy.target.partition(":")
-            target = getattr(importlib.import_module(module_name), attribute)
+            with bulk_imports():  # the command's module and the stores, the engine and SQLAlchemy behind it
+                target = getattr(importlib.import_module(module_name), attribute)
             command: click.Command
             if isinstance(target, typer.Typer):
                 command = get_group_from_info(TyperInfo(target, name=cmd_name),

@@ -8,7 +8,6 @@ at a time, and spawns an orchestrator for each (a long-running server).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import getpass
 import json
 import logging
@@ -32,6 +31,7 @@ from forgeline.engine.runtime import Runtime
 from forgeline.engine.stored import store_pipeline
 from forgeline.errors import ForgelineError
 from forgeline.jobs.function import WORKER_ENV
+from forgeline.startup import bulk_imports
 from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionStatus, StepRun, StepStatus
@@ -153,9 +153,6 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
     log_dir.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
-    # what is alive now (the imports, mostly) lives on: the orchestrator's collections and this process's exit
-    # then skip it instead of scanning tens of thousands of objects (as the gc module advises before a fork)
-    gc.freeze()
     child = os.fork()
     if child:
         os.waitpid(child, 0)  # the intermediate child exits at once; the grandchild belongs to init
@@ -172,7 +169,8 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         os.environ.update(settings.to_env())
-        from forgeline.engine.orchestrator import main
+        with bulk_imports():
+            from forgeline.engine.orchestrator import main
 
         code = main([execution_id, *options])
     except BaseException:  # noqa: BLE001 - the grandchild must never return into the caller's code

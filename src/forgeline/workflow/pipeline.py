@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from forgeline.config import EXECUTORS, parse_executor
 from forgeline.errors import ConfigurationError, PipelineDefinitionError
+from forgeline.startup import bulk_imports
 from forgeline.workflow.expressions import JsonGet, Property, check_name, walk
 from forgeline.workflow.graph import StepGraph
 from forgeline.workflow.parameters import Parameter, ParameterReference, parameter_from_request
@@ -166,14 +167,16 @@ class Pipeline:
         ``keep_jobs=True`` keeps each succeeded step's job folder (removed by default; FORGELINE_KEEP_JOBS=1).
         ``queued=True`` records it Queued instead: a queue launcher (a server) starts it when there is room.
         """
-        from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine does the work
+        with bulk_imports():  # the engine, the stores and SQLAlchemy, on first use
+            from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine does the work
 
         return start_execution(self, parameters or {}, settings=settings, selective=selective_execution_config,
                                keep_jobs=keep_jobs, queued=queued)
 
     def plan(self, parameters: Mapping[str, Any] | None = None, settings: Settings | None = None) -> Any:
         """Per step, whether a run with these parameters would reuse a cached result (HIT) or run (MISS), and why."""
-        from forgeline.engine.launch import plan_execution
+        with bulk_imports():
+            from forgeline.engine.launch import plan_execution
 
         return plan_execution(self, parameters or {}, settings=settings)
 
