@@ -192,3 +192,95 @@ def alarm_events(project: Project) -> list[dict[str, Any]]:
             return [dict(row._mapping) for row in connection.execute(select(table))]
     finally:
         engine.dispose()
+
+
+def lease_holders(project: Project) -> dict[str, str]:
+    """Who holds each duty lease now, read from the store's server_leases rows (expired ones left out)."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import create_engine, select
+
+    from forgeline.config import Settings
+    from forgeline.store.metadata.tables import server_leases as table
+
+    engine = create_engine(Settings.from_env().database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(select(table.c.name, table.c.owner, table.c.expires_at)).all()
+    finally:
+        engine.dispose()
+    now = datetime.now(UTC)
+    return {row.name: row.owner for row in rows if row.expires_at > now}
+
+
+def store_writable(project: Project) -> bool:
+    """Whether another process can take the SQLite store's write lock now (one stopped inside a write holds it)."""
+    import sqlite3
+
+    from forgeline.config import Settings
+
+    connection = sqlite3.connect(Settings.from_env().database_url.removeprefix("sqlite:///"), timeout=5,
+                                 isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        connection.close()
+
+
+def stop_outside_a_write(server: RunningServer, project: Project) -> None:
+    """SIGSTOP the server at a moment it holds no write transaction: stopped inside one, it would keep every
+    process from writing (the takeover too) until it wakes; then it is woken and stopped again."""
+    for _ in range(50):
+        server.process.send_signal(signal.SIGSTOP)
+        if store_writable(project):
+            return
+        server.process.send_signal(signal.SIGCONT)
+        wait_until(lambda: store_writable(project), timeout=120, what="the woken server's write finished")
+    raise AssertionError("the server was inside a write transaction every time it was stopped")
+
+
+def test_a_server_stopped_past_its_lease_acts_no_more_once_another_took_over(
+        cli: Cli, project: Project, start_server: StartServer) -> None:
+    """SIGSTOP the server polling a stream of files; the other takes the triggers duty over when the lease
+    expires; SIGCONT: the woken one's writes under its old epoch are refused, it does not take the duty back
+    while the other holds it, and every file starts once. When the other stops, it takes over again."""
+    inbox = setup_project(project)
+    assert cli("triggers", "create", "drops", "--pipeline", "pipeline.py", "--watch", str(inbox),
+               "--poll-seconds", "0.2", cwd=project.root).returncode == 0
+    env = {"FORGELINE_MAX_CONCURRENT_EXECUTIONS": "1"}
+    first = start_server(env=env)
+    first_owner = wait_until(lambda: lease_holders(project).get("triggers"), timeout=120,
+                             what="the first server holding the triggers lease")
+    second = start_server(env=env)
+    names = [f"{index:03d}.json" for index in range(300)]
+    for name in names:
+        drop(inbox, name, {"pipeline_parameters": {"ModelType": name}})
+    wait_until(lambda: objects(first, "drops", limit=1), timeout=120, what="the first file handled")
+    stop_outside_a_write(first, project)
+    try:
+        second_owner = wait_until(lambda: (owner := lease_holders(project).get("triggers")) != first_owner
+                                  and owner, timeout=180, what="the second server taking the triggers duty over")
+    finally:
+        first.process.send_signal(signal.SIGCONT)
+    rows = settle(second, "drops", len(names), timeout=240)
+    later = drop(inbox, "later.json", {"pipeline_parameters": {"ModelType": "later.json"}})
+    wait_until(lambda: any(row["key"] == str(later) and row["outcome"] == "started"
+                           for row in objects(second, "drops")), timeout=120, what="a file dropped after SIGCONT")
+    assert lease_holders(project).get("triggers") == second_owner  # the woken server did not take it back
+    assert first.process.poll() is None, first.log()  # alive, only no longer the holder
+    rows = objects(second, "drops")
+    records = project.store().list_executions("echo", limit=10_000)
+    uris = Counter((record.started_by or {}).get("uri") for record in records)
+    assert uris == Counter({str(inbox / name): 1 for name in [*names, "later.json"]})  # none twice, none lost
+    assert len(rows) == len(names) + 1 and {row["outcome"] for row in rows} == {"started"}
+
+    second.stop()  # gives its leases up: the first one holds the duty again, at a new epoch, and acts
+    wait_until(lambda: lease_holders(project).get("triggers") == first_owner, timeout=120,
+               what="the first server taking the duty back")
+    last = drop(inbox, "last.json", {"pipeline_parameters": {"ModelType": "last.json"}})
+    wait_until(lambda: any(row["key"] == str(last) and row["outcome"] == "started"
+                           for row in objects(first, "drops")), timeout=120, what="the first server acting again")
