@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 # Stamp written after a successful install; reinstall only when pyproject.toml is newer.
 INSTALLED := $(VENV)/.installed
 DEMO_INSTALLED := $(VENV)/.installed-demo
-PYTEST_ARGS ?= -q -n 2
+# --maxschedchunk 2: each worker takes two tests at a time, so the slowest (first, see tests/conftest.py) spread over both.
+PYTEST_ARGS ?= -q -n 2 --maxschedchunk 2 --durations=30
 
 .PHONY: venv demo-venv demo test test-deps bench lint clean
 

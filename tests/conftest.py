@@ -28,11 +28,42 @@ from typing import Any
 
 import pytest
 
+from forked_cli import ForkServer
+
 pytest_plugins = ["executors.ray_fixtures"]  # the Ray test cluster (ray_cluster, ray_env) for -m ray tests
 REPO_ROOT = Path(__file__).resolve().parents[1]
 """The repository root: the quickstart's relative paths work from here."""
 
 STOP_LEFTOVERS_SECONDS = 15.0
+
+# The slowest test files (see `make test`'s --durations), slowest first. They start first, and the workers take
+# two tests at a time (--maxschedchunk 2), so that both workers end together instead of one running a long
+# journey alone at the end. Any other file keeps its place after them.
+SLOWEST_FIRST = (
+    "tests/api/test_remote_cli.py",
+    "tests/e2e/test_packaging.py",
+    "tests/e2e/test_cli_journeys.py",
+    "tests/api/test_schedules.py",
+    "tests/api/test_alarms.py",
+    "tests/cli/test_reports.py",
+    "tests/e2e/test_ray_faults.py",
+    "tests/api/test_triggers.py",
+    "tests/api/test_auth.py",
+    "tests/backends/test_quickstart_backends.py",
+    "tests/e2e/test_packaging_server.py",
+    "tests/e2e/test_sagemaker_import.py",
+    "tests/examples/test_payments_example.py",
+    "tests/e2e/test_caching.py",
+    "tests/e2e/test_ray_packaging.py",
+    "tests/e2e/test_concurrency.py",
+    "tests/e2e/test_queue_launcher.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put the tests of SLOWEST_FIRST's files first, in its order (a stable sort: the rest keep theirs)."""
+    rank = {path: position for position, path in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(SLOWEST_FIRST)))
 
 
 def job_process_group(execution: Any, step: str, attempt: int = 1) -> int | None:
@@ -116,10 +147,16 @@ class CliRun:
 
 
 class Cli:
-    """Runs `python -m forgeline.cli.main ...` as a real subprocess with the test's FORGELINE_* settings."""
+    """Runs `forgeline ...` as a real process with the test's FORGELINE_* settings.
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    The process is forked from a server that has imported the CLI (tests/forked_cli.py), which saves the
+    interpreter's start-up and imports on every command; ``fresh=True`` (or FORGELINE_TESTS_FRESH_CLI=1 for
+    every command) runs `python -m forgeline.cli.main ...` from scratch instead.
+    """
+
+    def __init__(self, env: Mapping[str, str], fresh: bool = False) -> None:
         self.env = dict(env)
+        self.fresh = fresh or os.environ.get("FORGELINE_TESTS_FRESH_CLI") == "1"
 
     def __call__(self, *args: str, cwd: Path | str = REPO_ROOT, timeout: float = 180,
                  columns: int | None = 200, env: Mapping[str, str] | None = None,
@@ -133,11 +170,14 @@ class Cli:
         full_env.pop("LINES", None)
         if columns is not None:
             full_env["COLUMNS"] = str(columns)
-        process = subprocess.run(
-            [sys.executable, "-m", "forgeline.cli.main", *args],
-            cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        if not self.fresh and ForkServer.shared().serves(full_env):
+            process = ForkServer.shared().run(args, str(cwd), full_env, timeout)
+        else:
+            process = subprocess.run(
+                [sys.executable, "-m", "forgeline.cli.main", *args],
+                cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                stdin=subprocess.DEVNULL,
+            )
         return CliRun(tuple(args), process.returncode, process.stdout, process.stderr)
 
 
@@ -145,6 +185,12 @@ class Cli:
 def cli(forgeline_home: Path) -> Cli:
     """The forgeline CLI, run as a subprocess that sees this test's FORGELINE_HOME."""
     return Cli({**os.environ, "FORGELINE_HOME": str(forgeline_home)})
+
+
+@pytest.fixture
+def fresh_cli(forgeline_home: Path) -> Cli:
+    """Like ``cli``, but each command starts a new interpreter (`python -m forgeline.cli.main`) as a user's does."""
+    return Cli({**os.environ, "FORGELINE_HOME": str(forgeline_home)}, fresh=True)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,8 @@ def evaluated_accuracy(steps) -> float:
     return steps["Evaluate"].properties["PropertyFiles"]["Evaluation"]["metrics"]["accuracy"]["value"]
 
 
-def test_quickstart_succeeds_from_the_cli_and_can_be_inspected(cli, project, forgeline_home):
+def test_quickstart_succeeds_from_the_cli_and_can_be_inspected(fresh_cli, project, forgeline_home):
+    cli = fresh_cli  # the quickstart as typed: every command a new interpreter
     run = cli("run", "examples/quickstart/pipeline.py", "-p", "TrainRatio=0.7")
 
     assert run.returncode == 0, run
