@@ -1,8 +1,9 @@
 """The other pages in a real browser: executions filters and pages, compare, pipeline versions and their diff,
-schedules and alarms paused and resumed by an admin, at laptop and phone widths."""
+schedules, triggers and alarms listed and paused and resumed by an admin, at laptop and phone widths."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,27 @@ def test_lists_compare_diff_and_pause_resume(server: RunningServer, project: Any
     page.wait_for_selector("[data-pipeline=trainer] svg.spark path")
     shot(page, shots, "pipelines-sparkline")
 
-    for kind, name in (("schedules", "nightly"), ("alarms", "failures")):
+    arrivals = project.root / "arrivals"
+    arrivals.mkdir()
+    made = admin.post("/triggers", json={"name": "arrivals", "pipeline": "trainer", "watch": str(arrivals),
+                                         "pattern": "*.json", "poll_seconds": 0.5, "parameters": {"Epochs": 2},
+                                         "work_dir": str(project.root)})
+    assert made.status_code == 201, made.text
+    (arrivals / "batch-1.part").write_text('{"pipeline_parameters": {"Epochs": 3}}')
+    (arrivals / "batch-1.part").rename(arrivals / "batch-1.json")  # whole when the watcher sees it
+    deadline = time.monotonic() + 120
+    while not (seen := next(r for r in admin.get("/triggers").json() if r["name"] == "arrivals"))["last_execution_id"]:
+        assert time.monotonic() < deadline, f"the trigger did not start an execution: {seen}"
+        time.sleep(0.2)
+
+    visit(page, server, "triggers")
+    row = page.locator("tr[data-name=arrivals]")
+    row.wait_for()
+    assert "trainer" in row.inner_text() and "*.json" in row.inner_text() and str(arrivals) in row.inner_text()
+    assert row.locator("td").nth(4).inner_text() == "1"  # files seen
+    assert row.locator(f"a[href='#/executions/{seen['last_execution_id']}']").count() == 1
+    assert row.locator("td").nth(3).inner_text() != "—"  # its last event's time
+    for kind, name in (("schedules", "nightly"), ("alarms", "failures"), ("triggers", "arrivals")):
         visit(page, server, f"{kind}")
         page.click(f"tr[data-name={name}] [data-action=pause]")
         page.wait_for_selector(f"tr[data-name={name}][data-state=paused]")
