@@ -1,9 +1,13 @@
-"""A stored pipeline to schedule or trigger, in a fresh store: ``stored`` (its runtime and StoredPipelineRef)."""
+"""A stored pipeline to schedule or trigger, in a fresh store: ``stored`` (its runtime and StoredPipelineRef);
+``StallingStarter``, the starter of a duty holder that stands still past its lease."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +16,7 @@ from forgeline.config import Settings
 from forgeline.engine.runtime import Runtime
 from forgeline.engine.stored import store_pipeline
 from forgeline.store.metadata.schedule_store import StoredPipelineRef
+from forgeline.triggers.starting import QueuedStarter
 
 ECHO_PIPELINE = """
     from forgeline.workflow import ExecutionVariables, ParameterInteger, ParameterString, Pipeline, ProcessingStep
@@ -42,3 +47,22 @@ def stored(project: Project) -> Stored:
     saved = store_pipeline(runtime, project.load(), str(project.root))
     return Stored(runtime, StoredPipelineRef(saved.name, saved.version, saved.code_snapshot, "pipeline.py",
                                              str(project.root)), project.root)
+
+
+class StallingStarter(QueuedStarter):
+    """A starter that, before its first start, stalls until ``meanwhile`` (another server process) has run: a
+    schedule runner or trigger watcher that claimed work and stood still past its lease while another took over."""
+
+    def __init__(self, runtime: Runtime, meanwhile: Callable[[], None]) -> None:
+        super().__init__(runtime)
+        self.meanwhile = meanwhile
+        self.stalled = False
+
+    def start(self, pipeline: StoredPipelineRef, overrides: Mapping[str, Any], started_by: dict[str, Any]) -> str:
+        """Run ``meanwhile`` in its own thread (not under this one's lease fence) the first time, then start."""
+        if not self.stalled:
+            self.stalled = True
+            other = threading.Thread(target=self.meanwhile)
+            other.start()
+            other.join()
+        return super().start(pipeline, overrides, started_by)

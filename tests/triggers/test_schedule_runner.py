@@ -11,14 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from forgeline.errors import ScheduleError
+from conftest import wait_until
+from forgeline.errors import ScheduleError, StaleLeaseError
 from forgeline.store.metadata.records import ExecutionStatus
+from forgeline.store.metadata.schedule_store import FireOutcome
 from forgeline.store.metadata.updates import ExecutionUpdate
 from forgeline.triggers.definitions import ScheduleSpec, create_schedule, set_schedule_paused
-from forgeline.triggers.schedule_runner import RunnerTiming, ScheduleRunner
+from forgeline.triggers.schedule_runner import SCHEDULES_LEASE, RunnerTiming, ScheduleRunner
 from forgeline.triggers.starting import QueuedStarter
 
-from .conftest import Stored
+from .conftest import StallingStarter, Stored
 
 MONDAY_0559_BERLIN = datetime(2026, 12, 7, 4, 59, tzinfo=UTC)  # 05:59 in Berlin (UTC+1)
 
@@ -225,3 +227,32 @@ def test_bad_input_is_refused_in_one_line_and_nothing_is_stored(stored: Stored, 
     with pytest.raises(ScheduleError, match="^" + message.replace("*", r"\*").replace("(", r"\(")):
         create_schedule(stored.runtime.store, spec, stored.pipeline, datetime.now(UTC))
     assert stored.runtime.store.list_schedules() == []
+
+
+def test_a_runner_that_stalled_past_its_lease_has_its_start_refused_and_the_due_time_fires_once(
+        stored: Stored) -> None:
+    """Runner a claims a due time and stalls before starting its execution; its lease expires, b takes the duty
+    over and finishes the fire a left pending. When a wakes up, its start is refused by the lease's epoch."""
+    store = stored.runtime.store
+    start = datetime(2026, 12, 1, 10, 0, 30, tzinfo=UTC)
+    create_schedule(store, ScheduleSpec("minutely", "* * * * *", "UTC", overlap="allow"), stored.pipeline, start)
+    clock = Clock(start + timedelta(seconds=31))
+    short = RunnerTiming(tick_seconds=0.1, lease_seconds=0.2)
+
+    def take_over() -> None:
+        epoch = wait_until(lambda: store.hold_lease(SCHEDULES_LEASE, "b", 60), timeout=120,
+                           what="a's short lease expired and b holding it")
+        runner = make_runner(stored, clock, "b", short)
+        with store.lease_fence(SCHEDULES_LEASE, epoch):  # b finishes a's fire once it is older than a lease
+            wait_until(lambda: runner.tick() is not None and not store.list_schedule_fires(
+                outcome=FireOutcome.PENDING), timeout=120, what="b finishing the fire a left pending")
+
+    stalled = ScheduleRunner(store, StallingStarter(stored.runtime, take_over), "a", clock=clock, timing=short)
+    epoch = store.hold_lease(SCHEDULES_LEASE, "a", 0.2)
+    assert epoch is not None
+    with store.lease_fence(SCHEDULES_LEASE, epoch), pytest.raises(StaleLeaseError, match="held by b"):
+        stalled.tick()
+    (fire,) = store.list_schedule_fires("minutely")
+    (execution,) = store.list_executions("echo")  # one, not two
+    assert (fire.due_at, fire.outcome, fire.execution_id) == (
+        datetime(2026, 12, 1, 10, 1, tzinfo=UTC), FireOutcome.STARTED, execution.id)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from forgeline.triggers.starting import QueuedStarter
 from forgeline.triggers.trigger_watcher import TRIGGERS_LEASE, TriggerWatcher
 from forgeline.triggers.watched_folders import matches
 
-from .conftest import Stored
+from .conftest import StallingStarter, Stored
 
 
 def make_watcher(stored: Stored, options: dict[str, Any] | None = None) -> TriggerWatcher:
@@ -238,23 +236,6 @@ def test_a_file_caught_between_its_write_and_its_rename_starts_one_execution_und
 def test_hidden_and_in_progress_names_count_only_for_a_pattern_that_names_them(name: str, pattern: str,
                                                                               counts: bool) -> None:
     assert matches(name, pattern) is counts
-
-
-class StallingStarter(QueuedStarter):
-    """A watcher's starter that, before its first start, stalls until ``meanwhile`` (another process) has run."""
-
-    def __init__(self, runtime: Any, meanwhile: Callable[[], None]) -> None:
-        super().__init__(runtime)
-        self.meanwhile = meanwhile
-        self.stalled = False
-
-    def start(self, pipeline: Any, overrides: Any, started_by: dict[str, Any]) -> str:
-        if not self.stalled:
-            self.stalled = True
-            other = threading.Thread(target=self.meanwhile)  # its own thread: not under this one's fence
-            other.start()
-            other.join()
-        return super().start(pipeline, overrides, started_by)
 
 
 def test_a_watcher_that_stalled_past_its_lease_has_its_starts_refused_and_each_file_starts_once(
