@@ -32,7 +32,7 @@ export async function renderGroup(view, group, q) {
   async function compare() {
     const c = await get(`/models/groups/${enc(group)}/compare`, { a: a.value, b: b.value });
     compareBox.replaceChildren(table(["Metric", `v${c.a}`, `v${c.b}`, "Difference"], c.metrics.map((m) =>
-      h("tr", {}, h("td", {}, m.name), h("td", {}, show(m.a)), h("td", {}, show(m.b)), h("td", {}, show(m.difference))))));
+      h("tr", {}, h("td", {}, m.name), h("td", {}, show(m.a)), h("td", {}, show(m.b)), h("td", { "data-difference": "" }, typeof m.difference === "number" ? String(Number(m.difference.toPrecision(6))) : show(m.difference))))));
   }
   async function showVersion(version) {
     const d = await get(`/models/groups/${enc(group)}/versions/${version}`);
@@ -45,7 +45,7 @@ export async function renderGroup(view, group, q) {
     detail.replaceChildren(h("h2", {}, `Version ${version} `, badge(p.approval_status)),
       kv({ Model: h("code", {}, p.model_data), Description: p.description, Created: when(p.created_at), "Lineage": await reportLink(p.lineage) }),
       h("h3", {}, "Metrics"), table(["Metric", "Value"], flat(p.metrics).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, show(v))))),
-      can("approver") ? h("div", { class: "card", id: "decision" }, h("label", { for: "decision-note" }, "Note"), note, h("div", { class: "actions" }, decide("approve"), decide("reject")), msg) : null,
+      can("approver") ? h("div", { class: "card", id: "decision" }, h("label", { for: "decision-note" }, "Note"), note, h("div", { class: "actions" }, decide("approve"), decide("reject")), msg) : "",
       h("h3", {}, "History"), table(["When", "From", "To", "By", "Note"], d.history.map((e) =>
         h("tr", { "data-event": e.seq }, h("td", {}, when(e.created_at)), h("td", {}, show(e.from_status)), h("td", {}, badge(e.to_status)), h("td", {}, e.actor), h("td", {}, show(e.note)))), { id: "history" }));
   }
