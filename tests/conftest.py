@@ -180,6 +180,22 @@ class Cli:
             )
         return CliRun(tuple(args), process.returncode, process.stdout, process.stderr)
 
+    def start(self, *args: str, cwd: Path | str = REPO_ROOT, env: Mapping[str, str] | None = None,
+              stdout: Any = None, stderr: Any = None) -> Any:
+        """Start the command without waiting: a ``subprocess.Popen`` or one of its kind (pid, poll, wait, signals).
+
+        ``stdout`` and ``stderr`` are open files (or subprocess.STDOUT for ``stderr``); None: /dev/null.
+        """
+        full_env = {**self.env, **(env or {})}
+        if self.fresh or not ForkServer.shared().serves(full_env):
+            return subprocess.Popen([sys.executable, "-m", "forgeline.cli.main", *args], cwd=cwd, env=full_env,
+                                    stdin=subprocess.DEVNULL, stdout=stdout or subprocess.DEVNULL,
+                                    stderr=stderr or subprocess.DEVNULL, text=True)
+        with open(os.devnull, "wb") as null:
+            out = (stdout or null).fileno()
+            err = out if stderr == subprocess.STDOUT else (stderr or null).fileno()
+            return ForkServer.shared().start(args, str(cwd), full_env, out, err)
+
 
 @pytest.fixture
 def cli(forgeline_home: Path) -> Cli:

@@ -37,8 +37,9 @@ _PRELOAD = ("forgeline.cli.main", "forgeline.cli.context", "forgeline.cli.output
             "forgeline.cli.triggers", "forgeline.cli.alarms", "forgeline.cli.tokens", "forgeline.cli.endpoints",
             "forgeline.engine.runtime", "forgeline.store.metadata.sql_store", "forgeline.store.metadata.migrate",
             "alembic.command", "alembic.script", "alembic.runtime.migration")
-# Also imported when installed: `models compare --data` and `reports` import scikit-learn and matplotlib (seconds).
-_PRELOAD_IF_INSTALLED = ("forgeline.reports.comparison",)
+# Also imported when installed: `models compare --data` and `reports` import scikit-learn and matplotlib (seconds),
+# `server` the API's web framework.
+_PRELOAD_IF_INSTALLED = ("forgeline.reports.comparison", "forgeline.cli.server")
 _MAX_MESSAGE = 1 << 20
 
 
@@ -73,7 +74,10 @@ def _serve(control: socket.socket) -> int:
                     return _run_command(json.loads(message), fds[1:])
                 for fd in fds[1:]:
                     os.close(fd)
-                reply.sendall(f"{pid}\n".encode())
+                try:
+                    reply.sendall(f"{pid}\n".encode())
+                except OSError:
+                    pass  # the client is gone; the child is still reaped
                 replies[pid] = reply
             else:
                 try:
@@ -177,27 +181,26 @@ class ForkServer:
         keys = {k for k in (*env, *self._env) if k.startswith(_START_UP_PREFIXES)}
         return all(env.get(k) == self._env.get(k) for k in keys)
 
+    def start(self, args: Sequence[str], cwd: str, env: Mapping[str, str], stdout: int, stderr: int) -> ForkedProcess:
+        """Start ``forgeline *args`` in a forked child writing to the file descriptors ``stdout`` and ``stderr``."""
+        request = json.dumps({"args": list(args), "cwd": os.path.abspath(cwd), "env": dict(env)}).encode()
+        mine, theirs = socket.socketpair()
+        with theirs, open(os.devnull, "rb") as stdin, self._send_lock:
+            socket.send_fds(self._control, [request], [theirs.fileno(), stdin.fileno(), stdout, stderr])
+        return ForkedProcess(["forgeline", *args], mine)
+
     def run(self, args: Sequence[str], cwd: str, env: Mapping[str, str],
             timeout: float) -> subprocess.CompletedProcess[str]:
         """Run ``forgeline *args`` in a forked child; like ``subprocess.run(..., capture_output=True, text=True)``."""
-        request = json.dumps({"args": list(args), "cwd": os.path.abspath(cwd), "env": dict(env)}).encode()
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-                open(os.devnull, "rb") as stdin:
-            mine, theirs = socket.socketpair()
-            with mine:
-                with theirs, self._send_lock:
-                    socket.send_fds(self._control, [request],
-                                    [theirs.fileno(), stdin.fileno(), out.fileno(), err.fileno()])
-                mine.settimeout(timeout)
-                pid = int(_read_line(mine))
-                try:
-                    code = _read_line(mine)
-                except TimeoutError:
-                    os.kill(pid, signal.SIGKILL)
-                    mine.settimeout(60)
-                    _read_line(mine)
-                    raise subprocess.TimeoutExpired(["forgeline", *args], timeout, _text(out), _text(err)) from None
-                return subprocess.CompletedProcess(["forgeline", *args], int(code), _text(out), _text(err))
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            process = self.start(args, cwd, env, out.fileno(), err.fileno())
+            try:
+                code = process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(60)
+                raise subprocess.TimeoutExpired(process.args, timeout, _text(out), _text(err)) from None
+            return subprocess.CompletedProcess(process.args, code, _text(out), _text(err))
 
     def close(self) -> None:
         """Stop the server (children still running are left to finish)."""
@@ -208,15 +211,64 @@ class ForkServer:
             self._process.kill()
 
 
-def _read_line(connection: socket.socket) -> str:
-    """One line the server sent on a command's reply socket (RuntimeError when the server ended first)."""
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = connection.recv(64)
-        if not chunk:
-            raise RuntimeError("the CLI fork server ended while running a command")
-        data += chunk
-    return data.decode()
+class ForkedProcess:
+    """A command running in a forked child, handled like a ``subprocess.Popen``: pid, poll, wait, signals."""
+
+    def __init__(self, args: list[str], replies: socket.socket) -> None:
+        self.args = args
+        self.returncode: int | None = None
+        self._replies = replies
+        self._received = b""
+        replies.settimeout(60)
+        self.pid = int(self._read_line())
+
+    def poll(self) -> int | None:
+        """The exit code if the command has ended, else None."""
+        if self.returncode is None:
+            self._replies.setblocking(False)
+            try:
+                self._set_returncode(self._read_line())
+            except BlockingIOError:
+                pass
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the end (subprocess.TimeoutExpired after ``timeout`` seconds); the exit code."""
+        if self.returncode is None:
+            self._replies.settimeout(timeout)
+            try:
+                self._set_returncode(self._read_line())
+            except TimeoutError:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0) from None
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the command, unless it has already ended."""
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        """SIGTERM."""
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL."""
+        self.send_signal(signal.SIGKILL)
+
+    def _read_line(self) -> str:
+        """The next line the server sent about this command (RuntimeError when the server ended first)."""
+        while b"\n" not in self._received:
+            chunk = self._replies.recv(64)
+            if not chunk:
+                raise RuntimeError("the CLI fork server ended while running a command")
+            self._received += chunk
+        line, _, self._received = self._received.partition(b"\n")
+        return line.decode()
+
+    def _set_returncode(self, line: str) -> None:
+        self.returncode = int(line)
+        self._replies.close()
 
 
 def _text(file: Any) -> str:

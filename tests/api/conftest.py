@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 import httpx
 import pytest
 
-from conftest import REPO_ROOT, Cli
+from conftest import Cli
 
 START_SECONDS = 60.0
 
@@ -124,11 +123,9 @@ def start_server(cli: Cli, tmp_path: Path) -> Iterator[StartServer]:
         token = create_token(cli, f"admin-{len(started)}", "admin") if auth else None
         port = free_port()
         log_path = tmp_path / f"server-{len(started)}-{port}.log"
-        command = [sys.executable, "-m", "forgeline.cli.main", "server", "--host", "127.0.0.1", "--port", str(port),
-                   *([] if auth else ["--no-auth"]), *args]
         with open(log_path, "w") as log:
-            process = subprocess.Popen(command, cwd=REPO_ROOT, env={**cli.env, **(env or {})}, stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+            process = cli.start("server", "--host", "127.0.0.1", "--port", str(port),
+                                *([] if auth else ["--no-auth"]), *args, env=env, stdout=log, stderr=subprocess.STDOUT)
         server = RunningServer(f"http://127.0.0.1:{port}", token, process, log_path, cli, role_tokens)
         started.append(server)
         if wait:
