@@ -85,3 +85,14 @@ def test_storage_options_are_a_setting_children_see_and_a_bad_one_is_refused_wit
         with pytest.raises(ConfigurationError, match="FORGELINE_STORAGE_OPTIONS") as refused:
             Settings.from_env({"FORGELINE_HOME": str(tmp_path), "FORGELINE_STORAGE_OPTIONS": bad})
         assert "hunter2" not in str(refused.value)
+
+
+def test_the_serving_connection_comes_from_its_own_variables() -> None:
+    from forgeline.config import ServerConnection
+
+    assert ServerConnection.serving_from_env({}) is None
+    found = ServerConnection.serving_from_env({"FORGELINE_SERVING_URL": " http://127.0.0.1:8081/ ",
+                                               "FORGELINE_SERVING_TOKEN": "s3cret", "FORGELINE_URL": "http://x:1"})
+    assert found == ServerConnection("http://127.0.0.1:8081", "s3cret")
+    with pytest.raises(ConfigurationError, match="FORGELINE_SERVING_URL='127.0.0.1:8081'.*forgeline serve"):
+        ServerConnection.serving_from_env({"FORGELINE_SERVING_URL": "127.0.0.1:8081"})
