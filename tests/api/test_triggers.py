@@ -231,11 +231,19 @@ def store_writable(project: Project) -> bool:
         connection.close()
 
 
+def stopped(pid: int) -> bool:
+    """Whether every thread of the process is stopped (a signal takes effect at once only on an idle machine)."""
+    states = [(Path("/proc") / str(pid) / "task" / task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+              for task in os.listdir(Path("/proc") / str(pid) / "task")]
+    return all(state in ("T", "t") for state in states)
+
+
 def stop_outside_a_write(server: RunningServer, project: Project) -> None:
     """SIGSTOP the server at a moment it holds no write transaction: stopped inside one, it would keep every
     process from writing (the takeover too) until it wakes; then it is woken and stopped again."""
     for _ in range(50):
         server.process.send_signal(signal.SIGSTOP)
+        wait_until(lambda: stopped(server.process.pid), timeout=120, what="every thread of the server stopped")
         if store_writable(project):
             return
         server.process.send_signal(signal.SIGCONT)
