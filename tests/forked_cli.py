@@ -172,7 +172,7 @@ class ForkServer:
     def shared(cls) -> ForkServer:
         """This process's fork server."""
         with cls._instance_lock:
-            if cls._instance is None:
+            if cls._instance is None or cls._instance._process.poll() is not None:  # none yet, or it died
                 cls._instance = cls()
             return cls._instance
 
