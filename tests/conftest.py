@@ -184,17 +184,26 @@ class Cli:
               stdout: Any = None, stderr: Any = None) -> Any:
         """Start the command without waiting: a ``subprocess.Popen`` or one of its kind (pid, poll, wait, signals).
 
-        ``stdout`` and ``stderr`` are open files (or subprocess.STDOUT for ``stderr``); None: /dev/null.
+        ``stdout`` and ``stderr`` are open files, ``stdout`` may be subprocess.PIPE (then read ``.stdout``) and
+        ``stderr`` subprocess.STDOUT; None: /dev/null.
         """
         full_env = {**self.env, **(env or {})}
         if self.fresh or not ForkServer.shared().serves(full_env):
             return subprocess.Popen([sys.executable, "-m", "forgeline.cli.main", *args], cwd=cwd, env=full_env,
                                     stdin=subprocess.DEVNULL, stdout=stdout or subprocess.DEVNULL,
                                     stderr=stderr or subprocess.DEVNULL, text=True)
+        read_end, write_end = os.pipe() if stdout == subprocess.PIPE else (None, None)
         with open(os.devnull, "wb") as null:
-            out = (stdout or null).fileno()
+            out = write_end if write_end is not None else (stdout or null).fileno()
             err = out if stderr == subprocess.STDOUT else (stderr or null).fileno()
-            return ForkServer.shared().start(args, str(cwd), full_env, out, err)
+            try:
+                process = ForkServer.shared().start(args, str(cwd), full_env, out, err)
+            finally:
+                if write_end is not None:
+                    os.close(write_end)  # the child has its own copy: the reader sees the end when it exits
+        if read_end is not None:
+            process.stdout = open(read_end)  # text, as subprocess.Popen(text=True) gives it
+        return process
 
 
 @pytest.fixture

@@ -38,8 +38,8 @@ _PRELOAD = ("forgeline.cli.main", "forgeline.cli.context", "forgeline.cli.output
             "forgeline.engine.runtime", "forgeline.store.metadata.sql_store", "forgeline.store.metadata.migrate",
             "alembic.command", "alembic.script", "alembic.runtime.migration")
 # Also imported when installed: `models compare --data` and `reports` import scikit-learn and matplotlib (seconds),
-# `server` the API's web framework.
-_PRELOAD_IF_INSTALLED = ("forgeline.reports.comparison", "forgeline.cli.server")
+# `server` and `serve` their web framework.
+_PRELOAD_IF_INSTALLED = ("forgeline.reports.comparison", "forgeline.cli.server", "forgeline.cli.serve")
 _MAX_MESSAGE = 1 << 20
 
 
@@ -70,7 +70,8 @@ def _serve(control: socket.socket) -> int:
                     for fd in (wake_read, wake_write):
                         os.close(fd)
                     control.close()
-                    reply.close()
+                    for other in (reply, *replies.values()):  # other commands' ends are none of its business
+                        other.close()
                     return _run_command(json.loads(message), fds[1:])
                 for fd in fds[1:]:
                     os.close(fd)
@@ -217,6 +218,7 @@ class ForkedProcess:
     def __init__(self, args: list[str], replies: socket.socket) -> None:
         self.args = args
         self.returncode: int | None = None
+        self.stdout: Any = None  # the reading end of its output when the caller asked for a pipe
         self._replies = replies
         self._received = b""
         replies.settimeout(60)

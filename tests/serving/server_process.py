@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import psutil
 
+from conftest import Cli
 from forgeline.config import Settings
 from forgeline.store.metadata.records import ModelPackageDraft, ModelPackageRecord
 from forgeline.store.metadata.sql_store import SqlMetadataStore
@@ -88,11 +88,9 @@ class ServingServer:
     def start(cls, home: Path, *args: str, token: str | None = None,
               env: Mapping[str, str] | None = None) -> ServingServer:
         """Start on a free port and wait for the line that names its URL."""
-        process = subprocess.Popen(
-            [sys.executable, "-m", "forgeline.cli.main", "serve", "--host", "127.0.0.1", "--port", "0", *args],
-            env={**os.environ, "FORGELINE_HOME": str(home), **(env or {})}, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-        )
+        process = Cli({**os.environ, "FORGELINE_HOME": str(home)}).start(
+            "serve", "--host", "127.0.0.1", "--port", "0", *args, cwd=os.getcwd(), env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT)
         assert process.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT
         lines = []
