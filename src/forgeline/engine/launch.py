@@ -137,12 +137,15 @@ def spawn_orchestrator(execution_id: str, settings: Settings, work_dir: str,
         )
 
 
-def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, options: Sequence[str] = ()) -> bool:
+def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, options: Sequence[str] = (),
+                      runtime: Runtime | None = None) -> bool:
     """Run the orchestrator in a detached grandchild of this process, which has everything imported already.
 
     Saves an interpreter start and its imports (a few hundred ms). Only safe from a single-threaded process;
     returns False, forking nothing, when other threads run (a notebook kernel, a web server): the caller then
-    spawns a fresh interpreter instead.
+    spawns a fresh interpreter instead. ``runtime``: this process's, on the database of ``settings``, which the
+    orchestrator then uses as it is (its store opened and checked, the statements it compiled) instead of
+    building its own from the environment.
     """
     if threading.active_count() > 1 or not hasattr(os, "fork"):
         return False
@@ -172,7 +175,7 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
         with bulk_imports():
             from forgeline.engine.orchestrator import main
 
-        code = main([execution_id, *options])
+        code = main([execution_id, *options], runtime)
     except BaseException:  # noqa: BLE001 - the grandchild must never return into the caller's code
         import traceback
 
@@ -211,12 +214,12 @@ def database_files_closed(settings: Settings) -> bool:
 
 
 def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fork: bool,
-                        options: Sequence[str] = ()) -> None:
+                        options: Sequence[str] = (), runtime: Runtime | None = None) -> None:
     """Hand the execution to a detached orchestrator: forked when asked and safe, else a fresh process.
 
-    ``options`` are extra orchestrator arguments (``--no-cache``).
+    ``options`` are extra orchestrator arguments (``--no-cache``); ``runtime``: see fork_orchestrator.
     """
-    if not (fork and fork_orchestrator(execution_id, settings, work_dir, options)):
+    if not (fork and fork_orchestrator(execution_id, settings, work_dir, options, runtime)):
         spawn_orchestrator(execution_id, settings, work_dir, options)
 
 
@@ -397,7 +400,8 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
         from forgeline.engine.orchestrator import NO_CACHE_FLAG
 
         options = (NO_CACHE_FLAG,)
-    launch_orchestrator(execution_id, settings, work_dir, fork, options)
+    launch_orchestrator(execution_id, settings, work_dir, fork, options,
+                        runtime=dataclasses.replace(runtime, settings=settings))
     return PipelineExecution(execution_id, runtime)
 
 
