@@ -4,8 +4,8 @@ The spec is shipped (code as a snapshot, local inputs uploaded: ``ray_staging``)
 runs it on a node (``ray_job``) with the resources the step asked for (``ray_resources``), and a thread of this
 process asks it for progress: log bytes are appended to the step's log file here, so ``forgeline logs --follow``
 reads them as for a local job; spot restarts are reported; the result ends the job. A job of ``instance_count``
-N > 1 runs as N shards (``ray_shards``). A job that asks for no more than the default resources (one CPU) and
-runs as one shard goes to a warm job host instead (``ray_host``), which has Ray, forgeline and s3fs imported
+N > 1 runs as N shards (``ray_shards``). A job that asks for no more than the default resources (one CPU), or
+each of its shards, goes to a warm job host instead (``ray_host``), which has Ray, forgeline and s3fs imported
 already and runs one job after another. A node that dies takes its actor with it: the job's result is Failed
 with InfrastructureError, and the step's retry policy runs it again on a node that lives.
 """
@@ -25,7 +25,7 @@ from forgeline.errors import JobError
 from forgeline.executors.base import JobRef
 from forgeline.executors.futures import FutureJobs
 from forgeline.executors.ray_cluster import NAMESPACE, check_artifact_root, check_checkpoints, check_feasible, connect
-from forgeline.executors.ray_host import HostedJob, HostPool, find_hosted
+from forgeline.executors.ray_host import HostedJob, HostPool, hosted_jobs
 from forgeline.executors.ray_job import JobActor, Progress
 from forgeline.executors.ray_resources import DEFAULT_RESOURCES, actor_options, instance_table
 from forgeline.executors.ray_shards import merge_shards, shard_specs
@@ -92,8 +92,7 @@ class RayExecutor(FutureJobs[RayJob]):
         """
         job = self._jobs.get(ref.id)
         if job is None:
-            hosted = find_hosted(ref.id)
-            for actor in self._named_actors(ref.id) + ([hosted] if hosted is not None else []):
+            for actor in self._named_actors(ref.id) + hosted_jobs(ref.id):
                 self._end_actor(actor, grace_seconds)
             return
         with job.lock:
@@ -126,15 +125,16 @@ class RayExecutor(FutureJobs[RayJob]):
         import ray
 
         spec = replace(spec, log_path=self.log_location(spec))
-        names = [actor_name(shard.job_id) for shard in shard_specs(spec, self._artifacts)]
+        shard_ids = [shard.job_id for shard in shard_specs(spec, self._artifacts)]
+        hosted = {job.job_id: job for job in hosted_jobs(spec.job_id)}
         actors: list[Any] = []
-        for name in names:
+        for job_id in shard_ids:
             with contextlib.suppress(ValueError):
-                actors.append(ray.get_actor(name, namespace=NAMESPACE))
-        hosted = find_hosted(spec.job_id) if len(names) == 1 and not actors else None
-        if hosted is not None:
-            actors.append(hosted)
-        if len(actors) < len(names):
+                actors.append(ray.get_actor(actor_name(job_id), namespace=NAMESPACE))
+                continue
+            if job_id in hosted:
+                actors.append(hosted[job_id])
+        if len(actors) < len(shard_ids):
             for actor in actors:
                 self._end_actor(actor, 1.0)
             return None
@@ -171,8 +171,8 @@ class RayExecutor(FutureJobs[RayJob]):
             options = actor_options(job.spec, self._instance_types)
             check_feasible(job.spec, options)
             check_checkpoints(job.spec)
-        if len(shards) == 1 and options == DEFAULT_RESOURCES:
-            return self._run_hosted(job, shards[0], on_restart)
+        if options == DEFAULT_RESOURCES:
+            return self._each_shard(job, shards, lambda n, logs: self._run_hosted(job, shards[n], n, logs, on_restart))
         self._hosts.shrink()  # idle hosts hold CPUs this job may need
         with job.lock:
             if job.stop_grace is not None:
@@ -182,17 +182,22 @@ class RayExecutor(FutureJobs[RayJob]):
                     name=actor_name(shard.job_id), namespace=NAMESPACE, lifetime="detached", max_restarts=0,
                     max_concurrency=4, **options).remote(shard.to_json(), self._artifacts.root,
                                                          self._artifacts.options_by_protocol))
+        return self._each_shard(job, shards, lambda n, logs: self._follow(job, n, job.actors[n], logs, on_restart))
+
+    def _each_shard(self, job: RayJob, shards: list[JobSpec],
+                    run: Callable[[int, ShardLogs], JobResult]) -> JobResult:
+        """``run(n, logs)`` for every shard n at once, their results made the job's one result."""
         logs = ShardLogs(job.spec.log_path, len(shards))
         if len(shards) == 1:
-            return self._follow(job, 0, job.actors[0], logs, on_restart)
+            return run(0, logs)
         with ThreadPoolExecutor(len(shards), thread_name_prefix="forgeline-ray-shard") as threads:
-            results = list(threads.map(lambda n: self._follow(job, n, job.actors[n], logs, on_restart),
-                                       range(len(shards))))
+            results = list(threads.map(lambda n: run(n, logs), range(len(shards))))
         return self._finish(job, results)
 
-    def _run_hosted(self, job: RayJob, shipped: JobSpec, on_restart: Callable[[str], None] | None) -> JobResult:
-        """Run a job of the default resources on a warm host."""
-        hosted = self._hosts.run(job.spec.job_id, shipped.to_json(), self._artifacts.root,
+    def _run_hosted(self, job: RayJob, shipped: JobSpec, shard: int, logs: ShardLogs,
+                    on_restart: Callable[[str], None] | None) -> JobResult:
+        """Run a job (or one shard of it) of the default resources on a warm host."""
+        hosted = self._hosts.run(shipped.job_id, shipped.to_json(), self._artifacts.root,
                                  self._artifacts.options_by_protocol, give_up=lambda: job.stop_grace is not None)
         if hosted is None:
             return stopped(job.spec)
@@ -201,7 +206,7 @@ class RayExecutor(FutureJobs[RayJob]):
             stop_grace = job.stop_grace
         if stop_grace is not None:  # asked while the host was being found: cancel saw no actor yet
             hosted.stop.remote(stop_grace)
-        return self._follow(job, 0, hosted, ShardLogs(job.spec.log_path, 1), on_restart)
+        return self._follow(job, shard, hosted, logs, on_restart)
 
     def _follow(self, job: RayJob, shard: int, actor: Any, logs: ShardLogs,
                 on_restart: Callable[[str], None] | None) -> JobResult:

@@ -3,9 +3,10 @@
 A new actor is a new Ray worker process that imports Ray, forgeline and s3fs before its job can start (seconds).
 A :class:`JobHost` has done that once: it takes jobs one at a time (as spec JSON), keeps its warm function worker
 between them and holds the default resources of a job (one CPU) while it lives, so jobs that ask for no more are
-scheduled as before. Hosts are detached and named ``forgeline-host:<id>``: after an orchestrator crash the next one
-finds a job by its id by asking the hosts (:func:`find_hosted`), adopts its result or stops it. A host idle for
-:data:`IDLE_SECONDS` ends itself, so a dead orchestrator's hosts give their CPUs back.
+scheduled as before; the shards of a job of that size run on hosts too, one each. Hosts are detached and named
+``forgeline-host:<id>``: after an orchestrator crash the next one finds a job and its shards by the job's id by
+asking the hosts (:func:`hosted_jobs`), adopts their results or stops them. A host idle for :data:`IDLE_SECONDS`
+ends itself, so a dead orchestrator's hosts give their CPUs back.
 
 :class:`HostPool` is the orchestrator's side: it hands a job to an idle host, or starts a host while the cluster
 has CPUs for one more, else waits for one to be free; :class:`HostedJob` lets the executor talk to a hosted job as
@@ -244,10 +245,15 @@ class HostPool:
 
 def find_hosted(job_id: str) -> HostedJob | None:
     """The job ``job_id`` on whichever warm host holds it, else None."""
+    return next((job for job in hosted_jobs(job_id) if job.job_id == job_id), None)
+
+
+def hosted_jobs(job_id: str) -> list[HostedJob]:
+    """The jobs on warm hosts whose id is ``job_id`` or that of one of its shards (``<job id>#1``, ...)."""
     import ray
 
-    names = [entry["name"] if isinstance(entry, dict) else entry
-             for entry in ray.util.list_named_actors(all_namespaces=False)]
+    listed = ray.util.list_named_actors(all_namespaces=True)  # this driver's own namespace may be another one
+    names = [entry["name"] for entry in listed if entry["namespace"] == NAMESPACE]
     hosts = []
     for name in names:
         if name.startswith(HOST_PREFIX):
@@ -257,10 +263,12 @@ def find_hosted(job_id: str) -> HostedJob | None:
                 continue
     calls: dict[Any, Any] = {host.job_id.remote(): host for host in hosts}
     ready, _ = ray.wait(list(calls), num_returns=len(calls), timeout=FIND_TIMEOUT_SECONDS) if calls else ([], [])
+    found = []
     for call in ready:
         try:
-            if ray.get(call) == job_id:
-                return HostedJob(calls[call], job_id)
+            held = ray.get(call)
         except Exception:
             continue
-    return None
+        if held == job_id or (isinstance(held, str) and held.startswith(job_id + "#")):
+            found.append(HostedJob(calls[call], held))
+    return found
