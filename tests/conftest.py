@@ -40,8 +40,8 @@ STOP_LEFTOVERS_SECONDS = 15.0
 # two tests at a time (--maxschedchunk 2), so that both workers end together instead of one running a long
 # journey alone at the end. Any other file keeps its place after them.
 SLOWEST_FIRST = (
-    "tests/api/test_remote_cli.py",
     "tests/e2e/test_packaging.py",
+    "tests/api/test_remote_cli.py",
     "tests/e2e/test_cli_journeys.py",
     "tests/api/test_schedules.py",
     "tests/api/test_alarms.py",
