@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from forgeline.errors import JobInputError
-from forgeline.jobs.process import MAX_ARGUMENT_BYTES, check_command_size
+from forgeline.jobs.process import EXIT_STATUS_FILE, MAX_ARGUMENT_BYTES, adopted_exit, check_command_size
 from forgeline.jobs.spec import JobSpec
 
 SPEC = JobSpec(kind="processing", job_id="exec-1/Prepare/2", job_dir="/nowhere", log_path="/nowhere.log")
@@ -35,3 +35,12 @@ def test_many_arguments_that_are_each_fine_but_too_many_together_are_refused():
     many = ["x" * 100_000] * 40  # 4 MB in all, over any usual ARG_MAX
     with pytest.raises(JobInputError, match=r"^step 'Prepare': its arguments and environment together are"):
         check_command_size(["python", "prep.py", *many], {}, SPEC)
+
+
+@pytest.mark.parametrize(("status", "adopted"), [("0", True), ("3", True), ("-11", True), ("-15", False), ("-9", False)])
+def test_a_job_ended_unwatched_by_a_stop_signal_is_not_adopted_but_run_again(tmp_path, status, adopted):
+    (tmp_path / EXIT_STATUS_FILE).write_text(f"{status}\n")
+    ended = adopted_exit(tmp_path, str(tmp_path / "job.log"))
+    assert (ended is not None) == adopted
+    if ended is not None:
+        assert ended.exit_code == int(status)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -111,10 +112,18 @@ def run_script(
                       stderr_tail=capture.stderr_tail)
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGKILL)
+"""Signals that end a job unwatched only as a stop does: an orchestrator standing down, a kill, the OOM killer."""
+
+
 def adopted_exit(job_dir: Path, log_path: str) -> ScriptExit | None:
-    """How a script ended while nobody watched it (its orchestrator had died), or None if it has not ended."""
+    """How a script ended while nobody watched it (its orchestrator had died), or None: not ended, or stopped.
+
+    A script ended by SIGTERM or SIGKILL meanwhile was interrupted, not finished (the orchestrator that lost the
+    execution stops its jobs as it stands down, and may do so before the new one looks): it runs again.
+    """
     exit_code = read_exit_status(job_dir)
-    if exit_code is None:
+    if exit_code is None or -exit_code in STOP_SIGNALS:
         return None
     return ScriptExit(exit_code=exit_code, cause=None, stderr_tail=log_tail(log_path))
 
