@@ -87,6 +87,16 @@ def test_a_retry_waits_for_its_back_off_then_starts_again_until_the_policy_is_sp
     assert sched.finished() and sched.verdict().status == ExecutionStatus.FAILED
 
 
+def test_a_retry_s_delay_counts_from_when_the_failure_was_recorded_not_from_when_it_came_in():
+    a = job("A", retries=[RetryPolicy(on=["JobFailed"], max_attempts=3, interval_seconds=2)])
+    sched = scheduler_for([a])
+    sched.next_actions(0)
+    assert sched.job_ended("A", F, "JobFailed", 1, 1, now=10) == Retry(2)
+    sched.count_delay_from("A", 2, now=10.5)  # recording the failed attempt took half a second
+    assert starts(sched.next_actions(12.4)) == []
+    assert starts(sched.next_actions(12.5)) == ["A"]
+
+
 def test_a_failure_kind_no_policy_names_settles_at_once():
     a = job("A", retries=[RetryPolicy(on=["Timeout"], max_attempts=5)])
     sched = scheduler_for([a])

@@ -150,6 +150,8 @@ class JobSteps:
                                                   time.monotonic())
         if isinstance(decision, Retry):
             record_transition(self.state, Transition(name, StepStatus.PENDING, attempt=end))
+            # counted from after the attempt's end was recorded, so no attempt starts sooner than the delay after it
+            self.state.scheduler.count_delay_from(name, decision.delay, time.monotonic())
             return
         record_transition(self.state, Transition(name, status, failure_reason=result.failure_reason,
                                                  metrics=metrics, attempt=end))

@@ -144,6 +144,10 @@ class Scheduler:
         self.mark(step, status)
         return Settle(status)
 
+    def count_delay_from(self, step: str, delay: float, now: float) -> None:
+        """Start a retry's ``delay`` at ``now`` (once the failed attempt is recorded): the wait is a floor."""
+        self.due[step] = now + delay
+
     def fail(self, message: str) -> None:
         """A FailStep was reached: start nothing more; the execution fails with ``message``."""
         self.fail_message = message
