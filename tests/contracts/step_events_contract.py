@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from forgeline.errors import ExecutionNotFoundError
+from forgeline.errors import ExecutionFinishedError, ExecutionNotFoundError
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import (
     ExecutionStatus,
@@ -88,6 +88,18 @@ class StepEventsContract:
         with pytest.raises(ExecutionNotFoundError, match="missing"):
             store.events("missing")
         assert store.append_events([]) == []
+
+    def test_an_execution_s_final_status_and_its_event_are_written_together(self, store: MetadataStore) -> None:
+        execution_id = _execution(store, "exec-e1")
+        event = StepEventDraft(execution_id, StepEventKind.EXECUTION, status="Succeeded")
+        record = store.update_execution(execution_id, ExecutionUpdate(status=ExecutionStatus.SUCCEEDED,
+                                                                      ended_at=datetime.now(UTC)), events=[event])
+        assert record.status == ExecutionStatus.SUCCEEDED
+        assert [(e.kind, e.status) for e in store.events(execution_id)] == [(StepEventKind.EXECUTION, "Succeeded")]
+        with pytest.raises(ExecutionFinishedError):  # a refused update appends nothing either
+            store.update_execution(execution_id, ExecutionUpdate(status=ExecutionStatus.FAILED),
+                                   events=[StepEventDraft(execution_id, StepEventKind.EXECUTION, status="Failed")])
+        assert len(store.events(execution_id)) == 1
 
     def test_deleting_an_execution_deletes_its_events(self, store: MetadataStore) -> None:
         execution_id = _execution(store, "exec-e1")

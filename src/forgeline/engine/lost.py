@@ -15,6 +15,7 @@ from forgeline.engine.jobspecs import job_id
 from forgeline.engine.liveness import check_orchestrator
 from forgeline.engine.ownership import fenced
 from forgeline.engine.runtime import Runtime
+from forgeline.engine.transitions import end_execution
 from forgeline.executors.base import Executor, JobRef
 from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import (
@@ -24,7 +25,7 @@ from forgeline.store.metadata.records import (
     StepEventKind,
     StepStatus,
 )
-from forgeline.store.metadata.updates import AttemptClose, ExecutionUpdate, StepRunUpdate
+from forgeline.store.metadata.updates import AttemptClose, StepRunUpdate
 
 LIVE_STATUSES = (ExecutionStatus.EXECUTING, ExecutionStatus.STOPPING)
 INTERRUPTED = "Interrupted"
@@ -102,7 +103,4 @@ def end_lost_execution(store: MetadataStore, executor: Executor, execution_id: s
                                      update=StepRunUpdate(status=new, failure_reason=failure,
                                                           ended_at=datetime.now(UTC)),
                                      events=events)
-    store.update_execution(execution_id, ExecutionUpdate(status=status, failure_reason=reason,
-                                                         ended_at=datetime.now(UTC)))
-    store.append_events([StepEventDraft(execution_id, StepEventKind.EXECUTION, status=status.value,
-                                        payload={"failure_reason": reason})])
+    end_execution(store, execution_id, status, reason)

@@ -26,7 +26,13 @@ from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolv
 from forgeline.engine.runtime import Runtime
 from forgeline.engine.scheduler import Action, EndLoop, Skip, StepKind
 from forgeline.engine.state import ExecutionState, now
-from forgeline.engine.transitions import Transition, property_document, record_transition
+from forgeline.engine.transitions import (
+    Transition,
+    end_execution,
+    execution_event,
+    property_document,
+    record_transition,
+)
 from forgeline.errors import (
     ConfigurationError,
     ExecutionOwnedError,
@@ -37,8 +43,7 @@ from forgeline.errors import (
 )
 from forgeline.executors.base import WarmsWorkers
 from forgeline.jobs.function_loading import FunctionLoader
-from forgeline.store.metadata.records import ExecutionStatus, StepEventDraft, StepEventKind, StepRun, StepStatus
-from forgeline.store.metadata.updates import ExecutionUpdate
+from forgeline.store.metadata.records import ExecutionStatus, StepRun, StepStatus
 from forgeline.workflow.pipeline import Pipeline
 from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, FunctionStep, Step
 
@@ -82,10 +87,7 @@ class Orchestrator:
             named = () if self.pipeline.executor is None else (self.pipeline.executor,)
             self.executor = runtime.executor_factory(max_parallel, *named)
         except ConfigurationError as exc:  # e.g. an unreachable Ray cluster: the execution fails, saying so
-            store.update_execution(self.id, ExecutionUpdate(status=ExecutionStatus.FAILED, failure_reason=str(exc),
-                                                            ended_at=now()))
-            store.append_events([StepEventDraft(self.id, StepEventKind.EXECUTION, status=ExecutionStatus.FAILED.value,
-                                                payload={"failure_reason": str(exc)})])
+            end_execution(store, self.id, ExecutionStatus.FAILED, str(exc))
             raise
         self.function_loader = FunctionLoader()
         self.resolution = ResolutionContext(
@@ -139,7 +141,7 @@ class Orchestrator:
         """Run the loop to the end and record the execution's final status."""
         try:
             self.heartbeat.start()
-            self._execution_event(ExecutionStatus.EXECUTING)
+            self.store.append_events([execution_event(self.id, ExecutionStatus.EXECUTING)])
             for adopted in settle_open_attempts(self.store, self.id, self.executor, self._spec_of):
                 step = self.state.steps[adopted.step_name]
                 job = RunningJob(step, adopted.spec, None, adopted.attempt,
@@ -158,19 +160,13 @@ class Orchestrator:
             log.exception("orchestrator failed")
             self.jobs.stop(self.scheduler.request_stop())
             reason = f"orchestrator error: {type(exc).__name__}: {exc}"
-            self.store.update_execution(self.id, ExecutionUpdate(status=ExecutionStatus.FAILED,
-                                                                 failure_reason=reason, ended_at=now()))
-            self._execution_event(ExecutionStatus.FAILED, reason)
+            end_execution(self.store, self.id, ExecutionStatus.FAILED, reason)
             return ExecutionStatus.FAILED
         finally:
             self.heartbeat.stop()
             self.executor.shutdown()  # ends the jobs still running (none once the execution finished)
             self.jobs.discard_succeeded_folders()  # also when it stood down or failed
 
-    def _execution_event(self, status: ExecutionStatus, failure_reason: str | None = None) -> None:
-        payload = {} if failure_reason is None else {"failure_reason": failure_reason}
-        self.store.append_events([StepEventDraft(self.id, StepEventKind.EXECUTION, status=status.value,
-                                                 payload=payload)])
 
     def _stand_down(self, message: str) -> ExecutionStatus:
         """Write nothing more: say why in one line; the jobs end as the executor shuts down."""
@@ -285,9 +281,7 @@ class Orchestrator:
             if reason is None:
                 runs = {r.name: r for r in self.store.list_step_runs(self.id)}
                 reason = "; ".join(f"step {n!r} failed: {runs[n].failure_reason}" for n in verdict.failed)
-        self.store.update_execution(self.id, ExecutionUpdate(status=verdict.status, failure_reason=reason,
-                                                             ended_at=now()))
-        self._execution_event(verdict.status, reason)
+        end_execution(self.store, self.id, verdict.status, reason)
         self.jobs.discard_succeeded_folders()
         discard_empty_jobs_folder(self.settings, self.id)
         return verdict.status

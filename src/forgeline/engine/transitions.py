@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from forgeline.engine.state import ExecutionState, now
-from forgeline.store.metadata.records import StepEventDraft, StepEventKind, StepStatus
-from forgeline.store.metadata.updates import AttemptClose, AttemptOpen, StepRunUpdate
+from forgeline.store.metadata.protocol import MetadataStore
+from forgeline.store.metadata.records import ExecutionStatus, StepEventDraft, StepEventKind, StepStatus
+from forgeline.store.metadata.updates import AttemptClose, AttemptOpen, ExecutionUpdate, StepRunUpdate
 
 
 @dataclass(frozen=True)
@@ -114,3 +115,16 @@ def attempt_start_events(execution_id: str, step_name: str, start: AttemptOpen) 
 
 def _present(**values: str | None) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
+
+
+def execution_event(execution_id: str, status: ExecutionStatus, failure_reason: str | None = None) -> StepEventDraft:
+    """The event of an execution's move to ``status``."""
+    payload = {} if failure_reason is None else {"failure_reason": failure_reason}
+    return StepEventDraft(execution_id, StepEventKind.EXECUTION, status=status.value, payload=payload)
+
+
+def end_execution(store: MetadataStore, execution_id: str, status: ExecutionStatus, failure_reason: str | None) -> None:
+    """Record an execution's final status and its event in one transaction: whoever sees one sees the other."""
+    store.update_execution(execution_id, ExecutionUpdate(status=status, failure_reason=failure_reason,
+                                                         ended_at=now()),
+                           events=[execution_event(execution_id, status, failure_reason)])

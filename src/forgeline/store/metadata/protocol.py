@@ -101,9 +101,11 @@ class MetadataStore(ModelPackageStore, EndpointStore, HousekeepingStore, TokenSt
         """
         ...
 
-    def update_execution(self, execution_id: str, update: ExecutionUpdate, *,
-                         epoch: int | None = None) -> ExecutionRecord:
-        """Apply the update; a finished execution's status is final (ExecutionFinishedError).
+    def update_execution(self, execution_id: str, update: ExecutionUpdate, *, epoch: int | None = None,
+                         events: Sequence[StepEventDraft] = ()) -> ExecutionRecord:
+        """Apply the update and append ``events``, in one transaction; a finished execution's status is final.
+
+        ExecutionFinishedError when the update would change a finished execution's status.
 
         ExecutionNotFoundError for an unknown execution or parent_execution_id (nothing changes then).
         """

@@ -81,14 +81,17 @@ class SqlExecutionStore:
         return self._tx.read(lambda connection: executions_repository.list_executions(
             connection, pipeline_name, limit, statuses, since, before))
 
-    def update_execution(self, execution_id: str, update: ExecutionUpdate, *,
-                         epoch: int | None = None) -> ExecutionRecord:
-        """Apply ``update``; ExecutionFinishedError when it would change a finished execution's status."""
+    def update_execution(self, execution_id: str, update: ExecutionUpdate, *, epoch: int | None = None,
+                         events: Sequence[StepEventDraft] = ()) -> ExecutionRecord:
+        """Apply ``update`` and append ``events`` together; ExecutionFinishedError when a final status would change."""
         values = execution_values(update)
 
         def work(connection: Connection) -> ExecutionRecord:
             ownership_repository.check_epoch(connection, execution_id, epoch)
-            return executions_repository.update_execution(connection, execution_id, values)
+            record = executions_repository.update_execution(connection, execution_id, values)
+            if events:
+                step_events_repository.append_events(connection, events)
+            return record
 
         return self._tx.write(work)
 
