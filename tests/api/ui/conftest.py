@@ -23,9 +23,13 @@ SKIP_REASON = "browser tests need Debian's chromium at /usr/bin/chromium (apt-ge
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Chromium, headless; the test is skipped (one reason) when it is not installed."""
+    """Chromium, headless; the test is skipped (one reason) when it is not installed.
+
+    One per module, not per session: Playwright's synchronous API keeps its event loop marked as running in
+    this thread while it is open, so a later test of another module calling ``asyncio.run`` would be refused.
+    """
     if not CHROMIUM.exists():
         pytest.skip(SKIP_REASON)
     from playwright.sync_api import sync_playwright
