@@ -30,14 +30,16 @@ from forgeline.jobs.transform_chunks import (
 )
 
 INFERENCE = """
-    import json, os, random, time
+    import json, os, random, sys, time
     import numpy as np
 
     def model_fn(model_dir):
         with open(os.path.join(model_dir, "weights.json")) as handle:
             weights = json.load(handle)
         if weights.get("say"):
-            print("loaded in", os.getpid())  # not flushed: the worker must flush it before it ends
+            # one write (two workers share the output: print's pieces could interleave when it is unbuffered),
+            # not flushed: the worker must flush it before it ends
+            sys.stdout.write(f"loaded in {os.getpid()}\\n")
         return weights
 
     def predict_fn(data, model):
