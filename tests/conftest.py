@@ -66,6 +66,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(SLOWEST_FIRST)))
 
 
+def with_ctrl_c(command: list[str]) -> list[str]:
+    """``command`` run with Ctrl-C's SIGINT acted on, as in a user's terminal, whatever this process does with it.
+
+    A test run started in the background (``make test &``, a CI runner's shell) inherits SIGINT ignored, and exec
+    keeps it ignored: the command would then never see the Ctrl-C a test sends it.
+    """
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *command]
+
+
 def job_process_group(execution: Any, step: str, attempt: int = 1) -> int | None:
     """The process group a running job's executor noted in its job folder (None before the job started)."""
     from forgeline.config import Settings

@@ -226,7 +226,8 @@ class Terminal:
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str], columns: int = 100) -> None:
         self.pid, self.master = pty.fork()
-        if self.pid == 0:  # the child: becomes the CLI
+        if self.pid == 0:  # the child: becomes the CLI, with Ctrl-C acted on as in a terminal (see with_ctrl_c)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.chdir(cwd)
             os.execve(sys.executable, [sys.executable, "-m", "forgeline.cli.main", *args],
                       {**env, "TERM": "xterm", "COLUMNS": str(columns), "LINES": "50"})

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from conftest import with_ctrl_c
 from forgeline.engine.execution import PipelineExecution
 
 SLOW_PIPELINE = """
@@ -151,7 +152,7 @@ def test_stopping_a_running_execution(project, cli, wait_until, how):
 
 def test_ctrl_c_during_forgeline_run_stops_the_execution(project, forgeline_home, wait_until):
     slow_project(project, 30)
-    watcher = subprocess.Popen([sys.executable, "-m", "forgeline.cli.main", "run", "pipeline.py"],
+    watcher = subprocess.Popen(with_ctrl_c([sys.executable, "-m", "forgeline.cli.main", "run", "pipeline.py"]),
                                cwd=project.root, env={**os.environ, "COLUMNS": "200"}, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
