@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from conftest import Cli
-from e2e.test_ray_faults import DEADLINE_SECONDS, Blocker, describe, only_execution, start_run, wait_for
+from e2e.test_ray_faults import (
+    DEADLINE_SECONDS,
+    Blocker,
+    describe,
+    lose_the_second_node_once,
+    only_execution,
+    start_run,
+    wait_for,
+)
 from executors.ray_fixtures import RayCluster
 
 pytestmark = pytest.mark.ray
@@ -69,20 +77,18 @@ def test_a_training_job_whose_node_is_lost_is_retried_elsewhere_from_its_last_ch
     cli = Cli(ray_env)
     blocker = Blocker(ray_cluster)  # the head is full: the first attempt lands on the second node
     run: subprocess.Popen[str] = start_run(ray_env, project)
-    try:
+    execution_ids: list[str] = []
+
+    def epoch_2_on_s3() -> None:
         wait_for(markers / "held", "the first attempt to checkpoint epoch 2 on the second node")
-        execution_id = only_execution(cli, project)
+        execution_ids.append(only_execution(cli, project))
         deadline = time.monotonic() + DEADLINE_SECONDS
-        while stored_checkpoint(ray_env, s3_bucket, execution_id) != "2":  # uploaded by the node's sync
+        while stored_checkpoint(ray_env, s3_bucket, execution_ids[0]) != "2":  # uploaded by the node's sync
             assert time.monotonic() < deadline, "the checkpoint of epoch 2 never reached S3"
             time.sleep(0.2)
-        blocker.release()
-        ray_cluster.kill_second_node()
-        output, _ = run.communicate(timeout=DEADLINE_SECONDS)
-    finally:
-        if run.poll() is None:
-            run.kill()
-        ray_cluster.start_second_node()
+
+    output = lose_the_second_node_once(ray_cluster, blocker, run, epoch_2_on_s3)
+    [execution_id] = execution_ids
     assert run.returncode == 0, output
     execution = describe(cli, execution_id, project)
     attempts = [a for a in execution["attempts"] if a["step_name"] == "Train"]

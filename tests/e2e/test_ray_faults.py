@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,24 @@ def start_run(env: dict[str, str], project: Path) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def lose_the_second_node_once(ray_cluster: RayCluster, blocker: Blocker, run: subprocess.Popen[str],
+                              ready: Callable[[], object]) -> str:
+    """Once ``ready()`` returns, free the head and kill the second node; the run's output once it has ended.
+
+    The second node is started again whatever happens, for the next test.
+    """
+    try:
+        ready()
+        blocker.release()
+        ray_cluster.kill_second_node()
+        output, _ = run.communicate(timeout=DEADLINE_SECONDS)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        ray_cluster.start_second_node()
+    return output
+
+
 def describe(cli: Cli, execution_id: str, project: Path) -> dict[str, Any]:
     done = cli("executions", "describe", execution_id, "--json", cwd=project)
     assert done.returncode == 0, done
@@ -129,15 +147,9 @@ def test_a_node_killed_mid_job_fails_the_attempt_as_infrastructure_and_the_retry
     cli = Cli(ray_env)
     blocker = Blocker(ray_cluster)
     run = start_run(ray_env, project)
-    try:
-        wait_for(tmp_path / "markers" / "started-1", "the first attempt to start on the second node")
-        blocker.release()
-        ray_cluster.kill_second_node()
-        output, _ = run.communicate(timeout=DEADLINE_SECONDS)
-    finally:
-        if run.poll() is None:
-            run.kill()
-        ray_cluster.start_second_node()
+    output = lose_the_second_node_once(
+        ray_cluster, blocker, run,
+        lambda: wait_for(tmp_path / "markers" / "started-1", "the first attempt to start on the second node"))
     assert run.returncode == 0, output
     execution = describe(cli, only_execution(cli, project), project)
     attempts = [a for a in execution["attempts"] if a["step_name"] == "Work"]
