@@ -32,6 +32,27 @@ def test_both_streams_reach_the_log_the_callbacks_and_the_stderr_tail(tmp_path):
     assert capture.stderr_tail == [f"warning {i}" for i in range(5, 25)]
 
 
+def test_a_line_written_in_pieces_is_never_split_by_the_other_stream(tmp_path):
+    # unbuffered print writes the text and the newline apart; stderr lines come in between
+    script = (
+        "import sys\n"
+        "for i in range(300):\n"
+        "    print(f'epoch {i}')\n"
+        "    print(f'loss {i}', file=sys.stderr)\n"
+        "sys.stdout.write('tail without newline')\n"
+    )
+    process = subprocess.Popen([sys.executable, "-u", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    capture = LogCapture(tmp_path / "job.log").follow(process)
+    assert capture.join(timeout=60)
+    process.wait()
+
+    lines = (tmp_path / "job.log").read_text().splitlines()
+    assert sorted(line for line in lines if line.startswith("epoch")) == sorted(f"epoch {i}" for i in range(300))
+    assert sorted(line for line in lines if line.startswith("loss")) == sorted(f"loss {i}" for i in range(300))
+    assert "tail without newline" in lines
+    assert len(lines) == 601  # nothing glued together
+
+
 def test_a_failing_callback_does_not_stop_the_capture(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-c", "print('a'); print('b')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -92,7 +92,7 @@ class LogCapture:
         """Take the pipes of a process started with stdout=PIPE and stderr=PIPE; ``join`` reads them; returns self."""
         for stream, pipe in (("stdout", process.stdout), ("stderr", process.stderr)):
             if pipe is not None:
-                self._selector.register(pipe, selectors.EVENT_READ, (stream, BoundedLines()))
+                self._selector.register(pipe, selectors.EVENT_READ, (stream, BoundedLines(), bytearray()))
         if not self._selector.get_map():
             self._end()
         return self
@@ -141,12 +141,11 @@ class LogCapture:
             return True
 
     def _read_chunk(self, key: selectors.SelectorKey) -> None:
-        stream, lines = key.data
+        stream, lines, unwritten = key.data
         try:
             chunk = os.read(key.fd, READ_CHUNK_BYTES)
             if chunk:
-                with self._lock:
-                    self._log.write(chunk)
+                self._write_whole_lines(unwritten, chunk)
                 start = 0
                 while start < len(chunk):  # one line at a time, as readline gave them
                     end = chunk.find(b"\n", start) + 1 or len(chunk)
@@ -157,7 +156,7 @@ class LogCapture:
                 return
             if lines.pending:  # the last line had no newline: the log still ends with one
                 with self._lock:
-                    self._log.write(b"\n")
+                    self._log.write(bytes(unwritten) + b"\n")
                 self._line(stream, lines.flush())
         except OSError:  # the log cannot be written: this pipe is given up, as its reader thread used to be
             pass
@@ -165,6 +164,20 @@ class LogCapture:
         key.fileobj.close()  # type: ignore[union-attr]
         if not self._selector.get_map():
             self._end()
+
+    def _write_whole_lines(self, unwritten: bytearray, chunk: bytes) -> None:
+        """Append to the log what ``chunk`` completes of its stream's lines; the rest waits for its newline.
+
+        The two streams share one file: writing only whole lines keeps a stderr line from landing in the middle
+        of a stdout line that arrived in two pieces (an unbuffered ``print`` writes the text and the newline
+        apart). A line that grows beyond READ_CHUNK_BYTES without a newline is written as it is.
+        """
+        unwritten += chunk
+        cut = unwritten.rfind(b"\n") + 1 or (len(unwritten) if len(unwritten) >= READ_CHUNK_BYTES else 0)
+        if cut:
+            with self._lock:
+                self._log.write(bytes(unwritten[:cut]))
+            del unwritten[:cut]
 
     def _end(self) -> None:
         with self._lock:
