@@ -113,6 +113,8 @@ def test_pending_deliveries_survive_a_sigkilled_server_and_go_out_once(project, 
                    f"webhook:{receiver.url}").returncode == 0
         assert cli("run", "pipeline.py", cwd=project.root).returncode != 0
         wait_for("a refused first try", lambda: receiver.refused >= 1)
+        wait_for("the refused try recorded", lambda: any(  # not only sent: its failure is in the store
+            d["attempts"] >= 1 and d["last_error"] for d in first.client("viewer").get("/alarms/history").json()))
         first.stop(signal.SIGKILL)
         receiver.failures = 0  # the receiver is back
         second = start_server(env=FAST)
