@@ -1,16 +1,20 @@
-"""The supervisor launcher: a small process that forks one job supervisor per request of its orchestrator.
+"""The supervisor launcher: a small process that hands each job of its orchestrator to a supervisor forked ahead.
 
 Run as ``python -S supervisor_launcher.py <socket-fd>`` (standard library only), once per orchestrator, by
 ``jobs/supervisor_start.py``. A job's supervisor then costs a fork of this small, single-threaded process
 instead of a new interpreter (tens of milliseconds) or a fork of the orchestrator (whose size and threads make
-every fork, and every page either side writes afterwards, expensive).
+every fork, and every page either side writes afterwards, expensive). And that fork is not on the job's path:
+the launcher keeps one spare supervisor, forked before it is needed and idle (leading its own process group,
+holding none of the launcher's descriptors) until the launcher passes it a request, then forks the next spare
+while that job starts.
 
 On the socket, the orchestrator sends a request per job: 8 bytes of length with the job's stdout and stderr
 pipes attached (SCM_RIGHTS), then ``marshal`` of (command, cwd, env, exit-status file, log file). The launcher
-answers with records of :data:`RECORD` (kind, pid, code): ``S`` once the supervisor leads its own process group
-(so a stop reaches it; the launcher has a session of its own, without a terminal), ``F`` if it could not be
-forked, ``X`` with its exit code when it has ended. The launcher exits when the orchestrator closes the socket
-(or dies); the supervisors it started carry on, and write their scripts' exit status as always.
+passes the request on, as it came, to its spare and answers with records of :data:`RECORD` (kind, pid, code):
+``S`` once the supervisor has the request and leads its own process group (so a stop reaches it; the launcher
+has a session of its own, without a terminal), ``F`` if no supervisor could be forked, ``X`` with its exit code
+when it has ended. The launcher exits when the orchestrator closes the socket (or dies), and its idle spare when
+the launcher has gone; the supervisors it started carry on, and write their scripts' exit status as always.
 """
 
 from __future__ import annotations
@@ -40,8 +44,27 @@ LAUNCHER_SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM)
 """The signals whose handling the launcher changes (see :func:`serve`): a supervisor gets the defaults back."""
 
 
+class Spare:
+    """A supervisor forked ahead of its job: it waits, in its own process group, for the request on ``channel``."""
+
+    def __init__(self, pid: int, channel: socket.socket) -> None:
+        self.pid = pid
+        self.channel = channel
+
+    def take(self, fds: list[int], payload: bytes) -> bool:
+        """Pass it a job's request (pipes and payload, as received); whether it took it (False: it had died)."""
+        try:
+            socket.send_fds(self.channel, [HEADER.pack(len(payload))], fds)
+            self.channel.sendall(payload)
+            return True
+        except OSError:
+            return False
+        finally:
+            self.channel.close()  # one job per spare; its end of the socket now tells it nothing more comes
+
+
 def serve(channel: socket.socket) -> int:
-    """Fork a supervisor per request on ``channel`` and report it, until the orchestrator hangs up."""
+    """Hand each request on ``channel`` to a spare supervisor and report it, until the orchestrator hangs up."""
     process_tree.prctl_function()  # loaded once here: the forked supervisors must not load a library
     max_fd = os.sysconf("SC_OPEN_MAX")
     every_signal = signal.valid_signals()  # once: building the set costs more than the rest of a fork
@@ -52,9 +75,11 @@ def serve(channel: socket.socket) -> int:
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the poll below through wake_write
+    own_fds = (channel.fileno(), wake_read, wake_write)
     poller = select.poll()
     poller.register(channel.fileno(), select.POLLIN)
     poller.register(wake_read, select.POLLIN)
+    spare = fork_spare(max_fd, own_fds, every_signal)
     while True:
         for fd, _ in poller.poll():
             try:
@@ -66,9 +91,9 @@ def serve(channel: socket.socket) -> int:
                 request = receive(channel)
                 if request is None:
                     return 0
-                fds, job = request
-                pid = launch(job, fds, max_fd, (channel.fileno(), wake_read, wake_write), every_signal)
+                pid = hand_over(request, spare, max_fd, own_fds, every_signal)
                 channel.sendall(RECORD.pack(b"F" if pid is None else b"S", pid or 0, 0))
+                spare = fork_spare(max_fd, own_fds, every_signal)  # the next job's, while this one starts
             except OSError:  # the orchestrator is gone (it need not read the last reports: jobs end without them)
                 return 0
 
@@ -80,8 +105,8 @@ def _drained(fd: int) -> bool:
         return False
 
 
-def receive(channel: socket.socket) -> tuple[list[int], tuple[list[str], str, dict[str, str], str, str]] | None:
-    """The next request: the job's pipes and (command, cwd, env, exit-status file, log file); None at the end."""
+def receive(channel: socket.socket) -> tuple[list[int], bytes] | None:
+    """The next request: the job's pipes and its payload, still marshalled; None at the end."""
     header, fds, _, _ = socket.recv_fds(channel, HEADER.size, 2)
     if len(header) < HEADER.size:
         for fd in fds:
@@ -92,9 +117,30 @@ def receive(channel: socket.socket) -> tuple[list[int], tuple[list[str], str, di
     while len(payload) < length:
         chunk = channel.recv(min(length - len(payload), 1 << 20))
         if not chunk:
+            for fd in fds:
+                os.close(fd)
             return None
         payload += chunk
-    return fds, marshal.loads(bytes(payload))
+    return fds, bytes(payload)
+
+
+def hand_over(request: tuple[list[int], bytes], spare: Spare | None, max_fd: int, own_fds: Iterable[int],
+              every_signal: Iterable[int]) -> int | None:
+    """Give the request to ``spare`` (to a new one if it is gone); the supervisor's pid, None if none could fork."""
+    fds, payload = request
+    try:
+        for _ in range(2):  # a spare that died meanwhile is replaced once
+            if spare is None:
+                spare = fork_spare(max_fd, own_fds, every_signal)
+                if spare is None:
+                    return None
+            taken, spare = spare, None
+            if taken.take(fds, payload):
+                return taken.pid
+        return None
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def report_exits(channel: socket.socket) -> None:
@@ -109,50 +155,60 @@ def report_exits(channel: socket.socket) -> None:
         channel.sendall(RECORD.pack(b"X", pid, os.waitstatus_to_exitcode(status)))
 
 
-def launch(job: tuple[list[str], str, dict[str, str], str, str], fds: list[int], max_fd: int,
-           own_fds: Iterable[int], every_signal: Iterable[int] | None = None) -> int | None:
-    """Fork the job's supervisor; its pid (already its process group), or None if it could not be forked."""
+def fork_spare(max_fd: int, own_fds: Iterable[int], every_signal: Iterable[int] | None = None) -> Spare | None:
+    """Fork a supervisor that waits for its job; None if it could not be forked (the next request tries again)."""
+    ours, theirs = socket.socketpair()
     # Signals wait until the child has reset the handlers: this process's must never run in it.
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, every_signal or signal.valid_signals())
     try:
         pid = os.fork()
         if pid == 0:
-            for fd in own_fds:
+            for fd in (*own_fds, ours.fileno()):
                 os.close(fd)
-            supervise_forked(job, (fds[0], fds[1]), max_fd, mask)
+            wait_for_job(theirs, max_fd, mask)
         try:  # here as well as in the child, so the group exists before the orchestrator hears of it
             os.setpgid(pid, pid)
         except OSError:  # the child did it first, or has already ended
             pass
     except OSError:
-        pid = None
+        ours.close()
+        return None
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        for fd in fds:
-            os.close(fd)
-    return pid
+        theirs.close()
+    return Spare(pid, ours)
 
 
-def supervise_forked(job: tuple[list[str], str, dict[str, str], str, str], fds: tuple[int, int],
-                     max_fd: int, mask: Iterable[int]) -> None:
-    """In the forked child: lead a process group with only the job's descriptors, supervise the job, exit.
+def wait_for_job(channel: socket.socket, max_fd: int, mask: Iterable[int]) -> None:
+    """In the forked spare: lead a process group, wait for the job's request, supervise the job, exit.
 
-    A stop that comes before the supervisor handles SIGTERM ends it (the default action), as it did a
-    supervisor started by path: the job then ends Stopped without its script having run.
+    It holds nothing of the launcher's while it waits (its standard streams are /dev/null), and exits quietly
+    when the launcher goes without sending a job. A stop that comes before the supervisor handles SIGTERM ends
+    it (the default action), as it did a supervisor started by path: the job then ends Stopped without its
+    script having run.
     """
-    command, cwd, env, exit_status, log_path = job
     code = CHILD_FAILED
     try:
         os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
         for number in LAUNCHER_SIGNALS:  # the launcher's handlers and ignored stops are not the job's
             signal.signal(number, signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(null, target)
+        os.close(null)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        request = receive(channel)
+        channel.close()
+        if request is None:  # the launcher has gone: no job will come
+            code = 0
+            return
+        fds, payload = request
+        command, cwd, env, exit_status, log_path = marshal.loads(payload)
         os.chdir(cwd)
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
         os.dup2(fds[0], 1)
         os.dup2(fds[1], 2)
         os.closerange(3, max_fd)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         code = supervisor.supervise(exit_status, log_path, command, env)
     except BaseException as exc:  # noqa: BLE001 - whatever it is, the child must not return into the launcher
         try:
