@@ -1,6 +1,8 @@
 """``forgeline executions list|describe|stop|retry|resume``.
 
-What only one command needs (the launcher, the live view, housekeeping) is imported in that command.
+What only one command needs (the launcher, the live view, housekeeping) is imported in that command; so are
+the server client (pydantic, httpx), the JSON form (pydantic) and the store behind the liveness check
+(SQLAlchemy): a plain `executions list` on SQLite imports none of them.
 """
 
 from __future__ import annotations
@@ -11,18 +13,12 @@ from typing import Annotated, Any
 
 import typer
 
-from forgeline.cli import remote
 from forgeline.cli.context import CliContext
 from forgeline.cli.moments import parse_since
 from forgeline.cli.output import JsonOption, print_json
-from forgeline.cli.remote import refuse_option
 from forgeline.cli.render import executions_table, status_text
-from forgeline.engine.liveness import check_orchestrator
 from forgeline.errors import ForgelineError
-from forgeline.jobs.code_folder import format_size
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
-from forgeline.store.metadata.serialise import serialise
-from forgeline.store.snapshots import snapshot_summary
 
 app = typer.Typer(help="Inspect and control executions.", no_args_is_help=True)
 
@@ -37,7 +33,8 @@ def orchestrator_notes(ctx: CliContext, records: Sequence[ExecutionRecord], auto
     for record in records:
         if record.status.is_terminal:
             continue
-        from forgeline.engine.recovery import resume_if_lost  # the engine's launcher: only when one is unfinished
+        from forgeline.engine.liveness import check_orchestrator  # the engine and the store: only when unfinished
+        from forgeline.engine.recovery import resume_if_lost
 
         if resume_if_lost(ctx.store, record, settings, fork=True):
             notes[record.id] = "orchestrator lost, resumed now"
@@ -64,14 +61,18 @@ def list_executions(
     """List executions, newest first."""
     ctx = CliContext()
     if ctx.remote:
-        refuse_option(auto_resume, "--auto-resume", "the server resumes lost executions by its own settings")
+        from forgeline.cli import remote
+
+        remote.refuse_option(auto_resume, "--auto-resume", "the server resumes lost executions by its own settings")
         records, notes = remote.list_executions(ctx.remote, pipeline, parse_statuses(status),
                                                 parse_since(since) if since else None, limit)
     else:
-        records = ctx.store.list_executions(pipeline, limit=limit, statuses=parse_statuses(status),
-                                            since=parse_since(since) if since else None)
+        records = ctx.list_executions(pipeline, limit=limit, statuses=parse_statuses(status),
+                                      since=parse_since(since) if since else None)
         notes = orchestrator_notes(ctx, records, auto_resume)
     if as_json:
+        from forgeline.store.metadata.serialise import serialise
+
         print_json([{**serialise(record), "orchestrator_lost": notes.get(record.id)} for record in records])
         return
     if not records:
@@ -101,9 +102,13 @@ def describe(
     auto_resume: AutoResumeOption = False,
 ) -> None:
     """Parameters, steps, attempts, times, outputs and the whole failure reasons of an execution."""
+    from forgeline.cli import remote
+    from forgeline.store.metadata.serialise import serialise
+    from forgeline.store.snapshots import snapshot_summary
+
     ctx = CliContext()
     if ctx.remote:
-        refuse_option(auto_resume, "--auto-resume", "the server resumes lost executions by its own settings")
+        remote.refuse_option(auto_resume, "--auto-resume", "the server resumes lost executions by its own settings")
         found = remote.describe_execution(ctx.remote, execution_id)
         record, note, steps, attempts = found.record, found.orchestrator_lost, found.steps, found.attempts
         snapshot = found.raw.get("code")
@@ -128,6 +133,8 @@ SHORT_SNAPSHOT_ID = 12
 
 def code_line(snapshot: dict[str, Any] | None) -> str:
     """The describe line about the code snapshot."""
+    from forgeline.jobs.code_folder import format_size
+
     if snapshot is None:
         return "run from the working folder (recorded before code snapshots)"
     if "error" in snapshot:
@@ -139,6 +146,8 @@ def code_line(snapshot: dict[str, Any] | None) -> str:
 @app.command("stop")
 def stop(execution_id: Annotated[str, typer.Argument(help="Execution id or unique prefix.")]) -> None:
     """Stop an execution: running jobs are ended and no new step starts."""
+    from forgeline.cli import remote
+
     ctx = CliContext()
     if ctx.remote:
         record = remote.parse(ExecutionRecord, ctx.remote.post(f"/executions/{execution_id}/stop"))
@@ -155,6 +164,7 @@ def retry(
     detach: Annotated[bool, typer.Option("--detach", help="Return without watching.")] = False,
 ) -> None:
     """Rerun only the failed, stopped and not-yet-run steps of a finished execution."""
+    from forgeline.cli import remote
     from forgeline.cli.watch import finish
     from forgeline.engine.recovery import retry_execution
 
@@ -172,6 +182,7 @@ def resume(
     detach: Annotated[bool, typer.Option("--detach", help="Return without watching.")] = False,
 ) -> None:
     """Continue an execution whose orchestrator died (steps that had succeeded are not re-run)."""
+    from forgeline.cli import remote
     from forgeline.cli.watch import finish
     from forgeline.engine.recovery import resume_execution
 

@@ -21,8 +21,6 @@ from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
 
-from forgeline.store.metadata.serialise import dumps
-
 PIPE_WIDTH = 160
 """Width of tables written to a pipe or a file when COLUMNS is not set."""
 
@@ -41,11 +39,15 @@ def make_console() -> Console:
 
 def print_json(value: Any) -> None:
     """Write a record, or a list or dict of records, as one JSON document on stdout."""
+    from forgeline.store.metadata.serialise import dumps  # pydantic: only for JSON output
+
     sys.stdout.write(dumps(value) + "\n")
 
 
 def print_json_lines(values: Iterable[Any]) -> None:
     """Write each record as one line of JSON (JSON Lines), flushing as it goes, for streams."""
+    from forgeline.store.metadata.serialise import dumps
+
     for value in values:
         sys.stdout.write(dumps(value, indent=None) + "\n")
         sys.stdout.flush()

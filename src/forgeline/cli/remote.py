@@ -17,9 +17,6 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import TypeAdapter
-from rich.console import Console
-
 from forgeline.config import ServerConnection, Settings
 from forgeline.errors import ForgelineError, NotFoundError, ParameterError
 from forgeline.store.metadata.records import (
@@ -34,8 +31,10 @@ from forgeline.store.metadata.records import (
     StepStatus,
 )
 
-if TYPE_CHECKING:  # httpx is imported when a client is made: commands run against the store never pay for it
+if TYPE_CHECKING:  # httpx is imported when a client is made, pydantic when an answer is parsed
     import httpx
+    from pydantic import TypeAdapter
+    from rich.console import Console
 
     from forgeline.registry.comparison import MetricsComparison
     from forgeline.registry.model_registry import ModelPackageDescription
@@ -50,6 +49,8 @@ _Record = TypeVar("_Record")
 
 @cache
 def _adapter(kind: type) -> TypeAdapter[Any]:
+    from pydantic import TypeAdapter
+
     return TypeAdapter(kind)
 
 

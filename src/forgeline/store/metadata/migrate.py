@@ -6,7 +6,7 @@ To add a revision, edit tables.py, then generate one against a scratch database:
     from forgeline.store.metadata.migrate import alembic_config
     command.revision(alembic_config(url="sqlite:///scratch.db"), autogenerate=True, message="...")
 
-and update HEAD_REVISION (a test checks it against the scripts).
+and update HEAD_REVISION in revision.py (a test checks it against the scripts).
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from sqlalchemy.exc import DBAPIError
 from forgeline import __version__
 from forgeline.errors import StoreError
 from forgeline.store.metadata.connection import read_only
+from forgeline.store.metadata.revision import HEAD_REVISION
 from forgeline.store.metadata.sqlite_file import display_path, is_read_only
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD_REVISION = "0007"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _UPGRADE_ATTEMPTS = 5
 # Any constant works: it only has to be the same in every forgeline process migrating one database.

@@ -1,13 +1,16 @@
-"""Turn database rows into the frozen records the store returns, and field values into column values."""
+"""Turn database rows into the frozen records the store returns, and field values into column values.
+
+A row is anything with its table's columns as attributes, decoded to Python values (JSON as objects, times as
+aware UTC datetimes): a SQLAlchemy Row, or the executions list read with the standard library's sqlite3.
+"""
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
 from enum import Enum
-from typing import Any
-
-from sqlalchemy import Row
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from forgeline.store.metadata.records import (
     CacheEntry,
@@ -23,6 +26,9 @@ from forgeline.store.metadata.records import (
     StepStatus,
 )
 from forgeline.store.metadata.updates import ExecutionUpdate, StepRunUpdate
+
+if TYPE_CHECKING:  # only a type here: the sqlite3 reader of executions converts its rows without SQLAlchemy
+    from sqlalchemy import Row
 
 
 def execution_values(update: ExecutionUpdate) -> dict[str, Any]:
@@ -67,7 +73,7 @@ def to_pipeline_version(row: Row[Any]) -> PipelineVersion:
     )
 
 
-def to_execution(row: Row[Any]) -> ExecutionRecord:
+def to_execution(row: Row[Any] | SimpleNamespace) -> ExecutionRecord:
     """An executions row as an ExecutionRecord."""
     return ExecutionRecord(
         id=row.id,

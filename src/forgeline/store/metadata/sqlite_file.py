@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import urllib.parse
 from pathlib import Path
-
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING
 
 from forgeline.errors import StoreError, StoreNotFoundError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by the store that opens the URL, not to check a file
+    from sqlalchemy.engine import URL
 
 # Folders forgeline keeps next to its database (FORGELINE_HOME): work an emptied database would orphan.
 EARLIER_WORK_FOLDERS = ("artifacts", "logs", "jobs")
@@ -75,10 +77,18 @@ def earlier_work(folder: Path) -> list[str]:
 
 def read_only_url(path: Path) -> URL:
     """A URL that opens the file read-only: through its write-ahead log when one exists, else as immutable."""
-    query = {"mode": "ro", "uri": "true"}
+    from sqlalchemy.engine import URL
+
+    return URL.create("sqlite", database="file:" + urllib.parse.quote(str(path)),
+                      query={**read_only_parameters(path), "uri": "true"})
+
+
+def read_only_parameters(path: Path) -> dict[str, str]:
+    """SQLite URI parameters that open the file read-only: through its write-ahead log if one exists, else immutable."""
+    query = {"mode": "ro"}
     if not _has_write_ahead_log(path):
         query["immutable"] = "1"
-    return URL.create("sqlite", database="file:" + urllib.parse.quote(str(path)), query=query)
+    return query
 
 
 def is_read_only(url: URL) -> bool:
