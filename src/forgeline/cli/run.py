@@ -14,6 +14,7 @@ from forgeline.cli.remote import refuse_option
 from forgeline.cli.watch import finish
 from forgeline.engine.launch import plan_execution, start_execution
 from forgeline.engine.loader import load_pipeline
+from forgeline.engine.step_worker import step_worker_forked
 from forgeline.errors import ForgelineError, ParameterError
 from forgeline.workflow.policies import SelectiveExecutionConfig
 
@@ -59,10 +60,11 @@ def run(
         finish(remote.start_pipeline(ctx.remote, pipeline, parse_overrides(parameter or []), ctx.settings), ctx,
                detach or queue)
         return
-    execution = start_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings,
-                                selective=selective, fork=True, cache_lookups=not no_cache,
-                                keep_jobs=True if keep_jobs else None, queued=queue,
-                                started_by={"kind": "cli"})
+    with step_worker_forked(pipeline, ctx.settings, queued=queue):  # the orchestrator adopts it
+        execution = start_execution(pipeline, parse_overrides(parameter or []), settings=ctx.settings,
+                                    selective=selective, fork=True, cache_lookups=not no_cache,
+                                    keep_jobs=True if keep_jobs else None, queued=queue,
+                                    started_by={"kind": "cli"})
     finish(execution, ctx, detach or queue)
 
 

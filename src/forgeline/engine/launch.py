@@ -31,6 +31,7 @@ from forgeline.engine.runtime import Runtime
 from forgeline.engine.stored import store_pipeline
 from forgeline.errors import ForgelineError
 from forgeline.jobs.function import WORKER_ENV
+from forgeline.jobs.function_fork import prepare_offered
 from forgeline.startup import bulk_imports
 from forgeline.store.metadata.connection import release_connections
 from forgeline.store.metadata.protocol import MetadataStore
@@ -154,6 +155,8 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
         return False
     log_dir = settings.logs_dir / execution_id
     log_dir.mkdir(parents=True, exist_ok=True)
+    # a @step worker this process forked earlier serves the orchestrator as one it spawned would
+    prepare_offered(launch_folder(work_dir, settings), str(log_dir / "orchestrator.log"), settings.to_env())
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()

@@ -11,7 +11,11 @@ from forgeline.jobs.function import FunctionWorker
 
 
 class WarmWorkerPool:
-    """Up to `size` warm workers: spawned on first need, reused when idle, replaced once they die or are stopped."""
+    """Up to `size` warm workers: spawned on first need, reused when idle, replaced once they die or are stopped.
+
+    A worker the process that started this pipeline forked for it (see ``jobs/function_fork.py``) is adopted
+    as the first idle worker, when this pool runs that process's interpreter.
+    """
 
     def __init__(self, size: int, *, python: str = sys.executable) -> None:
         if size < 1:
@@ -19,7 +23,11 @@ class WarmWorkerPool:
         self._python = python
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
-        self._idle: list[FunctionWorker] = []
+        adopted = FunctionWorker.adopt_offered()
+        if adopted is not None and python != sys.executable:  # it runs another interpreter than asked for
+            adopted.dispose()
+            adopted = None
+        self._idle: list[FunctionWorker] = [] if adopted is None else [adopted]
         self._leased: set[FunctionWorker] = set()
         self._closed = False
 

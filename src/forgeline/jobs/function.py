@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from forgeline.errors import JobError
 from forgeline.jobs.control import JobControl, ended_by_forgeline, signal_process_group
+from forgeline.jobs.function_fork import WORKER_ENV as WORKER_ENV  # set in every worker; defined with the fork
+from forgeline.jobs.function_fork import ForkedWorkerProcess, take_offered, worker_pid
 from forgeline.jobs.function_protocol import read_message, write_message
 from forgeline.jobs.results import complete_job, infrastructure_failure, interrupted
 from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
@@ -21,17 +23,29 @@ from forgeline.jobs.workspace import prepare_workspace
 if TYPE_CHECKING:
     from forgeline.store.artifacts import ArtifactStore
 
-WORKER_ENV = "FORGELINE_WORKER"
-"""Set in every @step worker, so code can tell it runs inside one (and refuse to start pipelines there)."""
 WORKER_MODULE = "forgeline.jobs.function_worker"
 TIMEOUT_GRACE_SECONDS = 10.0
 """How long a function past its max_run_seconds gets between SIGTERM and SIGKILL of its worker."""
 
 
+class WorkerProcess(Protocol):
+    """A worker's process: a ``subprocess.Popen``, or a worker forked from the process that started the pipeline."""
+
+    @property
+    def pid(self) -> int:
+        """Its process id, which is also its process group."""
+
+    def poll(self) -> int | None:
+        """Its return code once it has ended, else None."""
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for it to end (``subprocess.TimeoutExpired`` after ``timeout``); its return code."""
+
+
 class FunctionWorker:
     """A warm Python process that runs @step functions one call at a time, over a private pair of pipes."""
 
-    def __init__(self, process: subprocess.Popen[bytes], request_fd: int, reply_fd: int) -> None:
+    def __init__(self, process: WorkerProcess, request_fd: int, reply_fd: int) -> None:
         self.process = process
         self._request_fd = request_fd
         self._reply_fd = reply_fd
@@ -60,6 +74,19 @@ class FunctionWorker:
             os.close(request_read)
             os.close(reply_write)
         return cls(process, request_write, reply_read)
+
+    @classmethod
+    def adopt_offered(cls) -> FunctionWorker | None:
+        """The worker this process's starter forked for it (see ``function_fork``), if it offered one; else None."""
+        forked = take_offered()
+        if forked is None:
+            return None
+        pid = worker_pid(forked)
+        if pid is None:  # its keeper failed before forking it
+            for fd in (forked.request_fd, forked.reply_fd, forked.status_fd):
+                os.close(fd)
+            return None
+        return cls(ForkedWorkerProcess(pid, forked.status_fd), forked.request_fd, forked.reply_fd)
 
     @property
     def pid(self) -> int:

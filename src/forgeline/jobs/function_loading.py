@@ -31,6 +31,21 @@ def file_of_module(name: str) -> str | None:
         return None
 
 
+def is_user_module(name: str, module: object) -> bool:
+    """Whether a loaded module is the user's own code: loaded from outside the Python installation and forgeline
+    (a namespace package: from its folders)."""
+    if name.split(".", 1)[0] == "forgeline":
+        return False
+    file = getattr(module, "__file__", None)
+    try:
+        locations = [file] if file else [str(folder) for folder in getattr(module, "__path__", None) or ()]
+    except Exception:  # an odd __path__ (a lazy module's): not the user's code as far as we can tell
+        return False
+    installation = tuple(os.path.join(prefix, "") for prefix in
+                         {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix})
+    return bool(locations) and not any(location.startswith(installation) for location in locations)
+
+
 class FunctionLoader:
     """Loads @step functions by module or file, caching each file per modification time.
 

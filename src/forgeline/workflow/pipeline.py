@@ -167,11 +167,16 @@ class Pipeline:
         ``keep_jobs=True`` keeps each succeeded step's job folder (removed by default; FORGELINE_KEEP_JOBS=1).
         ``queued=True`` records it Queued instead: a queue launcher (a server) starts it when there is room.
         """
-        with bulk_imports():  # the engine, the stores and SQLAlchemy, on first use
-            from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine does the work
+        from forgeline.config import Settings
+        from forgeline.engine.step_worker import step_worker_forked  # light: forks before the engine's imports
 
-        return start_execution(self, parameters or {}, settings=settings, selective=selective_execution_config,
-                               keep_jobs=keep_jobs, queued=queued)
+        settings = settings or Settings.from_env()
+        with step_worker_forked(self, settings, queued=queued):  # the @step worker, ready before it is needed
+            with bulk_imports():  # the engine, the stores and SQLAlchemy, on first use
+                from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine works
+
+            return start_execution(self, parameters or {}, settings=settings,
+                                   selective=selective_execution_config, keep_jobs=keep_jobs, queued=queued)
 
     def plan(self, parameters: Mapping[str, Any] | None = None, settings: Settings | None = None) -> Any:
         """Per step, whether a run with these parameters would reuse a cached result (HIT) or run (MISS), and why."""
