@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -187,20 +189,24 @@ def test_a_job_ends_once_its_exit_status_is_written_without_waiting_for_the_laun
     assert ended[0].exit_code == 5 and ended[0].cause is None  # type: ignore[attr-defined]
 
 
+def _start_launcher() -> tuple[socket.socket, subprocess.Popen[bytes]]:
+    """A supervisor launcher on a socket of its own, as an orchestrator starts it: (our end, the launcher)."""
+    own, theirs = socket.socketpair()
+    launcher = subprocess.Popen([sys.executable, "-S", supervisor_start.LAUNCHER, str(theirs.fileno())],
+                                pass_fds=[theirs.fileno()], stderr=subprocess.PIPE)
+    theirs.close()
+    return own, launcher
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor launcher is used on Linux only")
 def test_a_launcher_whose_orchestrator_leaves_its_last_report_unread_ends_quietly(tmp_path):
     # A job ends on its exit status, so an orchestrator may exit before it reads the launcher's last report.
     import marshal
     import select
-    import socket
-    import subprocess
 
     from forgeline.jobs.supervisor_launcher import HEADER, RECORD
 
-    own, theirs = socket.socketpair()
-    launcher = subprocess.Popen([sys.executable, "-S", supervisor_start.LAUNCHER, str(theirs.fileno())],
-                                pass_fds=[theirs.fileno()], stderr=subprocess.PIPE)
-    theirs.close()
+    own, launcher = _start_launcher()
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     job = ([sys.executable, "-c", "pass"], str(tmp_path), dict(os.environ), str(tmp_path / "status"),
@@ -219,3 +225,23 @@ def test_a_launcher_whose_orchestrator_leaves_its_last_report_unread_ends_quietl
     assert launcher.returncode == 0 and b"Traceback" not in stderr, stderr.decode()
     os.close(out_read)
     os.close(err_read)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the supervisor launcher is used on Linux only")
+def test_a_spare_and_the_script_process_it_forked_ahead_both_end_when_no_job_comes(wait_until):
+    own, launcher = _start_launcher()
+    try:
+        wait_until(lambda: _children(launcher.pid), timeout=60, what="the launcher's spare")
+        (spare,) = _children(launcher.pid)
+        wait_until(lambda: _children(spare), timeout=60, what="the script process the spare forks ahead")
+        (script,) = _children(spare)
+        assert os.getpgid(spare) == spare and os.getpgid(script) == spare  # a stop of the job's group reaches both
+    finally:
+        own.close()
+        _, stderr = launcher.communicate(timeout=60)
+    assert launcher.returncode == 0 and b"Traceback" not in stderr, stderr.decode()
+    wait_until(lambda: _ended(spare) and _ended(script), timeout=60, what="the spare and its script process to end")

@@ -1,16 +1,18 @@
 """The supervisor of a script job: runs the script, relays its output, and records how it ended in the job directory.
 
-On Linux the supervisor launcher (``supervisor_launcher.py``) forks it and calls :func:`supervise`, which costs
-about a millisecond; elsewhere it runs as ``python -S supervisor.py <exit-status-file> <log-file> -- <command>...``:
-standard library only, so it costs tens of milliseconds, not a full interpreter's imports. It leads the job's process
-group and outlives an orchestrator that dies: its output then goes straight into the log file instead of the
-orchestrator's pipes, so the script never meets a broken pipe, and the exit status it writes lets a resumed
-orchestrator adopt the finished job instead of running it again. The script dies with its supervisor
-(parent-death signal), so killing the supervisor alone never leaves a script running unseen.
+On Linux the supervisor launcher (``supervisor_launcher.py``) forks it ahead of its job, with the script's process
+forked ahead as well (:class:`WaitingScript`), and calls :func:`supervise` when the job comes; elsewhere it runs as
+``python -S supervisor.py <exit-status-file> <log-file> -- <command>...``: standard library only, so it costs tens
+of milliseconds, not a full interpreter's imports. It leads the job's process group and outlives an orchestrator
+that dies: its output then goes straight into the log file instead of the orchestrator's pipes, so the script never
+meets a broken pipe, and the exit status it writes lets a resumed orchestrator adopt the finished job instead of
+running it again. The script dies with its supervisor (parent-death signal), so killing the supervisor alone never
+leaves a script running unseen.
 """
 
 from __future__ import annotations
 
+import marshal
 import os
 import select
 import signal
@@ -151,6 +153,70 @@ def start_script(command: list[str], stdout_fd: int, stderr_fd: int, env: dict[s
         os._exit(127)
 
 
+class WaitingScript:
+    """A script's process forked ahead of its job: its output pipes are set, it waits for the command to exec.
+
+    Forked by a spare supervisor while it waits for a job, so neither fork is on the job's path; it has reset its
+    signals and asked for SIGKILL when its supervisor dies already. It exits quietly if no command comes.
+    """
+
+    def __init__(self) -> None:
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
+        command_read, command_write = os.pipe()
+        supervisor = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            os.close(command_write)
+            _exec_when_told(command_read, stdout_write, stderr_write, supervisor)
+        os.close(command_read)
+        os.close(stdout_write)
+        os.close(stderr_write)
+        self.pid = pid
+        self.stdout, self.stderr = stdout_read, stderr_read
+        self._command = command_write
+
+    @property
+    def descriptors(self) -> tuple[int, int, int]:
+        """The descriptors this process holds for it (its output pipes, and the one its command goes through)."""
+        return self.stdout, self.stderr, self._command
+
+    def start(self, command: list[str], cwd: str, env: dict[str, str]) -> None:
+        """Have it exec ``command`` in ``cwd`` with ``env`` (one that died meanwhile is seen as the script's end)."""
+        payload = memoryview(marshal.dumps((command, cwd, env)))
+        try:
+            while payload:
+                payload = payload[os.write(self._command, payload):]
+        except OSError:  # it is gone: waiting for it tells how it ended
+            pass
+        finally:
+            os.close(self._command)
+
+
+def _exec_when_told(command_fd: int, stdout_fd: int, stderr_fd: int, supervisor: int) -> None:
+    """In a WaitingScript's child: set up as start_script does, read the command, exec it; never returns."""
+    command = ["the script"]
+    try:
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.dup2(stdout_fd, 1)
+        os.dup2(stderr_fd, 2)
+        prepare_script_process()
+        if os.getppid() != supervisor:  # the supervisor died before the parent-death signal was asked for
+            os._exit(127)
+        chunks = []
+        while chunk := os.read(command_fd, CHUNK_BYTES):
+            chunks.append(chunk)
+        if not chunks:  # no job came (the launcher went): nothing to say
+            os._exit(0)
+        command, cwd, env = marshal.loads(b"".join(chunks))
+        os.chdir(cwd)
+        os.execvpe(command[0], command, env)
+    except BaseException as exc:  # noqa: BLE001 - whatever it is, the child must not return into the supervisor
+        os.write(2, f"could not start {command[0]}: {exc}\n".encode())
+    finally:
+        os._exit(127)
+
+
 def main(argv: list[str]) -> int:
     """Run the command after ``--``, relay its output, write its exit status; exit like it did."""
     if len(argv) < 4 or argv[2] != "--":
@@ -159,12 +225,14 @@ def main(argv: list[str]) -> int:
     return supervise(argv[0], argv[1], argv[3:])
 
 
-def supervise(exit_status_path: str, log_path: str, command: list[str], env: dict[str, str] | None = None) -> int:
+def supervise(exit_status_path: str, log_path: str, command: list[str], env: dict[str, str] | None = None,
+              waiting: tuple[WaitingScript, str] | None = None) -> int:
     """The supervisor's work, in this process: run ``command``, relay, write its exit status; the code to exit with.
 
-    ``env`` is the script's environment (None: this process's). Once the exit status is written, this process's
-    standard output and error are released: whoever reads them sees the job's end without waiting for this process
-    to be torn down and collected.
+    ``env`` is the script's environment (None: this process's); ``waiting`` a script process forked ahead and
+    the folder it runs in (None: fork one now, in this process's folder). Once the exit status is written, this
+    process's standard output and error are released: whoever reads them sees the job's end without waiting for
+    this process to be torn down and collected.
     """
     # found by a resumed orchestrator even when the one that started this job died before recording its pid
     write_file(os.path.join(os.path.dirname(exit_status_path), SUPERVISOR_PID_FILE), str(os.getpid()))
@@ -173,12 +241,16 @@ def supervise(exit_status_path: str, log_path: str, command: list[str], env: dic
     signal.signal(signal.SIGTERM, relay_stop)
     process_tree.become_subreaper()  # orphans below it come to it, even those that called setsid
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # fork and exec by hand: the subprocess module alone would double this process's start-up time
-    stdout_read, stdout_write = os.pipe()
-    stderr_read, stderr_write = os.pipe()
-    pid = start_script(command, stdout_write, stderr_write, env)
-    os.close(stdout_write)
-    os.close(stderr_write)
+    if waiting is not None:
+        script, cwd = waiting
+        script.start(command, cwd, env if env is not None else dict(os.environ))
+        pid, stdout_read, stderr_read = script.pid, script.stdout, script.stderr
+    else:  # fork and exec by hand: the subprocess module alone would double this process's start-up time
+        stdout_read, stdout_write = os.pipe()
+        stderr_read, stderr_write = os.pipe()
+        pid = start_script(command, stdout_write, stderr_write, env)
+        os.close(stdout_write)
+        os.close(stderr_write)
     relay = Relay({stdout_read: 1, stderr_read: 2}, log_path)
     ended: int | None = None
     while relay.open and ended is None:  # until the script's pipes close, or it ends while a child holds them

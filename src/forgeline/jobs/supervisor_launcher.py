@@ -198,9 +198,10 @@ def wait_for_job(channel: socket.socket, max_fd: int, mask: Iterable[int]) -> No
             os.dup2(null, target)
         os.close(null)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        script = supervisor.WaitingScript()  # its fork is off the job's path too
         request = receive(channel)
         channel.close()
-        if request is None:  # the launcher has gone: no job will come
+        if request is None:  # the launcher has gone: no job will come (nor will the script's command)
             code = 0
             return
         fds, payload = request
@@ -208,8 +209,8 @@ def wait_for_job(channel: socket.socket, max_fd: int, mask: Iterable[int]) -> No
         os.chdir(cwd)
         os.dup2(fds[0], 1)
         os.dup2(fds[1], 2)
-        os.closerange(3, max_fd)
-        code = supervisor.supervise(exit_status, log_path, command, env)
+        close_all_but(script.descriptors, max_fd)
+        code = supervisor.supervise(exit_status, log_path, command, env, waiting=(script, cwd))
     except BaseException as exc:  # noqa: BLE001 - whatever it is, the child must not return into the launcher
         try:
             os.write(2, f"[forgeline] the job's supervisor failed: {exc!r}\n".encode())
@@ -217,6 +218,15 @@ def wait_for_job(channel: socket.socket, max_fd: int, mask: Iterable[int]) -> No
             pass
     finally:
         os._exit(code)
+
+
+def close_all_but(keep: Iterable[int], max_fd: int) -> None:
+    """Close every descriptor from 3 up to ``max_fd`` except those in ``keep``."""
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, max_fd)
 
 
 def main(argv: list[str]) -> int:
