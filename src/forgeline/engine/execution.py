@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from forgeline.config import Settings
+from forgeline.engine.end_notice import EndNotice
 from forgeline.engine.liveness import OrchestratorLiveness, check_orchestrator
 from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError, OrchestratorLostError
@@ -28,11 +29,12 @@ BRISK_POLL_WINDOW_SECONDS = 1.0
 class PipelineExecution:
     """One execution of a pipeline; every property reads the metadata store afresh."""
 
-    def __init__(self, execution_id: str, runtime: Runtime) -> None:
+    def __init__(self, execution_id: str, runtime: Runtime, end_notice: EndNotice | None = None) -> None:
         self.runtime = runtime
         self.store: MetadataStore = runtime.store
         self.settings: Settings = runtime.settings
         self.id = self.store.get_execution(execution_id).id
+        self._end_notice = end_notice
 
     @classmethod
     def get(cls, execution_id: str, settings: Settings | None = None) -> PipelineExecution:
@@ -86,13 +88,20 @@ class PipelineExecution:
             record = self.record()
             status = record.status
             if status.is_terminal:
+                if self._end_notice is not None:
+                    self._end_notice.close()
                 return status
             self.ensure_running(record)
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
                 raise TimeoutError(f"execution {self.id} still {status.value} after {timeout} s")
+            if self._end_notice is not None and self._end_notice.open:
+                # the orchestrator wakes this at its end; the store is still read at poll_interval for liveness
+                self._end_notice.wait(poll_interval if deadline is None else min(poll_interval, deadline - now))
+                continue
             time.sleep(delay)
             # Short executions are common: polling often at first keeps wait() from oversleeping their end.
-            brisk = time.monotonic() - started < BRISK_POLL_WINDOW_SECONDS
+            brisk = now - started < BRISK_POLL_WINDOW_SECONDS
             delay = min(delay * 1.5, poll_interval, BRISK_POLL_SECONDS if brisk else poll_interval)
 
     def ensure_running(self, record: ExecutionRecord | None = None) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from forgeline.config import AUTO_RESUME_ENV, Settings
 from forgeline.engine.code_snapshot import save_code_snapshot
+from forgeline.engine.end_notice import EndNotice, open_end_notice
 from forgeline.engine.execution import PipelineExecution
 from forgeline.engine.liveness import check_orchestrator, heartbeat_interval
 from forgeline.engine.lost import claim_lost, end_claimed, find_lost, never_started, stopped_reason
@@ -139,32 +140,35 @@ def spawn_orchestrator(execution_id: str, settings: Settings, work_dir: str,
 
 
 def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, options: Sequence[str] = (),
-                      runtime: Runtime | None = None) -> bool:
+                      runtime: Runtime | None = None) -> EndNotice | None:
     """Run the orchestrator in a detached grandchild of this process, which has everything imported already.
 
     Saves an interpreter start and its imports (a few hundred ms). Only safe from a single-threaded process;
-    returns False, forking nothing, when other threads run (a notebook kernel, a web server): the caller then
+    returns None, forking nothing, when other threads run (a notebook kernel, a web server): the caller then
     spawns a fresh interpreter instead. ``runtime``: this process's, on the database of ``settings``, which the
     orchestrator then uses as it is (its store opened and checked, the statements it compiled) instead of
-    building its own from the environment.
+    building its own from the environment. Returns the orchestrator's end notice (see engine/end_notice.py).
     """
     if threading.active_count() > 1 or not hasattr(os, "fork"):
-        return False
+        return None
     release_connections()  # idle SQLite connections would otherwise cross the fork
     if not database_files_closed(settings):
-        return False
+        return None
     log_dir = settings.logs_dir / execution_id
     log_dir.mkdir(parents=True, exist_ok=True)
     # a @step worker this process forked earlier serves the orchestrator as one it spawned would
     prepare_offered(launch_folder(work_dir, settings), str(log_dir / "orchestrator.log"), settings.to_env())
     sys.stdout.flush()
     sys.stderr.flush()
+    notice, notice_fd = open_end_notice()
     child = os.fork()
     if child:
+        os.close(notice_fd)
         os.waitpid(child, 0)  # the intermediate child exits at once; the grandchild belongs to init
-        return True
+        return notice
     code = 1
     try:
+        notice.close()
         os.setsid()
         if os.fork():
             os._exit(0)
@@ -178,7 +182,7 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
         with bulk_imports():
             from forgeline.engine.orchestrator import main
 
-        code = main([execution_id, *options], runtime)
+        code = main([execution_id, *options], runtime, end_notice_fd=notice_fd)
     except BaseException:  # noqa: BLE001 - the grandchild must never return into the caller's code
         import traceback
 
@@ -217,13 +221,16 @@ def database_files_closed(settings: Settings) -> bool:
 
 
 def launch_orchestrator(execution_id: str, settings: Settings, work_dir: str, fork: bool,
-                        options: Sequence[str] = (), runtime: Runtime | None = None) -> None:
+                        options: Sequence[str] = (), runtime: Runtime | None = None) -> EndNotice | None:
     """Hand the execution to a detached orchestrator: forked when asked and safe, else a fresh process.
 
     ``options`` are extra orchestrator arguments (``--no-cache``); ``runtime``: see fork_orchestrator.
+    Returns the end notice of a forked orchestrator (None: spawned, watched through the store alone).
     """
-    if not (fork and fork_orchestrator(execution_id, settings, work_dir, options, runtime)):
+    notice = fork_orchestrator(execution_id, settings, work_dir, options, runtime) if fork else None
+    if notice is None:
         spawn_orchestrator(execution_id, settings, work_dir, options)
+    return notice
 
 
 class Launcher(Protocol):
@@ -403,9 +410,9 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
         from forgeline.engine.orchestrator import NO_CACHE_FLAG
 
         options = (NO_CACHE_FLAG,)
-    launch_orchestrator(execution_id, settings, work_dir, fork, options,
-                        runtime=dataclasses.replace(runtime, settings=settings))
-    return PipelineExecution(execution_id, runtime)
+    notice = launch_orchestrator(execution_id, settings, work_dir, fork, options,
+                                 runtime=dataclasses.replace(runtime, settings=settings))
+    return PipelineExecution(execution_id, runtime, end_notice=notice)
 
 
 def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,

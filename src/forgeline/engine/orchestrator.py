@@ -16,6 +16,7 @@ from typing import Any
 from forgeline.engine import registration  # noqa: F401 - registers RegisterModel's inline runner
 from forgeline.engine.adoption import settle_open_attempts
 from forgeline.engine.attempts import AttemptLedger
+from forgeline.engine.end_notice import send_end_notice
 from forgeline.engine.housekeeping import discard_empty_jobs_folder
 from forgeline.engine.inline import InlineContext, RunningPipeline, run_inline
 from forgeline.engine.job_steps import JobSteps, RunningJob
@@ -60,9 +61,13 @@ class Orchestrator:
     """
 
     def __init__(self, execution_id: str, runtime: Runtime, cache_lookups: bool = True,
-                 epoch: int | None = None) -> None:
-        """``epoch``: a claim a launcher made for this orchestrator (a queued execution); else it claims now."""
+                 epoch: int | None = None, end_notice_fd: int | None = None) -> None:
+        """``epoch``: a claim a launcher made for this orchestrator (a queued execution); else it claims now.
+
+        ``end_notice_fd``: where to tell the process that forked this one that the execution has ended.
+        """
         self.runtime = runtime
+        self.end_notice_fd = end_notice_fd
         self.settings, self.artifacts = runtime.settings, runtime.artifacts
         if epoch is None:
             epoch = runtime.store.claim_execution(execution_id, owner_name(),
@@ -160,7 +165,7 @@ class Orchestrator:
             log.exception("orchestrator failed")
             self.jobs.stop(self.scheduler.request_stop())
             reason = f"orchestrator error: {type(exc).__name__}: {exc}"
-            end_execution(self.store, self.id, ExecutionStatus.FAILED, reason)
+            self._end(ExecutionStatus.FAILED, reason)
             return ExecutionStatus.FAILED
         finally:
             self.heartbeat.stop()
@@ -281,10 +286,15 @@ class Orchestrator:
             if reason is None:
                 runs = {r.name: r for r in self.store.list_step_runs(self.id)}
                 reason = "; ".join(f"step {n!r} failed: {runs[n].failure_reason}" for n in verdict.failed)
-        end_execution(self.store, self.id, verdict.status, reason)
+        self._end(verdict.status, reason)
         self.jobs.discard_succeeded_folders()
         discard_empty_jobs_folder(self.settings, self.id)
         return verdict.status
+
+    def _end(self, status: ExecutionStatus, reason: str | None) -> None:
+        """Record the execution's final status and event, then wake whoever waits for it."""
+        end_execution(self.store, self.id, status, reason)
+        send_end_notice(self.end_notice_fd)
 
 
 NO_CACHE_FLAG = "--no-cache"
@@ -293,8 +303,11 @@ EPOCH_OPTION = "--epoch"
 """Orchestrator argument ``--epoch=N``: continue the claim at epoch N a launcher made, instead of claiming."""
 
 
-def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
-    """Entry point of the orchestrator process (``runtime``: built from the environment when not given)."""
+def main(argv: list[str] | None = None, runtime: Runtime | None = None, end_notice_fd: int | None = None) -> int:
+    """Entry point of the orchestrator process (``runtime``: built from the environment when not given).
+
+    ``end_notice_fd``: the write end of a forked orchestrator's end notice (see engine/end_notice.py).
+    """
     args = sys.argv[1:] if argv is None else argv
     cache_lookups = NO_CACHE_FLAG not in args
     epochs = [arg.removeprefix(f"{EPOCH_OPTION}=") for arg in args if arg.startswith(f"{EPOCH_OPTION}=")]
@@ -307,7 +320,7 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     try:
         orchestrator = Orchestrator(args[0], runtime or Runtime.from_env(), cache_lookups=cache_lookups,
-                                    epoch=int(epochs[0]) if epochs else None)
+                                    epoch=int(epochs[0]) if epochs else None, end_notice_fd=end_notice_fd)
     except ExecutionOwnedError as exc:
         log.error("%s", exc)
         return TAKEN_OVER_EXIT_CODE

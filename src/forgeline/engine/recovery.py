@@ -53,8 +53,8 @@ def retry_execution(execution_id: str, runtime: Runtime, fork: bool = False) -> 
     # orchestrator records itself, and closed to any earlier orchestrator's writes
     store.reopen_execution(record.id)
     store.close()
-    launch_orchestrator(record.id, settings, record.work_dir, fork)
-    return PipelineExecution(record.id, runtime)
+    notice = launch_orchestrator(record.id, settings, record.work_dir, fork)
+    return PipelineExecution(record.id, runtime, end_notice=notice)
 
 
 def resume_execution(execution_id: str, runtime: Runtime, fork: bool = False) -> PipelineExecution:
