@@ -58,6 +58,15 @@ test-deps:
 			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q poppler-utils >/dev/null; }; } \
 			|| echo "could not install poppler-utils: the PDF rendering check will skip"; \
 	fi
+	@# Debian's chromium: the web UI's browser tests (tests/api/ui) drive it through Playwright; without it they skip
+	@if [ -x /usr/bin/chromium ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the web UI's browser tests"; \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+			|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; } \
+			|| echo "could not install chromium: the browser tests will skip"; \
+	fi
 
 bench: venv
 	@set -e; for bench in benchmarks/bench_*.py; do \
