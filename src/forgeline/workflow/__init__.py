@@ -6,8 +6,9 @@ Each name is imported from the module that defines it on first use, so that impo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from forgeline.lazy_names import lazy_names
 
 if TYPE_CHECKING:
     from forgeline.workflow.conditions import (
@@ -108,14 +109,4 @@ __all__ += ["Model", "ModelApprovalStatus", "ModelMetrics", "ModelPackage", "Reg
 __all__ += ["DeployStep", "EvaluationReportStep"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _DEFINED_IN.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups find it without calling __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_DEFINED_IN})
+__getattr__, __dir__ = lazy_names(__name__, _DEFINED_IN, globals())
