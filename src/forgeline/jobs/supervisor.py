@@ -97,6 +97,14 @@ def prepare_script_process() -> None:
     process_tree.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # best effort: other systems keep the old behaviour
 
 
+def become_script_process(stdout_fd: int, stderr_fd: int) -> None:
+    """In a forked child before exec: stdin from /dev/null, output to the given pipes, prepare_script_process()."""
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(stdout_fd, 1)
+    os.dup2(stderr_fd, 2)
+    prepare_script_process()
+
+
 def relay_stop(signum: int, frame: object) -> None:
     """Pass a stop (SIGTERM) on to the processes below the supervisor that left its process group."""
     process_tree.signal_all(process_tree.outside_own_group(process_tree.descendants(os.getpid())), signal.SIGTERM)
@@ -140,10 +148,7 @@ def start_script(command: list[str], stdout_fd: int, stderr_fd: int, env: dict[s
     if pid:
         return pid
     try:  # the child: only async-safe work between fork and exec
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(stdout_fd, 1)
-        os.dup2(stderr_fd, 2)
-        prepare_script_process()
+        become_script_process(stdout_fd, stderr_fd)
         if env is None:
             os.execvp(command[0], command)
         os.execvpe(command[0], command, env)
@@ -194,13 +199,10 @@ class WaitingScript:
 
 
 def _exec_when_told(command_fd: int, stdout_fd: int, stderr_fd: int, supervisor: int) -> None:
-    """In a WaitingScript's child: set up as start_script does, read the command, exec it; never returns."""
+    """In a WaitingScript's child: become the script's process, read the command, exec it; never returns."""
     command = ["the script"]
     try:
-        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-        os.dup2(stdout_fd, 1)
-        os.dup2(stderr_fd, 2)
-        prepare_script_process()
+        become_script_process(stdout_fd, stderr_fd)
         if os.getppid() != supervisor:  # the supervisor died before the parent-death signal was asked for
             os._exit(127)
         chunks = []
