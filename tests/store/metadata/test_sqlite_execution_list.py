@@ -41,7 +41,7 @@ def filled(tmp_path: Path) -> Iterator[tuple[str, SqlMetadataStore]]:
         store.create_execution(
             execution_id=execution_id, pipeline_name=pipeline, pipeline_version=1,
             parameters={"Mode": f"m{index}", "n": index, "nested": {"list": [1, None, "é"]}} if index % 4 else {},
-            work_dir=f"/work/{index}", steps=[("A", "Processing")],
+            work_dir=f"/projects/p{index}", steps=[("A", "Processing")],
             status=ExecutionStatus.QUEUED if index == 13 else ExecutionStatus.EXECUTING,
             code_snapshot="c" * 64 if index % 3 else None,
             started_by={"kind": "cli", "actor": "ann"} if index % 5 else None,
