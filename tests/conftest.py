@@ -36,6 +36,24 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 STOP_LEFTOVERS_SECONDS = 15.0
 
+# This process has the engine imported, as a server or a notebook that started a pipeline has: its own
+# pipeline.start() calls start executions themselves. A test's `python pipeline.py` hands its start to a warm
+# launcher (engine/warm_launcher.py), as a user's does; this run's launchers keep to a folder of their own, exit
+# two minutes after their last start, and are stopped when the run ends (pytest_sessionfinish).
+import forgeline.engine.launch  # noqa: E402, F401
+
+WARM_LAUNCHERS = tempfile.mkdtemp(prefix="fl-w-")
+os.environ["FORGELINE_WARM_LAUNCHER_DIR"] = WARM_LAUNCHERS
+os.environ["FORGELINE_WARM_LAUNCHER_IDLE_SECONDS"] = "120"
+
+
+def pytest_sessionfinish() -> None:
+    """Stop the warm launchers this run's processes started, and remove their folder."""
+    for pid_file in Path(WARM_LAUNCHERS).glob("*.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+    shutil.rmtree(WARM_LAUNCHERS, ignore_errors=True)
+
 # The slowest test files (see `make test`'s --durations), slowest first. They start first, and the workers take
 # two tests at a time (--maxschedchunk 2), so that both workers end together instead of one running a long
 # journey alone at the end. Any other file keeps its place after them.

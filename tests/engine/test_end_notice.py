@@ -57,7 +57,7 @@ pipeline = Pipeline(name="notice", steps=[ProcessingStep(name="waits", code="wai
 # Run in a process of its own, as `python pipeline.py` would be: the orchestrator is forked (and so has an end
 # notice) only from a process with no other thread, which a test runner's worker need not be.
 STARTER = """
-import json, os, signal, sys, time
+import dataclasses, json, os, signal, sys, time
 from pathlib import Path
 
 from forgeline.engine.loader import load_pipeline
@@ -89,7 +89,8 @@ while not (started := next(Path(os.environ["FORGELINE_HOME"]).rglob("started"), 
 kill = sys.argv[1] == "kill"
 if kill:
     os.kill(execution.record().orchestrator_pid, signal.SIGKILL)
-execution.store = counted = CountedReads(execution.store, None if kill else started.parent / "release")
+counted = CountedReads(execution.store, None if kill else started.parent / "release")
+execution._runtime = dataclasses.replace(execution.runtime, store=counted)
 try:
     outcome = execution.wait(poll_interval=NEVER).value
 except OrchestratorLostError as exc:

@@ -58,6 +58,10 @@ class EndNotice:
         self._close()
         return True
 
+    def descriptor(self) -> int | None:
+        """The pipe's read end while it is open (to hand to another process, which then holds its own copy)."""
+        return self._fd if self._close.alive else None
+
     def close(self) -> None:
         """Let go of the pipe (the orchestrator's notice then finds nobody, which is fine)."""
         self._close()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from forgeline.config import Settings
 from forgeline.engine.end_notice import EndNotice
 from forgeline.engine.liveness import OrchestratorLiveness, check_orchestrator
-from forgeline.engine.runtime import Runtime
 from forgeline.errors import ForgelineError, OrchestratorLostError
-from forgeline.jobs.function_loading import FunctionLoader
-from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import (
     ExecutionRecord,
     ExecutionStatus,
@@ -20,6 +17,10 @@ from forgeline.store.metadata.records import (
     StepRun,
     StepStatus,
 )
+
+if TYPE_CHECKING:
+    from forgeline.engine.runtime import Runtime
+    from forgeline.store.metadata.protocol import MetadataStore
 
 BRISK_POLL_SECONDS = 0.02
 BRISK_POLL_WINDOW_SECONDS = 1.0
@@ -30,19 +31,58 @@ class PipelineExecution:
     """One execution of a pipeline; every property reads the metadata store afresh."""
 
     def __init__(self, execution_id: str, runtime: Runtime, end_notice: EndNotice | None = None) -> None:
-        self.runtime = runtime
-        self.store: MetadataStore = runtime.store
+        self._runtime: Runtime | None = runtime
         self.settings: Settings = runtime.settings
-        self.id = self.store.get_execution(execution_id).id
+        self.id = runtime.store.get_execution(execution_id).id
         self._end_notice = end_notice
 
     @classmethod
     def get(cls, execution_id: str, settings: Settings | None = None) -> PipelineExecution:
         """Open an existing execution by id (or unique id prefix)."""
+        from forgeline.engine.runtime import Runtime
+
         return cls(execution_id, Runtime.at_edge(settings))
+
+    @classmethod
+    def started(cls, execution_id: str, settings: Settings, end_notice: EndNotice | None = None) -> PipelineExecution:
+        """The handle of an execution just started for this process (its exact id), whose stores open on first use.
+
+        Until then, on a SQLite store, ``wait()`` and ``status`` read the execution with the standard library's
+        sqlite3: a process that only starts a pipeline and waits for it never imports SQLAlchemy.
+        """
+        handle = cls.__new__(cls)
+        handle._runtime = None
+        handle.settings = settings
+        handle.id = execution_id
+        handle._end_notice = end_notice
+        return handle
+
+    @property
+    def runtime(self) -> Runtime:
+        """The stores and executor this handle reads through (built on first use for a ``started`` handle)."""
+        if self._runtime is None:
+            from forgeline.engine.runtime import Runtime
+
+            self._runtime = Runtime.at_edge(self.settings)
+        return self._runtime
+
+    @property
+    def store(self) -> MetadataStore:
+        """The metadata store this handle reads."""
+        return self.runtime.store
+
+    def end_notice_descriptor(self) -> int | None:
+        """The read end of the orchestrator's end notice, when this process has one (see engine/end_notice.py)."""
+        return None if self._end_notice is None else self._end_notice.descriptor()
 
     def record(self) -> ExecutionRecord:
         """The execution as currently stored."""
+        if self._runtime is None:
+            from forgeline.store.metadata.sqlite_execution_list import read_sqlite_execution
+
+            found = read_sqlite_execution(self.settings.database_url, self.id)
+            if found is not None:
+                return found
         return self.store.get_execution(self.id)
 
     @property
@@ -107,7 +147,9 @@ class PipelineExecution:
     def ensure_running(self, record: ExecutionRecord | None = None) -> None:
         """OrchestratorLostError if the orchestrator of this unfinished execution is lost; auto-resume resumes it."""
         record = record or self.record()
-        liveness = check_orchestrator(record, self.settings, self.store)
+        liveness = check_orchestrator(record, self.settings)
+        if liveness.lost:  # confirmed against the store, as check_orchestrator does with one
+            liveness = check_orchestrator(record, self.settings, self.store)
         if not liveness.lost:
             return
         from forgeline.engine.recovery import resume_if_lost  # recovery builds on this module
@@ -160,6 +202,8 @@ class PipelineExecution:
             raise ForgelineError(f"step {step_name!r} is not a @step function, so it has no return value; "
                                  "read its outputs and properties with list_steps()")
         body = self.runtime.artifacts.read_bytes(run.properties["ReturnUri"])
+        from forgeline.jobs.function_loading import FunctionLoader
+
         return FunctionLoader().loads(body)  # finds classes defined in user files, as a run does
 
     def __repr__(self) -> str:

@@ -172,23 +172,37 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
         os.setsid()
         if os.fork():
             os._exit(0)
-        os.chdir(launch_folder(work_dir, settings))
-        log_fd = os.open(log_dir / "orchestrator.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        null_fd = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null_fd, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.environ.update(settings.to_env())
-        with bulk_imports():
-            from forgeline.engine.orchestrator import main
-
-        code = main([execution_id, *options], runtime, end_notice_fd=notice_fd)
+        code = become_orchestrator(execution_id, settings, work_dir, options, runtime, notice_fd)
     except BaseException:  # noqa: BLE001 - the grandchild must never return into the caller's code
         import traceback
 
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def become_orchestrator(execution_id: str, settings: Settings, work_dir: str, options: Sequence[str],
+                        runtime: Runtime | None, end_notice_fd: int | None) -> int:
+    """Run the execution's orchestrator in this (detached, forked) process until it ends; its exit code.
+
+    Standard input from /dev/null, output and errors to the execution's orchestrator log, the working folder
+    and the settings' variables as a spawned orchestrator has them. The caller exits with the code returned.
+    """
+    log_dir = settings.logs_dir / execution_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    os.chdir(launch_folder(work_dir, settings))
+    log_fd = os.open(log_dir / "orchestrator.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(null_fd)
+    os.close(log_fd)
+    os.environ.update(settings.to_env())
+    with bulk_imports():
+        from forgeline.engine.orchestrator import main
+
+    return main([execution_id, *options], runtime, end_notice_fd=end_notice_fd)
 
 
 def launch_folder(work_dir: str, settings: Settings) -> str:
@@ -369,6 +383,16 @@ class QueueLauncher:
         self._children = {key: child for key, child in self._children.items() if child.poll() is None}
 
 
+@dataclasses.dataclass(frozen=True)
+class RecordedStart:
+    """An execution recorded Executing whose orchestrator is yet to be launched: what launching it takes."""
+
+    execution_id: str
+    runtime: Runtime
+    work_dir: str
+    options: tuple[str, ...]
+
+
 def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
                     selective: SelectiveExecutionConfig | None = None, fork: bool = True,
                     cache_lookups: bool = True, keep_jobs: bool | None = None,
@@ -383,6 +407,21 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
     ``started_by``: who started it, as recorded (None: the Python API, ``{"kind": "python"}``); the OS user
     name is added as ``actor``.
     """
+    recorded = record_start(pipeline, overrides, settings, selective, cache_lookups, keep_jobs, runtime, queued,
+                            started_by)
+    if queued:
+        return PipelineExecution(recorded.execution_id, recorded.runtime)
+    notice = launch_orchestrator(recorded.execution_id, recorded.runtime.settings, recorded.work_dir, fork,
+                                 recorded.options, runtime=recorded.runtime)
+    return PipelineExecution(recorded.execution_id, recorded.runtime, end_notice=notice)
+
+
+def record_start(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,
+                 selective: SelectiveExecutionConfig | None = None, cache_lookups: bool = True,
+                 keep_jobs: bool | None = None, runtime: Runtime | None = None, queued: bool = False,
+                 started_by: Mapping[str, Any] | None = None) -> RecordedStart:
+    """What ``start_execution`` does before it launches the orchestrator: check, snapshot the code and record the
+    execution (Executing, or Queued); its store is left closed, so the caller may fork."""
     if os.environ.get(WORKER_ENV):
         raise ForgelineError(
             "pipeline.start() was called while a @step worker imported the pipeline file; "
@@ -398,21 +437,18 @@ def start_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: 
                              "--keep-jobs (or keep_jobs), or start it without --queue")
     snapshot = save_code_snapshot(runtime, pipeline, work_dir)
     starter = {"kind": "python", **(started_by or {}), "actor": os_user()}
+    status = ExecutionStatus.QUEUED if queued else ExecutionStatus.EXECUTING
+    execution_id = create_execution(pipeline, overrides, store, work_dir, selective, status,
+                                    code_snapshot=snapshot, started_by=starter)
     if queued:
-        execution_id = create_execution(pipeline, overrides, store, work_dir, selective, ExecutionStatus.QUEUED,
-                                        code_snapshot=snapshot, started_by=starter)
-        return PipelineExecution(execution_id, runtime)
-    execution_id = create_execution(pipeline, overrides, store, work_dir, selective, code_snapshot=snapshot,
-                                    started_by=starter)
+        return RecordedStart(execution_id, runtime, work_dir, ())
     store.close()  # no database file may be open across a fork; the handle reconnects on its next read
     options: tuple[str, ...] = ()
     if not cache_lookups:
         from forgeline.engine.orchestrator import NO_CACHE_FLAG
 
         options = (NO_CACHE_FLAG,)
-    notice = launch_orchestrator(execution_id, settings, work_dir, fork, options,
-                                 runtime=dataclasses.replace(runtime, settings=settings))
-    return PipelineExecution(execution_id, runtime, end_notice=notice)
+    return RecordedStart(execution_id, dataclasses.replace(runtime, settings=settings), work_dir, options)
 
 
 def plan_execution(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Settings | None = None,

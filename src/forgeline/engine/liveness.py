@@ -14,12 +14,15 @@ import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from forgeline.config import Settings
 from forgeline.errors import StaleOwnerError
-from forgeline.store.metadata.protocol import MetadataStore
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
 from forgeline.store.metadata.updates import ExecutionUpdate
+
+if TYPE_CHECKING:
+    from forgeline.store.metadata.protocol import MetadataStore
 
 MAX_HEARTBEAT_SECONDS = 5.0
 HEARTBEATS_PER_TIMEOUT = 6

@@ -107,6 +107,12 @@ def prepare_offered(cwd: str, stderr_path: str, env: dict[str, str]) -> None:
         worker.prepared = True
 
 
+def offered_descriptors() -> tuple[int, ...]:
+    """The pipes (request, reply, status) of the worker on offer, for a process that launches on this one's behalf
+    (the warm launcher) to offer it in turn; empty when none is."""
+    return tuple(fd for worker in _offered[:1] for fd in (worker.request_fd, worker.reply_fd, worker.status_fd))
+
+
 def take_offered() -> ForkedWorker | None:
     """The prepared worker this process inherited from its starter, now owned by the caller; else None."""
     taken = _offered[:1]

@@ -172,6 +172,12 @@ class Pipeline:
 
         settings = settings or Settings.from_env()
         with step_worker_forked(self, settings, queued=queued):  # the @step worker, ready before it is needed
+            if not queued:
+                from forgeline.engine.warm_start import start_warm  # light: the engine stays unimported
+
+                started = start_warm(self, parameters or {}, settings, selective_execution_config, keep_jobs)
+                if started is not None:
+                    return started
             with bulk_imports():  # the engine, the stores and SQLAlchemy, on first use
                 from forgeline.engine.launch import start_execution  # the DSL stays I/O free; the engine works
 

@@ -1,6 +1,7 @@
-"""`executions list` on a SQLite store, read with the standard library's sqlite3 instead of SQLAlchemy.
+"""Executions on a SQLite store, read with the standard library's sqlite3 instead of SQLAlchemy.
 
-Importing SQLAlchemy costs a command more than everything else it does, and a listing needs one SELECT. This
+Importing SQLAlchemy costs a command more than everything else it does, and `executions list` needs one SELECT,
+as does ``wait()`` in a process that only started a pipeline (``PipelineExecution.started``). This
 reader answers only when it can answer exactly as ``SqlMetadataStore.list_executions`` would: a plain SQLite
 file URL, a file that exists and is a database at this forgeline's schema revision (checked with one query),
 opened read-only (as the store opens a read-only file). Otherwise, or on any SQLite error (a lock, a corrupt
@@ -43,6 +44,22 @@ def list_sqlite_executions(database_url: str, pipeline_name: str | None = None, 
                            timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> list[ExecutionRecord] | None:
     """What ``SqlMetadataStore.list_executions`` returns for these filters, or None when the store must answer."""
     require_aware("since", since)
+    sql, arguments = _listing_query(pipeline_name, limit, statuses, since)
+    return _read_executions(database_url, sql, arguments, timeout_seconds)
+
+
+def read_sqlite_execution(database_url: str, execution_id: str,
+                          timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS) -> ExecutionRecord | None:
+    """The execution with exactly this id, as ``SqlMetadataStore.get_execution`` returns it; None when the store
+    must answer (no such execution included: the store says so, and resolves id prefixes)."""
+    found = _read_executions(database_url, f"SELECT {', '.join(COLUMNS)} FROM executions WHERE id = ?",
+                             [execution_id], timeout_seconds)
+    return found[0] if found else None
+
+
+def _read_executions(database_url: str, sql: str, arguments: list[Any],
+                     timeout_seconds: float) -> list[ExecutionRecord] | None:
+    """The executions one SELECT of every column finds, read in one snapshot; None when the store must answer."""
     path = sqlite_database_path(database_url)
     if path is None:
         return None
@@ -58,7 +75,6 @@ def list_sqlite_executions(database_url: str, pipeline_name: str | None = None, 
         revision = connection.execute("SELECT version_num FROM alembic_version").fetchall()
         if revision != [(HEAD_REVISION,)]:
             return None
-        sql, arguments = _listing_query(pipeline_name, limit, statuses, since)
         return [to_execution(_decoded(row)) for row in connection.execute(sql, arguments)]
     except sqlite3.Error:
         return None

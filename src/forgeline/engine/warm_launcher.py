@@ -1,0 +1,199 @@
+"""The warm launcher: a resident process with the engine imported that starts executions for ``python pipeline.py``.
+
+A pipeline file run on its own pays for importing the engine, the stores and SQLAlchemy (most of a short run's
+time) before anything runs. The first ``pipeline.start()`` of a process that has not imported the engine starts
+this launcher in the background (``engine/warm_start.py``) and waits until it listens; that start and every later
+one, from any process of the same user on the same forgeline, hand the launcher their request instead. For each,
+the launcher forks a child that takes on the starter's environment, working folder, umask, ``sys.path``,
+``sys.argv``, standard output and error, and @step worker, and records the execution exactly as the starter
+would have (``record_start``); it replies with the execution's id and the read end of its end notice, leaves the
+launcher's session, and becomes the execution's orchestrator, as a forked one would (``become_orchestrator``).
+
+It holds no database connection and runs no thread, so forking it is safe. It exits after
+FORGELINE_WARM_LAUNCHER_IDLE_SECONDS (default 900) without a request, or when its socket is removed or taken.
+
+    python -m forgeline.engine.warm_launcher <socket> <ready-fd> <idle-seconds>
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import os
+import signal
+import socket
+import sys
+import traceback
+from typing import Any
+
+from forgeline.engine.warm_protocol import BUSY, READY, LauncherPlace, receive_message, send_message
+from forgeline.jobs.process_tree import reap_children
+from forgeline.startup import bulk_imports
+
+PRELOADED = (
+    "forgeline.engine.launch",
+    "forgeline.engine.orchestrator",
+    "forgeline.executors.futures",
+    "forgeline.executors.local",
+    "forgeline.executors.worker_pool",
+    "forgeline.jobs.processing",
+    "forgeline.jobs.runners",
+)
+"""What a start and its orchestrator import, paid once here instead of by each."""
+
+
+def serve(socket_path: str, ready_fd: int, idle: float) -> int:
+    """Take the place's lock, import the engine, listen on ``socket_path`` and serve starts until idle."""
+    place = LauncherPlace.of_socket(socket_path)
+    lock = os.open(place.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _tell(ready_fd, BUSY)
+        return 0
+    with bulk_imports():
+        for module in PRELOADED:
+            importlib.import_module(module)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(socket_path)  # a launcher that was killed left it; we hold the lock, so it is nobody's
+    listener.bind(socket_path)
+    listener.listen(64)
+    bound = os.stat(socket_path).st_ino
+    pid_path = place.pid_file
+    with open(pid_path, "w", encoding="ascii") as handle:
+        handle.write(f"{os.getpid()}\n")
+    # children (each becomes an orchestrator) are collected as they end, so their CPU time counts as this process's
+    signal.signal(signal.SIGCHLD, lambda _signum, _frame: reap_children())
+    signal.signal(signal.SIGTERM, _stop)
+    _tell(ready_fd, READY)
+    listener.settimeout(idle)
+    try:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                return 0
+            connection.settimeout(None)
+            if os.fork() == 0:
+                listener.close()
+                _serve_start(connection)  # never returns
+            connection.close()
+            if not _still_ours(socket_path, bound):
+                return 0
+    finally:
+        if _still_ours(socket_path, bound):
+            os.unlink(socket_path)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(pid_path)
+        listener.close()
+
+
+def _serve_start(connection: socket.socket) -> None:
+    """In a child of the launcher: become the starter, record its execution, reply, then run the orchestrator."""
+    code = 1
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        request, descriptors = receive_message(connection)
+        code = _start(connection, request, descriptors)
+    except BaseException:  # noqa: BLE001 - a child of the launcher never returns into its loop
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _start(connection: socket.socket, request: dict[str, Any], descriptors: list[int]) -> int:
+    """Record the execution as the starter would, reply with its id and end notice, and become its orchestrator.
+
+    An error before the execution is recorded goes to the starter, which raises it as its own.
+    """
+    from forgeline.engine.end_notice import open_end_notice
+    from forgeline.engine.launch import become_orchestrator, launch_folder, record_start
+    from forgeline.jobs.function_fork import ForkedWorker, offer, prepare_offered
+    from forgeline.workflow.pipeline import Pipeline
+
+    stdout_fd, stderr_fd, *worker = descriptors
+    os.dup2(stdout_fd, 1)
+    os.dup2(stderr_fd, 2)
+    os.close(stdout_fd)
+    os.close(stderr_fd)
+    os.environ.clear()
+    os.environ.update(request["environ"])
+    os.chdir(request["cwd"])
+    os.umask(request["umask"])
+    sys.argv[:] = request["argv"]
+    sys.path[:] = request["path"]
+    importlib.invalidate_caches()
+    if len(worker) == 3:  # the starter's @step worker: this process is not its parent (child 0: none to reap)
+        offer(ForkedWorker(request_fd=worker[0], reply_fd=worker[1], status_fd=worker[2], child=0))
+    try:
+        pipeline = Pipeline.from_definition(request["definition"])
+        recorded = record_start(pipeline, request["parameters"], request["settings"], request["selective"],
+                                keep_jobs=request["keep_jobs"])
+    except BaseException as exc:  # noqa: BLE001 - the starter raises it as its own
+        send_message(connection, {"error": _portable(exc)})
+        return 0
+    settings = recorded.runtime.settings
+    log = settings.logs_dir / recorded.execution_id / "orchestrator.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # the starter's @step worker serves this orchestrator as one it spawned would
+    prepare_offered(launch_folder(recorded.work_dir, settings), str(log), settings.to_env())
+    notice, notice_fd = open_end_notice()
+    try:
+        send_message(connection, {"execution_id": recorded.execution_id},
+                     [fd for fd in (notice.descriptor(),) if fd is not None])
+    except OSError:  # the starter is gone: its execution runs all the same, as a forked one would
+        pass
+    finally:
+        notice.close()
+        connection.close()
+    os.setsid()  # out of the launcher's session: the orchestrator outlives it
+    return become_orchestrator(recorded.execution_id, settings, recorded.work_dir, recorded.options,
+                               recorded.runtime, notice_fd)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` when it survives pickling, else a ForgelineError with its type and message."""
+    import pickle
+
+    from forgeline.errors import ForgelineError
+
+    exc.__traceback__ = None
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - any exception type may refuse to pickle
+        return ForgelineError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)  # through serve's cleanup: the socket and pid file go
+
+
+def _still_ours(socket_path: str, inode: int) -> bool:
+    try:
+        return os.stat(socket_path).st_ino == inode
+    except OSError:
+        return False
+
+
+def _tell(ready_fd: int, news: bytes) -> None:
+    with contextlib.suppress(OSError):
+        os.write(ready_fd, news)
+    with contextlib.suppress(OSError):
+        os.close(ready_fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m forgeline.engine.warm_launcher <socket> <ready-fd> <idle-seconds>``."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3:
+        print("usage: python -m forgeline.engine.warm_launcher <socket> <ready-fd> <idle-seconds>", file=sys.stderr)
+        return 2
+    return serve(args[0], int(args[1]), float(args[2]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
