@@ -5,6 +5,9 @@ timed in the same run and, where installed, a Kedro import as a peer's floor. Ev
 then the measurements take turns for ``--runs`` rounds; the table gives medians. The stores the commands read
 are made first: a FORGELINE_HOME holding 100 executions for `forgeline executions list`, and one project home
 per pipeline file (so a whole run finds its database and, for the cached chain, every result already there).
+`python pipeline.py` hands its start to a warm launcher (engine/warm_launcher.py) that the untimed run started,
+as a user's second run finds the one their first started; one figure turns it off. The run's launchers keep to a
+folder of its own, their CPU (and that of the orchestrators they fork) is counted, and they are stopped at the end.
 
     python benchmarks/bench_startup.py [--runs 7] [--no-readme]
     python benchmarks/bench_startup.py --baseline OLD/src        # before/after: another checkout's src, interleaved
@@ -22,6 +25,7 @@ import platform
 import re
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +46,8 @@ END = "<!-- startup:end -->"
 STORED_EXECUTIONS = 100
 SETTINGS_ENV = ("FORGELINE_HOME", "FORGELINE_DATABASE_URL", "FORGELINE_ARTIFACT_ROOT")
 BYTECODE_ENV = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+LAUNCHER_DIR_ENV = "FORGELINE_WARM_LAUNCHER_DIR"
+LAUNCHER_IDLE_ENV = "FORGELINE_WARM_LAUNCHER_IDLE_SECONDS"
 """Dropped from the commands' environment: they run with compiled modules cached, as an installed package does
 (without a cache every process compiles forgeline's own modules again, about 0.1 s)."""
 
@@ -96,6 +102,7 @@ class Figure:
     goal: float | None = None
     note: str = ""
     source: Path | None = None  # another checkout's src folder, put first on the path (a baseline)
+    extra_env: dict[str, str] = field(default_factory=dict)
     pycache: Path | None = None  # where compiled modules are cached (the run's own folder, written by the untimed run)
     times: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)  # user + system seconds of every process of the run
@@ -108,6 +115,10 @@ class Figure:
             env["FORGELINE_HOME"] = str(self.home)
         if self.source is not None:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.source), env.get("PYTHONPATH")]))
+        if self.pycache is not None:  # the run's own warm launchers (see reap_descendants)
+            env[LAUNCHER_DIR_ENV] = str(self.pycache.parent / "launchers")
+            env[LAUNCHER_IDLE_ENV] = "3600"
+        env.update(self.extra_env)
         return env
 
     def once(self, extra: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
@@ -119,14 +130,22 @@ class Figure:
         return done
 
     def time_once(self) -> None:
-        """Wall time until the command exits; CPU time of it and of every process it started, once all ended."""
+        """Wall time until the command exits; CPU time of it and of every process it started, once all ended
+        (a warm launcher's share included: what it and the orchestrators it forked used meanwhile)."""
+        launchers = self.launchers()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before_launchers = launchers_cpu(launchers)
         start = time.perf_counter()
         self.once()
         self.times.append(time.perf_counter() - start)
-        reap_descendants()
+        reap_descendants(launchers)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        self.cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                        + launchers_cpu(launchers) - before_launchers)
+
+    def launchers(self) -> Path | None:
+        """The folder of the warm launchers this figure's commands use."""
+        return None if self.pycache is None else self.pycache.parent / "launchers"
 
     @property
     def median(self) -> float:
@@ -146,17 +165,72 @@ def adopt_orphans() -> bool:
     return bool(libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0)
 
 
-def reap_descendants(timeout: float = 120.0) -> None:
-    """Wait until every process the last command started has ended (an orchestrator outlives its caller)."""
+def reap_descendants(launchers: Path | None = None, timeout: float = 120.0) -> None:
+    """Wait until every process the last command started has ended (an orchestrator outlives its caller).
+
+    Warm launchers (their pids in ``launchers``) stay for the next command; what they forked for this one must end.
+    """
     deadline = time.monotonic() + timeout
+    me = os.getpid()
     while time.monotonic() < deadline:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
-        if pid == 0:
-            time.sleep(0.01)
+        if pid:
+            continue
+        resident = set(launcher_pids(launchers))
+        if all(child in resident for child, parent in parents().items() if parent == me or parent in resident):
+            return
+        time.sleep(0.01)
     raise SystemExit(f"processes started by a measured command still run after {timeout:.0f} s")
+
+
+def launcher_pids(folder: Path | None) -> list[int]:
+    """The warm launchers running for this run's commands (each writes its pid file once it listens)."""
+    pids = []
+    for pid_file in [] if folder is None else folder.glob("*.pid"):
+        try:
+            pids.append(int(pid_file.read_text()))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...), None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def parents() -> dict[int, int]:
+    """Every live process's parent."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := proc_stat(int(entry.name))) and fields[0] != "Z":
+            found[int(entry.name)] = int(fields[1])
+    return found
+
+
+def launchers_cpu(folder: Path | None) -> float:
+    """CPU seconds the warm launchers and their collected children used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in launcher_pids(folder):
+        fields = proc_stat(pid)
+        if fields:
+            total += sum(int(value) for value in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+    return total
+
+
+def stop_launchers(folder: Path) -> None:
+    for pid in launcher_pids(folder):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 def forgeline_command() -> list[str]:
@@ -227,6 +301,9 @@ def figures(root: Path, source: Path | None = None) -> list[Figure]:
         Figure("`python pipeline.py`, 10-step @step chain (start + wait)", [python, "pipeline.py"], chain,
                home=chain / ".forgeline", goal=0.250),
         Figure("the same, fully cached", [python, "pipeline.py"], cached, home=cached / ".forgeline", goal=0.200),
+        Figure("10-step @step chain with no warm launcher (`FORGELINE_WARM_LAUNCHER=0`)", [python, "pipeline.py"],
+               chain, home=chain / ".forgeline", note="the engine imported by the starting process",
+               extra_env={"FORGELINE_WARM_LAUNCHER": "0"}),
         Figure("`python pipeline.py`, 10-step script chain (start + wait)", [python, "pipeline.py"], scripts,
                home=scripts / ".forgeline", goal=0.350),
     ]
@@ -241,7 +318,7 @@ def measure(found: Sequence[Figure], runs: int) -> None:
     """One untimed run of each (it makes the project's store and fills the cache), then ``runs`` rounds."""
     for figure in found:
         figure.once()
-        reap_descendants()
+        reap_descendants(figure.launchers())
     for _ in range(runs):
         for figure in found:
             figure.time_once()
@@ -323,6 +400,8 @@ def main() -> None:
         if not options.no_readme:
             write_section(f"{BEGIN}\n{block}\n{END}", BEGIN, END, heading="## Cold start (`bench_startup.py`)")
     finally:
+        stop_launchers(root / "launchers")
+        stop_launchers(root / "baseline" / "launchers")
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -224,12 +225,13 @@ class Terminal:
 
     ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], columns: int = 100) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str], columns: int = 100,
+                 command: Sequence[str] = ("-m", "forgeline.cli.main")) -> None:
         self.pid, self.master = pty.fork()
         if self.pid == 0:  # the child: becomes the CLI, with Ctrl-C acted on as in a terminal (see with_ctrl_c)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.chdir(cwd)
-            os.execve(sys.executable, [sys.executable, "-m", "forgeline.cli.main", *args],
+            os.execve(sys.executable, [sys.executable, *command, *args],
                       {**env, "TERM": "xterm", "COLUMNS": str(columns), "LINES": "50"})
         self.chunks: list[bytes] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -268,8 +270,33 @@ class Terminal:
         raise AssertionError(f"the CLI did not exit within {timeout} s:\n{self.text}")
 
 
-def test_ctrl_c_stops_the_execution_and_the_final_table_shows_the_final_statuses(gated, cli, wait_until):
-    terminal = Terminal(["run", "pipeline.py"], gated.root, cli.env)
+# The `forgeline` console script runs the command in a warm launcher once one listens (cli/warm_command.py): the
+# command's process is then not the terminal's, and the script passes Ctrl-C and the hang-up on to it.
+CONSOLE_SCRIPT = ("-c", "import sys; from forgeline.cli.entry import main; sys.argv[0] = 'forgeline'; main()")
+
+
+@pytest.fixture(params=["in process", "warm launcher"])
+def terminal_command(request, cli) -> Sequence[str]:
+    """How the terminal runs `forgeline`: in its own process, or through a warm launcher already listening."""
+    if request.param == "in process":
+        return ("-m", "forgeline.cli.main")
+    listening = subprocess.run([sys.executable, "-c", START_LAUNCHER], env=cli.env, capture_output=True, text=True,
+                               timeout=300)
+    assert listening.returncode == 0, listening.stderr
+    return CONSOLE_SCRIPT
+
+
+START_LAUNCHER = """
+from forgeline.engine.warm_protocol import connect, launcher_place, start_launcher
+place = launcher_place()
+connection = connect(place) or start_launcher(place)
+assert connection is not None, "no warm launcher came up"
+"""
+
+
+def test_ctrl_c_stops_the_execution_and_the_final_table_shows_the_final_statuses(gated, cli, wait_until,
+                                                                                 terminal_command):
+    terminal = Terminal(["run", "pipeline.py"], gated.root, cli.env, command=terminal_command)
     store = gated.store()
     [record] = wait_until(lambda: store.list_executions(), timeout=60, what="the execution to be created")
     wait_until(lambda: step_status(gated, record.id, "First") == "Executing", timeout=60, what="First to run")
@@ -288,8 +315,8 @@ def test_ctrl_c_stops_the_execution_and_the_final_table_shows_the_final_statuses
     assert re.fullmatch(rf"execution {record.id} Stopped\s*", last), terminal.text  # no dangling colon
 
 
-def test_closing_the_terminal_stops_the_execution_like_ctrl_c(gated, cli, wait_until):
-    terminal = Terminal(["run", "pipeline.py"], gated.root, cli.env)
+def test_closing_the_terminal_stops_the_execution_like_ctrl_c(gated, cli, wait_until, terminal_command):
+    terminal = Terminal(["run", "pipeline.py"], gated.root, cli.env, command=terminal_command)
     store = gated.store()
     [record] = wait_until(lambda: store.list_executions(), timeout=60, what="the execution to be created")
     wait_until(lambda: step_status(gated, record.id, "First") == "Executing", timeout=60, what="First to run")

@@ -40,11 +40,29 @@ PRELOADED = (
     "forgeline.jobs.processing",
     "forgeline.jobs.runners",
 )
-"""What a start and its orchestrator import, paid once here instead of by each."""
+"""What a start and its orchestrator import, paid once here, before the launcher says it is ready."""
+PRELOADED_LATER = (
+    "forgeline.cli.main",
+    "forgeline.cli.context",
+    "forgeline.cli.output",
+    "forgeline.cli.run",
+    "forgeline.cli.executions",
+    "forgeline.cli.logs",
+    "forgeline.cli.metrics",
+    "forgeline.cli.pipelines",
+    "forgeline.cli.models",
+    "forgeline.store.metadata.migrate",
+)
+"""What the commands import, paid once here between the first requests (a start waiting is served first)."""
+HANDLERS = {
+    "start": "forgeline.engine.warm_launcher:serve_start",
+    "command": "forgeline.cli.warm_command:serve_command",
+}
+"""What serves each kind of request, named ``module:function`` (an edge registers its own by name here)."""
 
 
 def serve(socket_path: str, ready_fd: int, idle: float) -> int:
-    """Take the place's lock, import the engine, listen on ``socket_path`` and serve starts until idle."""
+    """Take the place's lock, import the engine, listen on ``socket_path`` and serve requests until idle."""
     place = LauncherPlace.of_socket(socket_path)
     lock = os.open(place.lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -64,21 +82,26 @@ def serve(socket_path: str, ready_fd: int, idle: float) -> int:
     pid_path = place.pid_file
     with open(pid_path, "w", encoding="ascii") as handle:
         handle.write(f"{os.getpid()}\n")
-    # children (each becomes an orchestrator) are collected as they end, so their CPU time counts as this process's
+    # children are collected as they end, so their CPU time counts as this process's
     signal.signal(signal.SIGCHLD, lambda _signum, _frame: reap_children())
     signal.signal(signal.SIGTERM, _stop)
     _tell(ready_fd, READY)
-    listener.settimeout(idle)
+    later = list(PRELOADED_LATER)
     try:
         while True:
+            listener.settimeout(0.0 if later else idle)  # while preloading, only requests already waiting
             try:
                 connection, _ = listener.accept()
-            except TimeoutError:
-                return 0
+            except (TimeoutError, BlockingIOError):
+                if not later:
+                    return 0
+                with bulk_imports():
+                    importlib.import_module(later.pop(0))
+                continue
             connection.settimeout(None)
             if os.fork() == 0:
                 listener.close()
-                _serve_start(connection)  # never returns
+                _serve_request(connection)  # never returns
             connection.close()
             if not _still_ours(socket_path, bound):
                 return 0
@@ -90,21 +113,42 @@ def serve(socket_path: str, ready_fd: int, idle: float) -> int:
         listener.close()
 
 
-def _serve_start(connection: socket.socket) -> None:
-    """In a child of the launcher: become the starter, record its execution, reply, then run the orchestrator."""
+def _serve_request(connection: socket.socket) -> None:
+    """In a child of the launcher: take on the requester (see ``take_on``) and serve its request; then exit."""
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         request, descriptors = receive_message(connection)
-        code = _start(connection, request, descriptors)
+        extra = take_on(request, descriptors)
+        module, _, function = HANDLERS[request["kind"]].partition(":")
+        code = getattr(importlib.import_module(module), function)(connection, request, extra)
     except BaseException:  # noqa: BLE001 - a child of the launcher never returns into its loop
         traceback.print_exc()
     finally:
         os._exit(code)
 
 
-def _start(connection: socket.socket, request: dict[str, Any], descriptors: list[int]) -> int:
+def take_on(request: dict[str, Any], descriptors: list[int]) -> list[int]:
+    """Become the requester: its standard streams (the first descriptors, onto ``request["stdio"]``), environment,
+    working folder, umask, ``sys.argv`` and ``sys.path``; the descriptors left over."""
+    targets: list[int] = request["stdio"]
+    for target, fd in zip(targets, descriptors, strict=False):
+        os.dup2(fd, target)
+        os.close(fd)
+    if 1 in targets:  # a terminal gets each line as it is printed, as the requester's own stdout would
+        sys.stdout.reconfigure(line_buffering=os.isatty(1))  # type: ignore[union-attr]
+    os.environ.clear()
+    os.environ.update(request["environ"])
+    os.chdir(request["cwd"])
+    os.umask(request["umask"])
+    sys.argv[:] = request["argv"]
+    sys.path[:] = request["path"]
+    importlib.invalidate_caches()
+    return descriptors[len(targets):]
+
+
+def serve_start(connection: socket.socket, request: dict[str, Any], worker: list[int]) -> int:
     """Record the execution as the starter would, reply with its id and end notice, and become its orchestrator.
 
     An error before the execution is recorded goes to the starter, which raises it as its own.
@@ -114,18 +158,6 @@ def _start(connection: socket.socket, request: dict[str, Any], descriptors: list
     from forgeline.jobs.function_fork import ForkedWorker, offer, prepare_offered
     from forgeline.workflow.pipeline import Pipeline
 
-    stdout_fd, stderr_fd, *worker = descriptors
-    os.dup2(stdout_fd, 1)
-    os.dup2(stderr_fd, 2)
-    os.close(stdout_fd)
-    os.close(stderr_fd)
-    os.environ.clear()
-    os.environ.update(request["environ"])
-    os.chdir(request["cwd"])
-    os.umask(request["umask"])
-    sys.argv[:] = request["argv"]
-    sys.path[:] = request["path"]
-    importlib.invalidate_caches()
     if len(worker) == 3:  # the starter's @step worker: this process is not its parent (child 0: none to reap)
         offer(ForkedWorker(request_fd=worker[0], reply_fd=worker[1], status_fd=worker[2], child=0))
     try:
@@ -195,5 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     return serve(args[0], int(args[1]), float(args[2]))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run through the module's own name, so the handlers it names are this code
+    from forgeline.engine.warm_launcher import main as launcher_main
+
+    sys.exit(launcher_main())

@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import select
 import socket
 import struct
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 ENABLED_ENV = "FORGELINE_WARM_LAUNCHER"
 """``0`` (or ``false``, ``no``, ``off``): ``pipeline.start()`` never uses a warm launcher and starts none."""
@@ -34,6 +36,8 @@ READY = b"R"
 """What a new launcher writes on its ready descriptor once it listens."""
 BUSY = b"B"
 """What it writes instead when another launcher holds the place's lock (it serves, or is about to)."""
+READY_TIMEOUT_SECONDS = 120.0
+"""How long a starter waits for a launcher it started to listen (its imports, on a loaded machine)."""
 MAX_DESCRIPTORS = 8
 START_UP_PREFIXES = ("PYTHON", "LC_", "LANG", "TMPDIR", "TEMP", "TMP")
 """Variables read as an interpreter starts: starters that differ in them are served by different launchers."""
@@ -41,8 +45,7 @@ _LENGTH = struct.Struct("!I")
 _FALSE = frozenset({"0", "false", "no", "off"})
 
 
-@dataclass(frozen=True)
-class LauncherPlace:
+class LauncherPlace(NamedTuple):
     """The files of the launcher that serves this forgeline: its socket, its lock, its log and its pid."""
 
     folder: str
@@ -148,8 +151,8 @@ def launcher_key() -> str:
 
 
 def code_stamp(folder: str) -> str:
-    """The number of Python files under ``folder`` and the latest of their (and its folders') modification times."""
-    count, latest = 0, 0
+    """A digest of the Python files under ``folder``: their paths and modification times."""
+    digest = hashlib.blake2b(digest_size=8)
     pending = [folder]
     while pending:
         try:
@@ -157,15 +160,63 @@ def code_stamp(folder: str) -> str:
         except OSError:
             continue
         with entries:
-            for entry in entries:
+            for entry in sorted(entries, key=lambda e: e.name):
                 if entry.is_dir(follow_symlinks=False):
                     if entry.name != "__pycache__":
                         pending.append(entry.path)
-                        latest = max(latest, entry.stat(follow_symlinks=False).st_mtime_ns)
                 elif entry.name.endswith(".py"):
-                    count += 1
-                    latest = max(latest, entry.stat().st_mtime_ns)
-    return f"{count}:{latest}"
+                    digest.update(f"{entry.path}\0{entry.stat().st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
+def connect(place: LauncherPlace) -> socket.socket | None:
+    """A connection to the launcher listening at ``place``; None when none does."""
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.connect(place.socket)
+    except OSError:
+        connection.close()
+        return None
+    return connection
+
+
+def start_launcher(place: LauncherPlace, wait: bool = True) -> socket.socket | None:
+    """Start a launcher at ``place`` in a session of its own; once it listens, a connection to it (``wait``).
+
+    None when it does not come up, or at once when not waiting (the next request will find it). ValueError
+    naming FORGELINE_WARM_LAUNCHER_IDLE_SECONDS when it is not a number of seconds.
+    """
+    import subprocess
+
+    idle = idle_seconds()
+    read_fd, write_fd = os.pipe()
+    try:
+        with open(place.log, "ab") as log:
+            subprocess.Popen(
+                [sys.executable, "-m", "forgeline.engine.warm_launcher", place.socket, str(write_fd), f"{idle:g}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_fd,), start_new_session=True,
+                cwd="/",
+            )
+    except OSError:
+        os.close(read_fd)
+        return None
+    finally:
+        os.close(write_fd)
+    if not wait:
+        os.close(read_fd)
+        return None
+    try:
+        ready, _, _ = select.select([read_fd], [], [], READY_TIMEOUT_SECONDS)
+        news = os.read(read_fd, 1) if ready else b""
+    finally:
+        os.close(read_fd)
+    return connect(place) if news == READY else None
+
+
+def requester_state(stdio: tuple[int, ...]) -> dict[str, Any]:
+    """What a launcher's child takes on to act as this process (see ``warm_launcher.take_on``)."""
+    return {"stdio": list(stdio), "environ": dict(os.environ), "cwd": os.getcwd(), "umask": _umask(),
+            "argv": list(sys.argv), "path": list(sys.path)}
 
 
 def send_message(connection: socket.socket, message: Any, descriptors: Sequence[int] = ()) -> None:
@@ -196,3 +247,9 @@ def _exactly(connection: socket.socket, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

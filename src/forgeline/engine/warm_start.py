@@ -13,20 +13,17 @@ the start: its error is raised here as the caller's own, and a lost answer is an
 from __future__ import annotations
 
 import os
-import select
-import socket
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from forgeline.engine.warm_protocol import (
-    IDLE_ENV,
-    READY,
-    LauncherPlace,
-    idle_seconds,
+    connect,
     launcher_place,
     receive_message,
+    requester_state,
     send_message,
+    start_launcher,
     warm_launcher_enabled,
 )
 from forgeline.errors import ForgelineError
@@ -38,8 +35,6 @@ if TYPE_CHECKING:
     from forgeline.workflow.pipeline import Pipeline
     from forgeline.workflow.policies import SelectiveExecutionConfig
 
-READY_TIMEOUT_SECONDS = 120.0
-"""How long a starter waits for a launcher it started to listen (its imports, on a loaded machine)."""
 ENGINE_MODULE = "forgeline.engine.launch"
 
 
@@ -52,20 +47,21 @@ def start_warm(pipeline: Pipeline, parameters: Mapping[str, Any], settings: Sett
     place = launcher_place()
     if place is None:
         return None
-    connection = connect(place) or start_launcher(place)
+    try:
+        connection = connect(place) or start_launcher(place)
+    except ValueError as exc:  # FORGELINE_WARM_LAUNCHER_IDLE_SECONDS
+        raise ForgelineError(str(exc)) from None
     if connection is None:
         return None
     with connection:
         request = {
-            "definition": pipeline.to_request(), "parameters": dict(parameters), "settings": settings,
-            "selective": selective, "keep_jobs": keep_jobs, "environ": dict(os.environ), "cwd": os.getcwd(),
-            "umask": _umask(), "argv": list(sys.argv), "path": list(sys.path),
+            "kind": "start", "definition": pipeline.to_request(), "parameters": dict(parameters),
+            "settings": settings, "selective": selective, "keep_jobs": keep_jobs, **requester_state((1, 2)),
         }
-        descriptors = [sys.stdout.fileno(), sys.stderr.fileno(), *offered_descriptors()]
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            send_message(connection, request, descriptors)
+            send_message(connection, request, [1, 2, *offered_descriptors()])
         except (OSError, ValueError, TypeError, AttributeError, RecursionError):  # unpicklable, or it went away
             return None
         try:
@@ -87,49 +83,3 @@ def usable_here(settings: Settings) -> bool:
     """Whether a start in this process goes through the warm launcher (see the module's docstring)."""
     return (warm_launcher_enabled() and ENGINE_MODULE not in sys.modules and not os.environ.get(WORKER_ENV)
             and settings.database_url.startswith("sqlite:///") and hasattr(os, "fork"))
-
-
-def connect(place: LauncherPlace) -> socket.socket | None:
-    """A connection to the launcher listening at ``place``; None when none does."""
-    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        connection.connect(place.socket)
-    except OSError:
-        connection.close()
-        return None
-    return connection
-
-
-def start_launcher(place: LauncherPlace) -> socket.socket | None:
-    """Start a launcher at ``place`` in a session of its own and connect once it listens; None if it does not."""
-    import subprocess
-
-    try:
-        idle = idle_seconds()
-    except ValueError as exc:
-        raise ForgelineError(str(exc)) from None
-    read_fd, write_fd = os.pipe()
-    try:
-        with open(place.log, "ab") as log:
-            subprocess.Popen(
-                [sys.executable, "-m", "forgeline.engine.warm_launcher", place.socket, str(write_fd), f"{idle:g}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(write_fd,), start_new_session=True,
-                cwd="/", env={k: v for k, v in os.environ.items() if k not in (WORKER_ENV, IDLE_ENV)},
-            )
-    except OSError:
-        os.close(read_fd)
-        return None
-    finally:
-        os.close(write_fd)
-    try:
-        ready, _, _ = select.select([read_fd], [], [], READY_TIMEOUT_SECONDS)
-        news = os.read(read_fd, 1) if ready else b""
-    finally:
-        os.close(read_fd)
-    return connect(place) if news == READY else None
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
