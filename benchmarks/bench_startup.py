@@ -103,6 +103,7 @@ class Figure:
     note: str = ""
     source: Path | None = None  # another checkout's src folder, put first on the path (a baseline)
     extra_env: dict[str, str] = field(default_factory=dict)
+    launcher_dir: Path | None = None  # the run's warm launchers (every tree's: see reap_descendants)
     pycache: Path | None = None  # where compiled modules are cached (the run's own folder, written by the untimed run)
     times: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)  # user + system seconds of every process of the run
@@ -115,8 +116,8 @@ class Figure:
             env["FORGELINE_HOME"] = str(self.home)
         if self.source is not None:
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.source), env.get("PYTHONPATH")]))
-        if self.pycache is not None:  # the run's own warm launchers (see reap_descendants)
-            env[LAUNCHER_DIR_ENV] = str(self.pycache.parent / "launchers")
+        if self.launcher_dir is not None:
+            env[LAUNCHER_DIR_ENV] = str(self.launcher_dir)
             env[LAUNCHER_IDLE_ENV] = "3600"
         env.update(self.extra_env)
         return env
@@ -132,7 +133,7 @@ class Figure:
     def time_once(self) -> None:
         """Wall time until the command exits; CPU time of it and of every process it started, once all ended
         (a warm launcher's share included: what it and the orchestrators it forked used meanwhile)."""
-        launchers = self.launchers()
+        launchers = self.launcher_dir
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         before_launchers = launchers_cpu(launchers)
         start = time.perf_counter()
@@ -142,10 +143,6 @@ class Figure:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
                         + launchers_cpu(launchers) - before_launchers)
-
-    def launchers(self) -> Path | None:
-        """The folder of the warm launchers this figure's commands use."""
-        return None if self.pycache is None else self.pycache.parent / "launchers"
 
     @property
     def median(self) -> float:
@@ -183,7 +180,10 @@ def reap_descendants(launchers: Path | None = None, timeout: float = 120.0) -> N
         if all(child in resident for child, parent in parents().items() if parent == me or parent in resident):
             return
         time.sleep(0.01)
-    raise SystemExit(f"processes started by a measured command still run after {timeout:.0f} s")
+    resident = set(launcher_pids(launchers))
+    left = [f"{pid} {Path(f'/proc/{pid}/cmdline').read_bytes().replace(bytes(1), b' ').decode(errors='replace')}"
+            for pid, parent in parents().items() if (parent == me or parent in resident) and pid not in resident]
+    raise SystemExit(f"processes started by a measured command still run after {timeout:.0f} s: {left}")
 
 
 def launcher_pids(folder: Path | None) -> list[int]:
@@ -233,8 +233,11 @@ def stop_launchers(folder: Path) -> None:
             pass
 
 
-def forgeline_command() -> list[str]:
-    """The `forgeline` console script beside this interpreter (how users start it), else `python -m`."""
+def forgeline_command(source: Path | None = None) -> list[str]:
+    """The `forgeline` console script beside this interpreter (how users start it), else `python -m`; for an older
+    checkout without ``cli/entry.py``, what its console script ran (``forgeline.cli.main:main``)."""
+    if source is not None and not (source / "forgeline" / "cli" / "entry.py").exists():
+        return [sys.executable, "-c", "import sys; from forgeline.cli.main import main; sys.exit(main())"]
     script = Path(sys.executable).with_name("forgeline")
     if script.exists():
         return [sys.executable, str(script)]
@@ -256,7 +259,7 @@ def project(root: Path, name: str, pipeline: str) -> Path:
     return folder
 
 
-def store_executions(root: Path, count: int, source: Path | None) -> Path:
+def store_executions(root: Path, count: int, source: Path | None, launchers: Path) -> Path:
     """A FORGELINE_HOME with ``count`` finished executions of a one-step pipeline, made through the Python API."""
     folder = project(root, "listed", ONE_STEP)
     filler = write(folder, "fill.py", f"""
@@ -266,7 +269,7 @@ def store_executions(root: Path, count: int, source: Path | None) -> Path:
             assert pipeline.start().wait().value == "Succeeded"
     """)
     home = folder / ".forgeline"
-    env = Figure("fill", [], folder, home=home, source=source, pycache=root / "pycache").env()
+    env = Figure("fill", [], folder, home=home, source=source, pycache=root / "pycache", launcher_dir=launchers).env()
     subprocess.run([sys.executable, str(filler)], cwd=folder, env=env, check=True, timeout=600)
     return home
 
@@ -279,11 +282,12 @@ def kedro_figure(root: Path) -> Figure | None:
                   [sys.executable, "-c", "import kedro.pipeline, kedro.runner"], root)
 
 
-def figures(root: Path, source: Path | None = None) -> list[Figure]:
-    """Every measurement, with its stores made (``source``: the forgeline they run, when not this one)."""
-    cli = forgeline_command()
+def figures(root: Path, launchers: Path, source: Path | None = None) -> list[Figure]:
+    """Every measurement, with its stores made (``source``: the forgeline they run, when not this one;
+    ``launchers``: the folder of the run's warm launchers)."""
+    cli = forgeline_command(source)
     python = sys.executable
-    home = store_executions(root, STORED_EXECUTIONS, source)
+    home = store_executions(root, STORED_EXECUTIONS, source, launchers)
     chain = project(root, "chain", CHAIN.format(cache="None", name="startup-chain"))
     cached = project(root, "cached", CHAIN.format(cache='CacheConfig(enable_caching=True, expire_after="P30D")',
                                                   name="startup-cached"))
@@ -311,6 +315,7 @@ def figures(root: Path, source: Path | None = None) -> list[Figure]:
         if figure is not None:
             figure.source = source
             figure.pycache = root / "pycache"
+            figure.launcher_dir = launchers
     return [figure for figure in found if figure is not None]
 
 
@@ -318,7 +323,7 @@ def measure(found: Sequence[Figure], runs: int) -> None:
     """One untimed run of each (it makes the project's store and fills the cache), then ``runs`` rounds."""
     for figure in found:
         figure.once()
-        reap_descendants(figure.launchers())
+        reap_descendants(figure.launcher_dir)
     for _ in range(runs):
         for figure in found:
             figure.time_once()
@@ -385,8 +390,9 @@ def main() -> None:
         print("note: CPU figures count only the commands' own processes (no subreaper on this platform)")
     root = Path(tempfile.mkdtemp(prefix="forgeline-startup-"))
     try:
-        found = figures(root)
-        before = figures(root / "baseline", options.baseline.resolve()) if options.baseline else []
+        launchers = root / "launchers"
+        found = figures(root, launchers)
+        before = figures(root / "baseline", launchers, options.baseline.resolve()) if options.baseline else []
         if options.importtime:
             for figure in found:
                 if options.importtime in figure.label:
@@ -401,7 +407,6 @@ def main() -> None:
             write_section(f"{BEGIN}\n{block}\n{END}", BEGIN, END, heading="## Cold start (`bench_startup.py`)")
     finally:
         stop_launchers(root / "launchers")
-        stop_launchers(root / "baseline" / "launchers")
         shutil.rmtree(root, ignore_errors=True)
 
 
