@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -140,6 +141,7 @@ def take_on(request: dict[str, Any], descriptors: list[int]) -> list[int]:
         sys.stdout.reconfigure(line_buffering=os.isatty(1))  # type: ignore[union-attr]
     os.environ.clear()
     os.environ.update(request["environ"])
+    time.tzset()  # local time as TZ says in the requester's environment
     os.chdir(request["cwd"])
     os.umask(request["umask"])
     sys.argv[:] = request["argv"]

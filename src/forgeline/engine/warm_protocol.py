@@ -41,6 +41,9 @@ READY_TIMEOUT_SECONDS = 120.0
 MAX_DESCRIPTORS = 8
 START_UP_PREFIXES = ("PYTHON", "LC_", "LANG", "TMPDIR", "TEMP", "TMP")
 """Variables read as an interpreter starts: starters that differ in them are served by different launchers."""
+IMPORT_TIME_NAMES = ("TYPER_USE_RICH", "TERMINAL_WIDTH", "_TYPER_FORCE_DISABLE_TERMINAL", "GITHUB_ACTIONS",
+                     "FORCE_COLOR", "PY_COLORS")
+"""Variables the command line's libraries (Typer) read once, when imported: likewise part of a launcher's key."""
 _LENGTH = struct.Struct("!I")
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -132,14 +135,15 @@ def launcher_folder() -> str | None:
 
 def launcher_key() -> str:
     """A digest of what a launcher must share with its starters: interpreter, forgeline's code, installed packages,
-    and the environment variables an interpreter reads as it starts (paths, encodings, hash seed, temporary folder)."""
+    and the environment variables an interpreter reads as it starts (paths, encodings, hash seed, temporary folder)
+    or the command line's libraries read when imported (colours, width)."""
     import forgeline
 
     package = os.path.dirname(os.path.abspath(forgeline.__file__))
     digest = hashlib.blake2b(digest_size=8)
     digest.update(f"{sys.executable}\0{sys.version}\0{package}\0{code_stamp(package)}".encode())
     for name in sorted(os.environ):
-        if name.startswith(START_UP_PREFIXES):
+        if name.startswith(START_UP_PREFIXES) or name in IMPORT_TIME_NAMES:
             digest.update(f"\0{name}={os.environ[name]}".encode())
     for folder in sys.path:
         if folder.endswith("-packages"):
