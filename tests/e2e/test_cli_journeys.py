@@ -226,10 +226,12 @@ class Terminal:
     ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str], columns: int = 100,
-                 command: Sequence[str] = ("-m", "forgeline.cli.main")) -> None:
+                 command: Sequence[str] = ("-m", "forgeline.cli.main"), nohup: bool = False) -> None:
         self.pid, self.master = pty.fork()
         if self.pid == 0:  # the child: becomes the CLI, with Ctrl-C acted on as in a terminal (see with_ctrl_c)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # a test run started with nohup (or a CLI started so) ignores the hang-up unless a command handles it
+            signal.signal(signal.SIGHUP, signal.SIG_IGN if nohup else signal.SIG_DFL)
             os.chdir(cwd)
             os.execve(sys.executable, [sys.executable, *command, *args],
                       {**env, "TERM": "xterm", "COLUMNS": str(columns), "LINES": "50"})
@@ -315,8 +317,9 @@ def test_ctrl_c_stops_the_execution_and_the_final_table_shows_the_final_statuses
     assert re.fullmatch(rf"execution {record.id} Stopped\s*", last), terminal.text  # no dangling colon
 
 
-def test_closing_the_terminal_stops_the_execution_like_ctrl_c(gated, cli, wait_until, terminal_command):
-    terminal = Terminal(["run", "pipeline.py"], gated.root, cli.env, command=terminal_command)
+@pytest.mark.parametrize("nohup", [False, True], ids=["hang-up acted on", "hang-up ignored"])
+def test_closing_the_terminal_stops_the_execution_like_ctrl_c(gated, cli, wait_until, terminal_command, nohup):
+    terminal = Terminal(["run", "pipeline.py"], gated.root, cli.env, command=terminal_command, nohup=nohup)
     store = gated.store()
     [record] = wait_until(lambda: store.list_executions(), timeout=60, what="the execution to be created")
     wait_until(lambda: step_status(gated, record.id, "First") == "Executing", timeout=60, what="First to run")

@@ -27,8 +27,8 @@ from forgeline.engine import warm_protocol as protocol
 
 IN_PROCESS = frozenset({"server", "serve"})
 """Commands that run in the script's own process: servers, whose process is what a service manager watches."""
-FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-"""Signals the script passes on to the process running its command."""
+FORWARDED = protocol.SIGNALS
+"""Signals the script passes on to the process running its command (which ignores those the script ignores)."""
 
 
 def run_in_launcher(argv: list[str]) -> int | None:
@@ -66,9 +66,8 @@ def _relay(connection: socket.socket, pid: int) -> int:
         except ProcessLookupError:
             pass
 
-    for signum in FORWARDED:
-        if signal.getsignal(signum) is not signal.SIG_IGN:
-            signal.signal(signum, forward)
+    for signum in FORWARDED:  # ignored ones too: the command ignores them likewise unless it handles them itself
+        signal.signal(signum, forward)
     try:
         ended, _ = protocol.receive_message(connection)
         return int(ended["exit"])
@@ -83,7 +82,6 @@ def _relay(connection: socket.socket, pid: int) -> int:
 
 def serve_command(connection: socket.socket, request: dict[str, Any], _extra: list[int]) -> int:
     """In a launcher's child that took on the script: run its command as the script would, and report."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     protocol.send_message(connection, {"pid": os.getpid()})
     _die_with_script(connection)
     os.register_at_fork(after_in_child=connection.close)  # an orchestrator it forks keeps nothing of the script's

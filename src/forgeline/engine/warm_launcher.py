@@ -28,7 +28,7 @@ import time
 import traceback
 from typing import Any
 
-from forgeline.engine.warm_protocol import BUSY, READY, LauncherPlace, receive_message, send_message
+from forgeline.engine.warm_protocol import BUSY, READY, SIGNALS, LauncherPlace, receive_message, send_message
 from forgeline.jobs.process_tree import reap_children
 from forgeline.startup import bulk_imports
 
@@ -132,7 +132,7 @@ def _serve_request(connection: socket.socket) -> None:
 
 def take_on(request: dict[str, Any], descriptors: list[int]) -> list[int]:
     """Become the requester: its standard streams (the first descriptors, onto ``request["stdio"]``), environment,
-    working folder, umask, ``sys.argv`` and ``sys.path``; the descriptors left over."""
+    working folder, umask, ``sys.argv``, ``sys.path`` and ignored signals; the descriptors left over."""
     targets: list[int] = request["stdio"]
     for target, fd in zip(targets, descriptors, strict=False):
         os.dup2(fd, target)
@@ -142,6 +142,11 @@ def take_on(request: dict[str, Any], descriptors: list[int]) -> list[int]:
     os.environ.clear()
     os.environ.update(request["environ"])
     time.tzset()  # local time as TZ says in the requester's environment
+    for signum in SIGNALS:
+        if signum in request["ignored_signals"]:
+            signal.signal(signum, signal.SIG_IGN)
+        else:
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
     os.chdir(request["cwd"])
     os.umask(request["umask"])
     sys.argv[:] = request["argv"]

@@ -17,6 +17,7 @@ import hashlib
 import os
 import pickle
 import select
+import signal
 import socket
 import struct
 import sys
@@ -36,6 +37,9 @@ READY = b"R"
 """What a new launcher writes on its ready descriptor once it listens."""
 BUSY = b"B"
 """What it writes instead when another launcher holds the place's lock (it serves, or is about to)."""
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+"""Signals whose disposition a launcher's child takes from its requester: ignored there (``nohup``, a background
+job), ignored here too; else the interpreter's default."""
 READY_TIMEOUT_SECONDS = 120.0
 """How long a starter waits for a launcher it started to listen (its imports, on a loaded machine)."""
 MAX_DESCRIPTORS = 8
@@ -220,7 +224,8 @@ def start_launcher(place: LauncherPlace, wait: bool = True) -> socket.socket | N
 def requester_state(stdio: tuple[int, ...]) -> dict[str, Any]:
     """What a launcher's child takes on to act as this process (see ``warm_launcher.take_on``)."""
     return {"stdio": list(stdio), "environ": dict(os.environ), "cwd": os.getcwd(), "umask": _umask(),
-            "argv": list(sys.argv), "path": list(sys.path)}
+            "argv": list(sys.argv), "path": list(sys.path),
+            "ignored_signals": [signum for signum in SIGNALS if signal.getsignal(signum) is signal.SIG_IGN]}
 
 
 def send_message(connection: socket.socket, message: Any, descriptors: Sequence[int] = ()) -> None:
