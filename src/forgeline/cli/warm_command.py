@@ -27,8 +27,6 @@ from forgeline.engine import warm_protocol as protocol
 
 IN_PROCESS = frozenset({"server", "serve"})
 """Commands that run in the script's own process: servers, whose process is what a service manager watches."""
-FORWARDED = protocol.SIGNALS
-"""Signals the script passes on to the process running its command (which ignores those the script ignores)."""
 
 
 def run_in_launcher(argv: list[str]) -> int | None:
@@ -66,7 +64,7 @@ def _relay(connection: socket.socket, pid: int) -> int:
         except ProcessLookupError:
             pass
 
-    for signum in FORWARDED:  # ignored ones too: the command ignores them likewise unless it handles them itself
+    for signum in protocol.SIGNALS:  # ignored ones too: the command ignores them likewise unless it handles them itself
         signal.signal(signum, forward)
     try:
         ended, _ = protocol.receive_message(connection)

@@ -71,10 +71,6 @@ class PipelineExecution:
         """The metadata store this handle reads."""
         return self.runtime.store
 
-    def end_notice_descriptor(self) -> int | None:
-        """The read end of the orchestrator's end notice, when this process has one (see engine/end_notice.py)."""
-        return None if self._end_notice is None else self._end_notice.descriptor()
-
     def record(self) -> ExecutionRecord:
         """The execution as currently stored."""
         if self._runtime is None:

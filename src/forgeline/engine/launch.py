@@ -154,10 +154,6 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
     release_connections()  # idle SQLite connections would otherwise cross the fork
     if not database_files_closed(settings):
         return None
-    log_dir = settings.logs_dir / execution_id
-    log_dir.mkdir(parents=True, exist_ok=True)
-    # a @step worker this process forked earlier serves the orchestrator as one it spawned would
-    prepare_offered(launch_folder(work_dir, settings), str(log_dir / "orchestrator.log"), settings.to_env())
     sys.stdout.flush()
     sys.stderr.flush()
     notice, notice_fd = open_end_notice()
@@ -186,12 +182,16 @@ def become_orchestrator(execution_id: str, settings: Settings, work_dir: str, op
     """Run the execution's orchestrator in this (detached, forked) process until it ends; its exit code.
 
     Standard input from /dev/null, output and errors to the execution's orchestrator log, the working folder
-    and the settings' variables as a spawned orchestrator has them. The caller exits with the code returned.
+    and the settings' variables as a spawned orchestrator has them; a @step worker on offer here (forked by the
+    process that started the execution) is told to serve it as one it spawned would. The caller exits with the
+    code returned.
     """
-    log_dir = settings.logs_dir / execution_id
-    log_dir.mkdir(parents=True, exist_ok=True)
-    os.chdir(launch_folder(work_dir, settings))
-    log_fd = os.open(log_dir / "orchestrator.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = settings.logs_dir / execution_id / "orchestrator.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    folder = launch_folder(work_dir, settings)
+    prepare_offered(folder, str(log), settings.to_env())
+    os.chdir(folder)
+    log_fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     null_fd = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null_fd, 0)
     os.dup2(log_fd, 1)

@@ -161,8 +161,8 @@ def serve_start(connection: socket.socket, request: dict[str, Any], worker: list
     An error before the execution is recorded goes to the starter, which raises it as its own.
     """
     from forgeline.engine.end_notice import open_end_notice
-    from forgeline.engine.launch import become_orchestrator, launch_folder, record_start
-    from forgeline.jobs.function_fork import ForkedWorker, offer, prepare_offered
+    from forgeline.engine.launch import become_orchestrator, record_start
+    from forgeline.jobs.function_fork import ForkedWorker, offer
     from forgeline.workflow.pipeline import Pipeline
 
     if len(worker) == 3:  # the starter's @step worker: this process is not its parent (child 0: none to reap)
@@ -174,11 +174,6 @@ def serve_start(connection: socket.socket, request: dict[str, Any], worker: list
     except BaseException as exc:  # noqa: BLE001 - the starter raises it as its own
         send_message(connection, {"error": _portable(exc)})
         return 0
-    settings = recorded.runtime.settings
-    log = settings.logs_dir / recorded.execution_id / "orchestrator.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    # the starter's @step worker serves this orchestrator as one it spawned would
-    prepare_offered(launch_folder(recorded.work_dir, settings), str(log), settings.to_env())
     notice, notice_fd = open_end_notice()
     try:
         send_message(connection, {"execution_id": recorded.execution_id},
@@ -189,8 +184,8 @@ def serve_start(connection: socket.socket, request: dict[str, Any], worker: list
         notice.close()
         connection.close()
     os.setsid()  # out of the launcher's session: the orchestrator outlives it
-    return become_orchestrator(recorded.execution_id, settings, recorded.work_dir, recorded.options,
-                               recorded.runtime, notice_fd)
+    return become_orchestrator(recorded.execution_id, recorded.runtime.settings, recorded.work_dir,
+                               recorded.options, recorded.runtime, notice_fd)
 
 
 def _portable(exc: BaseException) -> BaseException:
