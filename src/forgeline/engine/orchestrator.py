@@ -26,7 +26,7 @@ from forgeline.engine.ownership import fenced, owner_name
 from forgeline.engine.resolve import ResolutionContext, evaluate, render, resolve
 from forgeline.engine.runtime import Runtime
 from forgeline.engine.scheduler import Action, EndLoop, Skip, StepKind
-from forgeline.engine.state import ExecutionState, now
+from forgeline.engine.state import ExecutionState, kind_of, now
 from forgeline.engine.transitions import (
     Transition,
     end_execution,
@@ -46,7 +46,7 @@ from forgeline.executors.base import WarmsWorkers
 from forgeline.jobs.function_loading import FunctionLoader
 from forgeline.store.metadata.records import ExecutionStatus, StepRun, StepStatus
 from forgeline.workflow.pipeline import Pipeline
-from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, FunctionStep, Step
+from forgeline.workflow.steps import ConditionStep, FailStep, ForEach, FunctionStep, JobStep, Step
 
 log = logging.getLogger("forgeline.orchestrator")
 
@@ -128,13 +128,21 @@ class Orchestrator:
         self._last_stop_poll = 0.0
         self.heartbeat = Heartbeat(runtime.store, self.id, self.settings, epoch)
         self.stood_down = False  # another owner took the execution over, or the store failed: nothing recorded
-        if isinstance(self.executor, WarmsWorkers) and self._will_call_function(runs, cache_lookups):
-            self.executor.prestart_worker()  # its interpreter starts while the first job is prepared
+        if isinstance(self.executor, WarmsWorkers):  # what the first jobs need starts while they are prepared
+            if self._will_run(runs, cache_lookups, functions=True):
+                self.executor.prestart_worker()
+            if self._will_run(runs, cache_lookups, functions=False):
+                self.executor.prestart_supervisors()
 
-    def _will_call_function(self, runs: list[StepRun], cache_lookups: bool) -> bool:
-        """Whether a @step that has not run yet will surely call its function (no cached result can stand in)."""
+    def _will_run(self, runs: list[StepRun], cache_lookups: bool, functions: bool) -> bool:
+        """Whether a job step that has not run yet will surely run its job (no cached result can stand in).
+
+        ``functions``: a @step's (which calls its function in a warm worker), else a script's (which a supervisor
+        runs).
+        """
         ended = {run.name for run in runs if run.status.is_terminal}
-        return any(isinstance(step, FunctionStep) and step.name not in ended
+        return any(isinstance(step, JobStep) and kind_of(step) == StepKind.JOB
+                   and isinstance(step, FunctionStep) == functions and step.name not in ended
                    and not (cache_lookups and step.cache_config is not None and step.cache_config.enable_caching)
                    for step in self.state.steps.values())
 

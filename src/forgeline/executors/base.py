@@ -71,8 +71,12 @@ class Executor(Protocol):
 
 @runtime_checkable
 class WarmsWorkers(Protocol):
-    """An executor that can start a warm @step worker ahead of the first @step job (the local one)."""
+    """An executor that can start what jobs run in ahead of the first job (the local one)."""
 
     def prestart_worker(self) -> None:
         """Start a @step worker now unless one is already there; the first @step job then finds it started."""
+        ...
+
+    def prestart_supervisors(self) -> None:
+        """Start what starts script jobs now; the first script job then finds its supervisor and Python started."""
         ...

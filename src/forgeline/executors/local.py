@@ -20,6 +20,7 @@ from forgeline.jobs.process import read_supervisor_pid
 from forgeline.jobs.results import infrastructure_failure
 from forgeline.jobs.runners import JobEnvironment, KindRunner, runner_for
 from forgeline.jobs.spec import JobResult, JobSpec
+from forgeline.jobs.supervisor_start import prestart_supervisors
 from forgeline.store.artifacts import ArtifactStore
 
 JOB_PID_FILE = ".forgeline-job.pid"
@@ -70,6 +71,10 @@ class LocalExecutor(FutureJobs[LocalJob]):
     def prestart_worker(self) -> None:
         """Start a warm @step worker now (see WarmsWorkers), while the orchestrator prepares the first job."""
         self._workers.prestart()
+
+    def prestart_supervisors(self) -> None:
+        """Start this process's supervisor launcher now (see WarmsWorkers), while the first job is prepared."""
+        prestart_supervisors()
 
     def cancel(self, ref: JobRef, grace_seconds: float = 10.0) -> None:
         """SIGTERM the job's processes, SIGKILL after ``grace_seconds``; its result is Stopped.

@@ -19,6 +19,7 @@ from forgeline.jobs.control import EndCause, JobControl, ended_by_forgeline
 from forgeline.jobs.logs import LineCallback, LogCapture
 from forgeline.jobs.results import failure_of, interrupted
 from forgeline.jobs.spec import FailureKind, JobResult, JobSpec, JobStatus
+from forgeline.jobs.supervisor import SCRIPT_VARIABLES
 from forgeline.jobs.supervisor_start import start_supervisor
 from forgeline.jobs.workspace import CODE_FOLDER
 
@@ -57,7 +58,7 @@ class ScriptExit:
 
 def script_environment(spec: JobSpec, job_dir: Path, contract: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a script: forgeline's own, the step's variables, then the job kind's contract."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **spec.env, **(contract or {})}
+    env = {**os.environ, **SCRIPT_VARIABLES, **spec.env, **(contract or {})}
     if spec.source_dir is not None:
         # Modules at the top of source_dir import as they did on the user's machine, wherever the script sits.
         code_dir = str(job_dir / CODE_FOLDER)

@@ -20,11 +20,14 @@ import sys
 import time
 
 if __package__:
-    from forgeline.jobs import process_tree
-else:  # run by path under -S, as jobs are: the sibling file, without importing forgeline
+    from forgeline.jobs import process_tree, script_runner
+else:  # run by path under -S, as jobs are: the sibling files, without importing forgeline
     import process_tree  # type: ignore[no-redef]
+    import script_runner  # type: ignore[no-redef]
 
 PR_SET_PDEATHSIG = 1
+SCRIPT_VARIABLES = {"PYTHONUNBUFFERED": "1"}
+"""What every script's environment adds to forgeline's own (its output reaches the log as it prints)."""
 CHUNK_BYTES = 64 * 1024
 EXIT_CHECK_SECONDS = 0.05
 """How often the supervisor looks whether the script ended while something else still holds its pipes."""
@@ -163,17 +166,20 @@ class WaitingScript:
 
     Forked by a spare supervisor while it waits for a job, so neither fork is on the job's path; it has reset its
     signals and asked for SIGKILL when its supervisor dies already. It exits quietly if no command comes.
+    ``in_process``: this Python started as the script's would (the supervisor launcher's), so a command that
+    allows it runs in the forked process itself, without a new interpreter (``script_runner.py``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, in_process: bool = False) -> None:
         stdout_read, stdout_write = os.pipe()
         stderr_read, stderr_write = os.pipe()
         command_read, command_write = os.pipe()
         supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:
-            os.close(command_write)
-            _exec_when_told(command_read, stdout_write, stderr_write, supervisor)
+            for descriptor in (command_write, stdout_read, stderr_read):
+                os.close(descriptor)
+            _exec_when_told(command_read, stdout_write, stderr_write, supervisor, in_process)
         os.close(command_read)
         os.close(stdout_write)
         os.close(stderr_write)
@@ -198,8 +204,11 @@ class WaitingScript:
             os.close(self._command)
 
 
-def _exec_when_told(command_fd: int, stdout_fd: int, stderr_fd: int, supervisor: int) -> None:
-    """In a WaitingScript's child: become the script's process, read the command, exec it; never returns."""
+def _exec_when_told(command_fd: int, stdout_fd: int, stderr_fd: int, supervisor: int, in_process: bool) -> None:
+    """In a WaitingScript's child: become the script's process, read the command, exec it; never returns.
+
+    Raises script_runner.RunHere instead when the script runs in this process (``in_process``).
+    """
     command = ["the script"]
     try:
         become_script_process(stdout_fd, stderr_fd)
@@ -212,11 +221,17 @@ def _exec_when_told(command_fd: int, stdout_fd: int, stderr_fd: int, supervisor:
             os._exit(0)
         command, cwd, env = marshal.loads(b"".join(chunks))
         os.chdir(cwd)
+        added = script_runner.runnable(command, sys.executable, os.environ, env) if in_process else None
+        if added is not None:
+            for descriptor in (command_fd, stdout_fd, stderr_fd):
+                os.close(descriptor)
+            raise script_runner.RunHere(command, env, added)
         os.execvpe(command[0], command, env)
+    except script_runner.RunHere:
+        raise
     except BaseException as exc:  # noqa: BLE001 - whatever it is, the child must not return into the supervisor
         os.write(2, f"could not start {command[0]}: {exc}\n".encode())
-    finally:
-        os._exit(127)
+    os._exit(127)
 
 
 def main(argv: list[str]) -> int:

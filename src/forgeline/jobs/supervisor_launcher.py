@@ -1,12 +1,14 @@
 """The supervisor launcher: a small process that hands each job of its orchestrator to a supervisor forked ahead.
 
-Run as ``python -S supervisor_launcher.py <socket-fd>`` (standard library only), once per orchestrator, by
-``jobs/supervisor_start.py``. A job's supervisor then costs a fork of this small, single-threaded process
-instead of a new interpreter (tens of milliseconds) or a fork of the orchestrator (whose size and threads make
-every fork, and every page either side writes afterwards, expensive). And that fork is not on the job's path:
-the launcher keeps one spare supervisor, forked before it is needed and idle (leading its own process group,
-holding none of the launcher's descriptors) until the launcher passes it a request, then forks the next spare
-while that job starts.
+Run as ``python supervisor_launcher.py <socket-fd>`` (standard library only), once per orchestrator, by
+``jobs/supervisor_start.py``, in the environment the orchestrator's scripts get. A job's supervisor then costs a
+fork of this small, single-threaded process instead of a new interpreter (tens of milliseconds) or a fork of the
+orchestrator (whose size and threads make every fork, and every page either side writes afterwards, expensive).
+And that fork is not on the job's path: the launcher keeps one spare supervisor, forked before it is needed and
+idle (leading its own process group, holding none of the launcher's descriptors) until the launcher passes it a
+request, then forks the next spare while that job starts. The spare forks its script's process ahead as well,
+and a ``python <file>.py`` script whose environment starts Python as this one started runs in that process,
+without a new interpreter (``script_runner.py``); others are exec'd.
 
 On the socket, the orchestrator sends a request per job: 8 bytes of length with the job's stdout and stderr
 pipes attached (SCM_RIGHTS), then ``marshal`` of (command, cwd, env, exit-status file, log file). The launcher
@@ -19,6 +21,7 @@ the launcher has gone; the supervisors it started carry on, and write their scri
 
 from __future__ import annotations
 
+import gc
 import marshal
 import os
 import select
@@ -29,9 +32,10 @@ import sys
 from collections.abc import Iterable
 
 if __package__:
-    from forgeline.jobs import process_tree, supervisor
-else:  # run by path under -S: the sibling files, without importing forgeline
+    from forgeline.jobs import process_tree, script_runner, supervisor
+else:  # run by path: the sibling files, without importing forgeline
     import process_tree  # type: ignore[no-redef]
+    import script_runner  # type: ignore[no-redef]
     import supervisor  # type: ignore[no-redef]
 
 RECORD = struct.Struct("!cii")
@@ -66,6 +70,8 @@ class Spare:
 def serve(channel: socket.socket) -> int:
     """Hand each request on ``channel`` to a spare supervisor and report it, until the orchestrator hangs up."""
     process_tree.prctl_function()  # loaded once here: the forked supervisors must not load a library
+    # what is here now stays: a forked script's collections then neither scan it nor copy its pages
+    gc.freeze()
     max_fd = os.sysconf("SC_OPEN_MAX")
     every_signal = signal.valid_signals()  # once: building the set costs more than the rest of a fork
     for number in LAUNCHER_SIGNALS[1:]:  # stops are for jobs; this ends when its orchestrator does
@@ -75,11 +81,11 @@ def serve(channel: socket.socket) -> int:
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the poll below through wake_write
-    own_fds = (channel.fileno(), wake_read, wake_write)
+    own_fds = (wake_read, wake_write)  # and the channel: a forked child lets go of all three
     poller = select.poll()
     poller.register(channel.fileno(), select.POLLIN)
     poller.register(wake_read, select.POLLIN)
-    spare = fork_spare(max_fd, own_fds, every_signal)
+    spare = fork_spare(max_fd, channel, own_fds, every_signal)
     while True:
         for fd, _ in poller.poll():
             try:
@@ -91,9 +97,9 @@ def serve(channel: socket.socket) -> int:
                 request = receive(channel)
                 if request is None:
                     return 0
-                pid = hand_over(request, spare, max_fd, own_fds, every_signal)
+                pid = hand_over(request, spare, max_fd, channel, own_fds, every_signal)
                 channel.sendall(RECORD.pack(b"F" if pid is None else b"S", pid or 0, 0))
-                spare = fork_spare(max_fd, own_fds, every_signal)  # the next job's, while this one starts
+                spare = fork_spare(max_fd, channel, own_fds, every_signal)  # the next job's, while this one starts
             except OSError:  # the orchestrator is gone (it need not read the last reports: jobs end without them)
                 return 0
 
@@ -124,14 +130,14 @@ def receive(channel: socket.socket) -> tuple[list[int], bytes] | None:
     return fds, bytes(payload)
 
 
-def hand_over(request: tuple[list[int], bytes], spare: Spare | None, max_fd: int, own_fds: Iterable[int],
-              every_signal: Iterable[int]) -> int | None:
+def hand_over(request: tuple[list[int], bytes], spare: Spare | None, max_fd: int, channel: socket.socket,
+              own_fds: Iterable[int], every_signal: Iterable[int]) -> int | None:
     """Give the request to ``spare`` (to a new one if it is gone); the supervisor's pid, None if none could fork."""
     fds, payload = request
     try:
         for _ in range(2):  # a spare that died meanwhile is replaced once
             if spare is None:
-                spare = fork_spare(max_fd, own_fds, every_signal)
+                spare = fork_spare(max_fd, channel, own_fds, every_signal)
                 if spare is None:
                     return None
             taken, spare = spare, None
@@ -155,15 +161,21 @@ def report_exits(channel: socket.socket) -> None:
         channel.sendall(RECORD.pack(b"X", pid, os.waitstatus_to_exitcode(status)))
 
 
-def fork_spare(max_fd: int, own_fds: Iterable[int], every_signal: Iterable[int] | None = None) -> Spare | None:
-    """Fork a supervisor that waits for its job; None if it could not be forked (the next request tries again)."""
+def fork_spare(max_fd: int, channel: socket.socket, own_fds: Iterable[int],
+               every_signal: Iterable[int] | None = None) -> Spare | None:
+    """Fork a supervisor that waits for its job; None if it could not be forked (the next request tries again).
+
+    The child lets go of ``channel`` and ``own_fds``, this process's own.
+    """
     ours, theirs = socket.socketpair()
     # Signals wait until the child has reset the handlers: this process's must never run in it.
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, every_signal or signal.valid_signals())
     try:
         pid = os.fork()
         if pid == 0:
-            for fd in (*own_fds, ours.fileno()):
+            # detached, not just closed: a script run in a process forked from the child (script_runner.py)
+            # leaves through these frames, and a socket object closing its old number would close the script's
+            for fd in (*own_fds, ours.detach(), channel.detach()):
                 os.close(fd)
             wait_for_job(theirs, max_fd, mask)
         try:  # here as well as in the child, so the group exists before the orchestrator hears of it
@@ -198,7 +210,9 @@ def wait_for_job(channel: socket.socket, max_fd: int, mask: Iterable[int]) -> No
             os.dup2(null, target)
         os.close(null)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        script = supervisor.WaitingScript()  # its fork is off the job's path too
+        # its fork is off the job's path too; a Python started with site, as this one was by supervisor_start,
+        # can run the script in that forked process
+        script = supervisor.WaitingScript(in_process=not sys.flags.no_site)
         request = receive(channel)
         channel.close()
         if request is None:  # the launcher has gone: no job will come (nor will the script's command)
@@ -211,13 +225,15 @@ def wait_for_job(channel: socket.socket, max_fd: int, mask: Iterable[int]) -> No
         os.dup2(fds[1], 2)
         close_all_but(script.descriptors, max_fd)
         code = supervisor.supervise(exit_status, log_path, command, env, waiting=(script, cwd))
+    except script_runner.RunHere:  # in the script's process: it leaves for the top of this program, which runs it
+        channel.close()
+        raise
     except BaseException as exc:  # noqa: BLE001 - whatever it is, the child must not return into the launcher
         try:
             os.write(2, f"[forgeline] the job's supervisor failed: {exc!r}\n".encode())
         except OSError:
             pass
-    finally:
-        os._exit(code)
+    os._exit(code)
 
 
 def close_all_but(keep: Iterable[int], max_fd: int) -> None:
@@ -239,4 +255,11 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    here: script_runner.RunHere | None = None
+    try:
+        code = main(sys.argv[1:])
+    except script_runner.RunHere as run:  # a script's process, forked from this one (supervisor.WaitingScript)
+        here = run.with_traceback(None)
+    if here is None:
+        sys.exit(code)
+    here.run()  # outside the handler: the script's own exceptions have no context of ours

@@ -99,9 +99,11 @@ class SupervisorLauncher:
         own, theirs = socket.socketpair()
         with theirs:
             self._process = subprocess.Popen(
-                [sys.executable, "-S", LAUNCHER, str(theirs.fileno())],
+                # with site, in the scripts' environment: a script's process forked from it can run the script
+                [sys.executable, LAUNCHER, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 start_new_session=True,  # no terminal's signals: it ends when this process closes the socket
+                env={**os.environ, **supervisor.SCRIPT_VARIABLES},  # its first script's interpreter starts in it
             )
         self._channel = own
         self._requests = threading.Lock()  # one request at a time: answers come in the order of requests
@@ -190,6 +192,15 @@ def launcher() -> SupervisorLauncher:
         if not _launcher or _launcher[0][0] != os.getpid() or _launcher[0][1].lost:
             _launcher[:] = [(os.getpid(), SupervisorLauncher())]
         return _launcher[0][1]
+
+
+def prestart_supervisors() -> None:
+    """Start this process's supervisor launcher now, if supervisors start through one.
+
+    Its first spare supervisor, and that one's script interpreter, then start while the caller prepares the job.
+    """
+    if LAUNCH_SUPERVISOR:
+        launcher()
 
 
 def start_supervisor(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], exit_status: Path,
