@@ -19,8 +19,10 @@ from .conftest import write
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="supervisors are forked on Linux only")
 
 PROBE = """
-    import atexit, gzip, os, signal, sys, threading, time, zipfile
+    import atexit, gzip, logging, os, signal, sys, threading, time, zipfile
     import helper
+
+    logging.getLogger("probe").addHandler(logging.StreamHandler())  # its weak reference goes at the end, quietly
 
     def area():  # the size of the process's argument area: a new process's is exactly its command's
         fields = open("/proc/self/stat", "rb").read().rpartition(b")")[2].split()
@@ -57,8 +59,9 @@ PROBE = """
     """
 
 HELPER = """
-    import os
+    import os, sys
     WHERE = os.path.dirname(os.path.abspath(__file__))
+    sys.modules["helper_settings"] = type("Settings", (), {})  # some libraries put classes in sys.modules
     held = open("helper.txt", "w")  # never closed: the interpreter's end flushes it
     held.write("helper data")
     """

@@ -32,6 +32,7 @@ STARTUP_NAMES = frozenset({"LANG", "HOME", "GLIBC_TUNABLES"})
 forked Python only if each has the value it had when that Python started (PYTHONPATH may add entries in front)."""
 SEARCH_PATH = "PYTHONPATH"
 HERE = os.path.dirname(os.path.abspath(__file__))
+ModuleType = type(sys)
 """This folder: the launcher's own modules, imported by name from it, leave sys.modules before the script runs."""
 
 
@@ -107,7 +108,7 @@ def run(command: Sequence[str], env: Mapping[str, str], added_path: Sequence[str
     sys.orig_argv = list(command)
     sys.path[:] = [os.path.dirname(os.path.realpath(path)), *deduplicated([*added_path, *sys.path[1:]])]
     show_command_line(command)
-    main_module = type(sys)("__main__")
+    main_module = ModuleType("__main__")
     namespace = main_module.__dict__
     namespace.update(__file__=path, __cached__=None, __annotations__={}, __builtins__=sys.modules["builtins"],
                      __loader__=sys.modules["_frozen_importlib_external"].SourceFileLoader("__main__", path))
@@ -175,7 +176,8 @@ def finish(exit_code: int | None, namespace: dict[str, object], inherited: Seque
         module = sys.modules[name] if name not in kept else None
         if module is not None:
             del sys.modules[name]
-            getattr(module, "__dict__", {}).clear()
+            if isinstance(module, ModuleType):  # some libraries put other objects in sys.modules: left alone
+                clear_module(vars(module))
     gc.collect()
     for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
         try:
@@ -188,6 +190,17 @@ def finish(exit_code: int | None, namespace: dict[str, object], inherited: Seque
         os.kill(os.getpid(), signal.SIGINT)
         exit_code = 128 + signal.SIGINT  # only if the signal was blocked
     os._exit(exit_code & 0xFF)
+
+
+def clear_module(names: dict[str, object]) -> None:
+    """Set a module's globals to None as the interpreter's end does (``_name``s first, ``__builtins__`` kept).
+
+    Code that still runs then (a ``__del__``, a weakref callback) finds None rather than no name, as it expects.
+    """
+    for private in (True, False):
+        for name in list(names):
+            if (name.startswith("_") and not name.startswith("__")) == private and name != "__builtins__":
+                names[name] = None
 
 
 def deduplicated(entries: Sequence[str]) -> list[str]:
