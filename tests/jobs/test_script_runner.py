@@ -34,6 +34,7 @@ PROBE = """
     print("globals", sorted(globals()), "spec", __spec__, "loader", type(__loader__).__name__)
     print("signals", signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGPIPE),
           signal.getsignal(signal.SIGTERM))
+    print("descriptors", sorted(os.listdir("/proc/self/fd")))
     print("launcher modules", [m for m in ("supervisor", "process_tree", "script_runner") if m in sys.modules])
     print("shown as", open("/proc/self/cmdline", "rb").read().replace(b"\\0", b" ").strip().decode())
     print("forked", area() != sum(len(part.encode()) + 1 for part in command), file=sys.stderr)

@@ -102,7 +102,9 @@ def prepare_script_process() -> None:
 
 def become_script_process(stdout_fd: int, stderr_fd: int) -> None:
     """In a forked child before exec: stdin from /dev/null, output to the given pipes, prepare_script_process()."""
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)  # a script run in this process (script_runner.py) holds nothing but its three streams
     os.dup2(stdout_fd, 1)
     os.dup2(stderr_fd, 2)
     prepare_script_process()
