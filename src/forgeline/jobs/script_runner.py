@@ -78,10 +78,10 @@ def added_search_path(started: str, wanted: str) -> list[str] | None:
     """The entries ``wanted`` puts in front of ``started``'s; None unless that is all it adds, as absolute paths."""
     before = started.split(os.pathsep) if started else []
     after = wanted.split(os.pathsep) if wanted else []
-    kept = len(after) - len(before)
-    if kept < 0 or after[kept:] != before:
+    count = len(after) - len(before)
+    if count < 0 or after[count:] != before:
         return None
-    added = after[:kept]
+    added = after[:count]
     if not all(os.path.isabs(entry) for entry in added):  # a relative entry (or '') would mean another folder
         return None
     return [os.path.abspath(entry) for entry in added]
@@ -90,7 +90,8 @@ def added_search_path(started: str, wanted: str) -> list[str] | None:
 def run(command: Sequence[str], env: Mapping[str, str], added_path: Sequence[str]) -> None:
     """Run ``command[1]`` as ``__main__`` in this process, as the interpreter runs a script given by path.
 
-    Returns only when the interpreter must finalize as usual (other threads still run); else the process ends here.
+    The process ends here; while other threads still run, SystemExit (or the KeyboardInterrupt) leaves for the
+    interpreter's own end instead.
     """
     path = os.path.abspath(command[1])
     signal.signal(signal.SIGINT, signal.default_int_handler)  # the handling a new interpreter sets up
