@@ -112,9 +112,9 @@ def project(tmp_path, monkeypatch) -> Project:
     return Project(tmp_path)
 
 
-def job(name: str, *after, retries=None, arguments=None) -> ProcessingStep:
+def job(name: str, *after, retries=None, arguments=None, cache_config=None) -> ProcessingStep:
     return ProcessingStep(name=name, code="job.py", depends_on=list(after), retry_policies=retries,
-                          arguments=arguments)
+                          arguments=arguments, cache_config=cache_config)
 
 
 def test_a_failed_job_skips_its_downstream_steps_and_fails_the_execution(project):
@@ -266,33 +266,42 @@ def test_max_parallel_steps_one_runs_independent_jobs_one_after_the_other(projec
 
 
 class WarmingExecutor(ScriptedExecutor):
-    """A scripted executor that counts the warm @step workers it is asked to start ahead of the first job."""
+    """A scripted executor that counts what it is asked to start ahead of the first job: @step workers, supervisors."""
 
     def __init__(self) -> None:
         super().__init__({})
-        self.prestarted = 0
+        self.prestarted = {"worker": 0, "supervisors": 0}
 
     def prestart_worker(self) -> None:
-        self.prestarted += 1
+        self.prestarted["worker"] += 1
+
+    def prestart_supervisors(self) -> None:
+        self.prestarted["supervisors"] += 1
 
 
 def add_one(x: int) -> int:
     return x + 1
 
 
-@pytest.mark.parametrize(("cached", "cache_lookups", "scripts_only", "expected"), [
-    (False, True, False, 1),  # a @step without caching will surely run: its worker starts with the orchestrator
-    (True, True, False, 0),  # every @step may be a cache hit: no worker is started before one is needed
-    (True, False, False, 1),  # --no-cache: the cached @step runs after all
-    (False, True, True, 0),  # no @step at all
+@pytest.mark.parametrize(("cached", "cache_lookups", "steps", "worker", "supervisors"), [
+    (False, True, "function", 1, 0),  # a @step without caching will surely run: its worker starts at once
+    (True, True, "function", 0, 0),  # every @step may be a cache hit: no worker is started before one is needed
+    (True, False, "function", 1, 0),  # --no-cache: the cached @step runs after all
+    (False, True, "script", 0, 1),  # a script step: the supervisor launcher starts at once, no @step worker
+    (True, True, "script", 0, 0),  # the script step may be a cache hit
+    (False, True, "both", 1, 1),
 ])
-def test_a_worker_is_started_with_the_orchestrator_only_when_a_step_function_will_surely_run(
-        project, cached, cache_lookups, scripts_only, expected):
+def test_what_a_job_runs_in_is_started_with_the_orchestrator_only_when_such_a_job_will_surely_run(
+        project, cached, cache_lookups, steps, worker, supervisors):
     config = CacheConfig(enable_caching=True, expire_after="P1D") if cached else None
-    steps = [job("Prep")] if scripts_only else [step(name="AddOne", cache_config=config)(add_one)(1)]
-    execution_id = create_execution(Pipeline(name="warm", steps=steps), {}, project.store, str(project.root))
+    made = []
+    if steps in ("script", "both"):
+        made.append(job("Prep", cache_config=config))
+    if steps in ("function", "both"):
+        made.append(step(name="AddOne", cache_config=config)(add_one)(1))
+    execution_id = create_execution(Pipeline(name="warm", steps=made), {}, project.store, str(project.root))
     executor = WarmingExecutor()
     runtime = Runtime(project.settings, project.store, project.artifacts, lambda _: executor)
     Orchestrator(execution_id, runtime, cache_lookups=cache_lookups)
-    assert executor.prestarted == expected
+    assert executor.prestarted == {"worker": worker, "supervisors": supervisors}
 
