@@ -172,3 +172,37 @@ def test_runnable_takes_only_the_interpreters_own_scripts_started_alike(tmp_path
     assert runnable(["/usr/bin/python3", str(script)], python, started, started) is None
     assert added_search_path("", "code:/abs") is None  # a relative entry means another folder per process
     assert added_search_path("/base", "/a:/b:/base") == ["/a", "/b"]
+
+
+def test_once_its_orchestrator_has_gone_nothing_of_the_launcher_is_left(tmp_path: Path, probe: Path, wait_until) -> None:
+    mark = f"FORGELINE_TEST_MARK={tmp_path.name}"
+    orchestrator = write(tmp_path / "orchestrator.py", f"""
+        import os, sys
+        from pathlib import Path
+        from forgeline.jobs import supervisor_start
+        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(6)]  # as an orchestrator holds its store, its logs
+        for folder in ("one", "two"):  # two jobs: the second's spare was forked while the first ran
+            Path(folder).mkdir()
+            job = supervisor_start.start_supervisor(
+                [sys.executable, {str(probe)!r}], cwd=Path(folder).resolve(), env={{**os.environ}},
+                exit_status=Path(folder, "exit").resolve(), log_path=str(Path(folder, "job.log").resolve()))
+            job.stdout.read()
+            print(job.stderr.read().decode(), end="")  # the probe says whether it ran forked
+            assert job.wait() == 0
+        """)
+    done = subprocess.run([sys.executable, str(orchestrator)], cwd=tmp_path, capture_output=True, text=True,
+                          env=script_env(FORGELINE_TEST_MARK=tmp_path.name))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("forked True") == 2
+
+    def marked() -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            try:
+                if entry.isdigit() and mark.encode() in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                    found.append(int(entry))
+            except OSError:
+                continue
+        return found
+
+    wait_until(lambda: not marked(), timeout=30, what="the launcher and its spare supervisor to exit")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from forgeline.jobs import supervisor_start
+from forgeline.jobs import supervisor_launcher, supervisor_start
 from forgeline.jobs.control import JobControl
 from forgeline.jobs.process import read_exit_status, read_supervisor_pid, run_script
 
@@ -245,3 +245,21 @@ def test_a_spare_and_the_script_process_it_forked_ahead_both_end_when_no_job_com
         _, stderr = launcher.communicate(timeout=60)
     assert launcher.returncode == 0 and b"Traceback" not in stderr, stderr.decode()
     wait_until(lambda: _ended(spare) and _ended(script), timeout=60, what="the spare and its script process to end")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="spare supervisors are forked on Linux only")
+def test_a_spare_whose_launcher_goes_without_a_job_exits_and_never_returns_into_the_launcher():
+    launcher_side, spare_side = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # as the launcher's forked spare
+        try:
+            launcher_side.close()
+            supervisor_launcher.wait_for_job(spare_side, 64, signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        finally:
+            os._exit(99)  # it came back: it would have gone on as a second launcher
+    spare_side.close()
+    launcher_side.close()  # the launcher goes without sending a job
+
+    _, status = os.waitpid(pid, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -197,34 +197,11 @@ def wait_for_job(channel: socket.socket, max_fd: int, mask: Iterable[int]) -> No
     It holds nothing of the launcher's while it waits (its standard streams are /dev/null), and exits quietly
     when the launcher goes without sending a job. A stop that comes before the supervisor handles SIGTERM ends
     it (the default action), as it did a supervisor started by path: the job then ends Stopped without its
-    script having run.
+    script having run. Only the script's process, forked from here, leaves otherwise (script_runner.RunHere).
     """
     code = CHILD_FAILED
     try:
-        os.setpgid(0, 0)
-        signal.set_wakeup_fd(-1)
-        for number in LAUNCHER_SIGNALS:  # the launcher's handlers and ignored stops are not the job's
-            signal.signal(number, signal.SIG_DFL)
-        null = os.open(os.devnull, os.O_RDWR)
-        for target in (0, 1, 2):
-            os.dup2(null, target)
-        os.close(null)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        # its fork is off the job's path too; a Python started with site, as this one was by supervisor_start,
-        # can run the script in that forked process
-        script = supervisor.WaitingScript(in_process=not sys.flags.no_site)
-        request = receive(channel)
-        channel.close()
-        if request is None:  # the launcher has gone: no job will come (nor will the script's command)
-            code = 0
-            return
-        fds, payload = request
-        command, cwd, env, exit_status, log_path = marshal.loads(payload)
-        os.chdir(cwd)
-        os.dup2(fds[0], 1)
-        os.dup2(fds[1], 2)
-        close_all_but(script.descriptors, max_fd)
-        code = supervisor.supervise(exit_status, log_path, command, env, waiting=(script, cwd))
+        code = supervise_job(channel, max_fd, mask)
     except script_runner.RunHere:  # in the script's process: it leaves for the top of this program, which runs it
         channel.close()
         raise
@@ -234,6 +211,33 @@ def wait_for_job(channel: socket.socket, max_fd: int, mask: Iterable[int]) -> No
         except OSError:
             pass
     os._exit(code)
+
+
+def supervise_job(channel: socket.socket, max_fd: int, mask: Iterable[int]) -> int:
+    """The spare's work (see wait_for_job): the code it exits with."""
+    os.setpgid(0, 0)
+    signal.set_wakeup_fd(-1)
+    for number in LAUNCHER_SIGNALS:  # the launcher's handlers and ignored stops are not the job's
+        signal.signal(number, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDWR)
+    for target in (0, 1, 2):
+        os.dup2(null, target)
+    os.close(null)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    # its fork is off the job's path too; a Python started with site, as this one was by supervisor_start,
+    # can run the script in that forked process
+    script = supervisor.WaitingScript(in_process=not sys.flags.no_site)
+    request = receive(channel)
+    channel.close()
+    if request is None:  # the launcher has gone: no job will come (nor will the script's command)
+        return 0
+    fds, payload = request
+    command, cwd, env, exit_status, log_path = marshal.loads(payload)
+    os.chdir(cwd)
+    os.dup2(fds[0], 1)
+    os.dup2(fds[1], 2)
+    close_all_but(script.descriptors, max_fd)
+    return supervisor.supervise(exit_status, log_path, command, env, waiting=(script, cwd))
 
 
 def close_all_but(keep: Iterable[int], max_fd: int) -> None:
