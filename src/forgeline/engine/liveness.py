@@ -9,7 +9,6 @@ and only the heartbeat counts.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -28,8 +27,6 @@ MAX_HEARTBEAT_SECONDS = 5.0
 HEARTBEATS_PER_TIMEOUT = 6
 TAKEN_OVER_EXIT_CODE = 75
 """How an orchestrator exits when another owns its execution (it was thought lost, or two were started)."""
-
-log = logging.getLogger("forgeline.orchestrator")
 
 
 def heartbeat_interval(settings: Settings) -> float:
@@ -153,4 +150,6 @@ class Heartbeat:
                     self._lost.set()  # the main loop stands down at its next look (owned_record)
                     return
             except Exception:  # noqa: BLE001 - a missed renewal is retried at the next beat
-                log.warning("heartbeat failed", exc_info=True)
+                import logging  # here: a process that only starts and waits (this module) never imports it
+
+                logging.getLogger("forgeline.orchestrator").warning("heartbeat failed", exc_info=True)
