@@ -78,5 +78,5 @@ class WarmsWorkers(Protocol):
         ...
 
     def prestart_supervisors(self) -> None:
-        """Start what starts script jobs now; the first script job then finds its supervisor and Python started."""
+        """Start what starts script jobs now; the first script job then finds its supervisor forked ahead."""
         ...

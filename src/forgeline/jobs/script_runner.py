@@ -32,8 +32,8 @@ STARTUP_NAMES = frozenset({"LANG", "HOME", "GLIBC_TUNABLES"})
 forked Python only if each has the value it had when that Python started (PYTHONPATH may add entries in front)."""
 SEARCH_PATH = "PYTHONPATH"
 HERE = os.path.dirname(os.path.abspath(__file__))
-ModuleType = type(sys)
 """This folder: the launcher's own modules, imported by name from it, leave sys.modules before the script runs."""
+ModuleType = type(sys)
 
 
 class RunHere(BaseException):

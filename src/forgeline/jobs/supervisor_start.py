@@ -103,7 +103,7 @@ class SupervisorLauncher:
                 [sys.executable, LAUNCHER, str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 start_new_session=True,  # no terminal's signals: it ends when this process closes the socket
-                env={**os.environ, **supervisor.SCRIPT_VARIABLES},  # its first script's interpreter starts in it
+                env={**os.environ, **supervisor.SCRIPT_VARIABLES},  # what scripts get: theirs may then run forked
             )
         self._channel = own
         self._requests = threading.Lock()  # one request at a time: answers come in the order of requests
@@ -197,7 +197,7 @@ def launcher() -> SupervisorLauncher:
 def prestart_supervisors() -> None:
     """Start this process's supervisor launcher now, if supervisors start through one.
 
-    Its first spare supervisor, and that one's script interpreter, then start while the caller prepares the job.
+    Its first spare supervisor, and that one's script process, are then forked while the caller prepares the job.
     """
     if LAUNCH_SUPERVISOR:
         launcher()
