@@ -158,6 +158,36 @@ def test_python_pipeline_py_is_started_by_one_warm_launcher_and_never_imports_th
     assert (pipeline_project / "greeting.txt").read_text() == "hi again"
 
 
+def database_files_held(pid: int, home: Path) -> list[str]:
+    """The files under ``home`` that process ``pid`` holds open."""
+    held = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(home)):
+            held.append(target)
+    return held
+
+
+def test_a_store_deleted_between_starts_is_made_anew_and_the_launcher_never_holds_its_files(
+        pipeline_project, launchers, forgeline_home):
+    runs = [report(run(pipeline_project)) for _ in range(3)]  # the launcher keeps the store from the first on
+    [pid] = launcher_pids(launchers)
+    assert database_files_held(pid, forgeline_home) == []
+
+    shutil.rmtree(forgeline_home)
+    after = report(run(pipeline_project))
+
+    assert [done["status"] for done in [*runs, after]] == ["Succeeded"] * 4
+    assert launcher_pids(launchers) == [pid]  # the same launcher served the start on the new store
+    listed = subprocess.run([sys.executable, "-m", "forgeline.cli.main", "executions", "list", "--json"],
+                            capture_output=True, text=True, timeout=300, check=True)
+    assert [row["id"] for row in json.loads(listed.stdout)] == [after["id"]]  # in the new file, and alone there
+    assert database_files_held(pid, forgeline_home) == []
+
+
 def test_the_starter_gets_the_error_it_would_get_without_a_launcher(pipeline_project, launchers):
     warm = run(pipeline_project, json.dumps({"Nope": 1}))
     cold = run(pipeline_project, json.dumps({"Nope": 1}), FORGELINE_WARM_LAUNCHER="0")

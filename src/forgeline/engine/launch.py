@@ -152,7 +152,7 @@ def fork_orchestrator(execution_id: str, settings: Settings, work_dir: str, opti
     if threading.active_count() > 1 or not hasattr(os, "fork"):
         return None
     release_connections()  # idle SQLite connections would otherwise cross the fork
-    if not database_files_closed(settings):
+    if not database_files_closed(settings.database_url):
         return None
     sys.stdout.flush()
     sys.stderr.flush()
@@ -211,15 +211,15 @@ def launch_folder(work_dir: str, settings: Settings) -> str:
     return work_dir if os.path.isdir(work_dir) else str(settings.home)
 
 
-def database_files_closed(settings: Settings) -> bool:
-    """Whether this process holds no open file of the SQLite metadata database (other databases: never safe).
+def database_files_closed(database_url: str) -> bool:
+    """Whether this process holds no open file of this SQLite metadata database (other databases: never safe).
 
     SQLite's per-process lock bookkeeping is copied by fork; a parent that later closes its connections
     would then delete the WAL files under the child's feet. Forking is only safe with none open.
     """
-    if not settings.database_url.startswith("sqlite:///"):
+    if not database_url.startswith("sqlite:///"):
         return False
-    database = os.path.realpath(settings.database_url.removeprefix("sqlite:///"))
+    database = os.path.realpath(database_url.removeprefix("sqlite:///"))
     try:
         descriptors = os.listdir("/proc/self/fd")
     except OSError:
@@ -421,7 +421,11 @@ def record_start(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Set
                  keep_jobs: bool | None = None, runtime: Runtime | None = None, queued: bool = False,
                  started_by: Mapping[str, Any] | None = None) -> RecordedStart:
     """What ``start_execution`` does before it launches the orchestrator: check, snapshot the code and record the
-    execution (Executing, or Queued); its store is left closed, so the caller may fork."""
+    execution (Executing, or Queued).
+
+    Its store stays open: the warm launcher's child goes on to orchestrate in this process on the same
+    connection, and ``fork_orchestrator`` closes every connection itself before it forks.
+    """
     if os.environ.get(WORKER_ENV):
         raise ForgelineError(
             "pipeline.start() was called while a @step worker imported the pipeline file; "
@@ -442,7 +446,6 @@ def record_start(pipeline: Pipeline, overrides: Mapping[str, Any], settings: Set
                                     code_snapshot=snapshot, started_by=starter)
     if queued:
         return RecordedStart(execution_id, runtime, work_dir, ())
-    store.close()  # no database file may be open across a fork; the handle reconnects on its next read
     options: tuple[str, ...] = ()
     if not cache_lookups:
         from forgeline.engine.orchestrator import NO_CACHE_FLAG

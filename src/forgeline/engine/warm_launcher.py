@@ -19,15 +19,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import importlib
 import os
+import select
 import signal
 import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from forgeline.engine.kept_stores import KeptStores
 from forgeline.engine.warm_protocol import BUSY, READY, SIGNALS, LauncherPlace, receive_message, send_message
 from forgeline.jobs.process_tree import reap_children
 from forgeline.startup import bulk_imports
@@ -60,6 +65,8 @@ HANDLERS = {
     "command": "forgeline.cli.warm_command:serve_command",
 }
 """What serves each kind of request, named ``module:function`` (an edge registers its own by name here)."""
+KEPT_STORES = KeptStores()
+"""The stores this launcher keeps opened for its children (see ``engine/kept_stores.py``)."""
 
 
 def serve(socket_path: str, ready_fd: int, idle: float) -> int:
@@ -86,20 +93,27 @@ def serve(socket_path: str, ready_fd: int, idle: float) -> int:
     # children are collected as they end, so their CPU time counts as this process's
     signal.signal(signal.SIGCHLD, lambda _signum, _frame: reap_children())
     signal.signal(signal.SIGTERM, _stop)
+    asked = KEPT_STORES.listen()
     _tell(ready_fd, READY)
-    later = list(PRELOADED_LATER)
+    listener.setblocking(False)
+    # between requests, one piece at a time: the commands' imports, then the stores children asked to keep
+    later: list[Callable[[], object]] = [partial(importlib.import_module, name) for name in PRELOADED_LATER]
     try:
         while True:
-            listener.settimeout(0.0 if later else idle)  # while preloading, only requests already waiting
+            ready = select.select([listener.fileno(), asked], [], [], 0.0 if later else idle)[0]
+            if asked in ready:
+                later.extend(KEPT_STORES.asked())
             try:
                 connection, _ = listener.accept()
-            except (TimeoutError, BlockingIOError):
-                if not later:
+            except BlockingIOError:
+                if later:
+                    with bulk_imports():
+                        later.pop(0)()
+                elif not ready:
                     return 0
-                with bulk_imports():
-                    importlib.import_module(later.pop(0))
                 continue
-            connection.settimeout(None)
+            connection.setblocking(True)
+            gc.freeze()  # the child's collections never walk, so never copy, the launcher's heap (see bulk_imports)
             if os.fork() == 0:
                 listener.close()
                 _serve_request(connection)  # never returns
@@ -121,6 +135,8 @@ def _serve_request(connection: socket.socket) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         request, descriptors = receive_message(connection)
+        if request["kind"] != "start":
+            KEPT_STORES.close_in_child()
         extra = take_on(request, descriptors)
         module, _, function = HANDLERS[request["kind"]].partition(":")
         code = getattr(importlib.import_module(module), function)(connection, request, extra)
@@ -162,6 +178,7 @@ def serve_start(connection: socket.socket, request: dict[str, Any], worker: list
     """
     from forgeline.engine.end_notice import open_end_notice
     from forgeline.engine.launch import become_orchestrator, record_start
+    from forgeline.engine.runtime import Runtime
     from forgeline.jobs.function_fork import ForkedWorker, offer
     from forgeline.workflow.pipeline import Pipeline
 
@@ -169,8 +186,11 @@ def serve_start(connection: socket.socket, request: dict[str, Any], worker: list
         offer(ForkedWorker(request_fd=worker[0], reply_fd=worker[1], status_fd=worker[2], child=0))
     try:
         pipeline = Pipeline.from_definition(request["definition"])
-        recorded = record_start(pipeline, request["parameters"], request["settings"], request["selective"],
-                                keep_jobs=request["keep_jobs"])
+        settings = request["settings"]
+        kept = KEPT_STORES.take(settings)
+        runtime = None if kept is None else Runtime.build(settings, store=kept)
+        recorded = record_start(pipeline, request["parameters"], settings, request["selective"],
+                                keep_jobs=request["keep_jobs"], runtime=runtime)
     except BaseException as exc:  # noqa: BLE001 - the starter raises it as its own
         send_message(connection, {"error": _portable(exc)})
         return 0

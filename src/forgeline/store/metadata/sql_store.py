@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from forgeline.config import DEFAULT_STORE_RETRY_SECONDS
-from forgeline.errors import StoreError
+from forgeline.errors import StoreError, StoreReplacedError
 from forgeline.store.metadata import (
     cache_entries_repository,
     content_index_repository,
@@ -80,6 +80,22 @@ class SqlMetadataStore(SqlExecutionStore, SqlServerStore, SqlAlarmStore, SqlSche
     def close(self) -> None:
         """Close pooled connections (the store stays usable and reconnects on its next call)."""
         self._engine.dispose()
+
+    def on_its_file(self) -> bool:
+        """Whether the SQLite file this store opened is still the one at its path (other databases: always)."""
+        try:
+            self._tx.check_file()
+        except StoreReplacedError:
+            return False
+        return True
+
+    def reusable(self) -> bool:
+        """Whether this store, opened earlier (in this process or before a fork), may serve now: False when its
+        SQLite file was deleted or replaced since; else its schema is checked again, as opening it would."""
+        if not self.on_its_file():
+            return False
+        ensure_schema(self._engine)
+        return True
 
     def save_pipeline_version(self, name: str, definition: dict[str, Any],
                               code_snapshot: str | None = None) -> PipelineVersion:

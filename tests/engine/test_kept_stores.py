@@ -1,0 +1,147 @@
+"""Stores a warm launcher keeps opened: real SQLite files, and children forked as the launcher forks them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from forgeline.config import Settings
+from forgeline.engine.kept_stores import KeptStores, keepable
+from forgeline.engine.launch import database_files_closed
+from forgeline.store.metadata.sql_store import SqlMetadataStore
+
+DEFINITION = {"Version": "2020-12-01", "Steps": []}
+
+
+def settings_of(home: Path) -> Settings:
+    return Settings.from_env({"FORGELINE_HOME": str(home)})
+
+
+def new_database(home: Path) -> Settings:
+    """A home with a current metadata database, its connections closed."""
+    settings = settings_of(home)
+    SqlMetadataStore(settings.database_url).close()
+    return settings
+
+
+def in_child(kept: KeptStores, settings: Settings, pipeline: str | None = None) -> int:
+    """Fork as the launcher does; the child takes the kept store and, when it got one, stores ``pipeline`` through
+    it. Exit status: 0 took one (and wrote), 1 took none, 2 something failed."""
+    pid = os.fork()
+    if pid == 0:
+        code = 2
+        try:
+            store = kept.take(settings)
+            if store is not None and pipeline is not None:
+                store.save_pipeline_version(pipeline, DEFINITION)
+            code = 0 if store is not None else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def stored_pipelines(settings: Settings) -> list[str]:
+    store = SqlMetadataStore(settings.database_url)
+    try:
+        return sorted(summary.name for summary in store.list_pipelines())
+    finally:
+        store.close()
+
+
+def key(settings: Settings) -> tuple[str, float]:
+    return settings.database_url, settings.store_retry_seconds
+
+
+def test_a_kept_store_serves_a_forked_child_and_the_launcher_holds_no_file_of_its_database(tmp_path):
+    settings = new_database(tmp_path / "home")
+    kept = KeptStores()
+    kept.listen()
+
+    kept.keep(key(settings))
+
+    assert database_files_closed(settings.database_url)  # forking stays safe
+    assert in_child(kept, settings, pipeline="through-the-kept-store") == 0
+    assert stored_pipelines(settings) == ["through-the-kept-store"]
+    assert database_files_closed(settings.database_url)
+
+
+def test_a_child_that_found_no_store_asks_for_one_and_the_launcher_keeps_it(tmp_path):
+    settings = new_database(tmp_path / "home")
+    kept = KeptStores()
+    kept.listen()
+
+    assert in_child(kept, settings) == 1
+    work = kept.asked()
+    assert len(work) == 1
+    work[0]()
+
+    assert kept.asked() == []  # nothing more was asked
+    assert in_child(kept, settings) == 0
+    assert in_child(kept, settings) == 0  # one child taking it leaves it kept for the next
+
+
+def test_a_database_deleted_or_replaced_since_it_was_kept_is_never_served(tmp_path):
+    home = tmp_path / "home"
+    settings = new_database(home)
+    kept = KeptStores()
+    kept.listen()
+    kept.keep(key(settings))
+
+    shutil.rmtree(home)
+    assert in_child(kept, settings) == 1  # deleted: the child makes its own (a new database)
+    assert kept.asked() == []  # no file to keep yet
+
+    other = new_database(tmp_path / "other")
+    writer = SqlMetadataStore(other.database_url)
+    writer.save_pipeline_version("in-the-replacement", DEFINITION)
+    writer.close()  # the last connection: its write-ahead log goes into the file copied next
+    home.mkdir()
+    shutil.copy(other.database_url.removeprefix("sqlite:///"), settings.database_url.removeprefix("sqlite:///"))
+    assert in_child(kept, settings) == 1  # replaced by another file: not the store that was opened
+    [work] = kept.asked()  # the replacement is asked for, and kept
+    work()
+    assert in_child(kept, settings, pipeline="after") == 0
+    assert stored_pipelines(settings) == ["after", "in-the-replacement"]
+
+
+def test_the_least_recently_kept_store_goes_first(tmp_path):
+    first, second, third = (new_database(tmp_path / name) for name in ("a", "b", "c"))
+    kept = KeptStores(limit=2)
+    kept.listen()
+
+    for settings in (first, second, third):
+        kept.keep(key(settings))
+
+    assert [in_child(kept, settings) for settings in (first, second, third)] == [1, 0, 0]
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("absolute", True),
+    ("sqlite:///relative/forgeline.db", False),
+    ("missing", False),
+    ("sqlite://", False),
+    ("sqlite:///:memory:", False),
+    ("postgresql://user@localhost/forgeline", False),
+])
+def test_only_an_existing_sqlite_file_named_by_an_absolute_path_is_kept(tmp_path, url, expected):
+    database = new_database(tmp_path / "home").database_url
+    urls = {"absolute": database, "missing": f"sqlite:///{tmp_path / 'nowhere' / 'forgeline.db'}"}
+    assert keepable(urls.get(url, url)) is expected
+
+
+def test_a_store_that_cannot_be_opened_is_not_kept(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "forgeline.db").write_text("not a database, but a file of the same name\n" * 100)
+    settings = settings_of(home)
+    kept = KeptStores()
+    kept.listen()
+
+    kept.keep(key(settings))  # refused quietly: the child that needs it opens it and reports what is wrong
+
+    assert in_child(kept, settings) == 1
+    assert database_files_closed(settings.database_url)
