@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-PACKAGES = ["forgeline.workflow", "forgeline.jobs", "forgeline.executors"]
+PACKAGES = ["forgeline.workflow", "forgeline.workflow.steps", "forgeline.jobs", "forgeline.executors"]
 
 
 @pytest.mark.parametrize("package", PACKAGES)
@@ -43,3 +43,27 @@ def test_the_job_kind_to_runner_mapping_is_one_function_of_the_jobs_package():
 
     for kind in JobKind:
         assert callable(runner_for(kind).run)
+
+
+def test_a_step_pipeline_imports_no_other_step_kind_and_a_definition_of_any_kind_still_rebuilds(tmp_path):
+    from forgeline.workflow import ProcessingStep
+
+    processing = ProcessingStep(name="Prepare", code="prepare.py").to_request()
+    (tmp_path / "pipeline.py").write_text(f"""
+import json, sys
+from forgeline.workflow import Pipeline, step
+
+def add(x):
+    return x + 1
+
+pipeline = Pipeline(name="p", steps=[step(name="Add")(add)(1)])
+before = sorted(m for m in sys.modules if m.startswith("forgeline.workflow.steps."))
+from forgeline.workflow.steps.base import Step
+rebuilt = Step.from_request(json.loads({json.dumps(json.dumps(processing))}))
+print(json.dumps({{"before": before, "rebuilt": type(rebuilt).__name__, "name": rebuilt.name}}))
+""")
+    done = subprocess.run([sys.executable, "pipeline.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    found = json.loads(done.stdout)
+    kinds = ["base", "condition", "foreach", "function", "resources"]  # the DSL's own, and the @step kind
+    assert found["before"] == [f"forgeline.workflow.steps.{module}" for module in kinds]
+    assert (found["rebuilt"], found["name"]) == ("ProcessingStep", "Prepare")

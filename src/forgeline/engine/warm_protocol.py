@@ -13,7 +13,6 @@ pickle: both ends run the same forgeline on the same interpreter.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import select
@@ -22,6 +21,11 @@ import socket
 import struct
 import sys
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+try:  # what hashlib.blake2b is, without hashlib loading OpenSSL on a start's path (a few ms)
+    from _blake2 import blake2b
+except ImportError:  # an interpreter built without it
+    from hashlib import blake2b
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -144,7 +148,7 @@ def launcher_key() -> str:
     import forgeline
 
     package = os.path.dirname(os.path.abspath(forgeline.__file__))
-    digest = hashlib.blake2b(digest_size=8)
+    digest = blake2b(digest_size=8)
     digest.update(f"{sys.executable}\0{sys.version}\0{package}\0{code_stamp(package)}".encode())
     for name in sorted(os.environ):
         if name.startswith(START_UP_PREFIXES) or name in IMPORT_TIME_NAMES:
@@ -160,7 +164,7 @@ def launcher_key() -> str:
 
 def code_stamp(folder: str) -> str:
     """A digest of the Python files under ``folder``: their paths and modification times."""
-    digest = hashlib.blake2b(digest_size=8)
+    digest = blake2b(digest_size=8)
     pending = [folder]
     while pending:
         try:

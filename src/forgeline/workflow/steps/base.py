@@ -68,6 +68,8 @@ class Step:
         """Rebuild a step of any registered kind from its definition-JSON object."""
         kind = request.get("Type")
         if kind not in Step._registry:
+            import_step_kinds()
+        if kind not in Step._registry:
             raise PipelineDefinitionError(
                 f"step {request.get('Name')!r} has unknown type {kind!r}; known: {sorted(Step._registry)}"
             )
@@ -189,3 +191,13 @@ def serialize_env(env: Mapping[str, Any] | None, step_name: str) -> dict[str, An
         if not isinstance(key, str) or not key or "=" in key:
             raise PipelineDefinitionError(f"step {step_name!r}: invalid environment variable name {key!r}")
     return {k: serialize(v) for k, v in env.items()}
+
+
+def import_step_kinds() -> None:
+    """Import every module of a step kind, so that ``Step.from_request`` knows them all."""
+    import importlib
+
+    from forgeline.workflow.steps import KIND_MODULES
+
+    for module in KIND_MODULES:
+        importlib.import_module(f"forgeline.workflow.steps.{module}")
