@@ -48,7 +48,9 @@ PIPELINE = """
             raise SystemExit(3)
         status = execution.wait(timeout=600)
         engine_imported = "sqlalchemy" in sys.modules
+        records = [m for m in ("forgeline.store.metadata.records", "forgeline.store.metadata.updates") if m in sys.modules]
         print(json.dumps({"status": status.value, "id": execution.id, "engine_imported": engine_imported,
+                          "records_imported": records,
                           "work_dir": execution.record().work_dir, "result": execution.result("Add2")}))
 """
 
@@ -151,6 +153,7 @@ def test_python_pipeline_py_is_started_by_one_warm_launcher_and_never_imports_th
     for done in (first, second):
         assert done["status"] == "Succeeded" and done["result"] == 3
         assert not done["engine_imported"]  # the launcher recorded, ran and the handle read it: no SQLAlchemy here
+        assert done["records_imported"] == []  # nor any record but the execution's
     assert first["id"] != second["id"]
     assert launcher_pids(launchers) == [pid] and alive(pid)  # the second start found the first one's launcher
     # the execution ran in the starter's working folder and its job in the starter's environment, not the launcher's

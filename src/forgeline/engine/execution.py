@@ -9,18 +9,12 @@ from forgeline.config import Settings
 from forgeline.engine.end_notice import EndNotice
 from forgeline.engine.liveness import OrchestratorLiveness, check_orchestrator
 from forgeline.errors import ForgelineError, OrchestratorLostError
-from forgeline.store.metadata.records import (
-    ExecutionRecord,
-    ExecutionStatus,
-    StepAttempt,
-    StepEvent,
-    StepRun,
-    StepStatus,
-)
+from forgeline.store.metadata.execution_record import ExecutionRecord, ExecutionStatus, StepStatus
 
 if TYPE_CHECKING:
     from forgeline.engine.runtime import Runtime
     from forgeline.store.metadata.protocol import MetadataStore
+    from forgeline.store.metadata.records import StepAttempt, StepEvent, StepRun
 
 BRISK_POLL_SECONDS = 0.02
 BRISK_POLL_WINDOW_SECONDS = 1.0

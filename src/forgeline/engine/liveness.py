@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 
 from forgeline.config import Settings
 from forgeline.errors import StaleOwnerError
-from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
-from forgeline.store.metadata.updates import ExecutionUpdate
+from forgeline.store.metadata.execution_record import ExecutionRecord, ExecutionStatus
 
 if TYPE_CHECKING:
     from forgeline.store.metadata.protocol import MetadataStore
@@ -124,6 +123,8 @@ class Heartbeat:
 
     def start(self) -> None:
         """Record this process as the execution's orchestrator and start renewing the lease."""
+        from forgeline.store.metadata.updates import ExecutionUpdate  # an orchestrator's: not a watcher's import
+
         self.store.update_execution(self.execution_id,
                                     ExecutionUpdate(orchestrator_pid=os.getpid(), heartbeat_at=datetime.now(UTC)),
                                     epoch=self.epoch)

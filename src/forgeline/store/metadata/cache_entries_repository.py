@@ -6,8 +6,9 @@ from datetime import datetime
 
 from sqlalchemy import ColumnElement, Connection, delete, insert, select
 
+from forgeline.store.metadata.execution_record import require_aware
 from forgeline.store.metadata.records import CacheEntry
-from forgeline.store.metadata.rows import cache_entry_values, require_aware, to_cache_entry
+from forgeline.store.metadata.rows import cache_entry_values, to_cache_entry
 from forgeline.store.metadata.tables import cache_entries
 
 # Entries made in the same instant still come back in the order they were put.

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from forgeline.errors import ExecutionFinishedError, ExecutionNotFoundError, PipelineNotFoundError, StoreError
 from forgeline.store.metadata.column_types import utc_now
+from forgeline.store.metadata.execution_record import to_execution
 from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
-from forgeline.store.metadata.rows import to_execution
 from forgeline.store.metadata.tables import executions, pipeline_versions
 
 MIN_PREFIX_LENGTH = 4

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from forgeline.errors import ExecutionNotFoundError, StoreError
+from forgeline.store.metadata.execution_record import require_aware, to_execution
 from forgeline.store.metadata.housekeeping_store import ArtifactReference, ReferenceHolder, SnapshotReference
 from forgeline.store.metadata.records import CacheEntry, ExecutionRecord, ExecutionStatus
-from forgeline.store.metadata.rows import require_aware, to_cache_entry, to_execution
+from forgeline.store.metadata.rows import to_cache_entry
 from forgeline.store.metadata.tables import (
     cache_entries,
     executions,

@@ -7,47 +7,28 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from forgeline.store.metadata.execution_record import ExecutionRecord, ExecutionStatus, StepStatus
 from forgeline.workflow.models import ModelApprovalStatus
 
-
-class ExecutionStatus(StrEnum):
-    """Lifecycle of a pipeline execution (SageMaker's vocabulary)."""
-
-    QUEUED = "Queued"  # waiting for a launcher to claim it; no orchestrator yet
-    EXECUTING = "Executing"
-    STOPPING = "Stopping"
-    STOPPED = "Stopped"
-    FAILED = "Failed"
-    SUCCEEDED = "Succeeded"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the execution can no longer change."""
-        return self in (ExecutionStatus.STOPPED, ExecutionStatus.FAILED, ExecutionStatus.SUCCEEDED)
-
-
-class StepStatus(StrEnum):
-    """Lifecycle of one step inside an execution (SageMaker's vocabulary, plus Skipped).
-
-    Interrupted is an attempt's status only: a spot training job killed and restarted within the same step.
-    """
-
-    PENDING = "Pending"
-    STARTING = "Starting"
-    QUEUED = "Queued"  # waiting for a launcher to claim it; no orchestrator yet
-    EXECUTING = "Executing"
-    STOPPING = "Stopping"
-    STOPPED = "Stopped"
-    FAILED = "Failed"
-    SUCCEEDED = "Succeeded"
-    SKIPPED = "Skipped"
-    INTERRUPTED = "Interrupted"
-
-    @property
-    def is_terminal(self) -> bool:
-        """True once the step can no longer change in this round."""
-        return self in (StepStatus.STOPPED, StepStatus.FAILED, StepStatus.SUCCEEDED, StepStatus.SKIPPED,
-                        StepStatus.INTERRUPTED)
+__all__ = [
+    "CacheEntry",
+    "ContentIndexEntry",
+    "ExecutionRecord",
+    "ExecutionStatus",
+    "MetricPoint",
+    "ModelPackageDraft",
+    "ModelPackageEvent",
+    "ModelPackageGroupSummary",
+    "ModelPackageRecord",
+    "PipelineSummary",
+    "PipelineVersion",
+    "StepAttempt",
+    "StepEvent",
+    "StepEventDraft",
+    "StepEventKind",
+    "StepRun",
+    "StepStatus",
+]
 
 
 @dataclass(frozen=True)
@@ -71,30 +52,6 @@ class PipelineSummary:
     created_at: datetime
     updated_at: datetime
     execution_count: int
-
-
-@dataclass(frozen=True)
-class ExecutionRecord:
-    """A pipeline execution as stored."""
-
-    id: str
-    pipeline_name: str
-    pipeline_version: int
-    status: ExecutionStatus
-    parameters: dict[str, Any]
-    work_dir: str
-    created_at: datetime
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    failure_reason: str | None = None
-    orchestrator_pid: int | None = None
-    heartbeat_at: datetime | None = None
-    parent_execution_id: str | None = None
-    owner: str | None = None  # who holds the lease (an orchestrator or a launcher), None when unowned
-    epoch: int = 0  # fencing token: counts claims; a write carrying an older epoch is refused
-    lease_expires_at: datetime | None = None
-    code_snapshot: str | None = None  # id of the code snapshot in the artifact store the execution runs from
-    started_by: dict[str, Any] | None = None  # who or what started it: {"kind": "schedule", "name": ...}, ...
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from enum import Enum
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from forgeline.store.metadata.execution_record import require_aware
 from forgeline.store.metadata.records import (
     CacheEntry,
     ContentIndexEntry,
-    ExecutionRecord,
     ExecutionStatus,
     MetricPoint,
     PipelineVersion,
@@ -70,30 +69,6 @@ def to_pipeline_version(row: Row[Any]) -> PipelineVersion:
         digest=row.digest,
         created_at=row.created_at,
         code_snapshot=row.code_snapshot,
-    )
-
-
-def to_execution(row: Row[Any] | SimpleNamespace) -> ExecutionRecord:
-    """An executions row as an ExecutionRecord."""
-    return ExecutionRecord(
-        id=row.id,
-        pipeline_name=row.pipeline_name,
-        pipeline_version=row.pipeline_version,
-        status=ExecutionStatus(row.status),
-        parameters=row.parameters,
-        work_dir=row.work_dir,
-        created_at=row.created_at,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        failure_reason=row.failure_reason,
-        orchestrator_pid=row.orchestrator_pid,
-        heartbeat_at=row.heartbeat_at,
-        parent_execution_id=row.parent_execution_id,
-        owner=row.owner,
-        epoch=row.epoch,
-        lease_expires_at=row.lease_expires_at,
-        code_snapshot=row.code_snapshot,
-        started_by=row.started_by,
     )
 
 
@@ -207,12 +182,6 @@ def to_metric_point(row: Row[Any]) -> MetricPoint:
         timestamp=row.timestamp,
         seq=row.seq,
     )
-
-
-def require_aware(name: str, value: datetime | None) -> None:
-    """ValueError naming the argument when a datetime is naive (the store only takes aware ones)."""
-    if value is not None and value.utcoffset() is None:
-        raise ValueError(f"{name}={value.isoformat()} is naive; pass a timezone-aware datetime")
 
 
 def _require_aware_fields(values: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ reader answers only when it can answer exactly as ``SqlMetadataStore.list_execut
 file URL, a file that exists and is a database at this forgeline's schema revision (checked with one query),
 opened read-only (as the store opens a read-only file). Otherwise, or on any SQLite error (a lock, a corrupt
 file), it returns None and the caller asks the store, which migrates, waits, retries and explains as usual.
-Rows become records through the store's own conversion (``rows.to_execution``).
+Rows become records through the store's own conversion (``execution_record.to_execution``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from forgeline.errors import StoreError
-from forgeline.store.metadata.records import ExecutionRecord, ExecutionStatus
+from forgeline.store.metadata.execution_record import ExecutionRecord, ExecutionStatus, require_aware, to_execution
 from forgeline.store.metadata.revision import HEAD_REVISION
-from forgeline.store.metadata.rows import require_aware, to_execution
 from forgeline.store.metadata.sqlite_file import check_database_file, read_only_parameters
 
 SQLITE_URL_PREFIX = "sqlite:///"
