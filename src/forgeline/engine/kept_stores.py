@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import make_url
 
-from forgeline.errors import StoreError
 from forgeline.store.metadata.sqlite_file import sqlite_file
 
 if TYPE_CHECKING:
@@ -86,13 +85,16 @@ class KeptStores:
             return
         if not keepable(url):
             return
+        store: SqlMetadataStore | None = None
         try:
             store = SqlMetadataStore(url, create=False, retry_seconds=retry_seconds)
-        except (StoreError, OSError):
-            return  # the child that needs it will open it itself, and report what is wrong
-        store.close()
+            store.close()
+        except Exception:  # noqa: BLE001 - whatever keeps it from opening, the child that needs it meets and reports
+            store = None
         if not database_files_closed(url):
             raise SystemExit(f"the metadata database {url} stayed open after its store was closed")
+        if store is None:
+            return
         self._stores[key] = store
         while len(self._stores) > self._limit:
             self._stores.popitem(last=False)

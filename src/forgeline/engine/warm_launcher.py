@@ -9,7 +9,8 @@ the launcher forks a child that takes on the starter's environment, working fold
 would have (``record_start``); it replies with the execution's id and the read end of its end notice, leaves the
 launcher's session, and becomes the execution's orchestrator, as a forked one would (``become_orchestrator``).
 
-It holds no database connection and runs no thread, so forking it is safe. It exits after
+It keeps the metadata stores its children asked for opened, their connections closed (``engine/kept_stores.py``):
+it holds no database connection and runs no thread, so forking it is safe. It exits after
 FORGELINE_WARM_LAUNCHER_IDLE_SECONDS (default 900) without a request, or when its socket is removed or taken.
 
     python -m forgeline.engine.warm_launcher <socket> <ready-fd> <idle-seconds>
