@@ -28,16 +28,18 @@ def new_database(home: Path) -> Settings:
 
 
 def in_child(kept: KeptStores, settings: Settings, pipeline: str | None = None) -> int:
-    """Fork as the launcher does; the child takes the kept store and, when it got one, stores ``pipeline`` through
-    it. Exit status: 0 took one (and wrote), 1 took none, 2 something failed."""
+    """Fork as the launcher does; the child takes the kept store (else opens its own, as a launcher's child does)
+    and stores ``pipeline`` through it. Exit status: 0 took the kept one, 1 opened its own, 2 something failed."""
     pid = os.fork()
     if pid == 0:
         code = 2
         try:
             store = kept.take(settings)
-            if store is not None and pipeline is not None:
+            taken = store is not None
+            if pipeline is not None:
+                store = store or SqlMetadataStore(settings.database_url)
                 store.save_pipeline_version(pipeline, DEFINITION)
-            code = 0 if store is not None else 1
+            code = 0 if taken else 1
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
@@ -84,7 +86,7 @@ def test_a_child_that_found_no_store_asks_for_one_and_the_launcher_keeps_it(tmp_
     assert in_child(kept, settings) == 0  # one child taking it leaves it kept for the next
 
 
-def test_a_database_deleted_or_replaced_since_it_was_kept_is_never_served(tmp_path):
+def test_a_deleted_database_is_never_served_and_the_child_makes_a_new_one(tmp_path):
     home = tmp_path / "home"
     settings = new_database(home)
     kept = KeptStores()
@@ -92,20 +94,32 @@ def test_a_database_deleted_or_replaced_since_it_was_kept_is_never_served(tmp_pa
     kept.keep(key(settings))
 
     shutil.rmtree(home)
-    assert in_child(kept, settings) == 1  # deleted: the child makes its own (a new database)
-    assert kept.asked() == []  # no file to keep yet
 
+    assert in_child(kept, settings, pipeline="in-the-new-database") == 1
+    assert kept.asked() == []  # it found no file to ask for: the next child asks
+    assert stored_pipelines(settings) == ["in-the-new-database"]
+
+
+def test_a_database_replaced_by_another_file_is_never_served_and_the_replacement_is_kept(tmp_path):
+    home = tmp_path / "home"
+    settings = new_database(home)
+    kept = KeptStores()
+    kept.listen()
+    kept.keep(key(settings))
     other = new_database(tmp_path / "other")
     writer = SqlMetadataStore(other.database_url)
     writer.save_pipeline_version("in-the-replacement", DEFINITION)
     writer.close()  # the last connection: its write-ahead log goes into the file copied next
-    home.mkdir()
-    shutil.copy(other.database_url.removeprefix("sqlite:///"), settings.database_url.removeprefix("sqlite:///"))
-    assert in_child(kept, settings) == 1  # replaced by another file: not the store that was opened
+
+    database = settings.database_url.removeprefix("sqlite:///")
+    os.rename(database, f"{database}.old")  # still there, so the replacement cannot take its inode
+    shutil.copy(other.database_url.removeprefix("sqlite:///"), database)
+
+    assert in_child(kept, settings, pipeline="first") == 1  # not the store that was opened
     [work] = kept.asked()  # the replacement is asked for, and kept
     work()
-    assert in_child(kept, settings, pipeline="after") == 0
-    assert stored_pipelines(settings) == ["after", "in-the-replacement"]
+    assert in_child(kept, settings, pipeline="second") == 0
+    assert stored_pipelines(settings) == ["first", "in-the-replacement", "second"]
 
 
 def test_the_least_recently_kept_store_goes_first(tmp_path):

@@ -4,8 +4,10 @@ Opening a SQLite store costs a start more than anything else in the launcher's c
 checked, the driver's dialect set up on a first connection, the schema found current. The launcher does it once
 per database, between requests, and closes the store's connections so that forking stays safe; each child that
 starts an execution on that database takes the store as it is (reconnecting on first use) once it has checked
-that the file is still the one opened and its schema still current. A child that opened its own store asks the
-launcher, through a pipe, to keep one for the next start on that database.
+that the file is still the one opened (its device and inode) and its schema still current. A child that opened its
+own store asks the launcher, through a pipe, to keep one for the next start on that database. (A new file that
+got the inode of a deleted one passes as the same: harmless, since a connection opens the path and the schema is
+checked again.)
 
 Only SQLite files that exist, named by an absolute path, are kept: a relative path would be resolved against the
 launcher's folder, and creating a database is left to the requester's umask.
