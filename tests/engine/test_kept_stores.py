@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from forgeline.config import Settings
-from forgeline.engine.kept_stores import KeptStores, keepable
+from forgeline.engine.kept_stores import KEPT_STORES_LIMIT, KeptStores, keepable
 from forgeline.engine.launch import database_files_closed
 from forgeline.store.metadata.sql_store import SqlMetadataStore
 
@@ -46,6 +46,15 @@ def in_child(kept: KeptStores, settings: Settings, pipeline: str | None = None) 
     return os.waitstatus_to_exitcode(status)
 
 
+def listening(*kept_for: Settings, limit: int = KEPT_STORES_LIMIT) -> KeptStores:
+    """A launcher's kept stores, listening for children, with the stores of ``kept_for`` kept."""
+    kept = KeptStores(limit)
+    kept.listen()
+    for settings in kept_for:
+        kept.keep(key(settings))
+    return kept
+
+
 def stored_pipelines(settings: Settings) -> list[str]:
     store = SqlMetadataStore(settings.database_url)
     try:
@@ -60,10 +69,8 @@ def key(settings: Settings) -> tuple[str, float]:
 
 def test_a_kept_store_serves_a_forked_child_and_the_launcher_holds_no_file_of_its_database(tmp_path):
     settings = new_database(tmp_path / "home")
-    kept = KeptStores()
-    kept.listen()
 
-    kept.keep(key(settings))
+    kept = listening(settings)
 
     assert database_files_closed(settings.database_url)  # forking stays safe
     assert in_child(kept, settings, pipeline="through-the-kept-store") == 0
@@ -73,8 +80,7 @@ def test_a_kept_store_serves_a_forked_child_and_the_launcher_holds_no_file_of_it
 
 def test_a_child_that_found_no_store_asks_for_one_and_the_launcher_keeps_it(tmp_path):
     settings = new_database(tmp_path / "home")
-    kept = KeptStores()
-    kept.listen()
+    kept = listening()
 
     assert in_child(kept, settings) == 1
     work = kept.asked()
@@ -89,9 +95,7 @@ def test_a_child_that_found_no_store_asks_for_one_and_the_launcher_keeps_it(tmp_
 def test_a_deleted_database_is_never_served_and_the_child_makes_a_new_one(tmp_path):
     home = tmp_path / "home"
     settings = new_database(home)
-    kept = KeptStores()
-    kept.listen()
-    kept.keep(key(settings))
+    kept = listening(settings)
 
     shutil.rmtree(home)
 
@@ -103,9 +107,7 @@ def test_a_deleted_database_is_never_served_and_the_child_makes_a_new_one(tmp_pa
 def test_a_database_replaced_by_another_file_is_never_served_and_the_replacement_is_kept(tmp_path):
     home = tmp_path / "home"
     settings = new_database(home)
-    kept = KeptStores()
-    kept.listen()
-    kept.keep(key(settings))
+    kept = listening(settings)
     other = new_database(tmp_path / "other")
     writer = SqlMetadataStore(other.database_url)
     writer.save_pipeline_version("in-the-replacement", DEFINITION)
@@ -124,11 +126,7 @@ def test_a_database_replaced_by_another_file_is_never_served_and_the_replacement
 
 def test_the_least_recently_kept_store_goes_first(tmp_path):
     first, second, third = (new_database(tmp_path / name) for name in ("a", "b", "c"))
-    kept = KeptStores(limit=2)
-    kept.listen()
-
-    for settings in (first, second, third):
-        kept.keep(key(settings))
+    kept = listening(first, second, third, limit=2)
 
     assert [in_child(kept, settings) for settings in (first, second, third)] == [1, 0, 0]
 
@@ -152,10 +150,7 @@ def test_a_store_that_cannot_be_opened_is_not_kept(tmp_path):
     home.mkdir()
     (home / "forgeline.db").write_text("not a database, but a file of the same name\n" * 100)
     settings = settings_of(home)
-    kept = KeptStores()
-    kept.listen()
-
-    kept.keep(key(settings))  # refused quietly: the child that needs it opens it and reports what is wrong
+    kept = listening(settings)  # refused quietly: the child that needs it opens it and reports what is wrong
 
     assert in_child(kept, settings) == 1
     assert database_files_closed(settings.database_url)

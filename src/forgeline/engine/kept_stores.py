@@ -55,7 +55,7 @@ class KeptStores:
         return self._requests
 
     def asked(self) -> list[Callable[[], None]]:
-        """In the launcher: read what children asked for; the work of opening each store not kept yet."""
+        """In the launcher: read what children asked for; the work of keeping each store (see ``keep``)."""
         assert self._requests is not None
         try:
             self._pending += os.read(self._requests, 1 << 16)
@@ -82,7 +82,7 @@ class KeptStores:
 
         url, retry_seconds = key
         held = self._stores.pop(key, None)
-        if held is not None and held.on_its_file():  # a child found it unusable for another reason: keep it
+        if held is not None and held.on_its_file():  # kept after the asking child was forked: still good
             self._stores[key] = held
             return
         if not keepable(url):
